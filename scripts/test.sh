@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# All tests: formatting, clippy, cargo test, the notebook pipeline's own test
+# (a failing notebook must fail) and a SMOKE=1 run of every notebook.
+source "$(dirname "$0")/common.sh"
+setup_all
+cd "$ROOT"
+
+log "cargo fmt --check"
+cargo fmt --all --check
+log "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --locked
+log "notebook pipeline: a deliberately failing notebook must fail"
+"$ROOT/scripts/test-notebook-pipeline.sh"
+log "SMOKE=1 run of every notebook"
+SMOKE=1 "$ROOT/scripts/run-notebooks.sh" --out "$(mktemp -d)"

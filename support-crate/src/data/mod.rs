@@ -1,0 +1,194 @@
+//! Datasets: AG News (CSV release, Hugging Face parquet or hf-hub) and any
+//! CSV/parquet file with a text and a label column, split into
+//! train / validation / test.
+//!
+//! Validation is always carved out of train (seeded, stratified): test is
+//! only for final numbers.
+
+mod load;
+mod normalize;
+mod split;
+
+use std::path::PathBuf;
+
+pub use load::{load, Source, AG_NEWS_HUB_REPO, AG_NEWS_HUB_REVISION};
+pub use normalize::{normalize, Quirks};
+pub use split::{stratified_sample, stratified_split};
+
+/// AG News class names, in label order (CSV class index minus one).
+pub const AG_NEWS_LABELS: [&str; 4] = ["World", "Sports", "Business", "Sci/Tech"];
+
+/// One labelled text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// 0-based row in the source file (for test: the row in `test.csv`), so
+    /// predictions can always be matched back to the original data.
+    pub index: usize,
+    /// Class id, an index into [`Dataset::labels`].
+    pub label: usize,
+    /// Raw title as stored (AG News CSV); empty where the source has one text field.
+    pub title: String,
+    /// Raw description / text as stored.
+    pub body: String,
+    /// The model input: `title + ". " + body`, normalised.
+    pub text: String,
+}
+
+impl Example {
+    pub fn new(index: usize, label: usize, title: String, body: String) -> Self {
+        let text = model_input(&title, &body);
+        Example { index, label, title, body, text }
+    }
+
+    /// The text as stored, title and body joined by a space (as in the
+    /// Hugging Face version of AG News).
+    pub fn raw_text(&self) -> String {
+        if self.title.is_empty() {
+            self.body.clone()
+        } else {
+            format!("{} {}", self.title, self.body)
+        }
+    }
+}
+
+/// `title + ". " + body`, each normalised. No extra period after a title
+/// that already ends a sentence.
+fn model_input(title: &str, body: &str) -> String {
+    let title = normalize(title);
+    let body = normalize(body);
+    match (title.is_empty(), body.is_empty()) {
+        (true, _) => body,
+        (false, true) => title,
+        (false, false) if title.ends_with(['.', '?', '!']) => format!("{title} {body}"),
+        (false, false) => format!("{title}. {body}"),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Validation,
+    Test,
+}
+
+impl Split {
+    pub const ALL: [Split; 3] = [Split::Train, Split::Validation, Split::Test];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => "validation",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A labelled dataset in three splits.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Where it came from, for reports (a path or a hub id).
+    pub source: String,
+    /// Class names; `Example::label` indexes this.
+    pub labels: Vec<String>,
+    pub train: Vec<Example>,
+    pub validation: Vec<Example>,
+    pub test: Vec<Example>,
+}
+
+impl Dataset {
+    pub fn split(&self, split: Split) -> &[Example] {
+        match split {
+            Split::Train => &self.train,
+            Split::Validation => &self.validation,
+            Split::Test => &self.test,
+        }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Examples per class in `split`.
+    pub fn class_counts(&self, split: Split) -> Vec<usize> {
+        let mut counts = vec![0; self.num_classes()];
+        for e in self.split(split) {
+            counts[e.label] += 1;
+        }
+        counts
+    }
+}
+
+/// How the splits are made from what was loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataConfig {
+    /// Share of train held out (stratified) as validation.
+    pub validation_fraction: f64,
+    /// Share of train held out as test when a custom dataset has no test file.
+    pub test_fraction: f64,
+    /// Seed of every split and sample.
+    pub seed: u64,
+    /// Keep a stratified sample of this many train examples (before validation is carved).
+    pub max_train: Option<usize>,
+    /// Keep a stratified sample of this many test examples.
+    pub max_test: Option<usize>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { validation_fraction: 0.05, test_fraction: 0.2, seed: 42, max_train: None, max_test: None }
+    }
+}
+
+impl DataConfig {
+    /// A minute-scale configuration for smoke runs (`SMOKE=1`).
+    pub fn smoke() -> Self {
+        DataConfig { max_train: Some(2_000), max_test: Some(400), validation_fraction: 0.1, ..Self::default() }
+    }
+
+    /// [`DataConfig::smoke`] when `SMOKE` is set to anything but `0`/empty, else the default.
+    pub fn from_env() -> Self {
+        if smoke_requested() {
+            Self::smoke()
+        } else {
+            Self::default()
+        }
+    }
+}
+
+/// True when the environment asks for a smoke run (`SMOKE=1`).
+pub fn smoke_requested() -> bool {
+    std::env::var("SMOKE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// What went wrong while loading data. Every variant names the file (and the
+/// line, where there is one) and says what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: file not found. {hint}")]
+    MissingFile { path: PathBuf, hint: String },
+    #[error("{path}: {problem}. {hint}")]
+    BadDirectory { path: PathBuf, problem: String, hint: String },
+    #[error("{path}: the file is empty; expected {expected}")]
+    Empty { path: PathBuf, expected: String },
+    #[error("{path}:{line}: {problem}")]
+    Malformed { path: PathBuf, line: u64, problem: String },
+    #[error("{path}: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("hf-hub dataset {repo}@{revision}, file {file}: {problem}")]
+    Hub { repo: String, revision: String, file: String, problem: String },
+}
+
+/// How to get AG News, appended to errors about missing data.
+pub const HOW_TO_GET_AG_NEWS: &str = "Point --data-dir (or AG_NEWS_DIR) at a directory holding the AG News CSV release \
+(train.csv or train_subset.csv, and test.csv) or the Hugging Face parquet files; `bash scripts/setup.sh` copies \
+../shared/data/ag_news to data/ag_news where that exists. Online, leaving both unset downloads fancyzhx/ag_news \
+from the Hugging Face Hub. See data/README.md.";

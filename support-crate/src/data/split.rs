@@ -1,0 +1,143 @@
+//! Seeded, stratified splits and samples.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::Example;
+
+/// Positions of the examples of each class, each list shuffled with `seed`.
+fn shuffled_by_class(examples: &[Example], num_classes: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut by_class = vec![Vec::new(); num_classes];
+    for (i, e) in examples.iter().enumerate() {
+        by_class[e.label].push(i);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for class in &mut by_class {
+        class.shuffle(&mut rng);
+    }
+    by_class
+}
+
+/// How many of `n` items each class gets, proportional to `counts`
+/// (largest-remainder rounding, so the total is exactly `n`).
+fn allocate(counts: &[usize], n: usize) -> Vec<usize> {
+    let total: usize = counts.iter().sum();
+    if total == 0 {
+        return vec![0; counts.len()];
+    }
+    let n = n.min(total);
+    let exact: Vec<f64> = counts.iter().map(|&c| c as f64 * n as f64 / total as f64).collect();
+    let mut take: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+    let mut missing = n - take.iter().sum::<usize>();
+    for &c in order.iter().cycle() {
+        if missing == 0 {
+            break;
+        }
+        if take[c] < counts[c] {
+            take[c] += 1;
+            missing -= 1;
+        }
+    }
+    take
+}
+
+/// Split `examples` into (kept, held out) with `fraction` of every class held out.
+/// Both halves keep the original order of `examples`.
+pub fn stratified_split(
+    examples: Vec<Example>,
+    num_classes: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Example>, Vec<Example>) {
+    let by_class = shuffled_by_class(&examples, num_classes, seed);
+    let counts: Vec<usize> = by_class.iter().map(Vec::len).collect();
+    let n_held = (examples.len() as f64 * fraction).round() as usize;
+    let mut held = vec![false; examples.len()];
+    for (class, take) in by_class.iter().zip(allocate(&counts, n_held)) {
+        for &i in &class[..take] {
+            held[i] = true;
+        }
+    }
+    let (mut kept, mut out) = (Vec::new(), Vec::new());
+    for (e, h) in examples.into_iter().zip(held) {
+        if h {
+            out.push(e)
+        } else {
+            kept.push(e)
+        }
+    }
+    (kept, out)
+}
+
+/// A seeded sample of `n` examples with the class proportions of `examples`,
+/// in their original order.
+pub fn stratified_sample(examples: Vec<Example>, num_classes: usize, n: usize, seed: u64) -> Vec<Example> {
+    if n >= examples.len() {
+        return examples;
+    }
+    let fraction = n as f64 / examples.len() as f64;
+    stratified_split(examples, num_classes, fraction, seed).1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples(per_class: &[usize]) -> Vec<Example> {
+        let mut out = Vec::new();
+        for (label, &n) in per_class.iter().enumerate() {
+            for _ in 0..n {
+                let index = out.len();
+                out.push(Example::new(index, label, String::new(), format!("text {index}")));
+            }
+        }
+        out
+    }
+
+    fn class_counts(examples: &[Example], k: usize) -> Vec<usize> {
+        let mut c = vec![0; k];
+        for e in examples {
+            c[e.label] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn split_is_stratified_disjoint_and_complete() {
+        let (kept, held) = stratified_split(examples(&[100, 100, 40, 60]), 4, 0.1, 7);
+        assert_eq!(class_counts(&held, 4), vec![10, 10, 4, 6]);
+        assert_eq!(kept.len() + held.len(), 300);
+        let mut all: Vec<usize> = kept.iter().chain(&held).map(|e| e.index).collect();
+        all.sort();
+        assert_eq!(all, (0..300).collect::<Vec<_>>());
+        assert!(kept.windows(2).all(|w| w[0].index < w[1].index), "order kept");
+    }
+
+    #[test]
+    fn split_is_seeded() {
+        let ids = |seed| {
+            let (_, held) = stratified_split(examples(&[50, 50]), 2, 0.2, seed);
+            held.iter().map(|e| e.index).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(1), ids(1));
+        assert_ne!(ids(1), ids(2));
+    }
+
+    #[test]
+    fn sample_has_exact_size_and_proportions() {
+        let s = stratified_sample(examples(&[500, 300, 200]), 3, 101, 3);
+        assert_eq!(s.len(), 101);
+        assert_eq!(class_counts(&s, 3), vec![51, 30, 20]);
+        assert_eq!(stratified_sample(examples(&[3, 3]), 2, 100, 3).len(), 6);
+    }
+
+    #[test]
+    fn allocation_rounds_to_the_total() {
+        assert_eq!(allocate(&[1, 1, 1], 2).iter().sum::<usize>(), 2);
+        assert_eq!(allocate(&[0, 5], 3), vec![0, 3]);
+        assert_eq!(allocate(&[], 3), Vec::<usize>::new());
+    }
+}

@@ -1,0 +1,178 @@
+//! Notebook support: rich output for the evcxr kernel, fail-fast panics,
+//! and the check that an executed notebook holds no errors.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use polars::prelude::{AnyValue, DataFrame};
+
+/// Send rich content (`text/html`, `image/svg+xml`, ...) to the evcxr kernel.
+pub fn emit(mime: &str, content: &str) {
+    println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+}
+
+/// A table that a notebook cell shows as HTML.
+#[derive(Debug, Clone)]
+pub struct Table(pub DataFrame);
+
+impl Table {
+    /// evcxr's display hook.
+    pub fn evcxr_display(&self) {
+        emit("text/html", &html_table(&self.0));
+    }
+}
+
+impl From<DataFrame> for Table {
+    fn from(df: DataFrame) -> Self {
+        Table(df)
+    }
+}
+
+/// Show a DataFrame as an HTML table in the notebook.
+pub fn show(df: &DataFrame) {
+    emit("text/html", &html_table(df));
+}
+
+fn cell_text(value: AnyValue) -> String {
+    match value {
+        AnyValue::String(s) => s.to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        AnyValue::Null => String::new(),
+        AnyValue::Float64(x) => format_float(x),
+        AnyValue::Float32(x) => format_float(x as f64),
+        other => other.to_string(),
+    }
+}
+
+fn format_float(x: f64) -> String {
+    if x == x.trunc() && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else if x.abs() >= 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Render a DataFrame as a self-contained HTML table.
+pub fn html_table(df: &DataFrame) -> String {
+    let mut html = String::from("<table class=\"dataframe\">\n<thead><tr>");
+    for name in df.get_column_names() {
+        let _ = write!(html, "<th>{}</th>", escape(name));
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    for row in 0..df.height() {
+        html.push_str("<tr>");
+        for column in df.get_columns() {
+            let value = column.get(row).map(cell_text).unwrap_or_default();
+            let align = if column.dtype().is_primitive_numeric() { " style=\"text-align:right\"" } else { "" };
+            let _ = write!(html, "<td{align}>{}</td>", escape(&value));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</tbody></table>");
+    html
+}
+
+/// Make a panic in a notebook cell end the kernel with a non-zero status
+/// when `SLM_NOTEBOOK_STRICT` is set (as the notebook runner does), so an
+/// unattended run cannot pass over it. Interactive use is unaffected.
+pub fn init() {
+    if std::env::var_os("SLM_NOTEBOOK_STRICT").is_none() {
+        return;
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("SLM_NOTEBOOK_STRICT: a cell panicked; stopping the kernel.");
+        std::process::exit(101);
+    }));
+}
+
+/// The error outputs of an executed notebook: error cells, panics and
+/// `Error:` lines on stderr. An empty list means the notebook ran clean.
+pub fn errors_in_executed(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let nb: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a notebook (invalid JSON)", path.display()))?;
+    let cells = nb["cells"].as_array().with_context(|| format!("{}: no \"cells\" list", path.display()))?;
+    let mut errors = Vec::new();
+    for (i, cell) in cells.iter().enumerate() {
+        for output in cell["outputs"].as_array().into_iter().flatten() {
+            let text = joined(&output["text"]);
+            let problem = match output["output_type"].as_str() {
+                Some("error") => Some(format!("{}: {}", joined(&output["ename"]), joined(&output["evalue"]))),
+                Some("stream") if output["name"] == "stderr" && is_error_text(&text) => Some(text),
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                errors.push(format!("cell {}: {}", i + 1, problem.trim()));
+            }
+        }
+    }
+    Ok(errors)
+}
+
+fn joined(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p.as_str()).collect(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn is_error_text(text: &str) -> bool {
+    text.contains("panicked at") || text.lines().any(|l| l.starts_with("Error:") || l.starts_with("error["))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::df;
+
+    #[test]
+    fn html_table_escapes_and_formats() {
+        let df = df!("class" => ["<World>", "Sports"], "share" => [0.25f64, 0.75], "n" => [10i64, 30]).unwrap();
+        let html = html_table(&df);
+        assert!(html.contains("<th>class</th><th>share</th><th>n</th>"), "{html}");
+        assert!(html.contains("<td>&lt;World&gt;</td>"));
+        assert!(html.contains(">0.250</td>") && html.contains(">30</td>"), "{html}");
+    }
+
+    fn notebook_with(outputs: serde_json::Value) -> tempfile::NamedTempFile {
+        let nb = serde_json::json!({"cells": [
+            {"cell_type": "markdown", "source": ["# t"]},
+            {"cell_type": "code", "source": ["1"], "outputs": outputs}
+        ]});
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), nb.to_string()).unwrap();
+        file
+    }
+
+    #[test]
+    fn finds_error_outputs() {
+        let panic = notebook_with(serde_json::json!([
+            {"output_type": "stream", "name": "stderr", "text": ["thread '<unnamed>' panicked at src/lib.rs:1:1:\n", "boom\n"]}
+        ]));
+        let errors = errors_in_executed(panic.path()).unwrap();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("cell 2: thread"), "{errors:?}");
+
+        let error_cell = notebook_with(serde_json::json!([{"output_type": "error", "ename": "Error", "evalue": "x"}]));
+        assert_eq!(errors_in_executed(error_cell.path()).unwrap(), vec!["cell 2: Error: x"]);
+    }
+
+    #[test]
+    fn clean_notebook_passes() {
+        let clean = notebook_with(serde_json::json!([
+            {"output_type": "stream", "name": "stderr", "text": ["loading 7600 rows\n"]},
+            {"output_type": "execute_result", "data": {"text/plain": ["Error: not really, just text"]}}
+        ]));
+        assert!(errors_in_executed(clean.path()).unwrap().is_empty());
+    }
+}
