@@ -53,6 +53,13 @@ prepare_evcxr() {
   mkdir -p "$home/.cargo" "$home/build"
   cp "$ROOT/notebooks/evcxr/cargo-config.toml" "$home/.cargo/config.toml"
   export EVCXR_TMPDIR="$home/build"
+  # evcxr links cell code against a dynamic libstd through a relative rpath
+  # that is off by one directory when the build directory and the toolchain
+  # share a parent (as ~/.cache and ~/.rustup do): "dlopen failed". Name the
+  # toolchain's library directory explicitly.
+  local host
+  host="$(rustc -vV | sed -n 's/^host: //p')"
+  export LD_LIBRARY_PATH="$(rustc --print sysroot)/lib/rustlib/$host/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 }
 
 ensure_data() {

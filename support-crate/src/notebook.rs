@@ -68,7 +68,7 @@ pub fn html_table(df: &DataFrame) -> String {
     html.push_str("</tr></thead>\n<tbody>\n");
     for row in 0..df.height() {
         html.push_str("<tr>");
-        for column in df.get_columns() {
+        for column in df.columns() {
             let value = column.get(row).map(cell_text).unwrap_or_default();
             let align = if column.dtype().is_primitive_numeric() { " style=\"text-align:right\"" } else { "" };
             let _ = write!(html, "<td{align}>{}</td>", escape(&value));
@@ -79,23 +79,37 @@ pub fn html_table(df: &DataFrame) -> String {
     html
 }
 
-/// Make a panic in a notebook cell end the kernel with a non-zero status
-/// when `SLM_NOTEBOOK_STRICT` is set (as the notebook runner does), so an
-/// unattended run cannot pass over it. Interactive use is unaffected.
+/// Set a notebook up: log (`RUST_LOG`, default info) to stdout, where it
+/// shows as ordinary output, and, when `SLM_NOTEBOOK_STRICT` is set (as the
+/// notebook runner does), make a panic end the kernel with a non-zero status
+/// so an unattended run cannot pass over it. Safe to call more than once.
 pub fn init() {
-    if std::env::var_os("SLM_NOTEBOOK_STRICT").is_none() {
-        return;
-    }
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        eprintln!("SLM_NOTEBOOK_STRICT: a cell panicked; stopping the kernel.");
-        std::process::exit(101);
-    }));
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .with_ansi(false)
+            .without_time()
+            .try_init();
+        if std::env::var_os("SLM_NOTEBOOK_STRICT").is_some() {
+            let default_hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                default_hook(info);
+                eprintln!("SLM_NOTEBOOK_STRICT: a cell panicked; stopping the kernel.");
+                std::process::exit(101);
+            }));
+        }
+    });
 }
 
-/// The error outputs of an executed notebook: error cells, panics and
-/// `Error:` lines on stderr. An empty list means the notebook ran clean.
+/// The error outputs of an executed notebook. An empty list means it ran clean.
+///
+/// Error cells count, and so does any text on stderr: evcxr reports a panic
+/// and an error returned by a cell's `?` only there (nbconvert passes over
+/// both), and the crate's notebooks log to stdout, so stderr stays empty in
+/// a clean run.
 pub fn errors_in_executed(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let nb: serde_json::Value =
@@ -107,7 +121,7 @@ pub fn errors_in_executed(path: &Path) -> Result<Vec<String>> {
             let text = joined(&output["text"]);
             let problem = match output["output_type"].as_str() {
                 Some("error") => Some(format!("{}: {}", joined(&output["ename"]), joined(&output["evalue"]))),
-                Some("stream") if output["name"] == "stderr" && is_error_text(&text) => Some(text),
+                Some("stream") if output["name"] == "stderr" && !text.trim().is_empty() => Some(text),
                 _ => None,
             };
             if let Some(problem) = problem {
@@ -124,10 +138,6 @@ fn joined(value: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         _ => String::new(),
     }
-}
-
-fn is_error_text(text: &str) -> bool {
-    text.contains("panicked at") || text.lines().any(|l| l.starts_with("Error:") || l.starts_with("error["))
 }
 
 #[cfg(test)]
@@ -163,6 +173,11 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert!(errors[0].starts_with("cell 2: thread"), "{errors:?}");
 
+        let question_mark = notebook_with(serde_json::json!([
+            {"output_type": "stream", "name": "stderr", "text": ["invalid digit found in string\n"]}
+        ]));
+        assert_eq!(errors_in_executed(question_mark.path()).unwrap(), vec!["cell 2: invalid digit found in string"]);
+
         let error_cell = notebook_with(serde_json::json!([{"output_type": "error", "ename": "Error", "evalue": "x"}]));
         assert_eq!(errors_in_executed(error_cell.path()).unwrap(), vec!["cell 2: Error: x"]);
     }
@@ -170,7 +185,8 @@ mod tests {
     #[test]
     fn clean_notebook_passes() {
         let clean = notebook_with(serde_json::json!([
-            {"output_type": "stream", "name": "stderr", "text": ["loading 7600 rows\n"]},
+            {"output_type": "stream", "name": "stderr", "text": ["\n"]},
+            {"output_type": "stream", "name": "stdout", "text": ["Error: printed on purpose\n"]},
             {"output_type": "execute_result", "data": {"text/plain": ["Error: not really, just text"]}}
         ]));
         assert!(errors_in_executed(clean.path()).unwrap().is_empty());

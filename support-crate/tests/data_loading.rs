@@ -183,28 +183,26 @@ fn custom_csv_with_label_names_any_number_of_classes() {
     }
     let train = dir.path().join("intents.csv");
     std::fs::write(&train, &csv).unwrap();
-    let source = Source::Custom {
+    let custom = |test: Option<PathBuf>, label_column: &str| Source::Custom {
         train: train.clone(),
-        test: None,
+        test,
         text_column: "utterance".into(),
-        label_column: "intent".into(),
+        label_column: label_column.into(),
         label_names: None,
     };
-    let ds = load(&source, &DataConfig::default()).unwrap();
+    let ds = load(&custom(None, "intent"), &DataConfig::default()).unwrap();
     assert_eq!(ds.labels, ["billing", "login", "refund"]);
     assert_eq!(ds.test.len(), 12);
     assert_eq!(ds.train.len() + ds.validation.len() + ds.test.len(), 60);
 
     let test = dir.path().join("test.csv");
     std::fs::write(&test, "id,utterance,intent\n1,hello,billing\n2,bye,cancel\n").unwrap();
-    let with_test = Source::Custom { test: Some(test), ..source.clone() };
-    let (path, line, problem) = malformed(load(&with_test, &DataConfig::default()).unwrap_err());
+    let (path, line, problem) = malformed(load(&custom(Some(test), "intent"), &DataConfig::default()).unwrap_err());
     assert!(path.ends_with("test.csv"));
     assert_eq!(line, 3);
     assert!(problem.contains("unknown label \"cancel\""), "{problem}");
 
-    let wrong_column = Source::Custom { label_column: "label".into(), ..source };
-    let msg = load(&wrong_column, &DataConfig::default()).unwrap_err().to_string();
+    let msg = load(&custom(None, "label"), &DataConfig::default()).unwrap_err().to_string();
     assert!(msg.contains("intents.csv:1:") && msg.contains("no column \"label\""), "{msg}");
 }
 

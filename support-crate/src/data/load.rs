@@ -318,7 +318,7 @@ fn read_parquet(path: &Path, columns: &Columns) -> Result<Vec<Row>, DataError> {
             .cast(&DataType::String)
             .map_err(|e| invalid(format!("column {name:?} cannot be read as text: {e}")))?;
         let strings = strings.str().map_err(|e| invalid(e.to_string()))?;
-        Ok(strings.into_iter().map(|s| s.map(str::to_string)).collect())
+        Ok(strings.iter().map(|s| s.map(str::to_string)).collect())
     };
     let texts = column_as_strings(columns.text)?;
     let labels = column_as_strings(columns.label)?;

@@ -1,0 +1,180 @@
+//! Classification metrics shared by every experiment: accuracy with a seeded
+//! bootstrap interval, macro-F1, per-class precision/recall/F1 and the
+//! confusion matrix. A missing prediction (an invalid or failed answer)
+//! counts as wrong; it is never dropped.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Scores of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScores {
+    pub label: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Test items of this class.
+    pub support: usize,
+}
+
+/// The metrics of one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Evaluated items.
+    pub items: usize,
+    /// Share of items predicted correctly, 0..1.
+    pub accuracy: f64,
+    /// 95% percentile-bootstrap interval of the accuracy, 0..1.
+    pub accuracy_ci95: [f64; 2],
+    pub bootstrap_samples: usize,
+    pub bootstrap_seed: u64,
+    /// Unweighted mean of the per-class F1 scores.
+    pub macro_f1: f64,
+    pub per_class: Vec<ClassScores>,
+    /// `confusion[true][predicted]`; items without a valid prediction are in `invalid_per_class`.
+    pub confusion: Vec<Vec<usize>>,
+    /// Items with no valid prediction, per true class (scored as wrong).
+    pub invalid_per_class: Vec<usize>,
+    pub invalid: usize,
+}
+
+/// How the accuracy interval is estimated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bootstrap {
+    pub samples: usize,
+    pub seed: u64,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap { samples: 2000, seed: 2024 }
+    }
+}
+
+/// Score `predictions` (None: no valid answer) against `labels`.
+///
+/// Panics if the two have different lengths or a label/prediction is out of
+/// range: that is a bug in the caller, not bad input.
+pub fn evaluate(labels: &[usize], predictions: &[Option<usize>], class_names: &[String], bootstrap: Bootstrap) -> Metrics {
+    assert_eq!(labels.len(), predictions.len(), "one prediction per label");
+    let k = class_names.len();
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut invalid_per_class = vec![0usize; k];
+    for (&y, &p) in labels.iter().zip(predictions) {
+        match p {
+            Some(p) => confusion[y][p] += 1,
+            None => invalid_per_class[y] += 1,
+        }
+    }
+    let correct: Vec<bool> = labels.iter().zip(predictions).map(|(&y, &p)| p == Some(y)).collect();
+    let n = labels.len();
+    let accuracy = correct.iter().filter(|&&c| c).count() as f64 / n.max(1) as f64;
+
+    let per_class: Vec<ClassScores> = (0..k)
+        .map(|c| {
+            let tp = confusion[c][c] as f64;
+            let predicted: f64 = (0..k).map(|t| confusion[t][c] as f64).sum();
+            let support = confusion[c].iter().sum::<usize>() + invalid_per_class[c];
+            let precision = if predicted > 0.0 { tp / predicted } else { 0.0 };
+            let recall = if support > 0 { tp / support as f64 } else { 0.0 };
+            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+            ClassScores { label: class_names[c].clone(), precision, recall, f1, support }
+        })
+        .collect();
+    let macro_f1 = per_class.iter().map(|c| c.f1).sum::<f64>() / k.max(1) as f64;
+
+    Metrics {
+        items: n,
+        accuracy,
+        accuracy_ci95: bootstrap_interval(&correct, bootstrap),
+        bootstrap_samples: bootstrap.samples,
+        bootstrap_seed: bootstrap.seed,
+        macro_f1,
+        per_class,
+        confusion,
+        invalid: invalid_per_class.iter().sum(),
+        invalid_per_class,
+    }
+}
+
+/// 95% percentile bootstrap interval of the mean of `correct`.
+pub fn bootstrap_interval(correct: &[bool], bootstrap: Bootstrap) -> [f64; 2] {
+    let n = correct.len();
+    if n == 0 || bootstrap.samples == 0 {
+        return [0.0, 0.0];
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(bootstrap.seed);
+    let mut means: Vec<f64> = (0..bootstrap.samples)
+        .map(|_| (0..n).filter(|_| correct[rng.random_range(0..n)]).count() as f64 / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * (means.len() - 1) as f64).round() as usize).min(means.len() - 1)];
+    [at(0.025), at(0.975)]
+}
+
+/// Wall time and throughput of a phase (training, inference, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    pub seconds: f64,
+    pub items: usize,
+    pub items_per_second: f64,
+}
+
+impl Throughput {
+    pub fn new(seconds: f64, items: usize) -> Self {
+        Throughput { seconds, items, items_per_second: items as f64 / seconds.max(1e-12) }
+    }
+
+    /// Time `f`, which processes `items` items.
+    pub fn measure<T>(items: usize, f: impl FnOnce() -> T) -> (T, Self) {
+        let start = std::time::Instant::now();
+        let out = f();
+        (out, Throughput::new(start.elapsed().as_secs_f64(), items))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(k: usize) -> Vec<String> {
+        (0..k).map(|i| format!("c{i}")).collect()
+    }
+
+    #[test]
+    fn hand_computed_example() {
+        // true:  0 0 0 1 1 2
+        // pred:  0 0 1 1 - 2   (one invalid answer)
+        let m = evaluate(&[0, 0, 0, 1, 1, 2], &[Some(0), Some(0), Some(1), Some(1), None, Some(2)], &names(3), Bootstrap::default());
+        assert_eq!(m.items, 6);
+        assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
+        assert_eq!(m.invalid, 1);
+        assert_eq!(m.invalid_per_class, vec![0, 1, 0]);
+        assert_eq!(m.confusion, vec![vec![2, 1, 0], vec![0, 1, 0], vec![0, 0, 1]]);
+        let c0 = &m.per_class[0];
+        assert_eq!((c0.precision, c0.recall, c0.support), (1.0, 2.0 / 3.0, 3));
+        let c1 = &m.per_class[1];
+        assert!((c1.precision - 0.5).abs() < 1e-12 && (c1.recall - 0.5).abs() < 1e-12);
+        let f1 = [0.8, 0.5, 1.0];
+        assert!((m.macro_f1 - f1.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_accuracy() {
+        let correct: Vec<bool> = (0..1000).map(|i| i % 10 != 0).collect();
+        let b = Bootstrap { samples: 500, seed: 1 };
+        let ci = bootstrap_interval(&correct, b);
+        assert_eq!(ci, bootstrap_interval(&correct, b));
+        assert!(ci[0] < 0.9 && 0.9 < ci[1], "{ci:?}");
+        // The binomial standard error is ~0.0095: the interval is about ±1.9 points.
+        assert!((ci[1] - ci[0] - 0.037).abs() < 0.01, "{ci:?}");
+        assert_ne!(ci, bootstrap_interval(&correct, Bootstrap { samples: 500, seed: 2 }));
+    }
+
+    #[test]
+    fn all_invalid_scores_zero() {
+        let m = evaluate(&[0, 1], &[None, None], &names(2), Bootstrap::default());
+        assert_eq!((m.accuracy, m.macro_f1, m.invalid), (0.0, 0.0, 2));
+    }
+}
