@@ -53,6 +53,8 @@ prepare_evcxr() {
   mkdir -p "$home/.cargo" "$home/build"
   cp "$ROOT/notebooks/evcxr/cargo-config.toml" "$home/.cargo/config.toml"
   export EVCXR_TMPDIR="$home/build"
+  # Build the notebooks against the same dependency versions as the tests.
+  cp "$ROOT/Cargo.lock" "$EVCXR_TMPDIR/Cargo.lock"
   # evcxr links cell code against a dynamic libstd through a relative rpath
   # that is off by one directory when the build directory and the toolchain
   # share a parent (as ~/.cache and ~/.rustup do): "dlopen failed". Name the

@@ -212,10 +212,7 @@ pub fn quirk_counts(ds: &Dataset) -> Result<(DataFrame, Vec<QuirkCount>)> {
     }
     let test_n = ds.test.len().max(1) as f64;
     columns.push(col("test %", counts.iter().map(|c| round(100.0 * c.raw[2] as f64 / test_n, 1)).collect::<Vec<_>>()));
-    columns.push(col(
-        "rows left after normalize",
-        counts.iter().map(|c| c.after_normalize as u64).collect::<Vec<_>>(),
-    ));
+    columns.push(col("rows left after normalize", counts.iter().map(|c| c.after_normalize as u64).collect::<Vec<_>>()));
     Ok((frame(columns)?, counts))
 }
 
@@ -319,7 +316,11 @@ pub fn duplicates(ds: &Dataset) -> (Vec<DuplicateCount>, Vec<DuplicatePair>) {
 }
 
 /// Duplicates of `first` rows in `second` (or earlier in `first` when `second` is None).
-fn duplicates_between(name: &str, first: &[&Example], second: Option<&Vec<&Example>>) -> (DuplicateCount, Vec<DuplicatePair>) {
+fn duplicates_between(
+    name: &str,
+    first: &[&Example],
+    second: Option<&Vec<&Example>>,
+) -> (DuplicateCount, Vec<DuplicatePair>) {
     let others: &[&Example] = second.map_or(first, |s| s.as_slice());
     let within = second.is_none();
 
@@ -346,7 +347,8 @@ fn duplicates_between(name: &str, first: &[&Example], second: Option<&Vec<&Examp
 
     // Near duplicates: MinHash LSH candidates, verified by exact Jaccard.
     let first_sh: Vec<HashSet<u64>> = first.iter().map(|e| shingles(&e.text)).collect();
-    let other_sh: Vec<HashSet<u64>> = if within { Vec::new() } else { others.iter().map(|e| shingles(&e.text)).collect() };
+    let other_sh: Vec<HashSet<u64>> =
+        if within { Vec::new() } else { others.iter().map(|e| shingles(&e.text)).collect() };
     let other_sh = if within { &first_sh } else { &other_sh };
     let mut buckets: HashMap<(usize, Vec<u64>), Vec<usize>> = HashMap::new();
     for (j, sh) in other_sh.iter().enumerate() {
@@ -494,7 +496,11 @@ mod tests {
         let long = "the quick brown fox jumps over the lazy dog near the river bank today at noon";
         let near = "the quick brown fox jumps over the lazy dog near the river bank today at night";
         let d = ds(
-            &[(0, long), (1, "Completely different words about stock markets falling"), (0, "THE QUICK brown fox jumps over the lazy dog near the river bank today at noon")],
+            &[
+                (0, long),
+                (1, "Completely different words about stock markets falling"),
+                (0, "THE QUICK brown fox jumps over the lazy dog near the river bank today at noon"),
+            ],
             &[(1, long), (0, near), (0, "nothing like anything else in this tiny set")],
         );
         let (counts, pairs) = duplicates(&d);

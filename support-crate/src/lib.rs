@@ -4,14 +4,21 @@
 //! The notebooks in `notebooks/` and the `slm-vs-llm` command call the same
 //! functions, so they produce the same numbers.
 
+pub mod cache;
 pub mod data;
 pub mod eda;
+pub mod embed;
+pub mod knn;
+pub mod metrics;
 pub mod notebook;
 pub mod plot;
+pub mod progress;
+pub mod results;
 
 pub use data::{Dataset, Example, Split};
 
 /// True when `HF_HUB_OFFLINE` asks for no network access (Hugging Face convention).
 pub fn hub_offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }

@@ -164,10 +164,14 @@ fn check_notebooks(notebooks: &[PathBuf]) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    // Show whole tables in the terminal unless the user configured polars otherwise.
+    for (key, value) in [("POLARS_FMT_MAX_ROWS", "40"), ("POLARS_FMT_STR_LEN", "80"), ("POLARS_FMT_MAX_COLS", "20")] {
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, value);
+        }
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

@@ -56,7 +56,12 @@ impl Default for Bootstrap {
 ///
 /// Panics if the two have different lengths or a label/prediction is out of
 /// range: that is a bug in the caller, not bad input.
-pub fn evaluate(labels: &[usize], predictions: &[Option<usize>], class_names: &[String], bootstrap: Bootstrap) -> Metrics {
+pub fn evaluate(
+    labels: &[usize],
+    predictions: &[Option<usize>],
+    class_names: &[String],
+    bootstrap: Bootstrap,
+) -> Metrics {
     assert_eq!(labels.len(), predictions.len(), "one prediction per label");
     let k = class_names.len();
     let mut confusion = vec![vec![0usize; k]; k];
@@ -146,7 +151,12 @@ mod tests {
     fn hand_computed_example() {
         // true:  0 0 0 1 1 2
         // pred:  0 0 1 1 - 2   (one invalid answer)
-        let m = evaluate(&[0, 0, 0, 1, 1, 2], &[Some(0), Some(0), Some(1), Some(1), None, Some(2)], &names(3), Bootstrap::default());
+        let m = evaluate(
+            &[0, 0, 0, 1, 1, 2],
+            &[Some(0), Some(0), Some(1), Some(1), None, Some(2)],
+            &names(3),
+            Bootstrap::default(),
+        );
         assert_eq!(m.items, 6);
         assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
         assert_eq!(m.invalid, 1);

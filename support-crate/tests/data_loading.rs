@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use slm_vs_llm::data::{load, DataConfig, DataError, Source};
 use tempfile::TempDir;
 
-const GOOD_ROWS: &str = "\"3\",\"Fears for T N pension after talks\",\"Unions representing workers at Turner   Newall say...\"\n\
+const GOOD_ROWS: &str =
+    "\"3\",\"Fears for T N pension after talks\",\"Unions representing workers at Turner   Newall say...\"\n\
 \"4\",\"Space race\",\"A second\\team of rocketeers competing for the  #36;10 million prize\"\n\
 \"1\",\"Talks\",\"Leaders doesn #39;t agree, says  quot;nothing quot;\"\n\
 \"2\",\"Goal\",\"Sven \"\"the coach\"\" wins\"\n";
@@ -156,7 +157,8 @@ fn loads_hugging_face_parquet_files() {
     use polars::prelude::{NamedFrom, Series};
     let dir = TempDir::new().unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
-    let texts: Vec<String> = (0..40).map(|i| format!("Headline {i} Wall St. Bears Claw Back\\band of ultra-cynics")).collect();
+    let texts: Vec<String> =
+        (0..40).map(|i| format!("Headline {i} Wall St. Bears Claw Back\\band of ultra-cynics")).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let labels = Series::new("label".into(), (0..40).map(|i| (i % 4) as i64).collect::<Vec<_>>());
     write_parquet(&dir.path().join("data/train-00000-of-00001.parquet"), &texts, labels.clone());

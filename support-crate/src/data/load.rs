@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::{DataType, ParquetReader, SerReader};
 
 use super::{
-    stratified_sample, stratified_split, DataConfig, DataError, Dataset, Example, AG_NEWS_LABELS,
-    HOW_TO_GET_AG_NEWS,
+    stratified_sample, stratified_split, DataConfig, DataError, Dataset, Example, AG_NEWS_LABELS, HOW_TO_GET_AG_NEWS,
 };
 
 pub const AG_NEWS_HUB_REPO: &str = "fancyzhx/ag_news";
@@ -105,9 +104,7 @@ impl Source {
 }
 
 fn parquet_dir(dir: &Path) -> Option<PathBuf> {
-    [dir.to_path_buf(), dir.join("data")]
-        .into_iter()
-        .find(|d| d.join("test-00000-of-00001.parquet").is_file())
+    [dir.to_path_buf(), dir.join("data")].into_iter().find(|d| d.join("test-00000-of-00001.parquet").is_file())
 }
 
 /// Load `source` and make the splits `config` asks for.
@@ -263,7 +260,8 @@ fn read_table(path: &Path, columns: &Columns) -> Result<Vec<Row>, DataError> {
 }
 
 fn read_csv_table(path: &Path, columns: &Columns) -> Result<Vec<Row>, DataError> {
-    let expected = format!("a CSV file with a header row naming the columns {:?} and {:?}", columns.text, columns.label);
+    let expected =
+        format!("a CSV file with a header row naming the columns {:?} and {:?}", columns.text, columns.label);
     let file = open(path, &expected)?;
     check_not_empty(path, &file, &expected)?;
     let delimiter = if path.extension().is_some_and(|e| e == "tsv") { b'\t' } else { b',' };
@@ -310,9 +308,8 @@ fn read_parquet(path: &Path, columns: &Columns) -> Result<Vec<Row>, DataError> {
     let invalid = |problem: String| DataError::Invalid { path: path.into(), problem };
     let df = ParquetReader::new(file).finish().map_err(|e| invalid(format!("not a readable parquet file: {e}")))?;
     let column_as_strings = |name: &str| -> Result<Vec<Option<String>>, DataError> {
-        let column = df.column(name).map_err(|_| {
-            invalid(format!("no column {name:?} (found {:?})", df.get_column_names()))
-        })?;
+        let column =
+            df.column(name).map_err(|_| invalid(format!("no column {name:?} (found {:?})", df.get_column_names())))?;
         let strings = column
             .as_materialized_series()
             .cast(&DataType::String)
@@ -398,12 +395,8 @@ impl LabelSet {
 /// A file of an hf-hub dataset, from the cache when `HF_HUB_OFFLINE` is set.
 fn hub_file(repo: &str, revision: &str, file: &str) -> Result<PathBuf, DataError> {
     use hf_hub::{api::sync::ApiBuilder, Cache, Repo, RepoType};
-    let hub_error = |problem: String| DataError::Hub {
-        repo: repo.into(),
-        revision: revision.into(),
-        file: file.into(),
-        problem,
-    };
+    let hub_error =
+        |problem: String| DataError::Hub { repo: repo.into(), revision: revision.into(), file: file.into(), problem };
     let hub_repo = Repo::with_revision(repo.into(), RepoType::Dataset, revision.into());
     if crate::hub_offline() {
         return Cache::from_env().repo(hub_repo).get(file).ok_or_else(|| {
@@ -411,7 +404,5 @@ fn hub_file(repo: &str, revision: &str, file: &str) -> Result<PathBuf, DataError
         });
     }
     let api = ApiBuilder::from_env().with_progress(true).build().map_err(|e| hub_error(e.to_string()))?;
-    api.repo(hub_repo)
-        .get(file)
-        .map_err(|e| hub_error(format!("download failed ({e}). {HOW_TO_GET_AG_NEWS}")))
+    api.repo(hub_repo).get(file).map_err(|e| hub_error(format!("download failed ({e}). {HOW_TO_GET_AG_NEWS}")))
 }

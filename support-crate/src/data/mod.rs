@@ -188,7 +188,8 @@ pub enum DataError {
 }
 
 /// How to get AG News, appended to errors about missing data.
-pub const HOW_TO_GET_AG_NEWS: &str = "Point --data-dir (or AG_NEWS_DIR) at a directory holding the AG News CSV release \
+pub const HOW_TO_GET_AG_NEWS: &str =
+    "Point --data-dir (or AG_NEWS_DIR) at a directory holding the AG News CSV release \
 (train.csv or train_subset.csv, and test.csv) or the Hugging Face parquet files; `bash scripts/setup.sh` copies \
 ../shared/data/ag_news to data/ag_news where that exists. Online, leaving both unset downloads fancyzhx/ag_news \
 from the Hugging Face Hub. See data/README.md.";

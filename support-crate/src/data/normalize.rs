@@ -56,18 +56,9 @@ fn decode_entity(s: &str, numeric_only: bool) -> Option<(char, usize)> {
     if numeric_only {
         return None;
     }
-    const NAMED: [(&str, char); 6] = [
-        ("quot;", '"'),
-        ("amp;", '&'),
-        ("lt;", '<'),
-        ("gt;", '>'),
-        ("apos;", '\''),
-        ("nbsp;", ' '),
-    ];
-    NAMED
-        .iter()
-        .find(|(name, _)| s.starts_with(name))
-        .map(|&(name, ch)| (ch, name.len()))
+    const NAMED: [(&str, char); 6] =
+        [("quot;", '"'), ("amp;", '&'), ("lt;", '<'), ("gt;", '>'), ("apos;", '\''), ("nbsp;", ' ')];
+    NAMED.iter().find(|(name, _)| s.starts_with(name)).map(|&(name, ch)| (ch, name.len()))
 }
 
 fn collapse_whitespace(s: &str) -> String {
@@ -164,10 +155,7 @@ mod tests {
             normalize("competing for the  #36;10 million Ansari X Prize"),
             "competing for the $10 million Ansari X Prize"
         );
-        assert_eq!(
-            normalize("In  quot;helping themselves, quot; he said"),
-            "In \"helping themselves,\" he said"
-        );
+        assert_eq!(normalize("In  quot;helping themselves, quot; he said"), "In \"helping themselves,\" he said");
     }
 
     #[test]

@@ -1,0 +1,227 @@
+//! Sentence embeddings with a BERT-family sentence-transformers model
+//! (default all-MiniLM-L6-v2) on candle: attention-masked mean pooling and
+//! L2 normalisation, as sentence-transformers does.
+//!
+//! Texts are embedded in length-sorted batches padded to the longest item
+//! (the model's `tokenizer.json` pads every input to 128: that is switched
+//! off), truncated at `max_tokens`, and stored in an on-disk cache keyed by
+//! model and text so nothing is embedded twice.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{Encoding, PaddingParams, Tokenizer, TruncationParams};
+
+use crate::cache::EmbeddingCache;
+
+pub const DEFAULT_EMBEDDER: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+/// How texts are embedded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedConfig {
+    /// A Hugging Face model id or a local directory (`config.json`,
+    /// `tokenizer.json`, `model.safetensors`).
+    pub model: String,
+    /// Longer texts are truncated (and counted).
+    pub max_tokens: usize,
+    /// Texts per forward pass.
+    pub batch_size: usize,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig { model: DEFAULT_EMBEDDER.into(), max_tokens: 256, batch_size: 64 }
+    }
+}
+
+/// The files of a Hugging Face model: a local directory, else hf-hub.
+pub fn model_files(model: &str, files: &[&str]) -> Result<Vec<PathBuf>> {
+    let dir = Path::new(model);
+    if dir.is_dir() {
+        return files
+            .iter()
+            .map(|f| {
+                let p = dir.join(f);
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    bail!("{}: missing {f}; a model directory needs {}", dir.display(), files.join(", "))
+                }
+            })
+            .collect();
+    }
+    if model.starts_with('/') || model.starts_with('.') {
+        bail!(
+            "model directory {model} not found. `bash scripts/setup.sh` fetches the models to data/models \
+             (from ../shared/models/fetch-models where that exists); online, give a Hugging Face id instead"
+        );
+    }
+    use hf_hub::{api::sync::ApiBuilder, Cache, Repo};
+    let repo = Repo::model(model.to_string());
+    if crate::hub_offline() {
+        let cache = Cache::from_env().repo(repo);
+        return files
+            .iter()
+            .map(|f| {
+                cache.get(f).with_context(|| {
+                    format!("HF_HUB_OFFLINE is set and {model}/{f} is not in the hf-hub cache; pass a local model directory")
+                })
+            })
+            .collect();
+    }
+    let api = ApiBuilder::from_env().with_progress(true).build()?.repo(repo);
+    files
+        .iter()
+        .map(|f| api.get(f).with_context(|| format!("downloading {model}/{f} from the Hugging Face Hub")))
+        .collect()
+}
+
+/// A loaded sentence embedder.
+pub struct Embedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    config: EmbedConfig,
+    /// Embedding width (384 for MiniLM).
+    pub dim: usize,
+}
+
+/// Embeddings of a list of texts, row-major `len × dim`, L2-normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl Embeddings {
+    pub fn len(&self) -> usize {
+        self.data.len() / self.dim.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// What an embedding run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EmbedStats {
+    pub texts: usize,
+    /// Texts longer than `max_tokens`, truncated.
+    pub truncated: usize,
+    /// Texts found in the cache.
+    pub cached: usize,
+    /// Seconds spent embedding the texts that were not cached.
+    pub seconds: f64,
+}
+
+impl Embedder {
+    pub fn load(config: &EmbedConfig) -> Result<Self> {
+        let files = model_files(&config.model, &["config.json", "tokenizer.json", "model.safetensors"])?;
+        let model_config: Config = serde_json::from_str(
+            &std::fs::read_to_string(&files[0]).with_context(|| format!("reading {}", files[0].display()))?,
+        )
+        .with_context(|| format!("{}: not a BERT config", files[0].display()))?;
+        let mut tokenizer =
+            Tokenizer::from_file(&files[1]).map_err(|e| anyhow::anyhow!("{}: {e}", files[1].display()))?;
+        tokenizer.with_padding(None::<PaddingParams>);
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: config.max_tokens, ..Default::default() }))
+            .map_err(|e| anyhow::anyhow!("setting truncation: {e}"))?;
+        let device = Device::Cpu;
+        // SAFETY: the weights file is memory-mapped read-only and not modified while mapped.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&files[2]], DType::F32, &device)? };
+        let model = BertModel::load(vb, &model_config).with_context(|| format!("loading {}", files[2].display()))?;
+        Ok(Embedder { model, tokenizer, device, config: config.clone(), dim: model_config.hidden_size })
+    }
+
+    pub fn config(&self) -> &EmbedConfig {
+        &self.config
+    }
+
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow::anyhow!("tokenizing: {e}"))
+    }
+
+    /// Embed one batch of encodings, padded to the longest.
+    fn forward(&self, batch: &[&Encoding]) -> Result<Vec<f32>> {
+        let len = batch.iter().map(|e| e.len()).max().unwrap_or(0);
+        let n = batch.len();
+        let mut ids = vec![0u32; n * len];
+        let mut mask = vec![0u32; n * len];
+        for (row, e) in batch.iter().enumerate() {
+            ids[row * len..row * len + e.len()].copy_from_slice(e.get_ids());
+            mask[row * len..row * len + e.len()].copy_from_slice(e.get_attention_mask());
+        }
+        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
+        let token_types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        // Attention-masked mean pooling, then L2 normalisation.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+        Ok(mean.broadcast_div(&norm)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Embed `texts` without a cache. Returns the embeddings in input order
+    /// and the number of truncated texts.
+    pub fn embed(&self, texts: &[&str]) -> Result<(Embeddings, usize)> {
+        let encodings = self.tokenize(texts)?;
+        let truncated = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
+        let mut data = vec![0f32; texts.len() * self.dim];
+        for chunk in order.chunks(self.config.batch_size.max(1)) {
+            let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
+            let out = self.forward(&batch)?;
+            for (j, &i) in chunk.iter().enumerate() {
+                data[i * self.dim..(i + 1) * self.dim].copy_from_slice(&out[j * self.dim..(j + 1) * self.dim]);
+            }
+        }
+        Ok((Embeddings { dim: self.dim, data }, truncated))
+    }
+
+    /// Embed `texts`, taking what the cache has and adding the rest to it in
+    /// chunks, so an interrupted run resumes where it stopped.
+    pub fn embed_cached(
+        &self,
+        texts: &[&str],
+        cache: &mut EmbeddingCache,
+        progress: bool,
+    ) -> Result<(Embeddings, EmbedStats)> {
+        let mut data = vec![0f32; texts.len() * self.dim];
+        let mut missing = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            match cache.get(t) {
+                Some(v) => data[i * self.dim..(i + 1) * self.dim].copy_from_slice(v),
+                None => missing.push(i),
+            }
+        }
+        let mut stats = EmbedStats { texts: texts.len(), cached: texts.len() - missing.len(), ..Default::default() };
+        let bar = crate::progress::bar(missing.len() as u64, "embedding", progress);
+        let start = std::time::Instant::now();
+        for chunk in missing.chunks(1024) {
+            let chunk_texts: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            let (emb, truncated) = self.embed(&chunk_texts)?;
+            stats.truncated += truncated;
+            for (j, &i) in chunk.iter().enumerate() {
+                data[i * self.dim..(i + 1) * self.dim].copy_from_slice(emb.row(j));
+            }
+            cache.append(&chunk_texts, &emb)?;
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        stats.seconds = start.elapsed().as_secs_f64();
+        Ok((Embeddings { dim: self.dim, data }, stats))
+    }
+}

@@ -1,0 +1,239 @@
+//! One record per experiment run: `results/<name>.json` (versioned schema)
+//! and `results/<name>.predictions.csv` (`index,label,prediction`), from
+//! which anyone can recompute every metric.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
+use crate::Dataset;
+
+/// Version of the JSON layout; readers refuse other versions.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Sizes of the data an experiment used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSizes {
+    pub source: String,
+    pub labels: Vec<String>,
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
+}
+
+impl DataSizes {
+    pub fn of(ds: &Dataset) -> Self {
+        DataSizes {
+            source: ds.source.clone(),
+            labels: ds.labels.clone(),
+            train: ds.train.len(),
+            validation: ds.validation.len(),
+            test: ds.test.len(),
+        }
+    }
+}
+
+/// The machine a run was made on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hardware {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub os: String,
+}
+
+impl Hardware {
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        Hardware {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_gib: (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        }
+    }
+
+    /// e.g. "AMD EPYC, 2 cores, 23.4 GiB".
+    pub fn summary(&self) -> String {
+        format!("{}, {} cores, {} GiB", self.cpu, self.cores, self.memory_gib)
+    }
+}
+
+/// Everything about one run of one experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema_version: u32,
+    /// File stem under `results/`, e.g. "knn".
+    pub experiment: String,
+    /// Human name of the method, e.g. "embeddings + K-NN".
+    pub method: String,
+    /// The model, e.g. "sentence-transformers/all-MiniLM-L6-v2".
+    pub model: String,
+    /// The command that reproduces the run.
+    pub command: String,
+    /// Hyper-parameters and choices, as the experiment defines them.
+    pub config: serde_json::Value,
+    /// Every seed used, by purpose.
+    pub seeds: BTreeMap<String, u64>,
+    pub data: DataSizes,
+    pub hardware: Hardware,
+    /// Wall time and throughput per phase ("train", "inference", ...).
+    pub timings: BTreeMap<String, Throughput>,
+    /// Test metrics.
+    pub metrics: Metrics,
+    /// Method-specific numbers (tokens, cost, truncations, ...).
+    #[serde(default)]
+    pub extra: serde_json::Value,
+}
+
+/// One evaluated test item: `index` is the 0-based row of the original test file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: usize,
+    /// None when the method gave no valid answer.
+    pub prediction: Option<usize>,
+}
+
+pub fn json_path(dir: &Path, experiment: &str) -> PathBuf {
+    dir.join(format!("{experiment}.json"))
+}
+
+pub fn predictions_path(dir: &Path, experiment: &str) -> PathBuf {
+    dir.join(format!("{experiment}.predictions.csv"))
+}
+
+/// Write the record and its predictions under `dir`.
+pub fn write(dir: &Path, record: &RunRecord, predictions: &[Prediction]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = json_path(dir, &record.experiment);
+    std::fs::write(&json, serde_json::to_string_pretty(record)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    let csv_path = predictions_path(dir, &record.experiment);
+    let mut csv = String::from("index,label,prediction\n");
+    for p in predictions {
+        let pred = p.prediction.map(|x| x.to_string()).unwrap_or_default();
+        csv.push_str(&format!("{},{},{pred}\n", p.index, p.label));
+    }
+    std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))
+}
+
+/// Read a record, refusing unknown schema versions and missing fields.
+pub fn read_record(path: &Path) -> Result<RunRecord> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+    match value.get("schema_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == SCHEMA_VERSION as u64 => {}
+        Some(v) => bail!("{}: schema version {v}, this program reads version {SCHEMA_VERSION}", path.display()),
+        None => bail!("{}: no schema_version field; not a results file", path.display()),
+    }
+    serde_json::from_value(value).with_context(|| format!("{}: missing or malformed fields", path.display()))
+}
+
+/// Read a predictions file (`index,label,prediction`, prediction may be empty).
+pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let header = reader.headers().with_context(|| format!("{}: no header", path.display()))?.clone();
+    if header.iter().collect::<Vec<_>>() != ["index", "label", "prediction"] {
+        bail!("{}: header must be index,label,prediction, found {:?}", path.display(), header);
+    }
+    reader
+        .records()
+        .map(|record| {
+            let record = record.with_context(|| format!("{}: unreadable row", path.display()))?;
+            let line = record.position().map_or(0, |p| p.line());
+            let number = |i: usize| -> Result<usize> {
+                record[i]
+                    .parse()
+                    .with_context(|| format!("{}:{line}: field {} is not a class index", path.display(), i + 1))
+            };
+            let prediction = if record[2].is_empty() { None } else { Some(number(2)?) };
+            Ok(Prediction { index: number(0)?, label: number(1)?, prediction })
+        })
+        .collect()
+}
+
+/// Recompute the metrics of a predictions file (same bootstrap settings as the record).
+pub fn recompute(record: &RunRecord, predictions: &[Prediction]) -> Metrics {
+    let labels: Vec<usize> = predictions.iter().map(|p| p.label).collect();
+    let preds: Vec<Option<usize>> = predictions.iter().map(|p| p.prediction).collect();
+    let bootstrap = Bootstrap { samples: record.metrics.bootstrap_samples, seed: record.metrics.bootstrap_seed };
+    evaluate(&labels, &preds, &record.data.labels, bootstrap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(metrics: Metrics) -> RunRecord {
+        RunRecord {
+            schema_version: SCHEMA_VERSION,
+            experiment: "demo".into(),
+            method: "demo method".into(),
+            model: "none".into(),
+            command: "slm-vs-llm demo".into(),
+            config: serde_json::json!({"k": 5}),
+            seeds: BTreeMap::from([("split".into(), 42)]),
+            data: DataSizes {
+                source: "synthetic".into(),
+                labels: vec!["a".into(), "b".into()],
+                train: 4,
+                validation: 1,
+                test: 3,
+            },
+            hardware: Hardware::detect(),
+            timings: BTreeMap::from([("inference".into(), Throughput::new(2.0, 3))]),
+            metrics,
+            extra: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_recompute() {
+        let preds = vec![
+            Prediction { index: 5, label: 0, prediction: Some(0) },
+            Prediction { index: 1, label: 1, prediction: None },
+            Prediction { index: 9, label: 1, prediction: Some(1) },
+        ];
+        let names = vec!["a".to_string(), "b".to_string()];
+        let metrics = evaluate(&[0, 1, 1], &[Some(0), None, Some(1)], &names, Bootstrap::default());
+        let rec = record(metrics);
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &rec, &preds).unwrap();
+        let csv = std::fs::read_to_string(predictions_path(dir.path(), "demo")).unwrap();
+        assert_eq!(csv, "index,label,prediction\n5,0,0\n1,1,\n9,1,1\n");
+        let back = read_record(&json_path(dir.path(), "demo")).unwrap();
+        assert_eq!(back, rec);
+        let read = read_predictions(&predictions_path(dir.path(), "demo")).unwrap();
+        assert_eq!(read, preds);
+        assert_eq!(recompute(&back, &read), rec.metrics);
+    }
+
+    #[test]
+    fn unknown_schema_and_missing_fields_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        std::fs::write(&p, r#"{"schema_version": 99}"#).unwrap();
+        assert!(read_record(&p).unwrap_err().to_string().contains("schema version 99"));
+        std::fs::write(&p, r#"{"schema_version": 1, "experiment": "x"}"#).unwrap();
+        assert!(format!("{:#}", read_record(&p).unwrap_err()).contains("missing or malformed"));
+        std::fs::write(&p, r#"{"experiment": "x"}"#).unwrap();
+        assert!(read_record(&p).unwrap_err().to_string().contains("no schema_version"));
+    }
+}
