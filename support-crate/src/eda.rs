@@ -253,6 +253,9 @@ pub struct DuplicatePair {
     pub same_label: bool,
 }
 
+/// The name of the leakage check in [`DuplicateCount::between`].
+pub const TEST_VS_TRAIN: &str = "test vs train+validation";
+
 /// Jaccard similarity of word 3-grams from which two texts count as near-duplicates.
 pub const NEAR_DUPLICATE_JACCARD: f64 = 0.8;
 const MINHASHES: usize = 64;
@@ -305,7 +308,7 @@ pub fn duplicates(ds: &Dataset) -> (Vec<DuplicateCount>, Vec<DuplicatePair>) {
     for (name, first, second) in [
         ("train+validation within itself", &pool, None),
         ("test within itself", &test, None),
-        ("test vs train+validation", &test, Some(&pool)),
+        (TEST_VS_TRAIN, &test, Some(&pool)),
     ] {
         let (count, mut found) = duplicates_between(name, first, second);
         counts.push(count);
@@ -437,6 +440,28 @@ pub struct EdaSummary {
     pub class_counts: HashMap<Split, Vec<usize>>,
     pub quirks: Vec<QuirkCount>,
     pub duplicates: Vec<DuplicateCount>,
+}
+
+impl EdaSummary {
+    /// How many test rows have an exact or near copy in the data used for
+    /// training and selection: the leakage figures later experiments cite.
+    pub fn leakage(&self) -> String {
+        let test: usize = self.class_counts.get(&Split::Test).map_or(0, |c| c.iter().sum());
+        let share = |n: usize| 100.0 * n as f64 / test.max(1) as f64;
+        let Some(d) = self.duplicates.iter().find(|d| d.between == TEST_VS_TRAIN) else {
+            return String::from("no leakage check was run");
+        };
+        format!(
+            "of {test} test rows, {} ({:.2}%) have an exact copy in train+validation ({} labelled differently) \
+             and {} ({:.2}%) a near copy ({} labelled differently)",
+            d.exact,
+            share(d.exact),
+            d.exact_label_conflicts,
+            d.near,
+            share(d.near),
+            d.near_label_conflicts
+        )
+    }
 }
 
 /// Everything the EDA shows, computed once.

@@ -37,6 +37,17 @@ impl Default for EmbedConfig {
     }
 }
 
+/// The project's local copy of all-MiniLM-L6-v2 (`data/models`, fetched by
+/// `scripts/setup.sh`) when present, else its Hugging Face id.
+pub fn default_model() -> String {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/all-MiniLM-L6-v2");
+    if local.join("model.safetensors").is_file() {
+        local.canonicalize().unwrap_or(local).display().to_string()
+    } else {
+        DEFAULT_EMBEDDER.to_string()
+    }
+}
+
 /// The files of a Hugging Face model: a local directory, else hf-hub.
 pub fn model_files(model: &str, files: &[&str]) -> Result<Vec<PathBuf>> {
     let dir = Path::new(model);
@@ -223,5 +234,73 @@ impl Embedder {
         bar.finish_and_clear();
         stats.seconds = start.elapsed().as_secs_f64();
         Ok((Embeddings { dim: self.dim, data }, stats))
+    }
+}
+
+/// Project embeddings onto their first two principal components (power
+/// iteration on the covariance matrix; deterministic).
+pub fn pca_2d(emb: &Embeddings) -> Vec<(f64, f64)> {
+    let (n, d) = (emb.len(), emb.dim);
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut mean = vec![0f64; d];
+    for i in 0..n {
+        for (m, &x) in mean.iter_mut().zip(emb.row(i)) {
+            *m += x as f64 / n as f64;
+        }
+    }
+    let centred: Vec<Vec<f64>> =
+        (0..n).map(|i| emb.row(i).iter().zip(&mean).map(|(&x, m)| x as f64 - m).collect()).collect();
+    let mut cov = vec![0f64; d * d];
+    for row in &centred {
+        for (a, &xa) in row.iter().enumerate() {
+            for (b, &xb) in row.iter().enumerate().skip(a) {
+                cov[a * d + b] += xa * xb;
+            }
+        }
+    }
+    for a in 0..d {
+        for b in 0..a {
+            cov[a * d + b] = cov[b * d + a];
+        }
+    }
+    let component = |cov: &[f64]| {
+        let mut v: Vec<f64> = (0..d).map(|i| 1.0 + (i as f64 * 0.618).fract()).collect();
+        for _ in 0..200 {
+            let mut next: Vec<f64> = (0..d).map(|a| (0..d).map(|b| cov[a * d + b] * v[b]).sum()).collect();
+            let norm = next.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
+            next.iter_mut().for_each(|x| *x /= norm);
+            v = next;
+        }
+        v
+    };
+    let v1 = component(&cov);
+    let lambda1: f64 = (0..d).map(|a| v1[a] * (0..d).map(|b| cov[a * d + b] * v1[b]).sum::<f64>()).sum();
+    let deflated: Vec<f64> = (0..d * d).map(|i| cov[i] - lambda1 * v1[i / d] * v1[i % d]).collect();
+    let v2 = component(&deflated);
+    let dot = |r: &[f64], v: &[f64]| r.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
+    centred.iter().map(|r| (dot(r, &v1), dot(r, &v2))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pca_finds_the_main_directions() {
+        // Points spread along (1,1,0) a lot and along (1,-1,0) a little.
+        let mut data = Vec::new();
+        for i in 0..50 {
+            let t = i as f32 - 25.0;
+            let s = if i % 2 == 0 { 1.0 } else { -1.0 };
+            data.extend_from_slice(&[t + 0.1 * s, t - 0.1 * s, 0.0]);
+        }
+        let p = pca_2d(&Embeddings { dim: 3, data });
+        let var = |f: fn(&(f64, f64)) -> f64| p.iter().map(|x| f(x).powi(2)).sum::<f64>() / p.len() as f64;
+        let (v1, v2) = (var(|x| x.0), var(|x| x.1));
+        assert!(v1 > 100.0 * v2 && v2 > 0.001, "{v1} {v2}");
+        // The first component is along (1,1,0): projections are t*sqrt(2) up to sign.
+        assert!((p[0].0.abs() - 25.0 * 2f64.sqrt()).abs() < 0.1, "{:?}", p[0]);
     }
 }

@@ -4,12 +4,18 @@
 //! query, and a vote decides the class. k and the vote are chosen on the
 //! validation split; test is predicted once.
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
+use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::embed::Embeddings;
+use crate::cache::EmbeddingCache;
+use crate::embed::{EmbedConfig, EmbedStats, Embedder, Embeddings};
+use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
+use crate::Dataset;
 
 /// How neighbours vote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,6 +169,141 @@ fn top_k(row: &[f32], k: usize) -> Vec<Neighbour> {
         best.truncate(k);
     }
     best
+}
+
+/// The K-NN experiment's settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KnnConfig {
+    #[serde(skip)]
+    pub embed: EmbedConfig,
+    /// Candidate k values, chosen on validation.
+    pub ks: Vec<usize>,
+    pub votes: Vec<Vote>,
+    #[serde(skip)]
+    pub bootstrap: Bootstrap,
+}
+
+impl Default for KnnConfig {
+    fn default() -> Self {
+        KnnConfig {
+            embed: EmbedConfig { model: crate::embed::default_model(), ..EmbedConfig::default() },
+            ks: vec![1, 3, 5, 7, 9, 11, 15, 21, 31, 41, 51],
+            votes: vec![Vote::Majority, Vote::Weighted],
+            bootstrap: Bootstrap::default(),
+        }
+    }
+}
+
+/// Embeddings of the three splits, in split order.
+pub struct SplitEmbeddings {
+    pub train: Embeddings,
+    pub validation: Embeddings,
+    pub test: Embeddings,
+    pub stats: EmbedStats,
+}
+
+/// Embed every split through the on-disk cache.
+pub fn embed_splits(ds: &Dataset, embedder: &Embedder, cache_dir: &Path, progress: bool) -> Result<SplitEmbeddings> {
+    let mut cache = EmbeddingCache::open(cache_dir, &embedder.config().model, embedder.dim)?;
+    let mut stats = EmbedStats::default();
+    let mut embed = |examples: &[crate::Example]| -> Result<Embeddings> {
+        let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+        let (emb, s) = embedder.embed_cached(&texts, &mut cache, progress)?;
+        stats.texts += s.texts;
+        stats.cached += s.cached;
+        stats.truncated += s.truncated;
+        stats.seconds += s.seconds;
+        Ok(emb)
+    };
+    let (train, validation, test) = (embed(&ds.train)?, embed(&ds.validation)?, embed(&ds.test)?);
+    Ok(SplitEmbeddings { train, validation, test, stats })
+}
+
+/// Everything a K-NN run produced.
+pub struct KnnRun {
+    pub sweep: Vec<SweepPoint>,
+    pub chosen: SweepPoint,
+    /// Test predictions, in test order.
+    pub predictions: Vec<usize>,
+    /// The chosen-k neighbours of each test item.
+    pub test_neighbours: Vec<Vec<Neighbour>>,
+    pub metrics: Metrics,
+    /// Test search time: similarity products, top-k and vote.
+    pub search: Throughput,
+}
+
+/// Choose k and the vote on validation, then predict test once.
+pub fn run(ds: &Dataset, emb: &SplitEmbeddings, config: &KnnConfig) -> Result<KnnRun> {
+    let knn = KnnClassifier::new(&emb.train, ds.train.iter().map(|e| e.label).collect(), ds.num_classes())?;
+    let k_max = config.ks.iter().copied().max().unwrap_or(1);
+    let validation_neighbours = knn.neighbours(&emb.validation, k_max)?;
+    let validation_labels: Vec<usize> = ds.validation.iter().map(|e| e.label).collect();
+    let sweep = knn.sweep(&validation_neighbours, &validation_labels, &config.ks, &config.votes);
+    let chosen = choose(&sweep).context("no k to choose from")?;
+    tracing::info!(k = chosen.k, vote = %chosen.vote, validation_accuracy = chosen.accuracy, "chosen on validation");
+
+    let (result, search) = Throughput::measure(ds.test.len(), || -> Result<_> {
+        let neighbours = knn.neighbours(&emb.test, chosen.k)?;
+        let predictions: Vec<usize> = neighbours.iter().map(|n| knn.vote(n, chosen.k, chosen.vote)).collect();
+        Ok((neighbours, predictions))
+    });
+    let (test_neighbours, predictions) = result?;
+    let labels: Vec<usize> = ds.test.iter().map(|e| e.label).collect();
+    let preds: Vec<Option<usize>> = predictions.iter().map(|&p| Some(p)).collect();
+    let metrics = evaluate(&labels, &preds, &ds.labels, config.bootstrap);
+    Ok(KnnRun { sweep, chosen, predictions, test_neighbours, metrics, search })
+}
+
+/// Validation accuracy against k, one line per vote.
+pub fn sweep_chart(sweep: &[SweepPoint]) -> Result<crate::plot::Svg> {
+    let votes: Vec<Vote> = sweep.iter().fold(Vec::new(), |mut v, p| {
+        if !v.contains(&p.vote) {
+            v.push(p.vote);
+        }
+        v
+    });
+    let series = votes
+        .iter()
+        .map(|&vote| {
+            let points = sweep.iter().filter(|p| p.vote == vote).map(|p| (p.k as f64, 100.0 * p.accuracy)).collect();
+            (format!("{vote} vote"), points)
+        })
+        .collect();
+    crate::plot::LineChart {
+        title: "K-NN: validation accuracy against k",
+        x_label: "k (neighbours)",
+        y_label: "validation accuracy (%)",
+        series,
+    }
+    .render_zoomed((760, 380))
+}
+
+/// Misclassified test items with their nearest training neighbours.
+pub fn error_table(ds: &Dataset, run: &KnnRun, rows: usize, neighbours: usize) -> Result<DataFrame> {
+    let errors: Vec<usize> =
+        (0..ds.test.len()).filter(|&i| run.predictions[i] != ds.test[i].label).take(rows).collect();
+    let name = |c: usize| ds.labels[c].clone();
+    let describe = |i: usize| {
+        run.test_neighbours[i]
+            .iter()
+            .take(neighbours)
+            .map(|n| {
+                let e = &ds.train[n.index as usize];
+                format!("[{} {:.2}] {}", name(e.label), n.similarity, e.text)
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("test row".into(), errors.iter().map(|&i| ds.test[i].index as u64).collect::<Vec<_>>()),
+        Column::new("text".into(), errors.iter().map(|&i| ds.test[i].text.clone()).collect::<Vec<_>>()),
+        Column::new("true".into(), errors.iter().map(|&i| name(ds.test[i].label)).collect::<Vec<_>>()),
+        Column::new("predicted".into(), errors.iter().map(|&i| name(run.predictions[i])).collect::<Vec<_>>()),
+        Column::new(
+            "nearest neighbours [class similarity]".into(),
+            errors.iter().map(|&i| describe(i)).collect::<Vec<_>>(),
+        ),
+    ])?)
 }
 
 #[cfg(test)]

@@ -141,6 +141,7 @@ fn run_eda(args: &EdaArgs) -> Result<()> {
     for (unit, name) in [(LengthUnit::Words, "eda_length_words.svg"), (LengthUnit::Chars, "eda_length_chars.svg")] {
         eda::length_distribution_chart(&ds, Split::Train, unit)?.save(&args.out.join(name))?;
     }
+    println!("\nLeakage check: {}", eda.summary.leakage());
     println!("\nWrote {} and the length plots in {}", json.display(), args.out.display());
     Ok(())
 }

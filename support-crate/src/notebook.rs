@@ -48,10 +48,10 @@ fn cell_text(value: AnyValue) -> String {
 fn format_float(x: f64) -> String {
     if x == x.trunc() && x.abs() < 1e15 {
         format!("{x:.0}")
-    } else if x.abs() >= 100.0 {
-        format!("{x:.1}")
     } else {
-        format!("{x:.3}")
+        let digits = if x.abs() >= 100.0 { 1 } else { 3 };
+        let s = format!("{x:.digits$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -151,7 +151,7 @@ mod tests {
         let html = html_table(&df);
         assert!(html.contains("<th>class</th><th>share</th><th>n</th>"), "{html}");
         assert!(html.contains("<td>&lt;World&gt;</td>"));
-        assert!(html.contains(">0.250</td>") && html.contains(">30</td>"), "{html}");
+        assert!(html.contains(">0.25</td>") && html.contains(">30</td>"), "{html}");
     }
 
     fn notebook_with(outputs: serde_json::Value) -> tempfile::NamedTempFile {

@@ -53,6 +53,7 @@ impl Source {
         }
         let project_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/ag_news");
         if project_dir.join("test.csv").is_file() || parquet_dir(&project_dir).is_some() {
+            let project_dir = project_dir.canonicalize().unwrap_or(project_dir);
             return Self::in_directory(&project_dir, train_file);
         }
         let revision = std::env::var("AG_NEWS_HUB_REVISION").unwrap_or_else(|_| AG_NEWS_HUB_REVISION.into());
