@@ -22,7 +22,7 @@ ensure_rust() {
 }
 
 ensure_evcxr() {
-  if ! evcxr_jupyter --version 2>/dev/null | grep -q "$EVCXR_VERSION"; then
+  if ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
     log "installing evcxr_jupyter $EVCXR_VERSION (about 15 minutes on 2 cores, once)"
     cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION"
   fi
