@@ -10,7 +10,7 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 log "cargo test"
-cargo test --locked
+SLM_REQUIRE_MODELS=1 cargo test --locked
 log "notebook pipeline: a deliberately failing notebook must fail"
 "$ROOT/scripts/test-notebook-pipeline.sh"
 log "SMOKE=1 run of every notebook"

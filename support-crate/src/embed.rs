@@ -184,11 +184,14 @@ impl Embedder {
         Ok(mean.broadcast_div(&norm)?.flatten_all()?.to_vec1::<f32>()?)
     }
 
-    /// Embed `texts` without a cache. Returns the embeddings in input order
-    /// and the number of truncated texts.
-    pub fn embed(&self, texts: &[&str]) -> Result<(Embeddings, usize)> {
+    /// How many of `texts` are longer than `max_tokens` (and get truncated).
+    pub fn count_truncated(&self, texts: &[&str]) -> Result<usize> {
+        Ok(self.tokenize(texts)?.iter().filter(|e| !e.get_overflowing().is_empty()).count())
+    }
+
+    /// Embed `texts` without a cache, in input order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
         let encodings = self.tokenize(texts)?;
-        let truncated = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
         let mut data = vec![0f32; texts.len() * self.dim];
@@ -199,7 +202,7 @@ impl Embedder {
                 data[i * self.dim..(i + 1) * self.dim].copy_from_slice(&out[j * self.dim..(j + 1) * self.dim]);
             }
         }
-        Ok((Embeddings { dim: self.dim, data }, truncated))
+        Ok(Embeddings { dim: self.dim, data })
     }
 
     /// Embed `texts`, taking what the cache has and adding the rest to it in
@@ -218,13 +221,17 @@ impl Embedder {
                 None => missing.push(i),
             }
         }
-        let mut stats = EmbedStats { texts: texts.len(), cached: texts.len() - missing.len(), ..Default::default() };
+        let mut stats = EmbedStats {
+            texts: texts.len(),
+            cached: texts.len() - missing.len(),
+            truncated: self.count_truncated(texts)?,
+            seconds: 0.0,
+        };
         let bar = crate::progress::bar(missing.len() as u64, "embedding", progress);
         let start = std::time::Instant::now();
         for chunk in missing.chunks(1024) {
             let chunk_texts: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let (emb, truncated) = self.embed(&chunk_texts)?;
-            stats.truncated += truncated;
+            let emb = self.embed(&chunk_texts)?;
             for (j, &i) in chunk.iter().enumerate() {
                 data[i * self.dim..(i + 1) * self.dim].copy_from_slice(emb.row(j));
             }

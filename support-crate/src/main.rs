@@ -25,6 +25,10 @@ enum Command {
     /// quirks and duplicates (the leakage check). Prints the tables and
     /// writes the numbers to results/eda.json and the plots beside it.
     Eda(EdaArgs),
+    /// Embeddings + K-nearest neighbours: embed every split with a sentence
+    /// embedder (cached on disk), choose k and the vote on validation, then
+    /// predict test once. Writes results/knn.json and results/knn.predictions.csv.
+    Knn(KnnArgs),
     /// Check executed notebooks for error outputs and panics; exits non-zero
     /// if any cell failed.
     CheckNotebook {
@@ -120,6 +124,122 @@ struct EdaArgs {
     out: PathBuf,
 }
 
+#[derive(Args, Debug)]
+struct KnnArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Sentence embedder: a local directory or a Hugging Face id
+    /// (default: data/models/all-MiniLM-L6-v2 if present, else
+    /// sentence-transformers/all-MiniLM-L6-v2). Any BERT-family
+    /// sentence-transformers model works.
+    #[arg(long)]
+    model: Option<String>,
+    /// Longer texts are truncated (and counted).
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Candidate k values, chosen on validation.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,5,7,9,11,15,21,31,41,51")]
+    ks: Vec<usize>,
+    /// Embedding cache directory (default: SLM_CACHE_DIR or data/cache).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Where to write knn.json and knn.predictions.csv.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+}
+
+fn run_knn(args: &KnnArgs) -> Result<()> {
+    use slm_vs_llm::embed::{EmbedConfig, Embedder};
+    use slm_vs_llm::knn::{self, KnnConfig};
+    use slm_vs_llm::results::{self, DataSizes, Hardware, Prediction, RunRecord};
+
+    let ds = args.data.load()?;
+    let defaults = KnnConfig::default();
+    let config = KnnConfig {
+        embed: EmbedConfig {
+            model: args.model.clone().unwrap_or(defaults.embed.model),
+            max_tokens: args.max_tokens,
+            batch_size: args.batch_size,
+        },
+        ks: args.ks.clone(),
+        ..defaults
+    };
+    let embedder = Embedder::load(&config.embed)?;
+    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| slm_vs_llm::cache::cache_dir().join("embeddings"));
+    let emb = knn::embed_splits(&ds, &embedder, &cache_dir, true)?;
+    let embedded = emb.stats.texts - emb.stats.cached;
+    tracing::info!(
+        embedded,
+        cached = emb.stats.cached,
+        truncated = emb.stats.truncated,
+        seconds = emb.stats.seconds,
+        "embeddings ready"
+    );
+    let run = knn::run(&ds, &emb, &config)?;
+    let m = &run.metrics;
+    println!(
+        "K-NN (k = {}, {} vote; validation accuracy {:.2}%): test accuracy {:.2}% [{:.2}, {:.2}], macro-F1 {:.4} on {} items",
+        run.chosen.k,
+        run.chosen.vote,
+        100.0 * run.chosen.accuracy,
+        100.0 * m.accuracy,
+        100.0 * m.accuracy_ci95[0],
+        100.0 * m.accuracy_ci95[1],
+        m.macro_f1,
+        m.items
+    );
+    let mut timings = std::collections::BTreeMap::from([("test_search".to_string(), run.search)]);
+    if embedded > 0 {
+        timings.insert("embedding".into(), slm_vs_llm::metrics::Throughput::new(emb.stats.seconds, embedded));
+    }
+    let record = RunRecord {
+        schema_version: results::SCHEMA_VERSION,
+        experiment: "knn".into(),
+        method: "embeddings + K-NN".into(),
+        model: config.embed.model.rsplit('/').next().unwrap_or_default().to_string(),
+        command: command_line(),
+        config: serde_json::json!({
+            "embedder": config.embed.model,
+            "max_tokens": config.embed.max_tokens,
+            "batch_size": config.embed.batch_size,
+            "ks": config.ks,
+            "votes": config.votes,
+            "chosen_k": run.chosen.k,
+            "chosen_vote": run.chosen.vote,
+        }),
+        seeds: [("split".to_string(), args.data.seed), ("bootstrap".to_string(), m.bootstrap_seed)].into(),
+        data: DataSizes::of(&ds),
+        hardware: Hardware::detect(),
+        timings,
+        metrics: run.metrics.clone(),
+        extra: serde_json::json!({
+            "validation_accuracy": run.chosen.accuracy,
+            "sweep": run.sweep,
+            "truncated_texts": emb.stats.truncated,
+            "embedded_texts": embedded,
+            "cached_texts": emb.stats.cached,
+        }),
+    };
+    let predictions: Vec<Prediction> = ds
+        .test
+        .iter()
+        .zip(&run.predictions)
+        .map(|(e, &p)| Prediction { index: e.index, label: e.label, prediction: Some(p) })
+        .collect();
+    results::write(&args.out, &record, &predictions)?;
+    println!("Wrote {}", results::json_path(&args.out, "knn").display());
+    Ok(())
+}
+
+/// The command as typed, for the results record.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("slm-vs-llm {}", args.join(" "))
+}
+
 fn run_eda(args: &EdaArgs) -> Result<()> {
     let ds = args.data.load()?;
     let eda = Eda::run(&ds)?;
@@ -177,6 +297,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Eda(args) => run_eda(&args),
+        Command::Knn(args) => run_knn(&args),
         Command::CheckNotebook { notebooks } => check_notebooks(&notebooks),
     }
 }

@@ -1,0 +1,54 @@
+//! all-MiniLM-L6-v2 through candle against sentence-transformers' own
+//! embeddings of the same sentences (tests/fixtures/minilm_reference.json,
+//! made by benches/python/embed_reference.py). Needs the real weights in
+//! data/models (scripts/setup.sh fetches them); with SLM_REQUIRE_MODELS=1
+//! (set by scripts/test.sh) their absence is a failure, not a skip.
+
+use std::path::PathBuf;
+
+use slm_vs_llm::embed::{EmbedConfig, Embedder};
+
+fn model_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models/all-MiniLM-L6-v2");
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    assert!(std::env::var_os("SLM_REQUIRE_MODELS").is_none(), "{} is missing: run scripts/setup.sh", dir.display());
+    eprintln!("skipped: {} not found (run scripts/setup.sh)", dir.display());
+    None
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn matches_sentence_transformers() {
+    let Some(dir) = model_dir() else { return };
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).expect("fixture is JSON");
+    let sentences: Vec<&str> = fixture["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let reference: Vec<Vec<f32>> = fixture["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .collect();
+
+    let embedder = Embedder::load(&EmbedConfig { model: dir.display().to_string(), ..EmbedConfig::default() }).unwrap();
+    assert_eq!(embedder.dim, 384);
+    let batch = embedder.embed(&sentences).unwrap();
+    for (i, r) in reference.iter().enumerate() {
+        let c = cosine(batch.row(i), r);
+        assert!(c >= 0.9999, "sentence {i}: cosine {c}");
+        let norm: f32 = batch.row(i).iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "sentence {i} is not L2-normalised: {norm}");
+    }
+    // Padding inside a batch must not change an embedding.
+    let alone = embedder.embed(&sentences[3..4]).unwrap();
+    assert!(cosine(alone.row(0), batch.row(3)) > 0.99999);
+    assert_eq!(embedder.count_truncated(&sentences).unwrap(), 0);
+}
