@@ -4,6 +4,7 @@
 //! The notebooks in `notebooks/` and the `slm-vs-llm` command call the same
 //! functions, so they produce the same numbers.
 
+pub mod bench;
 pub mod cache;
 pub mod data;
 pub mod eda;

@@ -29,6 +29,12 @@ enum Command {
     /// embedder (cached on disk), choose k and the vote on validation, then
     /// predict test once. Writes results/knn.json and results/knn.predictions.csv.
     Knn(KnnArgs),
+    /// Benchmarks: throughput against the Python reference stack and the
+    /// hardware limit, measured in one run. Writes results/bench_<name>.json.
+    Bench {
+        #[command(subcommand)]
+        bench: BenchCommand,
+    },
     /// Check executed notebooks for error outputs and panics; exits non-zero
     /// if any cell failed.
     CheckNotebook {
@@ -36,6 +42,98 @@ enum Command {
         #[arg(required = true)]
         notebooks: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Sentences/s of the embedder on real test texts, against
+    /// sentence-transformers (PyTorch, CPU) on the same texts when --python is given.
+    Embed {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Sentence embedder directory or Hugging Face id (default as for `knn`).
+        #[arg(long)]
+        model: Option<String>,
+        /// How many test texts (the first ones, in file order).
+        #[arg(long, default_value_t = 2000)]
+        texts: usize,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// A Python with sentence-transformers (scripts/bench.sh makes one).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// K-NN search time (all test queries against the train split, from the
+    /// embedding cache) against the time of its matrix product alone.
+    Knn {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Timings are the best of this many runs.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+}
+
+fn run_bench(bench: &BenchCommand) -> Result<()> {
+    use slm_vs_llm::embed::{EmbedConfig, Embedder};
+    let load_embedder = |model: &Option<String>, batch_size: usize| {
+        let model = model.clone().unwrap_or_else(slm_vs_llm::embed::default_model);
+        Embedder::load(&EmbedConfig { model, batch_size, ..EmbedConfig::default() })
+    };
+    let (name, report) = match bench {
+        BenchCommand::Embed { data, model, texts, batch_size, python, .. } => {
+            let ds = data.load()?;
+            let mut test = ds.test.clone();
+            test.sort_by_key(|e| e.index);
+            let texts: Vec<&str> = test.iter().take(*texts).map(|e| e.text.as_str()).collect();
+            let embedder = load_embedder(model, *batch_size)?;
+            let b = slm_vs_llm::bench::embed(&embedder, &texts, python.as_deref())?;
+            println!(
+                "Rust (candle): {:.1} sentences/s ({} texts in {:.2} s)",
+                b.rust_sentences_per_second, b.texts, b.rust_seconds
+            );
+            if let (Some(p), Some(r)) = (&b.python, b.ratio) {
+                println!(
+                    "sentence-transformers: {:.1} sentences/s; ratio Rust/Python {r:.2}x",
+                    p["sentences_per_second"].as_f64().unwrap_or(0.0)
+                );
+            }
+            ("embed", serde_json::to_value(&b)?)
+        }
+        BenchCommand::Knn { data, model, k, repeats, .. } => {
+            let ds = data.load()?;
+            let embedder = load_embedder(model, 64)?;
+            let cache_dir = slm_vs_llm::cache::cache_dir().join("embeddings");
+            let emb = slm_vs_llm::knn::embed_splits(&ds, &embedder, &cache_dir, true)?;
+            let b = slm_vs_llm::bench::knn(&emb.train, &emb.test, *k, *repeats)?;
+            println!(
+                "{} queries x {} train x {} dims: matmul {:.3} s ({:.0} GFLOP/s), full search (top-{} + vote) {:.3} s: {:.2}x the matmul",
+                b.queries, b.train, b.dim, b.matmul_seconds, b.matmul_gflops, b.k, b.search_seconds, b.ratio
+            );
+            ("knn", serde_json::to_value(&b)?)
+        }
+    };
+    let out = match bench {
+        BenchCommand::Embed { out, .. } | BenchCommand::Knn { out, .. } => out,
+    };
+    std::fs::create_dir_all(out)?;
+    let path = out.join(format!("bench_{name}.json"));
+    let report = serde_json::json!({
+        "command": command_line(),
+        "hardware": slm_vs_llm::results::Hardware::detect(),
+        "result": report,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+    println!("Wrote {}", path.display());
+    Ok(())
 }
 
 /// Which data to use and how to split it.
@@ -298,6 +396,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Eda(args) => run_eda(&args),
         Command::Knn(args) => run_knn(&args),
+        Command::Bench { bench } => run_bench(&bench),
         Command::CheckNotebook { notebooks } => check_notebooks(&notebooks),
     }
 }
