@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use rayon::prelude::*;
 use tokenizers::{Encoding, PaddingParams, Tokenizer, TruncationParams};
 
 use crate::cache::EmbeddingCache;
@@ -195,16 +194,9 @@ impl Embedder {
         let encodings = self.tokenize(texts)?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
-        // Batches run in parallel, one per core: candle's matmuls use every core, but its
-        // element-wise ops (softmax, GELU, layer norm) are single-threaded,
-        // so several batches in flight keep every core busy.
-        let batches: Vec<&[usize]> = order.chunks(self.config.batch_size.max(1)).collect();
-        let outputs: Vec<Vec<f32>> = batches
-            .par_iter()
-            .map(|chunk| self.forward(&chunk.iter().map(|&i| &encodings[i]).collect::<Vec<_>>()))
-            .collect::<Result<_>>()?;
         let mut data = vec![0f32; texts.len() * self.dim];
-        for (chunk, out) in batches.iter().zip(&outputs) {
+        for chunk in order.chunks(self.config.batch_size.max(1)) {
+            let out = self.forward(&chunk.iter().map(|&i| &encodings[i]).collect::<Vec<_>>())?;
             for (j, &i) in chunk.iter().enumerate() {
                 data[i * self.dim..(i + 1) * self.dim].copy_from_slice(&out[j * self.dim..(j + 1) * self.dim]);
             }
