@@ -172,14 +172,12 @@ fn top_k(row: &[f32], k: usize) -> Vec<Neighbour> {
 }
 
 /// The K-NN experiment's settings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KnnConfig {
-    #[serde(skip)]
     pub embed: EmbedConfig,
     /// Candidate k values, chosen on validation.
     pub ks: Vec<usize>,
     pub votes: Vec<Vote>,
-    #[serde(skip)]
     pub bootstrap: Bootstrap,
 }
 

@@ -196,11 +196,13 @@ impl DataArgs {
         if !(0.0..1.0).contains(&self.validation_fraction) || !(0.0..1.0).contains(&self.test_fraction) {
             bail!("--validation-fraction and --test-fraction must be in [0, 1)");
         }
-        let base = if self.smoke || data::smoke_requested() { DataConfig::smoke() } else { DataConfig::default() };
+        // A smoke run uses the smoke sample and split, as the notebooks do under SMOKE=1.
+        let smoke = self.smoke || data::smoke_requested();
+        let base = if smoke { DataConfig::smoke() } else { DataConfig::default() };
         let config = DataConfig {
             seed: self.seed,
             test_fraction: self.test_fraction,
-            validation_fraction: if self.smoke { base.validation_fraction } else { self.validation_fraction },
+            validation_fraction: if smoke { base.validation_fraction } else { self.validation_fraction },
             ..base
         };
         tracing::info!(source = %source.describe(), "loading data");

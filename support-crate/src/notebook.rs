@@ -29,11 +29,6 @@ impl From<DataFrame> for Table {
     }
 }
 
-/// Show a DataFrame as an HTML table in the notebook.
-pub fn show(df: &DataFrame) {
-    emit("text/html", &html_table(df));
-}
-
 fn cell_text(value: AnyValue) -> String {
     match value {
         AnyValue::String(s) => s.to_string(),

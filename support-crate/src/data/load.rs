@@ -203,11 +203,7 @@ pub(crate) fn read_ag_news_csv(path: &Path) -> Result<Vec<Example>, DataError> {
         if record.len() != 3 {
             return Err(malformed(format!("expected 3 fields ({AG_NEWS_CSV_FORMAT}), found {}", record.len())));
         }
-        let field = |i: usize| {
-            std::str::from_utf8(&record[i])
-                .map(str::to_string)
-                .map_err(|e| malformed(format!("field {} is not valid UTF-8 ({e})", i + 1)))
-        };
+        let field = |i: usize| utf8_field(&record, i).map_err(malformed);
         let class = field(0)?;
         let label = match class.trim().parse::<usize>() {
             Ok(c @ 1..=4) => c - 1,
@@ -216,6 +212,11 @@ pub(crate) fn read_ag_news_csv(path: &Path) -> Result<Vec<Example>, DataError> {
         examples.push(Example::new(examples.len(), label, field(1)?, field(2)?));
     }
     Ok(examples)
+}
+
+/// Field `i` of a record as text, or what is wrong with it.
+fn utf8_field(record: &csv::ByteRecord, i: usize) -> Result<String, String> {
+    std::str::from_utf8(&record[i]).map(str::to_string).map_err(|e| format!("field {} is not valid UTF-8 ({e})", i + 1))
 }
 
 fn csv_error(path: &Path, line: u64, e: csv::Error) -> DataError {
@@ -291,11 +292,7 @@ fn read_csv_table(path: &Path, columns: &Columns) -> Result<Vec<Row>, DataError>
         if record.len() != header.len() {
             return Err(malformed(format!("expected {} fields like the header, found {}", header.len(), record.len())));
         }
-        let field = |i: usize| {
-            std::str::from_utf8(&record[i])
-                .map(str::to_string)
-                .map_err(|e| malformed(format!("field {} is not valid UTF-8 ({e})", i + 1)))
-        };
+        let field = |i: usize| utf8_field(&record, i).map_err(malformed);
         rows.push(Row { line, text: field(text_col)?, label: field(label_col)?.trim().to_string() });
     }
     if rows.is_empty() {
