@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
+
+use crate::bert::Bert;
 use tokenizers::{Encoding, PaddingParams, Tokenizer, TruncationParams};
 
 use crate::cache::EmbeddingCache;
@@ -92,7 +94,7 @@ pub fn model_files(model: &str, files: &[&str]) -> Result<Vec<PathBuf>> {
 
 /// A loaded sentence embedder.
 pub struct Embedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     device: Device,
     config: EmbedConfig,
@@ -149,7 +151,7 @@ impl Embedder {
         let device = Device::Cpu;
         // SAFETY: the weights file is memory-mapped read-only and not modified while mapped.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&files[2]], DType::F32, &device)? };
-        let model = BertModel::load(vb, &model_config).with_context(|| format!("loading {}", files[2].display()))?;
+        let model = Bert::load(vb, &model_config).with_context(|| format!("loading {}", files[2].display()))?;
         Ok(Embedder { model, tokenizer, device, config: config.clone(), dim: model_config.hidden_size })
     }
 
@@ -173,8 +175,7 @@ impl Embedder {
         }
         let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
-        let token_types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        let hidden = self.model.forward(&ids, &mask)?;
         // Attention-masked mean pooling, then L2 normalisation.
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;

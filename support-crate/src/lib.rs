@@ -5,6 +5,7 @@
 //! functions, so they produce the same numbers.
 
 pub mod bench;
+pub mod bert;
 pub mod cache;
 pub mod data;
 pub mod eda;
