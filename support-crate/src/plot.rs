@@ -43,6 +43,21 @@ fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) ->
     anyhow::anyhow!("drawing failed: {e}")
 }
 
+/// The series legend, upper right, the same on every chart.
+fn draw_legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_error)
+}
+
 /// One line per named series over a shared x axis, e.g. a length
 /// distribution per class.
 pub struct LineChart<'a> {
@@ -102,13 +117,7 @@ impl LineChart<'_> {
                     .label(name.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(draw_error)?;
+            draw_legend(&mut chart)?;
             root.present().map_err(draw_error)?;
         }
         Ok(Svg(svg))
@@ -199,13 +208,7 @@ pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)]) -> 
                 .label(name.as_str())
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_error)?;
+        draw_legend(&mut chart)?;
         root.present().map_err(draw_error)?;
     }
     Ok(Svg(svg))
