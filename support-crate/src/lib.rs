@@ -16,6 +16,7 @@ pub mod notebook;
 pub mod plot;
 pub mod progress;
 pub mod results;
+pub mod slm;
 
 pub use data::{Dataset, Example, Split};
 

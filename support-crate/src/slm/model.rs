@@ -1,0 +1,528 @@
+//! A small Llama that can be trained with candle's autograd, with a
+//! sequence-classification head read at the last real token of each row
+//! (as `transformers`' `LlamaForSequenceClassification`).
+//!
+//! candle-transformers' Llama is inference-only: its fused RMSNorm, softmax
+//! and rotary kernels have no backward, so gradients would silently go
+//! missing. Every op here has a backward; `tests` check the gradients by
+//! finite differences and the logits against candle-transformers' Llama.
+//!
+//! Weights use the Hugging Face layout and names (`model.layers.{i}...`,
+//! rotary embedding in the half-split form); Q/K/V and gate/up projections
+//! are fused into one matrix each at construction, for fewer, larger matmuls.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
+use serde::{Deserialize, Serialize};
+
+/// The architecture, as in a Hugging Face `config.json` (field names match).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub rope_theta: f64,
+    pub rms_norm_eps: f64,
+    #[serde(default = "default_max_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+}
+
+fn default_max_positions() -> usize {
+    2048
+}
+
+impl LlamaConfig {
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// A few-layer random model for tests.
+    pub fn tiny() -> Self {
+        LlamaConfig {
+            vocab_size: 64,
+            hidden_size: 16,
+            intermediate_size: 24,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-5,
+            max_position_embeddings: 64,
+            tie_word_embeddings: true,
+        }
+    }
+
+    /// Names and shapes of every weight, Hugging Face layout.
+    pub fn weight_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (h, i, kv) = (self.hidden_size, self.intermediate_size, self.num_key_value_heads * self.head_dim());
+        let mut shapes = vec![("model.embed_tokens.weight".to_string(), vec![self.vocab_size, h])];
+        for l in 0..self.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            shapes.extend([
+                (format!("{p}.input_layernorm.weight"), vec![h]),
+                (format!("{p}.self_attn.q_proj.weight"), vec![h, h]),
+                (format!("{p}.self_attn.k_proj.weight"), vec![kv, h]),
+                (format!("{p}.self_attn.v_proj.weight"), vec![kv, h]),
+                (format!("{p}.self_attn.o_proj.weight"), vec![h, h]),
+                (format!("{p}.post_attention_layernorm.weight"), vec![h]),
+                (format!("{p}.mlp.gate_proj.weight"), vec![i, h]),
+                (format!("{p}.mlp.up_proj.weight"), vec![i, h]),
+                (format!("{p}.mlp.down_proj.weight"), vec![h, i]),
+            ]);
+        }
+        shapes.push(("model.norm.weight".to_string(), vec![h]));
+        shapes
+    }
+}
+
+/// A weight that is either trained (a `Var`) or frozen (a plain tensor,
+/// which autograd does not track).
+#[derive(Clone)]
+pub struct Param {
+    pub name: String,
+    pub tensor: Tensor,
+    var: Option<Var>,
+}
+
+impl Param {
+    fn new(name: String, tensor: Tensor, trainable: bool) -> Result<Self> {
+        if trainable {
+            let var = Var::from_tensor(&tensor)?;
+            Ok(Param { name, tensor: var.as_tensor().clone(), var: Some(var) })
+        } else {
+            Ok(Param { name, tensor: tensor.detach(), var: None })
+        }
+    }
+
+    pub fn var(&self) -> Option<&Var> {
+        self.var.as_ref()
+    }
+}
+
+/// Which weights are trained.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Trainable {
+    /// Train the token embedding (it is tied to nothing in a classifier).
+    pub embedding: bool,
+    /// Layers `0..frozen_layers` are frozen; the rest, the final norm and the
+    /// head are trained.
+    pub frozen_layers: usize,
+}
+
+impl Trainable {
+    pub const ALL: Trainable = Trainable { embedding: true, frozen_layers: 0 };
+    pub const NONE: Trainable = Trainable { embedding: false, frozen_layers: usize::MAX };
+}
+
+struct Block {
+    attn_norm: Param,
+    /// `[q; k; v]` rows stacked: `(heads + 2 kv_heads) * head_dim` × hidden.
+    qkv: Param,
+    o: Param,
+    mlp_norm: Param,
+    /// `[gate; up]` rows stacked: `2 intermediate` × hidden.
+    gate_up: Param,
+    down: Param,
+}
+
+/// The Llama decoder with a classification head (`score`, no bias) and,
+/// for checks against language-model implementations, the tied LM head.
+pub struct Llama {
+    pub config: LlamaConfig,
+    embed: Param,
+    blocks: Vec<Block>,
+    norm: Param,
+    score: Option<Param>,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+/// Rotary tables `[max_positions, head_dim]` for the half-split layout.
+fn rotary_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+    let d = cfg.head_dim();
+    let inv: Vec<f32> = (0..d / 2).map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / d as f32)).collect();
+    let n = cfg.max_position_embeddings;
+    let mut angles = Vec::with_capacity(n * d);
+    for pos in 0..n {
+        let half: Vec<f32> = inv.iter().map(|f| pos as f32 * f).collect();
+        angles.extend_from_slice(&half);
+        angles.extend_from_slice(&half);
+    }
+    let angles = Tensor::from_vec(angles, (n, d), device)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
+
+fn linear(x: &Tensor, w: &Param) -> Result<Tensor> {
+    x.matmul(&w.tensor.t()?)
+}
+
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let inv = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    x.broadcast_mul(&inv)?.broadcast_mul(w)
+}
+
+/// Half-split rotary embedding on `[b, heads, t, d]`.
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let (x1, x2) = (x.narrow(D::Minus1, 0, d / 2)?, x.narrow(D::Minus1, d / 2, d / 2)?);
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+}
+
+/// `[b, kv, t, d]` → `[b, kv * n_rep, t, d]`, each kv head repeated `n_rep` times.
+fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x);
+    }
+    let (b, kv, t, d) = x.dims4()?;
+    x.unsqueeze(2)?.expand((b, kv, n_rep, t, d))?.reshape((b, kv * n_rep, t, d))
+}
+
+/// Additive attention mask `[b, 1, t, t]`: 0 where query `i` may see key `j`
+/// (`j <= i` and `j` a real token), −∞ elsewhere.
+pub fn attention_mask(lengths: &[usize], t: usize, device: &Device) -> Result<Tensor> {
+    let mut mask = vec![0f32; lengths.len() * t * t];
+    for (b, &len) in lengths.iter().enumerate() {
+        for i in 0..t {
+            for j in 0..t {
+                if j > i || j >= len {
+                    mask[(b * t + i) * t + j] = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(mask, (lengths.len(), 1, t, t), device)
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor, mask: &Tensor, cos: &Tensor, sin: &Tensor, cfg: &LlamaConfig) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let (heads, kv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
+        let normed = rms_norm(x, &self.attn_norm.tensor, cfg.rms_norm_eps)?;
+        let qkv = linear(&normed.reshape((b * t, h))?, &self.qkv)?.reshape((b, t, heads + 2 * kv, d))?;
+        let q = qkv.narrow(2, 0, heads)?.transpose(1, 2)?.contiguous()?;
+        let k = qkv.narrow(2, heads, kv)?.transpose(1, 2)?.contiguous()?;
+        let v = qkv.narrow(2, heads + kv, kv)?.transpose(1, 2)?.contiguous()?;
+        let q = rope(&q, cos, sin)?;
+        let k = repeat_kv(rope(&k, cos, sin)?, heads / kv)?;
+        let v = repeat_kv(v, heads / kv)?;
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
+        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(&v)?;
+        let attn = attn.transpose(1, 2)?.reshape((b * t, h))?;
+        let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
+
+        let normed = rms_norm(&x, &self.mlp_norm.tensor, cfg.rms_norm_eps)?.reshape((b * t, h))?;
+        let gate_up = linear(&normed, &self.gate_up)?;
+        let i = cfg.intermediate_size;
+        let act = (gate_up.narrow(1, 0, i)?.silu()? * gate_up.narrow(1, i, i)?)?;
+        x + linear(&act, &self.down)?.reshape((b, t, h))?
+    }
+}
+
+impl Llama {
+    /// Builds the model from Hugging Face-named weights (see
+    /// [`LlamaConfig::weight_shapes`]). `num_labels` adds a classification
+    /// head, taken from `score.weight` when present, else initialised from a
+    /// seeded normal(0, 0.02) as transformers does.
+    pub fn new(
+        config: LlamaConfig,
+        weights: &HashMap<String, Tensor>,
+        num_labels: Option<usize>,
+        trainable: Trainable,
+        seed: u64,
+    ) -> Result<Self> {
+        let get = |name: &str| -> Result<Tensor> {
+            let t = weights.get(name).ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")))?;
+            t.to_dtype(DType::F32)
+        };
+        for (name, shape) in config.weight_shapes() {
+            let t = weights.get(&name).ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")))?;
+            if t.dims() != shape.as_slice() {
+                candle_core::bail!("weight {name} has shape {:?}, the config expects {shape:?}", t.dims());
+            }
+        }
+        let device = weights.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
+        let embed = Param::new("model.embed_tokens.weight".into(), get("model.embed_tokens.weight")?, trainable.embedding)?;
+        let mut blocks = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            let train = l >= trainable.frozen_layers;
+            let w = |s: &str| get(&format!("{p}.{s}.weight"));
+            let qkv = Tensor::cat(&[w("self_attn.q_proj")?, w("self_attn.k_proj")?, w("self_attn.v_proj")?], 0)?;
+            let gate_up = Tensor::cat(&[w("mlp.gate_proj")?, w("mlp.up_proj")?], 0)?;
+            blocks.push(Block {
+                attn_norm: Param::new(format!("{p}.input_layernorm"), w("input_layernorm")?, train)?,
+                qkv: Param::new(format!("{p}.self_attn.qkv_proj"), qkv, train)?,
+                o: Param::new(format!("{p}.self_attn.o_proj"), w("self_attn.o_proj")?, train)?,
+                mlp_norm: Param::new(format!("{p}.post_attention_layernorm"), w("post_attention_layernorm")?, train)?,
+                gate_up: Param::new(format!("{p}.mlp.gate_up_proj"), gate_up, train)?,
+                down: Param::new(format!("{p}.mlp.down_proj"), w("mlp.down_proj")?, train)?,
+            });
+        }
+        let head_trained = trainable != Trainable::NONE;
+        let norm = Param::new("model.norm".into(), get("model.norm.weight")?, head_trained)?;
+        let score = match num_labels {
+            None => None,
+            Some(n) => {
+                let w = match weights.get("score.weight") {
+                    Some(w) if w.dims() == [n, config.hidden_size] => w.to_dtype(DType::F32)?,
+                    Some(w) => candle_core::bail!("score.weight has shape {:?}, expected [{n}, {}]", w.dims(), config.hidden_size),
+                    None => seeded_normal(&[n, config.hidden_size], 0.02, seed, &device)?,
+                };
+                Some(Param::new("score".into(), w, head_trained)?)
+            }
+        };
+        let (cos, sin) = rotary_tables(&config, &device)?;
+        Ok(Llama { config, embed, blocks, norm, score, cos, sin })
+    }
+
+    /// Every weight with its name: fused ones (`qkv_proj`, `gate_up_proj`) as
+    /// stored in this model.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut all = vec![&self.embed];
+        for b in &self.blocks {
+            all.extend([&b.attn_norm, &b.qkv, &b.o, &b.mlp_norm, &b.gate_up, &b.down]);
+        }
+        all.push(&self.norm);
+        all.extend(self.score.as_ref());
+        all
+    }
+
+    pub fn trainable_params(&self) -> Vec<&Param> {
+        self.params().into_iter().filter(|p| p.var.is_some()).collect()
+    }
+
+    pub fn num_labels(&self) -> Option<usize> {
+        self.score.as_ref().map(|s| s.tensor.dims()[0])
+    }
+
+    /// Final hidden state (before the last norm) of all positions, `[b, t, h]`.
+    /// `ids` is `[b, t]` (u32), right-padded; `lengths` the real lengths.
+    pub fn hidden_states(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.config.max_position_embeddings {
+            candle_core::bail!("sequence of {t} tokens is longer than the model's {}", self.config.max_position_embeddings);
+        }
+        let mask = attention_mask(lengths, t, ids.device())?;
+        let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
+        let mut x = self.embed.tensor.embedding(&ids.flatten_all()?)?.reshape((b, t, self.config.hidden_size))?;
+        for block in &self.blocks {
+            x = block.forward(&x, &mask, &cos, &sin, &self.config)?;
+            if block.qkv.var.is_none() {
+                // Nothing below a frozen block needs a gradient: drop its graph.
+                x = x.detach();
+            }
+        }
+        Ok(x)
+    }
+
+    /// The normalised hidden state of each row's last real token, `[b, h]`.
+    pub fn last_token_states(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let x = self.hidden_states(ids, lengths)?.reshape((b * t, self.config.hidden_size))?;
+        let rows: Vec<u32> = lengths.iter().enumerate().map(|(i, &len)| (i * t + len.max(1) - 1) as u32).collect();
+        let last = x.index_select(&Tensor::new(rows, ids.device())?, 0)?;
+        rms_norm(&last, &self.norm.tensor, self.config.rms_norm_eps)
+    }
+
+    /// Class logits `[b, num_labels]`.
+    pub fn classify(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let score = self.score.as_ref().ok_or_else(|| candle_core::Error::Msg("model has no classification head".into()))?;
+        linear(&self.last_token_states(ids, lengths)?, score)
+    }
+
+    /// Next-token logits at each row's last real token (tied LM head), `[b, vocab]`.
+    pub fn lm_logits(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        linear(&self.last_token_states(ids, lengths)?, &self.embed)
+    }
+
+    /// Weights in Hugging Face names and layout (fused matrices split again),
+    /// for saving as a `LlamaForSequenceClassification` directory.
+    pub fn hf_weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let cfg = &self.config;
+        let (h, kv) = (cfg.hidden_size, cfg.num_key_value_heads * cfg.head_dim());
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.tensor.clone())];
+        for (l, b) in self.blocks.iter().enumerate() {
+            let p = format!("model.layers.{l}");
+            let qkv = &b.qkv.tensor;
+            let gu = &b.gate_up.tensor;
+            let i = cfg.intermediate_size;
+            out.extend([
+                (format!("{p}.input_layernorm.weight"), b.attn_norm.tensor.clone()),
+                (format!("{p}.self_attn.q_proj.weight"), qkv.narrow(0, 0, h)?),
+                (format!("{p}.self_attn.k_proj.weight"), qkv.narrow(0, h, kv)?),
+                (format!("{p}.self_attn.v_proj.weight"), qkv.narrow(0, h + kv, kv)?),
+                (format!("{p}.self_attn.o_proj.weight"), b.o.tensor.clone()),
+                (format!("{p}.post_attention_layernorm.weight"), b.mlp_norm.tensor.clone()),
+                (format!("{p}.mlp.gate_proj.weight"), gu.narrow(0, 0, i)?),
+                (format!("{p}.mlp.up_proj.weight"), gu.narrow(0, i, i)?),
+                (format!("{p}.mlp.down_proj.weight"), b.down.tensor.clone()),
+            ]);
+        }
+        out.push(("model.norm.weight".to_string(), self.norm.tensor.clone()));
+        if let Some(s) = &self.score {
+            out.push(("score.weight".to_string(), s.tensor.clone()));
+        }
+        out.into_iter().map(|(n, t)| Ok((n, t.contiguous()?))).collect()
+    }
+}
+
+impl Module for Llama {
+    /// Class logits for unpadded `[b, t]` ids (every row `t` tokens long).
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        self.classify(ids, &vec![t; b])
+    }
+}
+
+/// Normal(0, std) weights from a seeded RNG (candle's CPU RNG cannot be seeded).
+pub fn seeded_normal(shape: &[usize], std: f32, seed: u64, device: &Device) -> Result<Tensor> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0f32, std).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let n = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+    Tensor::from_vec(data, shape, device)
+}
+
+/// Random weights for `config` (tests, benchmarks).
+pub fn random_weights(config: &LlamaConfig, seed: u64, device: &Device) -> Result<HashMap<String, Tensor>> {
+    config
+        .weight_shapes()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, shape))| {
+            let t = if shape.len() == 1 {
+                (seeded_normal(&shape, 0.1, seed + i as u64, device)? + 1.0)?
+            } else {
+                seeded_normal(&shape, 0.2, seed + i as u64, device)?
+            };
+            Ok((name, t))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(rows: &[Vec<u32>]) -> (Tensor, Vec<usize>) {
+        let t = rows.iter().map(|r| r.len()).max().unwrap();
+        let lengths = rows.iter().map(|r| r.len()).collect();
+        let flat: Vec<u32> = rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat(0).take(t - r.len()))).collect();
+        (Tensor::from_vec(flat, (rows.len(), t), &Device::Cpu).unwrap(), lengths)
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    #[test]
+    fn lm_logits_match_candle_transformers_llama() {
+        let cfg = LlamaConfig::tiny();
+        let weights = random_weights(&cfg, 7, &Device::Cpu).unwrap();
+        let ours = Llama::new(cfg.clone(), &weights, None, Trainable::NONE, 0).unwrap();
+        let reference_cfg = candle_transformers::models::llama::Config {
+            hidden_size: cfg.hidden_size,
+            intermediate_size: cfg.intermediate_size,
+            vocab_size: cfg.vocab_size,
+            num_hidden_layers: cfg.num_hidden_layers,
+            num_attention_heads: cfg.num_attention_heads,
+            num_key_value_heads: cfg.num_key_value_heads,
+            use_flash_attn: false,
+            rms_norm_eps: cfg.rms_norm_eps,
+            rope_theta: cfg.rope_theta as f32,
+            bos_token_id: None,
+            eos_token_id: None,
+            rope_scaling: None,
+            max_position_embeddings: cfg.max_position_embeddings,
+            tie_word_embeddings: true,
+        };
+        let vb = candle_nn::VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+        let reference = candle_transformers::models::llama::Llama::load(vb, &reference_cfg).unwrap();
+        let (x, lengths) = ids(&[vec![3, 14, 15, 9, 26, 5, 35, 8, 9, 7, 9, 3]]);
+        let mut cache =
+            candle_transformers::models::llama::Cache::new(false, DType::F32, &reference_cfg, &Device::Cpu).unwrap();
+        let expected = reference.forward(&x, 0, &mut cache).unwrap();
+        let got = ours.lm_logits(&x, &lengths).unwrap();
+        // Same weights, same math, different op order: agreement to float rounding.
+        assert!(max_abs_diff(&got, &expected) < 1e-4, "diff {}", max_abs_diff(&got, &expected));
+    }
+
+    #[test]
+    fn padding_does_not_change_a_rows_logits() {
+        let cfg = LlamaConfig::tiny();
+        let weights = random_weights(&cfg, 1, &Device::Cpu).unwrap();
+        let model = Llama::new(cfg, &weights, Some(3), Trainable::NONE, 5).unwrap();
+        let short = vec![5, 6, 7];
+        let (alone, len_alone) = ids(std::slice::from_ref(&short));
+        let (batch, len_batch) = ids(&[vec![9, 8, 7, 6, 5, 4, 3], short]);
+        let a = model.classify(&alone, &len_alone).unwrap();
+        let b = model.classify(&batch, &len_batch).unwrap().narrow(0, 1, 1).unwrap();
+        assert!(max_abs_diff(&a, &b) < 1e-5, "diff {}", max_abs_diff(&a, &b));
+    }
+
+    /// Central finite differences against autograd for a sample of entries of
+    /// every trainable weight (f64 would be exact; f32 needs a loose tolerance).
+    #[test]
+    fn gradients_match_finite_differences() {
+        let cfg = LlamaConfig::tiny();
+        let weights = random_weights(&cfg, 3, &Device::Cpu).unwrap();
+        let model = Llama::new(cfg, &weights, Some(3), Trainable::ALL, 11).unwrap();
+        let (x, lengths) = ids(&[vec![1, 2, 3, 4, 5, 6], vec![7, 8, 9]]);
+        let targets = Tensor::new(&[2u32, 0], &Device::Cpu).unwrap();
+        let loss_of = |m: &Llama| -> f64 {
+            let logits = m.classify(&x, &lengths).unwrap();
+            candle_nn::loss::cross_entropy(&logits, &targets).unwrap().to_scalar::<f32>().unwrap() as f64
+        };
+        let logits = model.classify(&x, &lengths).unwrap();
+        let grads = candle_nn::loss::cross_entropy(&logits, &targets).unwrap().backward().unwrap();
+        let mut checked = 0;
+        for p in model.trainable_params() {
+            let var = p.var().unwrap();
+            let grad = grads.get(var).unwrap_or_else(|| panic!("no gradient for {}", p.name));
+            let grad: Vec<f32> = grad.flatten_all().unwrap().to_vec1().unwrap();
+            let original: Vec<f32> = var.flatten_all().unwrap().to_vec1().unwrap();
+            let n = original.len();
+            for k in [0, n / 3, n / 2, n - 1] {
+                let eps = 1e-2f32;
+                let at = |delta: f32| {
+                    let mut v = original.clone();
+                    v[k] += delta;
+                    var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
+                    loss_of(&model)
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+                var.set(&Tensor::from_vec(original.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+                let analytic = grad[k] as f64;
+                let tol = 2e-3 + 2e-2 * analytic.abs().max(numeric.abs());
+                assert!((numeric - analytic).abs() < tol, "{}[{k}]: autograd {analytic}, numeric {numeric}", p.name);
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "only {checked} gradient entries checked");
+    }
+
+    #[test]
+    fn frozen_layers_get_no_gradient() {
+        let cfg = LlamaConfig::tiny();
+        let weights = random_weights(&cfg, 3, &Device::Cpu).unwrap();
+        let model = Llama::new(cfg, &weights, Some(2), Trainable { embedding: false, frozen_layers: 1 }, 1).unwrap();
+        let names: Vec<&str> = model.trainable_params().iter().map(|p| p.name.as_str()).collect();
+        assert!(names.iter().all(|n| !n.starts_with("model.layers.0.") && !n.starts_with("model.embed")), "{names:?}");
+        assert!(names.contains(&"model.layers.1.mlp.gate_up_proj") && names.contains(&"score"));
+        let (x, lengths) = ids(&[vec![1, 2, 3]]);
+        let loss = model.classify(&x, &lengths).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        for p in model.trainable_params() {
+            assert!(grads.get(p.var().unwrap()).is_some(), "{} has no gradient", p.name);
+        }
+    }
+}
