@@ -32,6 +32,16 @@ enum Command {
     /// embedder (cached on disk), choose k and the vote on validation, then
     /// predict test once. Writes results/knn.json and results/knn.predictions.csv.
     Knn(KnnArgs),
+    /// Fine-tune a small language model (default SmolLM2-135M-Instruct) as a
+    /// classifier: train on train, validate during training, save the
+    /// classifier (a Hugging Face LlamaForSequenceClassification directory),
+    /// evaluate on test. Re-running the same command resumes an interrupted
+    /// run from its checkpoint. Writes results/finetune_slm.json and
+    /// results/finetune_slm.predictions.csv.
+    Finetune(FinetuneArgs),
+    /// Classify texts with a classifier saved by `finetune`: prints the class
+    /// and the probability of every class.
+    Predict(PredictArgs),
     /// Benchmarks: throughput against the Python reference stack and the
     /// hardware limit, measured in one run. Writes results/bench_<name>.json.
     Bench {
@@ -337,6 +347,131 @@ fn run_knn(args: &KnnArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Args, Debug)]
+struct FinetuneArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Base model: a .gguf file, a Hugging Face directory, or a Hugging Face id
+    /// (default: the SmolLM2-135M-Instruct GGUF in data/models if present,
+    /// else HuggingFaceTB/SmolLM2-135M-Instruct). Any Llama-family model works.
+    #[arg(long)]
+    model: Option<String>,
+    /// Train on a seeded stratified sample of this many training items (default: all).
+    #[arg(long)]
+    max_train: Option<usize>,
+    /// Passes over the training items.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Peak learning rate (linear warm-up, cosine decay).
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Rows per forward/backward pass.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Passes accumulated per optimiser step.
+    #[arg(long)]
+    grad_accum: Option<usize>,
+    /// Keep the bottom N transformer layers (and the embedding) frozen.
+    #[arg(long)]
+    frozen_layers: Option<usize>,
+    /// Tokens kept per text; longer texts are truncated and counted.
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Optimiser steps between validation passes.
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Optimiser steps between checkpoints.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Where the classifier and its checkpoint go (default: data/finetuned/smollm2-ag-news).
+    #[arg(long)]
+    model_out: Option<PathBuf>,
+    /// Where to write finetune_slm.json and finetune_slm.predictions.csv.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Train and validate only: no test evaluation and no results file (for
+    /// choosing hyper-parameters on validation).
+    #[arg(long)]
+    validation_only: bool,
+}
+
+fn run_finetune(args: &FinetuneArgs) -> Result<()> {
+    use slm_vs_llm::results;
+    use slm_vs_llm::slm::experiment::{self, FinetuneConfig};
+
+    let ds = args.data.load()?;
+    let smoke = args.data.smoke || data::smoke_requested();
+    let mut config = FinetuneConfig::new(args.model.clone().unwrap_or_else(slm_vs_llm::slm::default_model), smoke);
+    let t = &mut config.train;
+    t.seed = args.data.seed;
+    macro_rules! set {
+        ($($field:ident),*) => { $(if let Some(v) = args.$field { t.$field = v; })* };
+    }
+    set!(epochs, learning_rate, batch_size, grad_accum, frozen_layers, max_len, eval_every, checkpoint_every);
+    if args.max_train.is_some() {
+        config.max_train = args.max_train;
+    }
+    let out_dir = args.model_out.clone().unwrap_or_else(experiment::default_out_dir);
+    let run = experiment::finetune(&ds, &config, &out_dir, true)?;
+    println!(
+        "Fine-tuned {} ({} of {} parameters trained, {} steps, {:.0} s, {:.0} tokens/s)",
+        run.model_source,
+        run.trainable_params,
+        run.total_params,
+        run.state.step,
+        run.state.train_seconds,
+        run.state.tokens as f64 / run.state.train_seconds
+    );
+    for v in &run.state.validation {
+        println!("  step {:>5} ({:>6.0} s): validation accuracy {:.2}%, loss {:.4}", v.step, v.seconds, 100.0 * v.accuracy, v.loss);
+    }
+    if args.validation_only {
+        return Ok(());
+    }
+    let test = run.evaluate_test(&ds, true)?;
+    let m = &test.metrics;
+    println!(
+        "Test accuracy {:.2}% [{:.2}, {:.2}], macro-F1 {:.4} on {} items ({:.1} items/s)",
+        100.0 * m.accuracy,
+        100.0 * m.accuracy_ci95[0],
+        100.0 * m.accuracy_ci95[1],
+        m.macro_f1,
+        m.items,
+        test.throughput.items_per_second
+    );
+    println!("{}", m.per_class_table()?);
+    let record = run.record(&ds, &test, command_line(), args.data.seed);
+    results::write(&args.out, &record, &run.predictions(&ds, &test))?;
+    println!("Classifier: {}", out_dir.display());
+    println!("Wrote {}", results::json_path(&args.out, "finetune_slm").display());
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// A classifier directory written by `slm-vs-llm finetune`.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Texts to classify (e.g. "headline. description").
+    #[arg(required = true)]
+    texts: Vec<String>,
+}
+
+fn run_predict(args: &PredictArgs) -> Result<()> {
+    use slm_vs_llm::slm::{classifier, experiment};
+    let dir = args.model.clone().unwrap_or_else(experiment::default_out_dir);
+    let classifier = classifier::Classifier::load(&dir)
+        .with_context(|| format!("loading the classifier in {} (make one with `slm-vs-llm finetune`)", dir.display()))?;
+    let texts: Vec<String> = args.texts.iter().map(|t| data::normalize(t)).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for (text, probs) in texts.iter().zip(classifier.predict(&texts)?) {
+        let best = classifier::argmax(&probs);
+        let all: Vec<String> = classifier.labels.iter().zip(&probs).map(|(l, p)| format!("{l} {p:.3}")).collect();
+        println!("{}\t{}\t{}", classifier.labels[best], all.join("  "), text);
+    }
+    Ok(())
+}
+
 /// The command as typed, for the results record.
 fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -408,6 +543,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Eda(args) => run_eda(&args),
         Command::Knn(args) => run_knn(&args),
+        Command::Finetune(args) => run_finetune(&args),
+        Command::Predict(args) => run_predict(&args),
         Command::Bench { bench } => run_bench(&bench),
         Command::CheckNotebook { notebooks } => check_notebooks(&notebooks),
     }

@@ -2,11 +2,18 @@
 //!
 //! - [`model`]: a trainable Llama with a classification head;
 //! - [`load`]: weights, configuration and tokenizer from GGUF or Hugging Face files;
-//! - [`train`]: the fine-tuning loop (fused AdamW, schedule, checkpoints);
+//! - [`batch`]: tokenisation, truncation, length-bucketed batches;
+//! - [`optim`]: fused in-place AdamW, clipping, the learning-rate schedule;
+//! - [`train`]: the fine-tuning loop with validation and checkpoints;
 //! - [`classifier`]: batching, evaluation, saving and loading a fine-tuned classifier.
 
+pub mod batch;
+pub mod classifier;
+pub mod experiment;
 pub mod load;
 pub mod model;
+pub mod optim;
+pub mod train;
 
 pub use load::{default_model, load, LoadedModel};
 pub use model::{Llama, LlamaConfig, Trainable};

@@ -201,28 +201,57 @@ pub fn attention_mask(lengths: &[usize], t: usize, device: &Device) -> Result<Te
 }
 
 impl Block {
-    fn forward(&self, x: &Tensor, mask: &Tensor, cos: &Tensor, sin: &Tensor, cfg: &LlamaConfig) -> Result<Tensor> {
+    /// With `frozen`, candle's fused kernels (no backward) replace the plain
+    /// ops for RMSNorm, rotary embedding and softmax: same results to float
+    /// rounding, several times fewer passes over memory.
+    fn forward(&self, x: &Tensor, mask: &Tensor, rope_tables: &RopeTables, cfg: &LlamaConfig) -> Result<Tensor> {
+        let frozen = self.qkv.var.is_none();
         let (b, t, h) = x.dims3()?;
         let (heads, kv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
-        let normed = rms_norm(x, &self.attn_norm.tensor, cfg.rms_norm_eps)?;
+        let eps = cfg.rms_norm_eps;
+        let norm = |x: &Tensor, w: &Param| {
+            if frozen {
+                candle_nn::ops::rms_norm(x, &w.tensor, eps as f32)
+            } else {
+                rms_norm(x, &w.tensor, eps)
+            }
+        };
+        let rotate = |x: &Tensor| {
+            if frozen {
+                candle_nn::rotary_emb::rope(x, &rope_tables.cos_half, &rope_tables.sin_half)
+            } else {
+                rope(x, &rope_tables.cos, &rope_tables.sin)
+            }
+        };
+        let normed = norm(x, &self.attn_norm)?;
         let qkv = linear(&normed.reshape((b * t, h))?, &self.qkv)?.reshape((b, t, heads + 2 * kv, d))?;
         let q = qkv.narrow(2, 0, heads)?.transpose(1, 2)?.contiguous()?;
         let k = qkv.narrow(2, heads, kv)?.transpose(1, 2)?.contiguous()?;
         let v = qkv.narrow(2, heads + kv, kv)?.transpose(1, 2)?.contiguous()?;
-        let q = rope(&q, cos, sin)?;
-        let k = repeat_kv(rope(&k, cos, sin)?, heads / kv)?;
+        let q = rotate(&q)?;
+        let k = repeat_kv(rotate(&k)?, heads / kv)?;
         let v = repeat_kv(v, heads / kv)?;
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
-        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?.matmul(&v)?;
-        let attn = attn.transpose(1, 2)?.reshape((b * t, h))?;
+        let probs =
+            if frozen { candle_nn::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
+        let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h))?;
         let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
 
-        let normed = rms_norm(&x, &self.mlp_norm.tensor, cfg.rms_norm_eps)?.reshape((b * t, h))?;
+        let normed = norm(&x, &self.mlp_norm)?.reshape((b * t, h))?;
         let gate_up = linear(&normed, &self.gate_up)?;
         let i = cfg.intermediate_size;
         let act = (gate_up.narrow(1, 0, i)?.silu()? * gate_up.narrow(1, i, i)?)?;
         x + linear(&act, &self.down)?.reshape((b, t, h))?
     }
+}
+
+/// Rotary tables for `t` positions: full width for the plain-op rotation,
+/// half width for candle's fused kernel.
+struct RopeTables {
+    cos: Tensor,
+    sin: Tensor,
+    cos_half: Tensor,
+    sin_half: Tensor,
 }
 
 impl Llama {
@@ -294,6 +323,32 @@ impl Llama {
         all
     }
 
+    /// The same weights with nothing tracked by autograd (for inference).
+    pub fn detached(&self) -> Result<Llama> {
+        let d = |p: &Param| Param { name: p.name.clone(), tensor: p.tensor.detach(), var: None };
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| Block {
+                attn_norm: d(&b.attn_norm),
+                qkv: d(&b.qkv),
+                o: d(&b.o),
+                mlp_norm: d(&b.mlp_norm),
+                gate_up: d(&b.gate_up),
+                down: d(&b.down),
+            })
+            .collect();
+        Ok(Llama {
+            config: self.config.clone(),
+            embed: d(&self.embed),
+            blocks,
+            norm: d(&self.norm),
+            score: self.score.as_ref().map(d),
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+        })
+    }
+
     pub fn trainable_params(&self) -> Vec<&Param> {
         self.params().into_iter().filter(|p| p.var.is_some()).collect()
     }
@@ -311,9 +366,16 @@ impl Llama {
         }
         let mask = attention_mask(lengths, t, ids.device())?;
         let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
+        let half = self.config.head_dim() / 2;
+        let tables = RopeTables {
+            cos_half: cos.narrow(1, 0, half)?.contiguous()?,
+            sin_half: sin.narrow(1, 0, half)?.contiguous()?,
+            cos,
+            sin,
+        };
         let mut x = self.embed.tensor.embedding(&ids.flatten_all()?)?.reshape((b, t, self.config.hidden_size))?;
         for block in &self.blocks {
-            x = block.forward(&x, &mask, &cos, &sin, &self.config)?;
+            x = block.forward(&x, &mask, &tables, &self.config)?;
             if block.qkv.var.is_none() {
                 // Nothing below a frozen block needs a gradient: drop its graph.
                 x = x.detach();
