@@ -423,7 +423,13 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
         run.state.tokens as f64 / run.state.train_seconds
     );
     for v in &run.state.validation {
-        println!("  step {:>5} ({:>6.0} s): validation accuracy {:.2}%, loss {:.4}", v.step, v.seconds, 100.0 * v.accuracy, v.loss);
+        println!(
+            "  step {:>5} ({:>6.0} s): validation accuracy {:.2}%, loss {:.4}",
+            v.step,
+            v.seconds,
+            100.0 * v.accuracy,
+            v.loss
+        );
     }
     if args.validation_only {
         return Ok(());
@@ -460,8 +466,9 @@ struct PredictArgs {
 fn run_predict(args: &PredictArgs) -> Result<()> {
     use slm_vs_llm::slm::{classifier, experiment};
     let dir = args.model.clone().unwrap_or_else(experiment::default_out_dir);
-    let classifier = classifier::Classifier::load(&dir)
-        .with_context(|| format!("loading the classifier in {} (make one with `slm-vs-llm finetune`)", dir.display()))?;
+    let classifier = classifier::Classifier::load(&dir).with_context(|| {
+        format!("loading the classifier in {} (make one with `slm-vs-llm finetune`)", dir.display())
+    })?;
     let texts: Vec<String> = args.texts.iter().map(|t| data::normalize(t)).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     for (text, probs) in texts.iter().zip(classifier.predict(&texts)?) {

@@ -41,7 +41,11 @@ fn gguf_model_matches_transformers() {
         let top_logits = case["top_logits"].as_array().unwrap();
         for (id, value) in top_ids.iter().zip(top_logits).take(5) {
             let (id, value) = (id.as_u64().unwrap() as usize, value.as_f64().unwrap() as f32);
-            assert!((logits[id] - value).abs() < 2e-3, "{text:?}: logit of {id} is {}, transformers {value}", logits[id]);
+            assert!(
+                (logits[id] - value).abs() < 2e-3,
+                "{text:?}: logit of {id} is {}, transformers {value}",
+                logits[id]
+            );
         }
         let best = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         assert_eq!(best, top_ids[0].as_u64().unwrap() as usize, "{text:?}: argmax");

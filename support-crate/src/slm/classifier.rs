@@ -15,7 +15,13 @@ use super::model::{Llama, Trainable};
 
 /// Class probabilities for every encoded text, in input order. Batches are
 /// length-sorted; no autograd graph is built.
-pub fn predict_probs(model: &Llama, encoded: &[Encoded], pad: u32, batch_size: usize, progress: bool) -> Result<Vec<Vec<f32>>> {
+pub fn predict_probs(
+    model: &Llama,
+    encoded: &[Encoded],
+    pad: u32,
+    batch_size: usize,
+    progress: bool,
+) -> Result<Vec<Vec<f32>>> {
     let model = model.detached()?;
     let bar = crate::progress::bar(encoded.len() as u64, "classify", progress);
     let mut out = vec![Vec::new(); encoded.len()];
@@ -68,7 +74,8 @@ impl Classifier {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut config = serde_json::to_value(&self.model.config)?;
-        let id2label: HashMap<String, &String> = self.labels.iter().enumerate().map(|(i, l)| (i.to_string(), l)).collect();
+        let id2label: HashMap<String, &String> =
+            self.labels.iter().enumerate().map(|(i, l)| (i.to_string(), l)).collect();
         let label2id: HashMap<&String, usize> = self.labels.iter().enumerate().map(|(i, l)| (l, i)).collect();
         let extra = serde_json::json!({
             "architectures": ["LlamaForSequenceClassification"],
@@ -86,7 +93,9 @@ impl Classifier {
         std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)?)?;
         let weights: HashMap<String, Tensor> = self.model.hf_weights()?.into_iter().collect();
         candle_core::safetensors::save(&weights, dir.join("model.safetensors"))?;
-        self.tokenizer.save(dir.join("tokenizer.json"), false).map_err(|e| anyhow::anyhow!("saving the tokenizer: {e}"))?;
+        self.tokenizer
+            .save(dir.join("tokenizer.json"), false)
+            .map_err(|e| anyhow::anyhow!("saving the tokenizer: {e}"))?;
         Ok(())
     }
 

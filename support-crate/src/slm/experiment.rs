@@ -104,8 +104,13 @@ pub fn finetune(ds: &Dataset, config: &FinetuneConfig, out_dir: &Path, progress:
     let control = Control { checkpoint_dir: Some(out_dir.join("checkpoint")), stop_at: None, progress };
     let trained = train(model, &train_enc, &train_labels, (&val_enc, &val_labels), pad, &fingerprint, tc, &control)?;
 
-    let classifier =
-        Classifier { model: trained.model, tokenizer: loaded.tokenizer, labels: ds.labels.clone(), max_len: tc.max_len, pad };
+    let classifier = Classifier {
+        model: trained.model,
+        tokenizer: loaded.tokenizer,
+        labels: ds.labels.clone(),
+        max_len: tc.max_len,
+        pad,
+    };
     classifier.save(out_dir)?;
     tracing::info!("saved the classifier to {}", out_dir.display());
     Ok(Finetuned {

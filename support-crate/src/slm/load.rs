@@ -97,7 +97,8 @@ struct HfConfig {
 pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let hf: HfConfig = serde_json::from_str(&text).with_context(|| format!("{}: not a Llama config", config_path.display()))?;
+    let hf: HfConfig =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a Llama config", config_path.display()))?;
     if let Some(t) = hf.model_type.as_deref().filter(|t| *t != "llama") {
         bail!("{}: model_type {t:?}; only Llama-family models are supported", config_path.display());
     }
@@ -106,13 +107,17 @@ pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<LoadedModel> {
         .with_context(|| format!("reading {}", weights_path.display()))?;
     let weights = weights.into_iter().map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?))).collect::<Result<_>>()?;
     let tokenizer_path = dir.join("tokenizer.json");
-    let tokenizer = Tokenizer::from_file(&tokenizer_path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", tokenizer_path.display()))?;
+    let tokenizer =
+        Tokenizer::from_file(&tokenizer_path).map_err(|e| anyhow::anyhow!("{}: {e}", tokenizer_path.display()))?;
     let labels = match hf.id2label {
         None => None,
         Some(map) => Some(
             (0..map.len())
-                .map(|i| map.get(&i.to_string()).cloned().with_context(|| format!("{}: id2label lacks {i}", config_path.display())))
+                .map(|i| {
+                    map.get(&i.to_string())
+                        .cloned()
+                        .with_context(|| format!("{}: id2label lacks {i}", config_path.display()))
+                })
                 .collect::<Result<Vec<_>>>()?,
         ),
     };
@@ -122,7 +127,8 @@ pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<LoadedModel> {
 /// A llama-architecture GGUF file.
 pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
     let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let content = gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", path.display()))?;
+    let content =
+        gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", path.display()))?;
     let meta = Metadata { content: &content, path };
     let arch = meta.string("general.architecture")?;
     if arch != "llama" {

@@ -232,8 +232,11 @@ impl Block {
         let k = repeat_kv(rotate(&k)?, heads / kv)?;
         let v = repeat_kv(v, heads / kv)?;
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
-        let probs =
-            if frozen { candle_nn::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
+        let probs = if frozen {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        } else {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        };
         let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h))?;
         let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
 
@@ -277,7 +280,8 @@ impl Llama {
             }
         }
         let device = weights.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
-        let embed = Param::new("model.embed_tokens.weight".into(), get("model.embed_tokens.weight")?, trainable.embedding)?;
+        let embed =
+            Param::new("model.embed_tokens.weight".into(), get("model.embed_tokens.weight")?, trainable.embedding)?;
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("model.layers.{l}");
@@ -301,7 +305,11 @@ impl Llama {
             Some(n) => {
                 let w = match weights.get("score.weight") {
                     Some(w) if w.dims() == [n, config.hidden_size] => w.to_dtype(DType::F32)?,
-                    Some(w) => candle_core::bail!("score.weight has shape {:?}, expected [{n}, {}]", w.dims(), config.hidden_size),
+                    Some(w) => candle_core::bail!(
+                        "score.weight has shape {:?}, expected [{n}, {}]",
+                        w.dims(),
+                        config.hidden_size
+                    ),
                     None => seeded_normal(&[n, config.hidden_size], 0.02, seed, &device)?,
                 };
                 Some(Param::new("score".into(), w, head_trained)?)
@@ -362,7 +370,10 @@ impl Llama {
     pub fn hidden_states(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.config.max_position_embeddings {
-            candle_core::bail!("sequence of {t} tokens is longer than the model's {}", self.config.max_position_embeddings);
+            candle_core::bail!(
+                "sequence of {t} tokens is longer than the model's {}",
+                self.config.max_position_embeddings
+            );
         }
         let mask = attention_mask(lengths, t, ids.device())?;
         let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
@@ -395,7 +406,8 @@ impl Llama {
 
     /// Class logits `[b, num_labels]`.
     pub fn classify(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-        let score = self.score.as_ref().ok_or_else(|| candle_core::Error::Msg("model has no classification head".into()))?;
+        let score =
+            self.score.as_ref().ok_or_else(|| candle_core::Error::Msg("model has no classification head".into()))?;
         linear(&self.last_token_states(ids, lengths)?, score)
     }
 
@@ -478,7 +490,8 @@ mod tests {
     fn ids(rows: &[Vec<u32>]) -> (Tensor, Vec<usize>) {
         let t = rows.iter().map(|r| r.len()).max().unwrap();
         let lengths = rows.iter().map(|r| r.len()).collect();
-        let flat: Vec<u32> = rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat(0).take(t - r.len()))).collect();
+        let flat: Vec<u32> =
+            rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat(0).take(t - r.len()))).collect();
         (Tensor::from_vec(flat, (rows.len(), t), &Device::Cpu).unwrap(), lengths)
     }
 

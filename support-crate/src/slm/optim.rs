@@ -88,7 +88,9 @@ impl AdamW {
         let sq: f64 = self
             .slots
             .iter()
-            .map(|s| s.grad.par_chunks(CHUNK).map(|c| c.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()).sum::<f64>())
+            .map(|s| {
+                s.grad.par_chunks(CHUNK).map(|c| c.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()).sum::<f64>()
+            })
             .sum();
         sq.sqrt()
     }
@@ -232,7 +234,8 @@ mod tests {
             opt.step(0.05, 0.0).unwrap();
             reference.backward_step(&loss(&theirs)).unwrap();
         }
-        let diff: f32 = (ours.as_tensor() - theirs.as_tensor()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let diff: f32 =
+            (ours.as_tensor() - theirs.as_tensor()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
         assert!(diff < 1e-5, "diff {diff}");
         assert!(opt.slots[0].grad.iter().all(|&g| g == 0.0), "accumulators are zeroed after a step");
     }
@@ -240,8 +243,14 @@ mod tests {
     #[test]
     fn clipping_scales_the_gradient() {
         let w = Var::from_tensor(&Tensor::new(&[0f32, 0.0], &Device::Cpu).unwrap()).unwrap();
-        let mut opt = AdamW::new(vec![("w".into(), w.clone())], AdamWConfig { weight_decay: 0.0, ..Default::default() });
-        let grads = (w.as_tensor() * Tensor::new(&[3f32, 4.0], &Device::Cpu).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut opt =
+            AdamW::new(vec![("w".into(), w.clone())], AdamWConfig { weight_decay: 0.0, ..Default::default() });
+        let grads = (w.as_tensor() * Tensor::new(&[3f32, 4.0], &Device::Cpu).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         opt.accumulate(&grads, 1.0).unwrap();
         assert!((opt.grad_norm() - 5.0).abs() < 1e-9);
         assert!((opt.step(0.1, 1.0).unwrap() - 5.0).abs() < 1e-9);

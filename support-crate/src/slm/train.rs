@@ -267,7 +267,12 @@ fn validate(
         correct += usize::from(best == Some(y));
         loss -= (p[y].max(1e-12) as f64).ln();
     }
-    Ok(ValidationPoint { step, accuracy: correct as f64 / texts.len() as f64, loss: loss / texts.len() as f64, seconds })
+    Ok(ValidationPoint {
+        step,
+        accuracy: correct as f64 / texts.len() as f64,
+        loss: loss / texts.len() as f64,
+        seconds,
+    })
 }
 
 const CHECKPOINT_TENSORS: &str = "checkpoint.safetensors";
