@@ -24,3 +24,5 @@ log "embedding throughput: candle vs sentence-transformers"
 "$TARGET_DIR/release/slm-vs-llm" bench embed --python "$BENCH_VENV/bin/python"
 log "K-NN search against its matrix product"
 "$TARGET_DIR/release/slm-vs-llm" bench knn
+log "SLM fine-tuning and inference: candle vs PyTorch + transformers"
+"$TARGET_DIR/release/slm-vs-llm" bench slm --python "$BENCH_VENV/bin/python"

@@ -3,7 +3,6 @@ from transformers' own GGUF loader (dequantised weights, its tokenizer
 conversion), frozen as a test fixture for `support-crate/tests/real_slm.rs`.
 
 Re-run (once; the output is committed):
-    ~/.cache/slm-vs-llm/venv-bench/bin/pip install gguf accelerate
     ~/.cache/slm-vs-llm/venv-bench/bin/python benches/python/slm_reference.py \
         data/models/SmolLM2-135M-Instruct support-crate/tests/fixtures/smollm2_reference.json
 The venv comes from `bash scripts/bench.sh --setup-only`.

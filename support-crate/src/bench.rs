@@ -132,3 +132,170 @@ pub fn knn(train: &Embeddings, queries: &Embeddings, k: usize, repeats: usize) -
         ratio: search_seconds / matmul_seconds,
     })
 }
+
+/// Fine-tuning and inference throughput of the SLM classifier, and of
+/// PyTorch + transformers on the same weights and token ids.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlmBench {
+    pub model: String,
+    pub frozen_layers: usize,
+    pub trainable_params: usize,
+    pub train_batch: usize,
+    pub train_seq_len: usize,
+    pub train_steps: usize,
+    pub rust_train_tokens_per_second: f64,
+    pub rust_train_peak_memory_mib: Option<f64>,
+    pub infer_rows: usize,
+    pub infer_batch: usize,
+    pub rust_infer_rows_per_second: f64,
+    pub python_train: Option<serde_json::Value>,
+    pub python_infer: Option<serde_json::Value>,
+    /// Rust / PyTorch, > 1 means faster.
+    pub train_ratio: Option<f64>,
+    pub infer_ratio: Option<f64>,
+}
+
+/// Training: `steps` AdamW steps on `batch` × `seq_len` rows cut from the
+/// token stream of `texts` (no padding). Inference: the texts themselves,
+/// length-sorted, `infer_batch` at a time. With `python`, the same on
+/// PyTorch through `benches/python/bench_slm.py`, with the weights written
+/// as a Hugging Face directory.
+#[allow(clippy::too_many_arguments)]
+pub fn slm(
+    model: &str,
+    texts: &[&str],
+    frozen_layers: usize,
+    batch: usize,
+    seq_len: usize,
+    steps: usize,
+    infer_batch: usize,
+    python: Option<&Path>,
+) -> Result<SlmBench> {
+    use crate::slm::batch::encode_all;
+    use crate::slm::classifier::{predict_probs, Classifier};
+    use crate::slm::model::{Llama, Trainable};
+    use crate::slm::optim::{AdamW, AdamWConfig};
+
+    let loaded = crate::slm::load(model, &Device::Cpu)?;
+    let pad = loaded.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
+    let encoded = encode_all(&loaded.tokenizer, texts, 128)?;
+    let stream: Vec<u32> = encoded.iter().flat_map(|e| e.ids.iter().copied()).collect();
+    let rows: Vec<Vec<u32>> = stream.chunks_exact(seq_len).take(batch * steps.max(1)).map(<[u32]>::to_vec).collect();
+    if rows.len() < batch {
+        bail!("{} texts give fewer than {batch} rows of {seq_len} tokens", texts.len());
+    }
+    let trainable = Trainable { embedding: false, frozen_layers };
+    let llama = Llama::new(loaded.config.clone(), &loaded.weights, Some(4), trainable, 0)?;
+    let params =
+        llama.trainable_params().into_iter().map(|p| (p.name.clone(), p.var().cloned().expect("var"))).collect();
+    let mut optimiser = AdamW::new(params, AdamWConfig::default());
+    let trainable_params = optimiser.num_params();
+    let labels = Tensor::new(vec![0u32; batch], &Device::Cpu)?;
+    let batches: Vec<Tensor> = rows
+        .chunks_exact(batch)
+        .map(|b| Tensor::from_vec(b.concat(), (batch, seq_len), &Device::Cpu))
+        .collect::<candle_core::Result<_>>()?;
+    let lengths = vec![seq_len; batch];
+    let mut step = |x: &Tensor| -> Result<()> {
+        let loss = candle_nn::loss::cross_entropy(&llama.classify(x, &lengths)?, &labels)?;
+        optimiser.accumulate(&loss.backward()?, 1.0)?;
+        optimiser.step(1e-4, 1.0)?;
+        Ok(())
+    };
+    step(&batches[0])?;
+    let start = Instant::now();
+    for i in 0..steps {
+        step(&batches[i % batches.len()])?;
+    }
+    let train_seconds = start.elapsed().as_secs_f64();
+    let rust_train_peak_memory_mib = crate::slm::experiment::peak_memory_mib();
+
+    let classifier = Classifier {
+        model: llama,
+        tokenizer: loaded.tokenizer,
+        labels: (0..4).map(|i| i.to_string()).collect(),
+        max_len: 128,
+        pad,
+    };
+    predict_probs(&classifier.model, &encoded[..infer_batch.min(encoded.len())], pad, infer_batch, false)?;
+    let start = Instant::now();
+    predict_probs(&classifier.model, &encoded, pad, infer_batch, false)?;
+    let infer_seconds = start.elapsed().as_secs_f64();
+
+    let (python_train, python_infer) = match python {
+        None => (None, None),
+        Some(py) => {
+            let dir = tempfile_dir()?;
+            classifier.save(&dir.join("model"))?;
+            let train_ids = dir.join("train_ids.json");
+            std::fs::write(&train_ids, serde_json::to_string(&rows)?)?;
+            let infer_ids = dir.join("infer_ids.json");
+            let mut sorted: Vec<&Vec<u32>> = encoded.iter().map(|e| &e.ids).collect();
+            sorted.sort_by_key(|ids| std::cmp::Reverse(ids.len()));
+            // The same length-sorted, right-padded batches as the Rust side.
+            let padded: Vec<Vec<Vec<u32>>> = sorted
+                .chunks(infer_batch)
+                .map(|c| {
+                    let longest = c[0].len();
+                    c.iter()
+                        .map(|ids| ids.iter().copied().chain(std::iter::repeat_n(pad, longest - ids.len())).collect())
+                        .collect()
+                })
+                .collect();
+            std::fs::write(&infer_ids, serde_json::to_string(&padded)?)?;
+            let run = |mode: &str, ids: &Path, steps: usize, batch: usize| {
+                python_json(
+                    py,
+                    "bench_slm.py",
+                    &[
+                        dir.join("model").to_str().unwrap_or_default(),
+                        ids.to_str().unwrap_or_default(),
+                        mode,
+                        &frozen_layers.to_string(),
+                        &steps.to_string(),
+                        &batch.to_string(),
+                    ],
+                )
+            };
+            let train = run("train", &train_ids, steps, batch)?;
+            let infer = run("infer", &infer_ids, 0, infer_batch)?;
+            let _ = std::fs::remove_dir_all(&dir);
+            (Some(train), Some(infer))
+        }
+    };
+    let rust_train_tps = (steps * batch * seq_len) as f64 / train_seconds;
+    let rust_infer_rps = encoded.len() as f64 / infer_seconds;
+    Ok(SlmBench {
+        model: model.to_string(),
+        frozen_layers,
+        trainable_params,
+        train_batch: batch,
+        train_seq_len: seq_len,
+        train_steps: steps,
+        rust_train_tokens_per_second: rust_train_tps,
+        rust_train_peak_memory_mib,
+        infer_rows: encoded.len(),
+        infer_batch,
+        rust_infer_rows_per_second: rust_infer_rps,
+        train_ratio: python_train.as_ref().and_then(|p| p["tokens_per_second"].as_f64()).map(|p| rust_train_tps / p),
+        infer_ratio: python_infer.as_ref().and_then(|p| p["rows_per_second"].as_f64()).map(|p| rust_infer_rps / p),
+        python_train,
+        python_infer,
+    })
+}
+
+fn python_json(python: &Path, script: &str, args: &[&str]) -> Result<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/python").join(script);
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    if !out.status.success() {
+        bail!("the Python benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("the Python benchmark printed {line:?}"))
+}

@@ -4,6 +4,7 @@
 //! The notebooks in `notebooks/` and the `slm-vs-llm` command call the same
 //! functions, so they produce the same numbers.
 
+pub mod baseline;
 pub mod bench;
 pub mod bert;
 pub mod cache;
@@ -19,6 +20,8 @@ pub mod results;
 pub mod slm;
 
 pub use data::{Dataset, Example, Split};
+/// The tensor and data-frame crates, for notebooks (which only `:dep` this crate).
+pub use {candle_core, polars};
 
 /// True when `HF_HUB_OFFLINE` asks for no network access (Hugging Face convention).
 pub fn hub_offline() -> bool {

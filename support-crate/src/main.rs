@@ -78,6 +78,36 @@ enum BenchCommand {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Fine-tuning (tokens/s, batch × 128 tokens, AdamW, embedding and the
+    /// bottom layers frozen) and batched inference (test texts/s) of the SLM
+    /// classifier, against PyTorch + transformers on the same weights and
+    /// token ids when --python is given.
+    Slm {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Base model (default as for `finetune`).
+        #[arg(long)]
+        model: Option<String>,
+        /// Test texts (the first ones, in file order) for the token stream and inference.
+        #[arg(long, default_value_t = 512)]
+        texts: usize,
+        #[arg(long, default_value_t = 20)]
+        frozen_layers: usize,
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 128)]
+        seq_len: usize,
+        /// Timed training steps (after one warm-up step).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[arg(long, default_value_t = 32)]
+        infer_batch: usize,
+        /// A Python with torch and transformers (scripts/bench.sh makes one).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
     /// K-NN search time (all test queries against the train split, from the
     /// embedding cache) against the time of its matrix product alone.
     Knn {
@@ -133,9 +163,55 @@ fn run_bench(bench: &BenchCommand) -> Result<()> {
             );
             ("knn", serde_json::to_value(&b)?)
         }
+        BenchCommand::Slm {
+            data,
+            model,
+            texts,
+            frozen_layers,
+            batch_size,
+            seq_len,
+            steps,
+            infer_batch,
+            python,
+            ..
+        } => {
+            let ds = data.load()?;
+            let mut test = ds.test.clone();
+            test.sort_by_key(|e| e.index);
+            let texts: Vec<&str> = test.iter().take(*texts).map(|e| e.text.as_str()).collect();
+            let model = model.clone().unwrap_or_else(slm_vs_llm::slm::default_model);
+            let b = slm_vs_llm::bench::slm(
+                &model,
+                &texts,
+                *frozen_layers,
+                *batch_size,
+                *seq_len,
+                *steps,
+                *infer_batch,
+                python.as_deref(),
+            )?;
+            let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
+            println!(
+                "training ({} x {} tokens, {} bottom layers frozen): {:.0} tokens/s, PyTorch {}: {}",
+                b.train_batch,
+                b.train_seq_len,
+                b.frozen_layers,
+                b.rust_train_tokens_per_second,
+                b.python_train.as_ref().map_or("-".into(), |p| format!("{:.0} tokens/s", p["tokens_per_second"])),
+                ratio(b.train_ratio)
+            );
+            println!(
+                "inference (batch {}): {:.1} texts/s, PyTorch {}: {}",
+                b.infer_batch,
+                b.rust_infer_rows_per_second,
+                b.python_infer.as_ref().map_or("-".into(), |p| format!("{:.1} texts/s", p["rows_per_second"])),
+                ratio(b.infer_ratio)
+            );
+            ("slm", serde_json::to_value(&b)?)
+        }
     };
     let out = match bench {
-        BenchCommand::Embed { out, .. } | BenchCommand::Knn { out, .. } => out,
+        BenchCommand::Embed { out, .. } | BenchCommand::Knn { out, .. } | BenchCommand::Slm { out, .. } => out,
     };
     std::fs::create_dir_all(out)?;
     let path = out.join(format!("bench_{name}.json"));
@@ -411,7 +487,7 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
     if args.max_train.is_some() {
         config.max_train = args.max_train;
     }
-    let out_dir = args.model_out.clone().unwrap_or_else(experiment::default_out_dir);
+    let out_dir = args.model_out.clone().unwrap_or_else(|| experiment::default_out_dir(smoke));
     let run = experiment::finetune(&ds, &config, &out_dir, true)?;
     println!(
         "Fine-tuned {} ({} of {} parameters trained, {} steps, {:.0} s, {:.0} tokens/s)",
@@ -455,7 +531,7 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
 
 #[derive(Args, Debug)]
 struct PredictArgs {
-    /// A classifier directory written by `slm-vs-llm finetune`.
+    /// A classifier directory written by `slm-vs-llm finetune` (default: data/finetuned/smollm2-ag-news).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Texts to classify (e.g. "headline. description").
@@ -465,7 +541,7 @@ struct PredictArgs {
 
 fn run_predict(args: &PredictArgs) -> Result<()> {
     use slm_vs_llm::slm::{classifier, experiment};
-    let dir = args.model.clone().unwrap_or_else(experiment::default_out_dir);
+    let dir = args.model.clone().unwrap_or_else(|| experiment::default_out_dir(false));
     let classifier = classifier::Classifier::load(&dir).with_context(|| {
         format!("loading the classifier in {} (make one with `slm-vs-llm finetune`)", dir.display())
     })?;

@@ -111,3 +111,21 @@ pub fn mean_log_loss(probs: &[Vec<f32>], labels: &[usize]) -> f64 {
     let total: f64 = probs.iter().zip(labels).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum();
     total / probs.len().max(1) as f64
 }
+
+impl Classifier {
+    /// Each text with its predicted class and the probability of every class.
+    pub fn prediction_table(&self, texts: &[&str]) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame};
+        let probs = self.predict(texts)?;
+        let best: Vec<String> = probs.iter().map(|p| self.labels[argmax(p)].clone()).collect();
+        let shown: Vec<String> = probs
+            .iter()
+            .map(|p| self.labels.iter().zip(p).map(|(l, p)| format!("{l} {p:.2}")).collect::<Vec<_>>().join(", "))
+            .collect();
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("text".into(), texts.to_vec()),
+            Column::new("class".into(), best),
+            Column::new("probabilities".into(), shown),
+        ])?)
+    }
+}

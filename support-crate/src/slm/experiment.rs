@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use candle_core::Device;
+use polars::prelude::{Column, DataFrame};
 use serde::Serialize;
 
 use super::batch::{encode_all, Encoded};
@@ -15,6 +16,7 @@ use super::model::Llama;
 use super::train::{train, Control, TrainConfig, TrainState};
 use crate::data::{stratified_sample, Dataset, Example};
 use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
+use crate::plot::{LineChart, Svg};
 use crate::results::{DataSizes, Hardware, Prediction, RunRecord, SCHEMA_VERSION};
 
 /// What to fine-tune, on how much data.
@@ -206,19 +208,6 @@ impl Finetuned {
             }),
         }
     }
-
-    /// Training loss per step (smoothed with a centred window) for the notebook's curve.
-    pub fn loss_curve(&self, window: usize) -> Vec<(f64, f64)> {
-        let h = &self.state.history;
-        (0..h.len())
-            .map(|i| {
-                let lo = i.saturating_sub(window / 2);
-                let hi = (i + window / 2 + 1).min(h.len());
-                let mean = h[lo..hi].iter().map(|x| x.loss).sum::<f64>() / (hi - lo) as f64;
-                (h[i].step as f64, mean)
-            })
-            .collect()
-    }
 }
 
 fn model_name(source: &str) -> String {
@@ -226,7 +215,81 @@ fn model_name(source: &str) -> String {
     name.split(".Q").next().unwrap_or(name).trim_end_matches(".gguf").to_string()
 }
 
-/// Default output directory of the fine-tuned classifier.
-pub fn default_out_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/finetuned/smollm2-ag-news")
+/// Default directory of the fine-tuned classifier and its checkpoint
+/// (`data/finetuned/smollm2-ag-news`, `-smoke` for smoke runs so the two never share a checkpoint).
+pub fn default_out_dir(smoke: bool) -> PathBuf {
+    let name = if smoke { "smollm2-ag-news-smoke" } else { "smollm2-ag-news" };
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/finetuned").join(name)
+}
+
+/// Share of texts (%) per token count, one line per class, with the
+/// truncation limit in the title.
+pub fn token_length_chart(encoded: &[Encoded], labels: &[usize], names: &[String], max_len: usize) -> Result<Svg> {
+    let series = names
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            let lengths: Vec<usize> =
+                encoded.iter().zip(labels).filter(|(_, &l)| l == c).map(|(e, _)| e.ids.len() + e.dropped).collect();
+            let longest = lengths.iter().copied().max().unwrap_or(0);
+            let mut counts = vec![0usize; longest / 4 + 1];
+            for l in &lengths {
+                counts[l / 4] += 1;
+            }
+            let n = lengths.len().max(1) as f64;
+            let points =
+                counts.iter().enumerate().map(|(b, &k)| ((b * 4) as f64 + 2.0, 100.0 * k as f64 / n)).collect();
+            (name.clone(), points)
+        })
+        .collect();
+    let title = format!("Tokens per text (SmolLM2 tokenizer, bins of 4; truncated at {max_len})");
+    LineChart { title: &title, x_label: "tokens", y_label: "% of texts", series }.render((760, 360))
+}
+
+/// Training loss (mean over a centred window of steps) and validation loss.
+pub fn loss_chart(state: &TrainState, window: usize) -> Result<Svg> {
+    let h = &state.history;
+    let smoothed = (0..h.len())
+        .map(|i| {
+            let (lo, hi) = (i.saturating_sub(window / 2), (i + window / 2 + 1).min(h.len()));
+            (h[i].step as f64, h[lo..hi].iter().map(|x| x.loss).sum::<f64>() / (hi - lo) as f64)
+        })
+        .collect();
+    let validation = state.validation.iter().map(|v| (v.step as f64, v.loss)).collect();
+    LineChart {
+        title: "Cross-entropy loss during fine-tuning",
+        x_label: "optimiser step",
+        y_label: "loss",
+        series: vec![(format!("train (mean of {window} steps)"), smoothed), ("validation".into(), validation)],
+    }
+    .render((760, 360))
+}
+
+/// Validation accuracy at each validation pass.
+pub fn validation_chart(state: &TrainState) -> Result<Svg> {
+    let points = state.validation.iter().map(|v| (v.step as f64, 100.0 * v.accuracy)).collect();
+    LineChart {
+        title: "Validation accuracy during fine-tuning",
+        x_label: "optimiser step",
+        y_label: "accuracy (%)",
+        series: vec![("validation".into(), points)],
+    }
+    .render_zoomed((760, 320))
+}
+
+/// Misclassified test items with the classifier's probabilities.
+pub fn error_table(ds: &Dataset, test: &TestEvaluation, rows: usize) -> Result<DataFrame> {
+    let errors: Vec<usize> =
+        (0..ds.test.len()).filter(|&i| argmax(&test.probs[i]) != ds.test[i].label).take(rows).collect();
+    let name = |c: usize| ds.labels[c].clone();
+    let probs = |i: usize| {
+        ds.labels.iter().zip(&test.probs[i]).map(|(l, p)| format!("{l} {p:.2}")).collect::<Vec<_>>().join(", ")
+    };
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("test row".into(), errors.iter().map(|&i| ds.test[i].index as u64).collect::<Vec<_>>()),
+        Column::new("text".into(), errors.iter().map(|&i| ds.test[i].text.clone()).collect::<Vec<_>>()),
+        Column::new("true".into(), errors.iter().map(|&i| name(ds.test[i].label)).collect::<Vec<_>>()),
+        Column::new("predicted".into(), errors.iter().map(|&i| name(argmax(&test.probs[i]))).collect::<Vec<_>>()),
+        Column::new("probabilities".into(), errors.iter().map(|&i| probs(i)).collect::<Vec<_>>()),
+    ])?)
 }
