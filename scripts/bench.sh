@@ -26,3 +26,5 @@ log "K-NN search against its matrix product"
 "$TARGET_DIR/release/slm-vs-llm" bench knn
 log "SLM fine-tuning and inference: candle vs PyTorch + transformers"
 "$TARGET_DIR/release/slm-vs-llm" bench slm --python "$BENCH_VENV/bin/python"
+log "TF-IDF + logistic regression: Rust vs scikit-learn"
+"$TARGET_DIR/release/slm-vs-llm" bench baseline --python "$BENCH_VENV/bin/python"

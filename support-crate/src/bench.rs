@@ -299,3 +299,74 @@ fn python_json(python: &Path, script: &str, args: &[&str]) -> Result<serde_json:
     let line = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(line).with_context(|| format!("the Python benchmark printed {line:?}"))
 }
+
+/// The TF-IDF + logistic regression baseline against scikit-learn's
+/// `TfidfVectorizer` + `LogisticRegression` on the same split and settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineBench {
+    pub c: f64,
+    pub min_df: usize,
+    pub rust_features: usize,
+    pub rust_accuracy: f64,
+    pub rust_fit_seconds: f64,
+    pub rust_predict_seconds: f64,
+    pub python: Option<serde_json::Value>,
+    /// Rust accuracy − scikit-learn accuracy, in points.
+    pub accuracy_difference_points: Option<f64>,
+    /// scikit-learn (fit + predict) time / Rust time: > 1 means Rust is faster.
+    pub speed_ratio: Option<f64>,
+}
+
+pub fn baseline(ds: &crate::Dataset, c: f64, min_df: usize, python: Option<&Path>) -> Result<BaselineBench> {
+    use crate::baseline::{LogisticRegression, Tfidf};
+    let train: Vec<&str> = ds.train.iter().map(|e| e.text.as_str()).collect();
+    let test: Vec<&str> = ds.test.iter().map(|e| e.text.as_str()).collect();
+    let train_y: Vec<usize> = ds.train.iter().map(|e| e.label).collect();
+    let start = Instant::now();
+    let tfidf = Tfidf::fit(&train, min_df);
+    let model = LogisticRegression::fit(&tfidf.transform(&train), &train_y, ds.num_classes(), tfidf.len(), c, 1000);
+    let rust_fit_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let predictions = model.predict(&tfidf.transform(&test));
+    let rust_predict_seconds = start.elapsed().as_secs_f64();
+    let correct = predictions.iter().zip(&ds.test).filter(|(p, e)| **p == e.label).count();
+    let rust_accuracy = correct as f64 / ds.test.len() as f64;
+    let python = match python {
+        None => None,
+        Some(py) => {
+            let dir = tempfile_dir()?;
+            fn pairs(split: &[crate::Example]) -> Vec<(&str, usize)> {
+                split.iter().map(|e| (e.text.as_str(), e.label)).collect()
+            }
+            let path = dir.join("data.json");
+            std::fs::write(
+                &path,
+                serde_json::to_string(&serde_json::json!({"train": pairs(&ds.train), "test": pairs(&ds.test)}))?,
+            )?;
+            let out = python_json(
+                py,
+                "bench_baseline.py",
+                &[path.to_str().unwrap_or_default(), &c.to_string(), &min_df.to_string()],
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            Some(out?)
+        }
+    };
+    let accuracy_difference_points =
+        python.as_ref().and_then(|p| p["accuracy"].as_f64()).map(|a| 100.0 * (rust_accuracy - a));
+    let speed_ratio = python
+        .as_ref()
+        .and_then(|p| Some(p["fit_seconds"].as_f64()? + p["predict_seconds"].as_f64()?))
+        .map(|t| t / (rust_fit_seconds + rust_predict_seconds));
+    Ok(BaselineBench {
+        c,
+        min_df,
+        rust_features: tfidf.len(),
+        rust_accuracy,
+        rust_fit_seconds,
+        rust_predict_seconds,
+        python,
+        accuracy_difference_points,
+        speed_ratio,
+    })
+}

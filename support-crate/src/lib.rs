@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod notebook;
 pub mod plot;
 pub mod progress;
+pub mod report;
 pub mod results;
 pub mod slm;
 

@@ -60,9 +60,9 @@ impl Default for TrainConfig {
             clip_norm: 1.0,
             adamw: AdamWConfig::default(),
             epochs: 1,
-            frozen_layers: 20,
+            frozen_layers: 18,
             train_embedding: false,
-            eval_every: 200,
+            eval_every: 100,
             checkpoint_every: 100,
             seed: 42,
         }
