@@ -334,14 +334,14 @@ pub fn run(ds: &Dataset, config: &BaselineConfig) -> Result<BaselineRun> {
     let classes = ds.num_classes();
 
     let fit_once = |c: f64| -> (Tfidf, LogisticRegression) {
-        let tfidf = Tfidf::fit(&&train_texts, config.min_df);
-        let x = tfidf.transform(&&train_texts);
+        let tfidf = Tfidf::fit(&train_texts, config.min_df);
+        let x = tfidf.transform(&train_texts);
         let lr = LogisticRegression::fit(&x, &train_y, classes, tfidf.len(), c, config.max_iter);
         (tfidf, lr)
     };
-    let tfidf = Tfidf::fit(&&train_texts, config.min_df);
-    let x_train = tfidf.transform(&&train_texts);
-    let x_val = tfidf.transform(&&val_texts);
+    let tfidf = Tfidf::fit(&train_texts, config.min_df);
+    let x_train = tfidf.transform(&train_texts);
+    let x_val = tfidf.transform(&val_texts);
     let sweep: Vec<CPoint> = config
         .cs
         .iter()
@@ -357,7 +357,7 @@ pub fn run(ds: &Dataset, config: &BaselineConfig) -> Result<BaselineRun> {
     let chosen_c = sweep.iter().fold(sweep[0], |best, p| if p.accuracy > best.accuracy { *p } else { best }).c;
 
     let ((tfidf, lr), fit) = Throughput::measure(ds.train.len(), || fit_once(chosen_c));
-    let (predictions, predict) = Throughput::measure(ds.test.len(), || lr.predict(&tfidf.transform(&&test_texts)));
+    let (predictions, predict) = Throughput::measure(ds.test.len(), || lr.predict(&tfidf.transform(&test_texts)));
     let labels: Vec<usize> = ds.test.iter().map(|e| e.label).collect();
     let preds: Vec<Option<usize>> = predictions.iter().map(|&p| Some(p)).collect();
     let metrics = evaluate(&labels, &preds, &ds.labels, Bootstrap::default());

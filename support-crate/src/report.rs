@@ -72,7 +72,7 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -351,7 +351,7 @@ mod tests {
         std::fs::write(dir.path().join("eda.json"), "{}").unwrap();
         std::fs::write(dir.path().join("bench_x.json"), "{}").unwrap();
         std::fs::write(dir.path().join("broken.json"), "{\"schema_version\": 99}").unwrap();
-        let err = load_records(dir.path()).err().expect("refused");
+        let err = load_records(dir.path()).expect_err("refused");
         assert!(format!("{err:#}").contains("broken.json"), "{err:#}");
     }
 }

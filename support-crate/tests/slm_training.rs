@@ -13,7 +13,7 @@ use slm_vs_llm::slm::batch::Encoded;
 use slm_vs_llm::slm::classifier::{predict_probs, Classifier};
 use slm_vs_llm::slm::load::{load_gguf, load_hf_dir, permute};
 use slm_vs_llm::slm::model::{random_weights, Llama, LlamaConfig, Trainable};
-use slm_vs_llm::slm::train::{train, Control, TrainConfig, Trained};
+use slm_vs_llm::slm::train::{train, Control, Labelled, TrainConfig, Trained};
 
 /// The first token (3, 4 or 5) is the label; the rest is noise, so the last
 /// token must attend back to the first.
@@ -56,7 +56,9 @@ fn run(dir: Option<&std::path::Path>, stop_at: Option<usize>, cfg: &TrainConfig)
     let (enc, labels) = synthetic(160, 1);
     let (val, val_labels) = synthetic(60, 2);
     let control = Control { checkpoint_dir: dir.map(|d| d.to_path_buf()), stop_at, progress: false };
-    train(model(cfg.trainable()), &enc, &labels, (&val, &val_labels), 0, "synthetic", cfg, &control)
+    let (train_set, validation) =
+        (Labelled { texts: &enc, labels: &labels }, Labelled { texts: &val, labels: &val_labels });
+    train(model(cfg.trainable()), train_set, validation, 0, "synthetic", cfg, &control)
 }
 
 fn weights(model: &Llama) -> Vec<Vec<f32>> {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::batch::{encode_all, Encoded};
 use super::classifier::{argmax, predict_probs, Classifier};
 use super::model::Llama;
-use super::train::{train, Control, TrainConfig, TrainState};
+use super::train::{train, Control, Labelled, TrainConfig, TrainState};
 use crate::data::{stratified_sample, Dataset, Example};
 use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
 use crate::plot::{LineChart, Svg};
@@ -107,7 +107,15 @@ pub fn finetune(ds: &Dataset, config: &FinetuneConfig, out_dir: &Path, progress:
     let total_params = model.params().iter().map(|p| p.tensor.elem_count()).sum();
     let fingerprint = fingerprint(&loaded.source, &train_examples, &ds.validation, &ds.labels);
     let control = Control { checkpoint_dir: Some(out_dir.join("checkpoint")), stop_at: None, progress };
-    let trained = train(model, &train_enc, &train_labels, (&val_enc, &val_labels), pad, &fingerprint, tc, &control)?;
+    let trained = train(
+        model,
+        Labelled { texts: &train_enc, labels: &train_labels },
+        Labelled { texts: &val_enc, labels: &val_labels },
+        pad,
+        &fingerprint,
+        tc,
+        &control,
+    )?;
 
     let classifier = Classifier {
         model: trained.model,

@@ -491,7 +491,7 @@ mod tests {
         let t = rows.iter().map(|r| r.len()).max().unwrap();
         let lengths = rows.iter().map(|r| r.len()).collect();
         let flat: Vec<u32> =
-            rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat(0).take(t - r.len()))).collect();
+            rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0, t - r.len()))).collect();
         (Tensor::from_vec(flat, (rows.len(), t), &Device::Cpu).unwrap(), lengths)
     }
 

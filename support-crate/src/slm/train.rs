@@ -135,18 +135,25 @@ pub struct Trained {
     pub finished: bool,
 }
 
+/// Tokenised texts with their labels.
+#[derive(Clone, Copy)]
+pub struct Labelled<'a> {
+    pub texts: &'a [Encoded],
+    pub labels: &'a [usize],
+}
+
 /// Fine-tunes `model` (whose trainable weights are set by `config.trainable()`)
-/// on `train` with labels `train_labels`, validating on `validation`.
+/// on `train`, validating on `validation`; `pad` fills batches.
 pub fn train(
     model: Llama,
-    train: &[Encoded],
-    train_labels: &[usize],
-    validation: (&[Encoded], &[usize]),
+    train: Labelled,
+    validation: Labelled,
     pad: u32,
     fingerprint: &str,
     config: &TrainConfig,
     control: &Control,
 ) -> Result<Trained> {
+    let Labelled { texts: train, labels: train_labels } = train;
     if train.is_empty() || train.len() != train_labels.len() {
         bail!("{} training texts but {} labels", train.len(), train_labels.len());
     }
@@ -231,14 +238,14 @@ pub fn train(
         bar.set_position(state.step as u64);
 
         let last = state.step == total_steps;
-        if (config.eval_every > 0 && state.step % config.eval_every == 0) || last {
+        if (config.eval_every > 0 && state.step.is_multiple_of(config.eval_every)) || last {
             let point = validate(&model, validation, pad, config, state.step, state.train_seconds)?;
             tracing::info!(step = point.step, accuracy = point.accuracy, loss = point.loss, "validation");
             state.validation.push(point);
         }
         if let Some(dir) = &control.checkpoint_dir {
             let stopping = control.stop_at.is_some_and(|s| state.step >= s);
-            if last || stopping || (config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0) {
+            if last || stopping || (config.checkpoint_every > 0 && state.step.is_multiple_of(config.checkpoint_every)) {
                 save_checkpoint(dir, &model, &optimiser, &state)?;
             }
         }
@@ -250,7 +257,7 @@ pub fn train(
 
 fn validate(
     model: &Llama,
-    (texts, labels): (&[Encoded], &[usize]),
+    Labelled { texts, labels }: Labelled,
     pad: u32,
     config: &TrainConfig,
     step: usize,
