@@ -12,6 +12,7 @@ pub mod data;
 pub mod eda;
 pub mod embed;
 pub mod knn;
+pub mod llm;
 pub mod metrics;
 pub mod notebook;
 pub mod plot;

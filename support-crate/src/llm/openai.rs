@@ -1,0 +1,401 @@
+//! A chat-completions client for any OpenAI-compatible server (OpenAI,
+//! Ollama, vLLM, llama.cpp's server), asking for an answer constrained to a
+//! JSON schema.
+//!
+//! - Structured output: `response_format: {type: "json_schema", ...}`; a
+//!   server that rejects it (llama.cpp's server 0.3 answers 422) is asked
+//!   again in the next dialect — `{type: "json_object", schema}`, then plain
+//!   JSON mode — and the dialect that worked is kept for the endpoint.
+//!   Every answer is validated here whatever the server promised.
+//! - Resilience: a request timeout; retries with exponential backoff and
+//!   jitter on timeouts, dropped connections, 429 (honouring `Retry-After`)
+//!   and 5xx; a concurrency limit. An item that still fails is an error in
+//!   its answer, never a lost item.
+//! - Cost: token usage and latency per request; successful responses are
+//!   cached on disk by model, messages and parameters, so a re-run or an
+//!   interrupted run pays for nothing twice.
+//! - Secrets: the key comes from `OPENAI_API_KEY` and is never printed,
+//!   logged or cached (`Secret`'s `Debug` is redacted).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::prompt::{parse_answer, AnswerError, Message};
+use super::response_cache::ResponseCache;
+
+/// An API key: shown as `***` by `Debug`, never serialised.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(key: String) -> Self {
+        Secret(key)
+    }
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where requests go.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Up to and including `/v1`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<Secret>,
+}
+
+impl Endpoint {
+    /// `OPENAI_BASE_URL` and `OPENAI_API_KEY` (flags win over the environment);
+    /// `None` when no base URL is configured anywhere.
+    pub fn from_env(base_url: Option<String>, model: String, api_key: Option<String>) -> Option<Self> {
+        let base_url = base_url.or_else(|| std::env::var("OPENAI_BASE_URL").ok()).filter(|u| !u.is_empty())?;
+        let api_key = api_key.or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty()).map(Secret);
+        Some(Endpoint { base_url: base_url.trim_end_matches('/').to_string(), model, api_key })
+    }
+}
+
+/// How the server is asked for structured output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Dialect {
+    /// OpenAI's `{type: "json_schema", json_schema: {name, strict, schema}}`.
+    JsonSchema,
+    /// `{type: "json_object", schema}` (llama.cpp's server, older vLLM).
+    JsonObjectWithSchema,
+    /// `{type: "json_object"}`: JSON mode, the schema only in the prompt.
+    JsonObject,
+}
+
+impl Dialect {
+    const FALLBACKS: [Dialect; 3] = [Dialect::JsonSchema, Dialect::JsonObjectWithSchema, Dialect::JsonObject];
+
+    fn response_format(self, schema: &Value) -> Value {
+        match self {
+            Dialect::JsonSchema => {
+                json!({"type": "json_schema", "json_schema": {"name": "classification", "strict": true, "schema": schema}})
+            }
+            Dialect::JsonObjectWithSchema => json!({"type": "json_object", "schema": schema}),
+            Dialect::JsonObject => json!({"type": "json_object"}),
+        }
+    }
+}
+
+/// Timeouts, retries and parallelism.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    pub max_tokens: u32,
+    pub temperature: f64,
+    /// Successful responses are cached here (`None`: no cache).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_secs(60),
+            max_retries: 5,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            concurrency: 4,
+            max_tokens: 64,
+            temperature: 0.0,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Tokens a request used, as the server reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// What one item got: a label index, or the reason it has none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub label: Option<usize>,
+    /// The model's text, when there was one.
+    pub content: Option<String>,
+    pub error: Option<AnswerError>,
+    pub usage: Usage,
+    /// Wall time of the request that produced the answer (0 when cached).
+    pub latency_seconds: f64,
+    pub attempts: u32,
+    pub cached: bool,
+}
+
+/// The successful part of a response, as cached.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Completion {
+    pub content: Option<String>,
+    pub refusal: Option<String>,
+    pub finish_reason: Option<String>,
+    pub usage: Usage,
+}
+
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    config: ClientConfig,
+    dialect: Mutex<Option<Dialect>>,
+    cache: Option<Mutex<ResponseCache>>,
+}
+
+enum Failure {
+    /// Worth another try (timeout, connection, 429, 5xx), after at least this long.
+    Retry(String, Option<Duration>),
+    /// The server does not speak this dialect of structured output.
+    Dialect(String),
+    /// Final (401, 404, malformed response, ...).
+    Fatal(String),
+}
+
+impl OpenAiClient {
+    pub fn new(endpoint: Endpoint, config: ClientConfig) -> Result<Self> {
+        let http = reqwest::Client::builder().timeout(config.timeout).build().context("building the HTTP client")?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(Mutex::new(ResponseCache::open(dir, &endpoint.model)?)),
+            None => None,
+        };
+        Ok(OpenAiClient { http, endpoint, config, dialect: Mutex::new(None), cache })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The structured-output dialect found to work, once a request succeeded.
+    pub fn dialect(&self) -> Option<Dialect> {
+        *self.dialect.lock().expect("dialect lock")
+    }
+
+    fn body(&self, messages: &[Message], schema: &Value, dialect: Dialect) -> Value {
+        json!({
+            "model": self.endpoint.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+            "response_format": dialect.response_format(schema),
+        })
+    }
+
+    /// The cache key: everything that determines the answer, not the dialect or the key.
+    fn cache_key(&self, messages: &[Message], schema: &Value) -> String {
+        json!({
+            "model": self.endpoint.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+            "schema": schema,
+        })
+        .to_string()
+    }
+
+    async fn send(&self, body: &Value) -> std::result::Result<Completion, Failure> {
+        let url = format!("{}/chat/completions", self.endpoint.base_url);
+        let mut request = self.http.post(&url).json(body);
+        if let Some(key) = &self.endpoint.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return Err(Failure::Retry(format!("timed out after {:?}", self.config.timeout), None))
+            }
+            Err(e) => return Err(Failure::Retry(format!("request failed: {}", without_url(&e)), None)),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 300.0)));
+        let text = match response.text().await {
+            Ok(t) => t,
+            Err(e) if e.is_timeout() => return Err(Failure::Retry("timed out reading the response".into(), None)),
+            Err(e) => {
+                return Err(Failure::Retry(format!("connection lost reading the response: {}", without_url(&e)), None))
+            }
+        };
+        let snippet: String = text.chars().take(300).collect();
+        if status.as_u16() == 429 {
+            return Err(Failure::Retry(format!("rate limited (429): {snippet}"), retry_after));
+        }
+        if status.is_server_error() {
+            return Err(Failure::Retry(format!("server error {status}: {snippet}"), retry_after));
+        }
+        if matches!(status.as_u16(), 400 | 422)
+            && (snippet.contains("response_format") || snippet.contains("json_schema") || snippet.contains("schema"))
+        {
+            return Err(Failure::Dialect(format!("{status}: {snippet}")));
+        }
+        if !status.is_success() {
+            return Err(Failure::Fatal(format!("HTTP {status}: {snippet}")));
+        }
+        parse_completion(&text).map_err(|e| Failure::Retry(format!("malformed response: {e}: {snippet}"), None))
+    }
+
+    /// Asks one question, with retries and dialect fallback. Never fails: the
+    /// answer carries the error.
+    pub async fn ask(&self, messages: &[Message], schema: &Value, labels: &[String]) -> Answer {
+        let key = self.cache_key(messages, schema);
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.lock().expect("cache lock").get(&key) {
+                return answer_from(hit.clone(), labels, 0.0, 0, true);
+            }
+        }
+        let mut attempts = 0;
+        let mut last_error = String::new();
+        let mut dialects: Vec<Dialect> = match self.dialect() {
+            Some(d) => vec![d],
+            None => Dialect::FALLBACKS.to_vec(),
+        };
+        let mut retries = 0;
+        while !dialects.is_empty() {
+            let dialect = dialects[0];
+            attempts += 1;
+            let started = Instant::now();
+            match self.send(&self.body(messages, schema, dialect)).await {
+                Ok(completion) => {
+                    *self.dialect.lock().expect("dialect lock") = Some(dialect);
+                    let latency = started.elapsed().as_secs_f64();
+                    if let Some(cache) = &self.cache {
+                        if let Err(e) = cache.lock().expect("cache lock").put(&key, &completion) {
+                            tracing::warn!("could not cache a response: {e:#}");
+                        }
+                    }
+                    return answer_from(completion, labels, latency, attempts, false);
+                }
+                Err(Failure::Dialect(e)) => {
+                    tracing::info!(?dialect, "the server rejected this structured-output dialect: {e}");
+                    last_error = e;
+                    dialects.remove(0);
+                }
+                Err(Failure::Retry(e, wait)) => {
+                    last_error = e;
+                    if retries >= self.config.max_retries {
+                        break;
+                    }
+                    retries += 1;
+                    let delay = wait.unwrap_or_else(|| backoff(&self.config, retries));
+                    tracing::debug!(retry = retries, ?delay, "retrying: {last_error}");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(Failure::Fatal(e)) => {
+                    last_error = e;
+                    break;
+                }
+            }
+        }
+        Answer {
+            label: None,
+            content: None,
+            error: Some(AnswerError::Request(last_error)),
+            usage: Usage::default(),
+            latency_seconds: 0.0,
+            attempts,
+            cached: false,
+        }
+    }
+
+    /// Asks every question, at most `concurrency` at once; answers in input order.
+    pub fn ask_all(
+        self: &Arc<Self>,
+        questions: Vec<Vec<Message>>,
+        schema: &Value,
+        labels: &[String],
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Answer>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+        runtime.block_on(async {
+            let mut handles = Vec::with_capacity(questions.len());
+            for messages in questions {
+                let (client, limit, schema, labels) = (self.clone(), limit.clone(), schema.clone(), labels.to_vec());
+                let progress = progress.clone();
+                handles.push(tokio::spawn(async move {
+                    let _permit = limit.acquire_owned().await.expect("semaphore open");
+                    let answer = client.ask(&messages, &schema, &labels).await;
+                    progress.inc(1);
+                    answer
+                }));
+            }
+            let mut answers = Vec::with_capacity(handles.len());
+            for h in handles {
+                answers.push(h.await.context("a request task panicked")?);
+            }
+            Ok(answers)
+        })
+    }
+}
+
+/// reqwest's error without the URL (which may carry credentials in a user's base URL).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "<endpoint>");
+    }
+    s
+}
+
+/// Exponential backoff with full jitter: uniform in [0, min(max, base · 2^retry)].
+fn backoff(config: &ClientConfig, retry: u32) -> Duration {
+    use rand::Rng;
+    let cap = config.backoff_base.as_secs_f64() * 2f64.powi(retry as i32 - 1);
+    let cap = cap.min(config.backoff_max.as_secs_f64());
+    Duration::from_secs_f64(rand::rng().random_range(0.5 * cap..=cap))
+}
+
+fn parse_completion(text: &str) -> std::result::Result<Completion, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+    let choice = v["choices"].get(0).ok_or("no choices")?;
+    let message = &choice["message"];
+    let usage = Usage {
+        prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+        completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+    };
+    Ok(Completion {
+        content: message["content"].as_str().map(str::to_string),
+        refusal: message["refusal"].as_str().map(str::to_string),
+        finish_reason: choice["finish_reason"].as_str().map(str::to_string),
+        usage,
+    })
+}
+
+fn answer_from(c: Completion, labels: &[String], latency: f64, attempts: u32, cached: bool) -> Answer {
+    let (label, error) = if let Some(r) = &c.refusal {
+        (None, Some(AnswerError::Refused(r.clone())))
+    } else if c.finish_reason.as_deref() == Some("length") {
+        (None, Some(AnswerError::Truncated(c.content.clone().unwrap_or_default())))
+    } else {
+        match parse_answer(c.content.as_deref().unwrap_or_default(), labels) {
+            Ok(l) => (Some(l), None),
+            Err(e) => (None, Some(e)),
+        }
+    };
+    Answer { label, content: c.content, error, usage: c.usage, latency_seconds: latency, attempts, cached }
+}

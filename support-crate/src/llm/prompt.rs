@@ -1,0 +1,108 @@
+//! Prompts, the answer's JSON schema, and validation of what comes back.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A chat message (OpenAI format).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Self {
+        Message { role: "system".into(), content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Message { role: "user".into(), content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Message { role: "assistant".into(), content: content.into() }
+    }
+}
+
+/// Why an item has no label. Every one is counted, shown and scored as wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AnswerError {
+    /// The request failed after its retries (timeouts, 429s, 5xx, connection).
+    Request(String),
+    /// The model refused.
+    Refused(String),
+    /// The answer was cut off by the token limit.
+    Truncated(String),
+    /// Not JSON, or JSON that breaks the schema (e.g. a label outside the enum).
+    Invalid(String),
+}
+
+impl std::fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnswerError::Request(e) => write!(f, "request failed: {e}"),
+            AnswerError::Refused(e) => write!(f, "refused: {e}"),
+            AnswerError::Truncated(e) => write!(f, "truncated: {e}"),
+            AnswerError::Invalid(e) => write!(f, "invalid: {e}"),
+        }
+    }
+}
+
+/// `{"label": one of the class names}` (optionally a short rationale first).
+pub fn answer_schema(labels: &[String], rationale: bool) -> Value {
+    let mut properties = serde_json::Map::new();
+    let mut required = Vec::new();
+    if rationale {
+        properties.insert("rationale".into(), json!({"type": "string", "maxLength": 200}));
+        required.push("rationale");
+    }
+    properties.insert("label".into(), json!({"type": "string", "enum": labels}));
+    required.push("label");
+    json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+}
+
+/// The label index of an answer, if it is a JSON object with a `label` among `labels`.
+pub fn parse_answer(content: &str, labels: &[String]) -> Result<usize, AnswerError> {
+    let value: Value = serde_json::from_str(content.trim())
+        .map_err(|e| AnswerError::Invalid(format!("not JSON ({e}): {}", clip(content))))?;
+    let label = value
+        .get("label")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AnswerError::Invalid(format!("no string \"label\": {}", clip(content))))?;
+    labels
+        .iter()
+        .position(|l| l == label)
+        .ok_or_else(|| AnswerError::Invalid(format!("label {label:?} is not one of {labels:?}")))
+}
+
+fn clip(s: &str) -> String {
+    let clipped: String = s.chars().take(120).collect();
+    if clipped.len() < s.len() {
+        format!("{clipped}…")
+    } else {
+        clipped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<String> {
+        ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn schema_has_the_labels_as_an_enum() {
+        let s = answer_schema(&labels(), false);
+        assert_eq!(s["properties"]["label"]["enum"][3], "Sci/Tech");
+        assert_eq!(s["required"], json!(["label"]));
+        assert_eq!(answer_schema(&labels(), true)["required"], json!(["rationale", "label"]));
+    }
+
+    #[test]
+    fn answers_are_validated() {
+        assert_eq!(parse_answer(r#" {"label": "Sports"} "#, &labels()), Ok(1));
+        assert!(matches!(parse_answer(r#"{"label": "sport"}"#, &labels()), Err(AnswerError::Invalid(_))));
+        assert!(matches!(parse_answer("Sports", &labels()), Err(AnswerError::Invalid(_))));
+        assert!(matches!(parse_answer(r#"{"class": "Sports"}"#, &labels()), Err(AnswerError::Invalid(_))));
+    }
+}

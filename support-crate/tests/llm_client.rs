@@ -1,0 +1,265 @@
+//! The OpenAI-compatible client against a local HTTP server that this test
+//! starts on loopback. The server replays real OpenAI response shapes and
+//! injects faults per item: 429 with Retry-After, 500s, a response slower
+//! than the timeout, malformed JSON, a dropped connection, answers outside
+//! the schema, a refusal, a truncated answer. No item may be lost or
+//! double-counted, and every error must be counted. A second server speaks
+//! llama.cpp 0.3's dialect (422 on `json_schema`): the client must find the
+//! fallback by itself, once.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use slm_vs_llm::llm::openai::{ClientConfig, Dialect, Endpoint, OpenAiClient, Secret};
+use slm_vs_llm::llm::prompt::{answer_schema, AnswerError, Message};
+
+const KEY: &str = "sk-test-SECRET-0123456789";
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Ok,
+    RateLimited,
+    ServerError,
+    Slow,
+    Malformed,
+    Drop,
+    OffSchema,
+    Refusal,
+    Truncated,
+}
+
+struct Server {
+    url: String,
+    /// Requests seen per item.
+    requests: Arc<Mutex<HashMap<usize, usize>>>,
+    /// `response_format.type` of every request.
+    formats: Arc<Mutex<Vec<String>>>,
+    auth_ok: Arc<AtomicUsize>,
+}
+
+fn completion(content: &str, finish: &str, refusal: Option<&str>) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1_700_000_000u64, "model": "test-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": refusal}, "logprobs": null, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}
+    })
+    .to_string()
+}
+
+fn respond(stream: &mut TcpStream, status: &str, extra: &str, body: &str) {
+    let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+}
+
+/// `plan(item, attempt)` decides each response; `llama_cpp` rejects `json_schema` with 422.
+fn start(plan: fn(usize, usize) -> Fault, llama_cpp: bool) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let requests: Arc<Mutex<HashMap<usize, usize>>> = Default::default();
+    let formats: Arc<Mutex<Vec<String>>> = Default::default();
+    let auth_ok = Arc::new(AtomicUsize::new(0));
+    let (r, f, a) = (requests.clone(), formats.clone(), auth_ok.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(500) {
+            let Ok(mut stream) = stream else { continue };
+            let (r, f, a) = (r.clone(), f.clone(), a.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if lower.trim() == format!("authorization: bearer {}", KEY.to_ascii_lowercase()) {
+                        a.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let format = request["response_format"]["type"].as_str().unwrap_or_default().to_string();
+                f.lock().unwrap().push(format.clone());
+                if llama_cpp && format == "json_schema" {
+                    return respond(
+                        &mut stream,
+                        "422 Unprocessable Entity",
+                        "",
+                        r#"{"detail":[{"loc":["body","response_format","type"],"msg":"value is not a valid enumeration member; permitted: 'text', 'json_object'"}]}"#,
+                    );
+                }
+                let text =
+                    request["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+                let item: usize = text.trim_start_matches("item ").parse().unwrap();
+                let attempt = {
+                    let mut map = r.lock().unwrap();
+                    let n = map.entry(item).or_default();
+                    *n += 1;
+                    *n
+                };
+                let label = ["World", "Sports", "Business", "Sci/Tech"][item % 4];
+                match plan(item, attempt) {
+                    Fault::Ok => respond(
+                        &mut stream,
+                        "200 OK",
+                        "",
+                        &completion(&format!("{{\"label\": \"{label}\"}}"), "stop", None),
+                    ),
+                    Fault::RateLimited => respond(
+                        &mut stream,
+                        "429 Too Many Requests",
+                        "Retry-After: 1\r\n",
+                        r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+                    ),
+                    Fault::ServerError => respond(
+                        &mut stream,
+                        "500 Internal Server Error",
+                        "",
+                        r#"{"error":{"message":"The server had an error","type":"server_error"}}"#,
+                    ),
+                    Fault::Slow => {
+                        std::thread::sleep(Duration::from_millis(1500));
+                        respond(
+                            &mut stream,
+                            "200 OK",
+                            "",
+                            &completion(&format!("{{\"label\": \"{label}\"}}"), "stop", None),
+                        );
+                    }
+                    Fault::Malformed => respond(&mut stream, "200 OK", "", r#"{"id": "chatcmpl-test", "choices": [{"#),
+                    Fault::Drop => drop(stream),
+                    Fault::OffSchema => {
+                        respond(&mut stream, "200 OK", "", &completion(r#"{"label": "Weather"}"#, "stop", None))
+                    }
+                    Fault::Refusal => {
+                        respond(&mut stream, "200 OK", "", &completion("", "stop", Some("I can't help with that.")))
+                    }
+                    Fault::Truncated => {
+                        respond(&mut stream, "200 OK", "", &completion(r#"{"label": "Wor"#, "length", None))
+                    }
+                }
+            });
+        }
+    });
+    Server { url, requests, formats, auth_ok }
+}
+
+fn labels() -> Vec<String> {
+    ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec()
+}
+
+fn client(server: &Server, cache_dir: Option<std::path::PathBuf>) -> Arc<OpenAiClient> {
+    let endpoint =
+        Endpoint { base_url: server.url.clone(), model: "test-model".into(), api_key: Some(Secret::new(KEY.into())) };
+    let config = ClientConfig {
+        timeout: Duration::from_millis(800),
+        max_retries: 3,
+        backoff_base: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(100),
+        concurrency: 4,
+        cache_dir,
+        ..Default::default()
+    };
+    Arc::new(OpenAiClient::new(endpoint, config).unwrap())
+}
+
+fn questions(n: usize) -> Vec<Vec<Message>> {
+    (0..n).map(|i| vec![Message::system("Classify."), Message::user(format!("item {i}"))]).collect()
+}
+
+fn faults(item: usize, attempt: usize) -> Fault {
+    match (item, attempt) {
+        (1, 1) => Fault::RateLimited,
+        (2, 1 | 2) => Fault::ServerError,
+        (3, 1) => Fault::Slow,
+        (4, 1) => Fault::Malformed,
+        (5, _) => Fault::OffSchema,
+        (6, 1) => Fault::Drop,
+        (7, _) => Fault::ServerError,
+        (8, _) => Fault::Refusal,
+        (9, _) => Fault::Truncated,
+        _ => Fault::Ok,
+    }
+}
+
+#[test]
+fn faults_are_retried_or_counted_and_no_item_is_lost() {
+    let server = start(faults, false);
+    let cache = tempfile::tempdir().unwrap();
+    let client = client(&server, Some(cache.path().to_path_buf()));
+    let schema = answer_schema(&labels(), false);
+    let n = 14;
+    let started = std::time::Instant::now();
+    let answers = client.ask_all(questions(n), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    assert_eq!(answers.len(), n);
+    for (i, a) in answers.iter().enumerate() {
+        match i {
+            5 => assert!(matches!(a.error, Some(AnswerError::Invalid(_))), "{i}: {a:?}"),
+            7 => assert!(matches!(a.error, Some(AnswerError::Request(_))), "{i}: {a:?}"),
+            8 => assert!(matches!(a.error, Some(AnswerError::Refused(_))), "{i}: {a:?}"),
+            9 => assert!(matches!(a.error, Some(AnswerError::Truncated(_))), "{i}: {a:?}"),
+            _ => assert_eq!((a.label, &a.error), (Some(i % 4), &None), "{i}: {a:?}"),
+        }
+    }
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests[&0], 1);
+    assert_eq!(requests[&1], 2, "one retry after the 429");
+    assert_eq!(requests[&2], 3, "two retries after two 500s");
+    assert_eq!((requests[&3], requests[&4], requests[&6]), (2, 2, 2), "slow, malformed and dropped are retried once");
+    assert_eq!(requests[&5], 1, "a schema violation is an answer, not retried");
+    assert_eq!(requests[&7], 4, "first attempt + max_retries");
+    assert_eq!(answers[7].attempts, 4);
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
+    let errors = answers.iter().filter(|a| a.error.is_some()).count();
+    assert_eq!(errors, 4);
+    assert_eq!(answers[0].usage.prompt_tokens, 42);
+    assert_eq!(
+        server.auth_ok.load(Ordering::SeqCst),
+        requests.values().sum::<usize>(),
+        "the key is sent on every request"
+    );
+    assert_eq!(client.dialect(), Some(Dialect::JsonSchema));
+
+    // The key never appears in what the client exposes or stores.
+    assert!(!format!("{:?}", client.endpoint()).contains(KEY));
+    assert!(!format!("{answers:?}").contains(KEY));
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        assert!(!std::fs::read_to_string(entry.unwrap().path()).unwrap().contains(KEY));
+    }
+
+    // A re-run is served from the cache: no request for any answered item.
+    let before: usize = requests.values().sum();
+    let again = client.ask_all(questions(n), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    let after: usize = server.requests.lock().unwrap().values().sum();
+    let answered = answers.iter().filter(|a| a.content.is_some()).count();
+    assert_eq!(again.iter().filter(|a| a.cached).count(), answered);
+    assert_eq!(answered, n - 1);
+    assert_eq!(after - before, 4, "only the failed item is asked again (first attempt + 3 retries)");
+    assert_eq!(again.iter().map(|a| a.label).collect::<Vec<_>>(), answers.iter().map(|a| a.label).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_llama_cpp_style_server_gets_the_json_object_dialect_discovered_once() {
+    let server = start(|_, _| Fault::Ok, true);
+    let client = client(&server, None);
+    let schema = answer_schema(&labels(), false);
+    let first = client.ask_all(questions(1), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    assert_eq!(first[0].label, Some(0));
+    assert_eq!(client.dialect(), Some(Dialect::JsonObjectWithSchema));
+    let rest = client.ask_all(questions(6), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    assert!(rest.iter().enumerate().all(|(i, a)| a.label == Some(i % 4)));
+    let formats = server.formats.lock().unwrap().clone();
+    assert_eq!(formats.iter().filter(|f| *f == "json_schema").count(), 1, "{formats:?}");
+    assert_eq!(formats.len(), 1 + 1 + 6);
+}
