@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All tests: formatting, clippy, cargo test, the notebook pipeline's own test
-# (a failing notebook must fail) and a SMOKE=1 run of every notebook.
+# (a failing notebook must fail), the LLM client against a real llama.cpp
+# server, and a SMOKE=1 run of every notebook.
 source "$(dirname "$0")/common.sh"
 setup_all
 cd "$ROOT"
@@ -11,6 +12,8 @@ log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 log "cargo test"
 SLM_REQUIRE_MODELS=1 cargo test --locked
+log "LLM client against a real llama.cpp server"
+"$ROOT/scripts/test-llama-server.sh"
 log "notebook pipeline: a deliberately failing notebook must fail"
 "$ROOT/scripts/test-notebook-pipeline.sh"
 log "SMOKE=1 run of every notebook"

@@ -106,3 +106,34 @@ mod tests {
         assert!(matches!(parse_answer(r#"{"class": "Sports"}"#, &labels()), Err(AnswerError::Invalid(_))));
     }
 }
+
+/// One line per AG News class for the zero-shot prompt (other label sets get their names only).
+pub fn describe_labels(labels: &[String]) -> Vec<String> {
+    labels
+        .iter()
+        .map(|l| {
+            let what = match l.as_str() {
+                "World" => "international news, politics, conflicts, diplomacy",
+                "Sports" => "sport events, teams, athletes, results",
+                "Business" => "companies, markets, economy, finance, earnings",
+                "Sci/Tech" => "science, technology, computing, the internet, space, health research",
+                _ => "",
+            };
+            if what.is_empty() {
+                format!("- {l}")
+            } else {
+                format!("- {l}: {what}")
+            }
+        })
+        .collect()
+}
+
+/// Zero-shot messages: the classes with a description each, then the text.
+pub fn zero_shot(text: &str, labels: &[String]) -> Vec<Message> {
+    let system = format!(
+        "You classify news articles by topic. The topics are:\n{}\nAnswer with a JSON object {{\"label\": \"<topic>\"}} \
+         using exactly one of the topic names.",
+        describe_labels(labels).join("\n")
+    );
+    vec![Message::system(system), Message::user(text)]
+}
