@@ -95,3 +95,9 @@ cli() {
   cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --bin slm-vs-llm
   "$TARGET_DIR/debug/slm-vs-llm" "$@"
 }
+
+# The optimised binary, for the experiments themselves.
+cli_release() {
+  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin slm-vs-llm
+  "$TARGET_DIR/release/slm-vs-llm" "$@"
+}
