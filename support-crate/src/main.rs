@@ -39,6 +39,12 @@ enum Command {
     /// run from its checkpoint. Writes results/finetune_slm.json and
     /// results/finetune_slm.predictions.csv.
     Finetune(FinetuneArgs),
+    /// A generic LLM with structured output over an OpenAI-compatible server
+    /// (OpenAI, Ollama, vLLM, llama.cpp's server): the prompt variant (zero-
+    /// or few-shot) chosen on validation, then test. Answers are cached, so a
+    /// re-run or an interrupted run costs nothing twice. Writes
+    /// results/llm_<model>.json and its predictions.
+    Llm(LlmArgs),
     /// The classic baseline: TF-IDF over word unigrams and bigrams and a
     /// multinomial logistic regression (L-BFGS), its regularisation chosen on
     /// validation. Writes results/baseline_tfidf.json and its predictions.
@@ -577,6 +583,89 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
 }
 
 #[derive(Args, Debug)]
+struct LlmArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Server base URL up to /v1 (e.g. https://api.openai.com/v1, http://localhost:11434/v1).
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    base_url: Option<String>,
+    /// Model name as the server knows it.
+    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    model: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Seconds before a request is abandoned (then retried).
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Validation items each prompt variant is tried on.
+    #[arg(long)]
+    validation_items: Option<usize>,
+    /// Test items (a seeded stratified sample; default all).
+    #[arg(long)]
+    test_items: Option<usize>,
+    /// Price per million input tokens, USD (for the cost estimate).
+    #[arg(long, default_value_t = 0.0)]
+    price_in: f64,
+    /// Price per million output tokens, USD.
+    #[arg(long, default_value_t = 0.0)]
+    price_out: f64,
+    /// Where to write llm_<model>.json and its predictions.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+}
+
+fn run_llm(args: &LlmArgs) -> Result<()> {
+    use slm_vs_llm::llm::experiment::{self, LlmConfig, Price};
+    use slm_vs_llm::llm::openai::{ClientConfig, Endpoint, OpenAiClient};
+    use slm_vs_llm::results;
+
+    // The key is read from OPENAI_API_KEY only, never from a flag (shell history, process lists).
+    let Some(endpoint) = Endpoint::from_env(args.base_url.clone(), args.model.clone(), None) else {
+        bail!(
+            "no LLM endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY where the server needs one) or --base-url. \
+             The in-process GGUF default is not built yet (issue 6)"
+        );
+    };
+    let ds = args.data.load()?;
+    let smoke = args.data.smoke || data::smoke_requested();
+    let mut config = LlmConfig::new(smoke);
+    config.seed = args.data.seed;
+    config.price = Price { input_per_million: args.price_in, output_per_million: args.price_out };
+    if let Some(n) = args.validation_items {
+        config.validation_items = n;
+    }
+    if args.test_items.is_some() {
+        config.test_items = args.test_items;
+    }
+    let client_config = ClientConfig {
+        timeout: std::time::Duration::from_secs_f64(args.timeout),
+        concurrency: args.concurrency,
+        cache_dir: Some(slm_vs_llm::cache::cache_dir().join("llm")),
+        ..Default::default()
+    };
+    let base_url = endpoint.base_url.clone();
+    let client = std::sync::Arc::new(OpenAiClient::new(endpoint, client_config)?);
+    let run = experiment::run(&ds, &client, &config, true)?;
+    for s in &run.sweep {
+        println!("validation, {}: {:.2}% ({} invalid of {})", s.variant, 100.0 * s.accuracy, s.invalid, s.items);
+    }
+    let m = &run.metrics;
+    let (mean, p95) = run.latency();
+    println!(
+        "{} ({}), {}: test accuracy {:.2}% [{:.2}, {:.2}] on {} items, macro-F1 {:.4}, {} invalid; latency mean {:.3} s, p95 {:.3} s",
+        args.model, base_url, run.chosen, 100.0 * m.accuracy, 100.0 * m.accuracy_ci95[0], 100.0 * m.accuracy_ci95[1],
+        m.items, m.macro_f1, m.invalid, mean, p95
+    );
+    let dialect = client.dialect().map(|d| format!("{d:?}"));
+    let record = run.record(&ds, &args.model, &base_url, dialect, command_line(), args.data.seed);
+    let name = record.experiment.clone();
+    results::write(&args.out, &record, &run.predictions())?;
+    println!("Wrote {}", results::json_path(&args.out, &name).display());
+    Ok(())
+}
+
+#[derive(Args, Debug)]
 struct BaselineArgs {
     #[command(flatten)]
     data: DataArgs,
@@ -801,6 +890,7 @@ fn main() -> Result<()> {
         Command::Knn(args) => run_knn(&args),
         Command::Finetune(args) => run_finetune(&args),
         Command::Baseline(args) => run_baseline(&args),
+        Command::Llm(args) => run_llm(&args),
         Command::Report(args) => run_report(&args),
         Command::All(args) => run_all(&args),
         Command::Predict(args) => run_predict(&args),

@@ -5,6 +5,7 @@
 //! - [`prompt`]: messages, the answer's JSON schema, validation of answers;
 //! - [`response_cache`]: the on-disk cache of successful responses.
 
+pub mod experiment;
 pub mod openai;
 pub mod prompt;
 pub mod response_cache;

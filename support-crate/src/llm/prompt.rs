@@ -137,3 +137,16 @@ pub fn zero_shot(text: &str, labels: &[String]) -> Vec<Message> {
     );
     vec![Message::system(system), Message::user(text)]
 }
+
+/// Few-shot messages: the zero-shot instructions, then each example as a
+/// user turn answered by the assistant in the schema, then the text.
+pub fn few_shot(text: &str, labels: &[String], examples: &[crate::Example]) -> Vec<Message> {
+    let mut messages = zero_shot(text, labels);
+    let question = messages.pop().expect("zero_shot ends with the question");
+    for e in examples {
+        messages.push(Message::user(e.text.clone()));
+        messages.push(Message::assistant(serde_json::json!({"label": labels[e.label]}).to_string()));
+    }
+    messages.push(question);
+    messages
+}

@@ -1,0 +1,255 @@
+//! The LLM experiment: prompt variants compared on validation, the chosen
+//! one evaluated on test (all of it, or a seeded stratified sample whose
+//! size is stated), with latency, token usage and cost.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use super::openai::{Answer, OpenAiClient};
+use super::prompt::{answer_schema, few_shot, zero_shot, Message};
+use crate::data::{stratified_sample, Dataset, Example};
+use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
+use crate::results::{DataSizes, Hardware, Prediction, RunRecord, SCHEMA_VERSION};
+
+/// How the question is put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PromptVariant {
+    /// The classes with a description each, then the text.
+    ZeroShot,
+    /// As zero-shot, preceded by this many solved examples per class from train.
+    FewShot(usize),
+}
+
+impl std::fmt::Display for PromptVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PromptVariant::ZeroShot => write!(f, "zero-shot"),
+            PromptVariant::FewShot(k) => write!(f, "few-shot ({k} per class)"),
+        }
+    }
+}
+
+/// Prices in US dollars per million tokens (0 for a local server).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmConfig {
+    pub variants: Vec<PromptVariant>,
+    /// Validation items each variant is tried on (seeded stratified sample).
+    pub validation_items: usize,
+    /// Test items (seeded stratified sample); `None` = all.
+    pub test_items: Option<usize>,
+    pub rationale: bool,
+    pub price: Price,
+    pub seed: u64,
+}
+
+impl LlmConfig {
+    pub fn new(smoke: bool) -> Self {
+        LlmConfig {
+            variants: vec![PromptVariant::ZeroShot, PromptVariant::FewShot(1)],
+            validation_items: if smoke { 40 } else { 400 },
+            test_items: if smoke { Some(80) } else { None },
+            rationale: false,
+            price: Price::default(),
+            seed: 42,
+        }
+    }
+}
+
+/// The messages for one text under a variant.
+pub fn messages(variant: PromptVariant, text: &str, labels: &[String], shots: &[Example]) -> Vec<Message> {
+    match variant {
+        PromptVariant::ZeroShot => zero_shot(text, labels),
+        PromptVariant::FewShot(_) => few_shot(text, labels, shots),
+    }
+}
+
+/// `k` training examples per class, seeded, interleaved by class.
+pub fn shots(ds: &Dataset, k: usize, seed: u64) -> Vec<Example> {
+    let picked = stratified_sample(ds.train.clone(), ds.num_classes(), k * ds.num_classes(), seed);
+    let mut by_class: Vec<Vec<Example>> = vec![Vec::new(); ds.num_classes()];
+    for e in picked {
+        by_class[e.label].push(e);
+    }
+    (0..k).flat_map(|i| by_class.iter().filter_map(move |c| c.get(i).cloned())).collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantScore {
+    pub variant: PromptVariant,
+    pub accuracy: f64,
+    pub invalid: usize,
+    pub items: usize,
+}
+
+pub struct LlmRun {
+    pub config: LlmConfig,
+    pub sweep: Vec<VariantScore>,
+    pub chosen: PromptVariant,
+    /// The test items asked (all of test, or the stated sample).
+    pub test: Vec<Example>,
+    pub answers: Vec<Answer>,
+    pub metrics: Metrics,
+    pub wall: Throughput,
+}
+
+fn ask(
+    client: &Arc<OpenAiClient>,
+    items: &[Example],
+    variant: PromptVariant,
+    ds: &Dataset,
+    shots: &[Example],
+    progress: bool,
+    what: &str,
+) -> Result<(Vec<Answer>, Throughput)> {
+    let schema = answer_schema(&ds.labels, false);
+    let questions = items.iter().map(|e| messages(variant, &e.text, &ds.labels, shots)).collect();
+    let bar = crate::progress::bar(items.len() as u64, what, progress);
+    let (answers, wall) = Throughput::measure(items.len(), || client.ask_all(questions, &schema, &ds.labels, &bar));
+    bar.finish_and_clear();
+    Ok((answers?, wall))
+}
+
+/// Chooses the prompt variant on validation, then asks the test items once.
+pub fn run(ds: &Dataset, client: &Arc<OpenAiClient>, config: &LlmConfig, progress: bool) -> Result<LlmRun> {
+    if config.variants.is_empty() {
+        bail!("no prompt variant to try");
+    }
+    let validation = stratified_sample(ds.validation.clone(), ds.num_classes(), config.validation_items, config.seed);
+    let max_shots =
+        config.variants.iter().map(|v| if let PromptVariant::FewShot(k) = v { *k } else { 0 }).max().unwrap_or(0);
+    let all_shots = shots(ds, max_shots, config.seed);
+    let shots_for = |v: PromptVariant| -> Vec<Example> {
+        match v {
+            PromptVariant::FewShot(k) => all_shots.iter().take(k * ds.num_classes()).cloned().collect(),
+            PromptVariant::ZeroShot => Vec::new(),
+        }
+    };
+    let mut sweep = Vec::new();
+    for &variant in &config.variants {
+        let (answers, _) = ask(client, &validation, variant, ds, &shots_for(variant), progress, "validation")?;
+        let correct = answers.iter().zip(&validation).filter(|(a, e)| a.label == Some(e.label)).count();
+        let score = VariantScore {
+            variant,
+            accuracy: correct as f64 / validation.len().max(1) as f64,
+            invalid: answers.iter().filter(|a| a.error.is_some()).count(),
+            items: validation.len(),
+        };
+        tracing::info!(%variant, accuracy = score.accuracy, invalid = score.invalid, "validation");
+        sweep.push(score);
+    }
+    // Best accuracy; ties go to the shorter (earlier) prompt.
+    let chosen = sweep.iter().fold(&sweep[0], |best, s| if s.accuracy > best.accuracy { s } else { best }).variant;
+
+    let test = match config.test_items {
+        Some(n) if n < ds.test.len() => stratified_sample(ds.test.clone(), ds.num_classes(), n, config.seed),
+        _ => ds.test.clone(),
+    };
+    let (answers, wall) = ask(client, &test, chosen, ds, &shots_for(chosen), progress, "test")?;
+    let labels: Vec<usize> = test.iter().map(|e| e.label).collect();
+    let predictions: Vec<Option<usize>> = answers.iter().map(|a| a.label).collect();
+    let metrics = evaluate(&labels, &predictions, &ds.labels, Bootstrap::default());
+    Ok(LlmRun { config: config.clone(), sweep, chosen, test, answers, metrics, wall })
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+impl LlmRun {
+    /// Latency of the requests actually sent (cached answers excluded).
+    pub fn latency(&self) -> (f64, f64) {
+        let mut l: Vec<f64> =
+            self.answers.iter().filter(|a| !a.cached && a.error.is_none()).map(|a| a.latency_seconds).collect();
+        l.sort_by(f64::total_cmp);
+        (l.iter().sum::<f64>() / l.len().max(1) as f64, percentile(&l, 0.95))
+    }
+
+    pub fn tokens(&self) -> (u64, u64) {
+        self.answers.iter().fold((0, 0), |(i, o), a| (i + a.usage.prompt_tokens, o + a.usage.completion_tokens))
+    }
+
+    pub fn cost_per_1000(&self) -> f64 {
+        let (i, o) = self.tokens();
+        let cost = i as f64 * self.config.price.input_per_million / 1e6
+            + o as f64 * self.config.price.output_per_million / 1e6;
+        1000.0 * cost / self.answers.len().max(1) as f64
+    }
+
+    pub fn predictions(&self) -> Vec<Prediction> {
+        self.test
+            .iter()
+            .zip(&self.answers)
+            .map(|(e, a)| Prediction { index: e.index, label: e.label, prediction: a.label })
+            .collect()
+    }
+
+    /// The results record (`results/llm_<model>.json`).
+    pub fn record(
+        &self,
+        ds: &Dataset,
+        model: &str,
+        endpoint: &str,
+        dialect: Option<String>,
+        command: String,
+        split_seed: u64,
+    ) -> RunRecord {
+        let (mean, p95) = self.latency();
+        let (tokens_in, tokens_out) = self.tokens();
+        let errors: BTreeMap<String, usize> =
+            self.answers.iter().filter_map(|a| a.error.as_ref()).fold(BTreeMap::new(), |mut m, e| {
+                let kind = format!("{e:?}").split('(').next().unwrap_or_default().to_string();
+                *m.entry(kind).or_default() += 1;
+                m
+            });
+        RunRecord {
+            schema_version: SCHEMA_VERSION,
+            experiment: format!("llm_{}", slug(model)),
+            method: format!("generic LLM, {} structured output", self.chosen),
+            model: model.to_string(),
+            command,
+            config: serde_json::to_value(&self.config).unwrap_or_default(),
+            seeds: [
+                ("split".to_string(), split_seed),
+                ("sample".to_string(), self.config.seed),
+                ("bootstrap".to_string(), self.metrics.bootstrap_seed),
+            ]
+            .into(),
+            data: DataSizes { test: self.test.len(), ..DataSizes::of(ds) },
+            hardware: Hardware::detect(),
+            timings: [("test_inference".to_string(), self.wall)].into(),
+            metrics: self.metrics.clone(),
+            extra: serde_json::json!({
+                "endpoint": endpoint,
+                "dialect": dialect,
+                "prompt_variant": self.chosen,
+                "variant_sweep": self.sweep,
+                "test_sample": self.test.len() < ds.test.len(),
+                "invalid_rate": self.metrics.invalid as f64 / self.answers.len().max(1) as f64,
+                "errors_by_kind": errors,
+                "latency_mean_seconds": mean,
+                "latency_p95_seconds": p95,
+                "tokens_in": tokens_in,
+                "tokens_out": tokens_out,
+                "cost_per_1000_items_usd": self.cost_per_1000(),
+                "cached_answers": self.answers.iter().filter(|a| a.cached).count(),
+            }),
+        }
+    }
+}
+
+pub fn slug(model: &str) -> String {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
