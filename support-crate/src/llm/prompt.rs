@@ -82,31 +82,6 @@ fn clip(s: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn labels() -> Vec<String> {
-        ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec()
-    }
-
-    #[test]
-    fn schema_has_the_labels_as_an_enum() {
-        let s = answer_schema(&labels(), false);
-        assert_eq!(s["properties"]["label"]["enum"][3], "Sci/Tech");
-        assert_eq!(s["required"], json!(["label"]));
-        assert_eq!(answer_schema(&labels(), true)["required"], json!(["rationale", "label"]));
-    }
-
-    #[test]
-    fn answers_are_validated() {
-        assert_eq!(parse_answer(r#" {"label": "Sports"} "#, &labels()), Ok(1));
-        assert!(matches!(parse_answer(r#"{"label": "sport"}"#, &labels()), Err(AnswerError::Invalid(_))));
-        assert!(matches!(parse_answer("Sports", &labels()), Err(AnswerError::Invalid(_))));
-        assert!(matches!(parse_answer(r#"{"class": "Sports"}"#, &labels()), Err(AnswerError::Invalid(_))));
-    }
-}
-
 /// One line per AG News class for the zero-shot prompt (other label sets get their names only).
 pub fn describe_labels(labels: &[String]) -> Vec<String> {
     labels
@@ -149,4 +124,29 @@ pub fn few_shot(text: &str, labels: &[String], examples: &[crate::Example]) -> V
     }
     messages.push(question);
     messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<String> {
+        ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn schema_has_the_labels_as_an_enum() {
+        let s = answer_schema(&labels(), false);
+        assert_eq!(s["properties"]["label"]["enum"][3], "Sci/Tech");
+        assert_eq!(s["required"], json!(["label"]));
+        assert_eq!(answer_schema(&labels(), true)["required"], json!(["rationale", "label"]));
+    }
+
+    #[test]
+    fn answers_are_validated() {
+        assert_eq!(parse_answer(r#" {"label": "Sports"} "#, &labels()), Ok(1));
+        assert!(matches!(parse_answer(r#"{"label": "sport"}"#, &labels()), Err(AnswerError::Invalid(_))));
+        assert!(matches!(parse_answer("Sports", &labels()), Err(AnswerError::Invalid(_))));
+        assert!(matches!(parse_answer(r#"{"class": "Sports"}"#, &labels()), Err(AnswerError::Invalid(_))));
+    }
 }
