@@ -149,4 +149,15 @@ mod tests {
         assert!(matches!(parse_answer("Sports", &labels()), Err(AnswerError::Invalid(_))));
         assert!(matches!(parse_answer(r#"{"class": "Sports"}"#, &labels()), Err(AnswerError::Invalid(_))));
     }
+
+    #[test]
+    fn few_shot_puts_solved_examples_before_the_question() {
+        let shots = vec![crate::Example::new(0, 1, "Cup final".into(), "A late goal.".into())];
+        let m = few_shot("Markets fall.", &labels(), &shots);
+        let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert_eq!(m[2].content, r#"{"label":"Sports"}"#);
+        assert_eq!(m[3].content, "Markets fall.");
+        assert!(m[0].content.contains("Sci/Tech: science"));
+    }
 }
