@@ -7,7 +7,6 @@ MODE is `train` (AdamW steps on BATCH rows, embedding and the bottom
 FROZEN_LAYERS layers frozen) or `infer` (no-grad forward, BATCH rows at a time).
 """
 import json
-import resource
 import sys
 import time
 
@@ -66,6 +65,8 @@ else:
         seconds = time.perf_counter() - start
     n = sum(len(b) for b in rows)
     result = {"rows": n, "seconds": seconds, "rows_per_second": n / seconds}
-result.update({"peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM, not ru_maxrss: after fork + exec the latter can report the parent's peak.
+peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+result.update({"peak_memory_mib": peak_kib / 1024,
                "torch": torch.__version__, "threads": torch.get_num_threads()})
 print(json.dumps(result))

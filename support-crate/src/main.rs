@@ -110,7 +110,7 @@ enum BenchCommand {
         /// Test texts (the first ones, in file order) for the token stream and inference.
         #[arg(long, default_value_t = 512)]
         texts: usize,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 18)]
         frozen_layers: usize,
         #[arg(long, default_value_t = 8)]
         batch_size: usize,
