@@ -80,6 +80,16 @@ fn thousands(n: usize) -> String {
     out
 }
 
+fn rate(per_second: f64) -> String {
+    if per_second >= 1000.0 {
+        thousands(per_second.round() as usize)
+    } else if per_second >= 10.0 {
+        format!("{per_second:.1}")
+    } else {
+        format!("{per_second:.2}")
+    }
+}
+
 /// The README's results table (Markdown).
 pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> String {
     let mut out = String::from(
@@ -100,7 +110,7 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> String {
             invalid,
             m.macro_f1,
             train_seconds(r).map_or("—".into(), duration),
-            inference_items_per_second(r).map_or("—".into(), |v| format!("{v:.1}")),
+            inference_items_per_second(r).map_or("—".into(), rate),
             match cost_per_1000(r) {
                 0.0 => "$0 (local)".to_string(),
                 c => format!("${c:.3}"),

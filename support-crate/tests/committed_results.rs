@@ -1,4 +1,5 @@
-//! Every committed result can be recomputed from its predictions file.
+//! Every committed result can be recomputed from its predictions file, and
+//! the README shows exactly the committed results.
 
 use std::path::Path;
 
@@ -28,4 +29,19 @@ fn committed_metrics_match_their_predictions() {
         checked += 1;
     }
     eprintln!("checked {checked} committed results");
+}
+
+/// The README's results table is exactly what `slm-vs-llm report` makes of
+/// the committed results: it cannot drift from them.
+#[test]
+fn readme_table_is_generated_from_the_results() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let records = slm_vs_llm::report::load_records(&root.join("results")).unwrap();
+    let table = slm_vs_llm::report::markdown_table(&records);
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert_eq!(
+        slm_vs_llm::report::replace_table(&readme, &table).unwrap(),
+        readme,
+        "README.md's results table is stale: run `cargo run --release -- report`"
+    );
 }
