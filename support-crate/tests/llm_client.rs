@@ -54,8 +54,17 @@ fn respond(stream: &mut TcpStream, status: &str, extra: &str, body: &str) {
     let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
 }
 
-/// `plan(item, attempt)` decides each response; `llama_cpp` rejects `json_schema` with 422.
-fn start(plan: fn(usize, usize) -> Fault, llama_cpp: bool) -> Server {
+/// How a llama.cpp-style server rejects `json_schema`: early 0.3 releases with a 422,
+/// 0.3.16 with a 500 whose body names the field (both bodies as those servers send them).
+#[derive(Clone, Copy)]
+enum Rejects {
+    No,
+    With422,
+    With500,
+}
+
+/// `plan(item, attempt)` decides each response.
+fn start(plan: fn(usize, usize) -> Fault, rejects: Rejects) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let requests: Arc<Mutex<HashMap<usize, usize>>> = Default::default();
@@ -91,13 +100,19 @@ fn start(plan: fn(usize, usize) -> Fault, llama_cpp: bool) -> Server {
                 let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
                 let format = request["response_format"]["type"].as_str().unwrap_or_default().to_string();
                 f.lock().unwrap().push(format.clone());
-                if llama_cpp && format == "json_schema" {
-                    return respond(
-                        &mut stream,
+                let rejection = match (rejects, format == "json_schema") {
+                    (Rejects::With422, true) => Some((
                         "422 Unprocessable Entity",
-                        "",
                         r#"{"detail":[{"loc":["body","response_format","type"],"msg":"value is not a valid enumeration member; permitted: 'text', 'json_object'"}]}"#,
-                    );
+                    )),
+                    (Rejects::With500, true) => Some((
+                        "500 Internal Server Error",
+                        r#"{"error":{"message":"1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}","type":"internal_server_error","param":null,"code":null}}"#,
+                    )),
+                    _ => None,
+                };
+                if let Some((status, body)) = rejection {
+                    return respond(&mut stream, status, "", body);
                 }
                 let text =
                     request["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
@@ -195,7 +210,7 @@ fn faults(item: usize, attempt: usize) -> Fault {
 
 #[test]
 fn faults_are_retried_or_counted_and_no_item_is_lost() {
-    let server = start(faults, false);
+    let server = start(faults, Rejects::No);
     let cache = tempfile::tempdir().unwrap();
     let client = client(&server, Some(cache.path().to_path_buf()));
     let schema = answer_schema(&labels(), false);
@@ -251,7 +266,13 @@ fn faults_are_retried_or_counted_and_no_item_is_lost() {
 
 #[test]
 fn a_llama_cpp_style_server_gets_the_json_object_dialect_discovered_once() {
-    let server = start(|_, _| Fault::Ok, true);
+    for rejects in [Rejects::With422, Rejects::With500] {
+        dialect_is_discovered_once(rejects);
+    }
+}
+
+fn dialect_is_discovered_once(rejects: Rejects) {
+    let server = start(|_, _| Fault::Ok, rejects);
     let client = client(&server, None);
     let schema = answer_schema(&labels(), false);
     let first = client.ask_all(questions(1), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();

@@ -3,7 +3,8 @@
 //! JSON schema.
 //!
 //! - Structured output: `response_format: {type: "json_schema", ...}`; a
-//!   server that rejects it (llama.cpp's server 0.3 answers 422) is asked
+//!   server that rejects it (llama-cpp-python's server: 422 in early 0.3
+//!   releases, a 500 naming `response_format` in 0.3.16) is asked
 //!   again in the next dialect — `{type: "json_object", schema}`, then plain
 //!   JSON mode — and the dialect that worked is kept for the endpoint.
 //!   Every answer is validated here whatever the server promised.
@@ -238,6 +239,11 @@ impl OpenAiClient {
             }
         };
         let snippet: String = text.chars().take(300).collect();
+        // A server that does not know this response_format says so in a 400 or 422 — or,
+        // llama-cpp-python 0.3.16, a 500 whose body names the field: not worth retrying.
+        if !status.is_success() && status.as_u16() != 429 && snippet.contains("response_format") {
+            return Err(Failure::Dialect(format!("{status}: {snippet}")));
+        }
         if status.as_u16() == 429 {
             return Err(Failure::Retry(format!("rate limited (429): {snippet}"), retry_after));
         }
