@@ -48,26 +48,16 @@ pub fn embed(embedder: &Embedder, texts: &[&str], python: Option<&Path>) -> Resu
 }
 
 fn python_embed(python: &Path, model: &str, texts: &[&str], batch: usize, max_len: usize) -> Result<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/python/bench_embed.py");
     let dir = tempfile_dir()?;
     let texts_path = dir.join("texts.json");
     std::fs::write(&texts_path, serde_json::to_string(texts)?)?;
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .arg(model)
-        .arg(&texts_path)
-        .arg(batch.to_string())
-        .arg(max_len.to_string())
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    let result = python_json(
+        python,
+        "bench_embed.py",
+        &[model, texts_path.to_str().unwrap_or_default(), &batch.to_string(), &max_len.to_string()],
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    if !out.status.success() {
-        bail!("the Python benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).with_context(|| format!("the Python benchmark printed {line:?}"))
+    result
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {

@@ -106,7 +106,7 @@ impl Classifier {
     }
 }
 
-/// Log-softmax cross-entropy of probabilities (for reporting).
+/// Mean cross-entropy of the true class's probability.
 pub fn mean_log_loss(probs: &[Vec<f32>], labels: &[usize]) -> f64 {
     let total: f64 = probs.iter().zip(labels).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum();
     total / probs.len().max(1) as f64

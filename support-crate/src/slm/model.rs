@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
+use candle_core::{DType, Device, Result, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
 
 /// The architecture, as in a Hugging Face `config.json` (field names match).
@@ -444,14 +444,6 @@ impl Llama {
             out.push(("score.weight".to_string(), s.tensor.clone()));
         }
         out.into_iter().map(|(n, t)| Ok((n, t.contiguous()?))).collect()
-    }
-}
-
-impl Module for Llama {
-    /// Class logits for unpadded `[b, t]` ids (every row `t` tokens long).
-    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        self.classify(ids, &vec![t; b])
     }
 }
 

@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{epoch_batches, Batch, Encoded};
-use super::classifier::predict_probs;
+use super::classifier::{argmax, mean_log_loss, predict_probs};
 use super::model::{Llama, Trainable};
 use super::optim::{learning_rate, AdamW, AdamWConfig};
 
@@ -267,19 +267,9 @@ fn validate(
         return Ok(ValidationPoint { step, accuracy: f64::NAN, loss: f64::NAN, seconds });
     }
     let probs = predict_probs(model, texts, pad, 4 * config.batch_size, false)?;
-    let mut correct = 0;
-    let mut loss = 0.0;
-    for (p, &y) in probs.iter().zip(labels) {
-        let best = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
-        correct += usize::from(best == Some(y));
-        loss -= (p[y].max(1e-12) as f64).ln();
-    }
-    Ok(ValidationPoint {
-        step,
-        accuracy: correct as f64 / texts.len() as f64,
-        loss: loss / texts.len() as f64,
-        seconds,
-    })
+    let correct = probs.iter().zip(labels).filter(|(p, &y)| argmax(p) == y).count();
+    let accuracy = correct as f64 / texts.len() as f64;
+    Ok(ValidationPoint { step, accuracy, loss: mean_log_loss(&probs, labels), seconds })
 }
 
 const CHECKPOINT_TENSORS: &str = "checkpoint.safetensors";
