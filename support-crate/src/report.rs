@@ -242,7 +242,7 @@ pub fn per_class_f1_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()
@@ -271,7 +271,7 @@ pub fn accuracy_speed_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(
-                ((lo / 3.0).max(1e-3)..hi * 3.0).log_scale(),
+                ((lo / 3.0).max(1e-3)..hi * 60.0).log_scale(),
                 (y_lo - 3.0).max(0.0)..(y_hi + 2.0).min(100.0),
             )
             .map_err(draw_error)?;
