@@ -20,7 +20,14 @@ server_log="$(mktemp)"
 "$LLAMA_VENV/bin/python" -m llama_cpp.server --model "$gguf" --model_alias smollm2 \
   --host 127.0.0.1 --port "$port" --n_ctx 2048 --n_threads 2 > "$server_log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$server_log"' EXIT
+stop_server() {
+  local status=$?
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true   # 143: it was killed, as intended
+  rm -f "$server_log"
+  exit "$status"   # the test's status, not the killed server's
+}
+trap stop_server EXIT
 for _ in $(seq 120); do
   curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null && break
   kill -0 $server 2>/dev/null || { cat "$server_log"; echo "llama.cpp server died" >&2; exit 1; }
