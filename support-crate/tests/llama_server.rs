@@ -20,7 +20,7 @@ fn classifies_through_a_real_llama_cpp_server() {
         return;
     };
     let labels: Vec<String> = ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec();
-    let endpoint = Endpoint { base_url: url, model: "smollm2".into(), api_key: None };
+    let endpoint = Endpoint { base_url: url, model: "SmolLM2-135M-Instruct".into(), api_key: None };
     let config = ClientConfig { timeout: Duration::from_secs(120), concurrency: 1, ..Default::default() };
     let client = Arc::new(OpenAiClient::new(endpoint, config).unwrap());
     let texts = [
