@@ -150,13 +150,15 @@ pub fn accuracy_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
     let x_min = ((100.0 * lowest - 5.0) / 5.0).floor().max(0.0) * 5.0;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 120 + 60 * n as u32)).into_drawing_area();
+        // Room for the longest "method (model)" label at 15 px sans-serif.
+        let label_width = records.iter().map(|(_, r)| label(r).chars().count()).max().unwrap_or(10) as u32 * 8 + 20;
+        let root = SVGBackend::with_string(&mut svg, (label_width + 620, 120 + 60 * n as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
         let mut chart = ChartBuilder::on(&root)
             .caption("AG News test accuracy (95% bootstrap interval)", ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(40)
-            .y_label_area_size(300)
+            .y_label_area_size(label_width)
             .build_cartesian_2d(x_min..100.0, 0.0..n as f64)
             .map_err(draw_error)?;
         let names: Vec<String> = records.iter().map(|(_, r)| label(r)).collect();
