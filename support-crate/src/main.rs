@@ -395,7 +395,7 @@ struct KnnArgs {
 fn run_knn(args: &KnnArgs) -> Result<()> {
     use slm_vs_llm::embed::{EmbedConfig, Embedder};
     use slm_vs_llm::knn::{self, KnnConfig};
-    use slm_vs_llm::results::{self, DataSizes, Hardware, Prediction, RunRecord};
+    use slm_vs_llm::results::{self, DataSizes, Hardware, RunRecord};
 
     let ds = args.data.load()?;
     let defaults = KnnConfig::default();
@@ -464,12 +464,7 @@ fn run_knn(args: &KnnArgs) -> Result<()> {
             "cached_texts": emb.stats.cached,
         }),
     };
-    let predictions: Vec<Prediction> = ds
-        .test
-        .iter()
-        .zip(&run.predictions)
-        .map(|(e, &p)| Prediction { index: e.index, label: e.label, prediction: Some(p) })
-        .collect();
+    let predictions = results::predictions_for(&ds.test, run.predictions.iter().map(|&p| Some(p)));
     results::write(&args.out, &record, &predictions)?;
     println!("Wrote {}", results::json_path(&args.out, "knn").display());
     Ok(())
@@ -565,15 +560,7 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
     }
     let test = run.evaluate_test(&ds, true)?;
     let m = &test.metrics;
-    println!(
-        "Test accuracy {:.2}% [{:.2}, {:.2}], macro-F1 {:.4} on {} items ({:.1} items/s)",
-        100.0 * m.accuracy,
-        100.0 * m.accuracy_ci95[0],
-        100.0 * m.accuracy_ci95[1],
-        m.macro_f1,
-        m.items,
-        test.throughput.items_per_second
-    );
+    println!("Test {} ({:.1} items/s)", m.summary(), test.throughput.items_per_second);
     println!("{}", m.per_class_table()?);
     let record = run.record(&ds, &test, command_line(), args.data.seed);
     results::write(&args.out, &record, &run.predictions(&ds, &test))?;
@@ -682,7 +669,7 @@ struct BaselineArgs {
 
 fn run_baseline(args: &BaselineArgs) -> Result<()> {
     use slm_vs_llm::baseline::{self, BaselineConfig};
-    use slm_vs_llm::results::{self, DataSizes, Hardware, Prediction, RunRecord};
+    use slm_vs_llm::results::{self, DataSizes, Hardware, RunRecord};
     let ds = args.data.load()?;
     let config = BaselineConfig { min_df: args.min_df, cs: args.cs.clone(), ..Default::default() };
     let run = baseline::run(&ds, &config)?;
@@ -706,12 +693,7 @@ fn run_baseline(args: &BaselineArgs) -> Result<()> {
         metrics: m.clone(),
         extra: serde_json::json!({ "features": run.features, "chosen_c": run.chosen_c, "sweep": run.sweep }),
     };
-    let predictions: Vec<Prediction> = ds
-        .test
-        .iter()
-        .zip(&run.predictions)
-        .map(|(e, &p)| Prediction { index: e.index, label: e.label, prediction: Some(p) })
-        .collect();
+    let predictions = results::predictions_for(&ds.test, run.predictions.iter().map(|&p| Some(p)));
     results::write(&args.out, &record, &predictions)?;
     println!("Wrote {}", results::json_path(&args.out, "baseline_tfidf").display());
     Ok(())

@@ -39,12 +39,12 @@ pub fn class_color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+pub(crate) fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
     anyhow::anyhow!("drawing failed: {e}")
 }
 
 /// The series legend, upper right, the same on every chart.
-fn draw_legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
+pub(crate) fn draw_legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
 where
     DB: DrawingBackend + 'a,
     CT: CoordTranslate,

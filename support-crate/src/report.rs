@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 
-use crate::plot::{class_color, Svg};
+use crate::plot::{class_color, draw_error, draw_legend, Svg};
 use crate::results::{self, RunRecord};
 
 /// Files in `results/` that are not run records.
@@ -139,10 +139,6 @@ fn label(r: &RunRecord) -> String {
     format!("{} ({})", r.method, r.model)
 }
 
-fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
-    anyhow::anyhow!("drawing failed: {e}")
-}
-
 /// One horizontal bar per method with its 95% interval, best on top.
 pub fn accuracy_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
     let n = records.len();
@@ -242,13 +238,7 @@ pub fn per_class_f1_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
                 .label(label(r))
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_error)?;
+        draw_legend(&mut chart)?;
         root.present().map_err(draw_error)?;
     }
     Ok(Svg(svg))

@@ -110,6 +110,11 @@ pub struct Prediction {
     pub prediction: Option<usize>,
 }
 
+/// One prediction row per test item, in order (`None`: no valid answer).
+pub fn predictions_for(test: &[crate::Example], predicted: impl IntoIterator<Item = Option<usize>>) -> Vec<Prediction> {
+    test.iter().zip(predicted).map(|(e, p)| Prediction { index: e.index, label: e.label, prediction: p }).collect()
+}
+
 pub fn json_path(dir: &Path, experiment: &str) -> PathBuf {
     dir.join(format!("{experiment}.json"))
 }

@@ -12,7 +12,7 @@ use super::openai::{Answer, OpenAiClient};
 use super::prompt::{answer_schema, few_shot, zero_shot, Message};
 use crate::data::{stratified_sample, Dataset, Example};
 use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
-use crate::results::{DataSizes, Hardware, Prediction, RunRecord, SCHEMA_VERSION};
+use crate::results::{predictions_for, DataSizes, Hardware, Prediction, RunRecord, SCHEMA_VERSION};
 
 /// How the question is put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,11 +188,7 @@ impl LlmRun {
     }
 
     pub fn predictions(&self) -> Vec<Prediction> {
-        self.test
-            .iter()
-            .zip(&self.answers)
-            .map(|(e, a)| Prediction { index: e.index, label: e.label, prediction: a.label })
-            .collect()
+        predictions_for(&self.test, self.answers.iter().map(|a| a.label))
     }
 
     /// The results record (`results/llm_<model>.json`).

@@ -17,7 +17,7 @@ use super::train::{train, Control, Labelled, TrainConfig, TrainState};
 use crate::data::{stratified_sample, Dataset, Example};
 use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
 use crate::plot::{LineChart, Svg};
-use crate::results::{DataSizes, Hardware, Prediction, RunRecord, SCHEMA_VERSION};
+use crate::results::{predictions_for, DataSizes, Hardware, Prediction, RunRecord, SCHEMA_VERSION};
 
 /// What to fine-tune, on how much data.
 #[derive(Debug, Clone, Serialize)]
@@ -172,11 +172,7 @@ impl Finetuned {
     }
 
     pub fn predictions(&self, ds: &Dataset, test: &TestEvaluation) -> Vec<Prediction> {
-        ds.test
-            .iter()
-            .zip(&test.probs)
-            .map(|(e, p)| Prediction { index: e.index, label: e.label, prediction: Some(argmax(p)) })
-            .collect()
+        predictions_for(&ds.test, test.probs.iter().map(|p| Some(argmax(p))))
     }
 
     /// The results record (`results/finetune_slm.json`).
