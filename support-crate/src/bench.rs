@@ -360,3 +360,76 @@ pub fn baseline(ds: &crate::Dataset, c: f64, min_df: usize, python: Option<&Path
         speed_ratio,
     })
 }
+
+#[derive(Debug, Serialize)]
+pub struct LlmSide {
+    pub items_per_second: f64,
+    pub seconds: f64,
+    pub accuracy: f64,
+    pub errors: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LlmBench {
+    pub items: usize,
+    pub prompt_variant: String,
+    pub embedded: LlmSide,
+    pub server: Option<LlmSide>,
+    pub server_url: Option<String>,
+    pub server_concurrency: Option<usize>,
+    /// Items on which both gave the same label.
+    pub agreement: Option<f64>,
+    /// Embedded items/s ÷ server items/s: > 1 means the embedded classifier is faster.
+    pub ratio: Option<f64>,
+}
+
+/// The embedded constrained classifier against an OpenAI-compatible server
+/// (llama.cpp's, serving the same GGUF) on the same few-shot prompts of a
+/// seeded stratified test sample; no response cache on either side.
+pub fn llm(
+    ds: &crate::Dataset,
+    local: &crate::llm::local::LocalLlm,
+    server: Option<&std::sync::Arc<crate::llm::openai::OpenAiClient>>,
+    items: usize,
+    seed: u64,
+) -> Result<LlmBench> {
+    use crate::llm::experiment::{messages, shots, PromptVariant};
+    use crate::llm::prompt::answer_schema;
+    let variant = PromptVariant::FewShot(1);
+    let sample = crate::data::stratified_sample(ds.test.clone(), ds.num_classes(), items, seed);
+    let examples = shots(ds, 1, seed);
+    let questions: Vec<_> = sample.iter().map(|e| messages(variant, &e.text, &ds.labels, &examples)).collect();
+    let schema = answer_schema(&ds.labels, false);
+    let side = |answers: &[crate::llm::openai::Answer], seconds: f64| LlmSide {
+        items_per_second: sample.len() as f64 / seconds,
+        seconds,
+        accuracy: answers.iter().zip(&sample).filter(|(a, e)| a.label == Some(e.label)).count() as f64
+            / sample.len().max(1) as f64,
+        errors: answers.iter().filter(|a| a.error.is_some()).count(),
+    };
+    let hidden = indicatif::ProgressBar::hidden();
+    let start = Instant::now();
+    let local_answers = local.ask_all(&questions, &schema, &ds.labels, &hidden)?;
+    let embedded = side(&local_answers, start.elapsed().as_secs_f64());
+    let (server_side, agreement, url, concurrency) = match server {
+        None => (None, None, None, None),
+        Some(client) => {
+            let start = Instant::now();
+            let answers = client.ask_all(questions.clone(), &schema, &ds.labels, &hidden)?;
+            let s = side(&answers, start.elapsed().as_secs_f64());
+            let same = answers.iter().zip(&local_answers).filter(|(a, b)| a.label.is_some() && a.label == b.label);
+            let agreement = same.count() as f64 / sample.len().max(1) as f64;
+            (Some(s), Some(agreement), Some(client.endpoint().base_url.clone()), Some(client.concurrency()))
+        }
+    };
+    Ok(LlmBench {
+        items: sample.len(),
+        prompt_variant: variant.to_string(),
+        ratio: server_side.as_ref().map(|s| embedded.items_per_second / s.items_per_second),
+        embedded,
+        server: server_side,
+        server_url: url,
+        server_concurrency: concurrency,
+        agreement,
+    })
+}

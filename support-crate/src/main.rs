@@ -127,6 +127,29 @@ enum BenchCommand {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Items/s of the embedded constrained LLM classifier against an
+    /// OpenAI-compatible server (OPENAI_BASE_URL; `bash scripts/with-llama-server.sh`
+    /// starts llama.cpp's on the same GGUF), same few-shot prompts, no cache.
+    Llm {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The embedded model (default: data/models/SmolLM2-135M-Instruct/*.gguf).
+        #[arg(long)]
+        gguf: Option<PathBuf>,
+        /// Test items (seeded stratified sample).
+        #[arg(long, default_value_t = 200)]
+        items: usize,
+        /// The server (default: none, the embedded side only).
+        #[arg(long, env = "OPENAI_BASE_URL")]
+        base_url: Option<String>,
+        #[arg(long, env = "OPENAI_MODEL", default_value = "SmolLM2-135M-Instruct")]
+        model: String,
+        /// Requests in flight at once on the server.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
     /// The TF-IDF + logistic regression baseline against scikit-learn on the
     /// same split and settings: accuracy difference and fit + predict time.
     Baseline {
@@ -161,6 +184,7 @@ enum BenchCommand {
 }
 
 fn run_bench(bench: &BenchCommand) -> Result<()> {
+    let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
     use slm_vs_llm::embed::{EmbedConfig, Embedder};
     let load_embedder = |model: &Option<String>, batch_size: usize| {
         let model = model.clone().unwrap_or_else(slm_vs_llm::embed::default_model);
@@ -225,7 +249,6 @@ fn run_bench(bench: &BenchCommand) -> Result<()> {
                 *infer_batch,
                 python.as_deref(),
             )?;
-            let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
             println!(
                 "training ({} x {} tokens, {} bottom layers frozen): {:.0} tokens/s, PyTorch {}: {}",
                 b.train_batch,
@@ -243,6 +266,32 @@ fn run_bench(bench: &BenchCommand) -> Result<()> {
                 ratio(b.infer_ratio)
             );
             ("slm", serde_json::to_value(&b)?)
+        }
+        BenchCommand::Llm { data, gguf, items, base_url, model, concurrency, .. } => {
+            use slm_vs_llm::llm::local::{self, LocalLlm};
+            use slm_vs_llm::llm::openai::{ClientConfig, Endpoint, OpenAiClient};
+            let ds = data.load()?;
+            let gguf = gguf.clone().or_else(local::default_model).context("no GGUF: run `bash scripts/setup.sh` or pass --gguf")?;
+            let llm = LocalLlm::load(&gguf, None)?;
+            let server = match Endpoint::from_env(base_url.clone(), model.clone(), None) {
+                None => None,
+                Some(endpoint) => {
+                    let config = ClientConfig { concurrency: *concurrency, cache_dir: None, ..Default::default() };
+                    Some(std::sync::Arc::new(OpenAiClient::new(endpoint, config)?))
+                }
+            };
+            let b = slm_vs_llm::bench::llm(&ds, &llm, server.as_ref(), *items, data.seed)?;
+            println!(
+                "{} items, {}: embedded {:.2} items/s ({:.1}% accurate); server {}; agreement {}; ratio {}",
+                b.items,
+                b.prompt_variant,
+                b.embedded.items_per_second,
+                100.0 * b.embedded.accuracy,
+                b.server.as_ref().map_or("-".into(), |s| format!("{:.2} items/s ({:.1}% accurate, {} errors)", s.items_per_second, 100.0 * s.accuracy, s.errors)),
+                b.agreement.map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
+                ratio(b.ratio)
+            );
+            ("llm", serde_json::to_value(&b)?)
         }
         BenchCommand::Baseline { data, c, min_df, python, .. } => {
             let ds = data.load()?;
@@ -263,6 +312,7 @@ fn run_bench(bench: &BenchCommand) -> Result<()> {
         BenchCommand::Embed { out, .. }
         | BenchCommand::Knn { out, .. }
         | BenchCommand::Slm { out, .. }
+        | BenchCommand::Llm { out, .. }
         | BenchCommand::Baseline { out, .. } => out,
     };
     std::fs::create_dir_all(out)?;
@@ -574,11 +624,19 @@ struct LlmArgs {
     #[command(flatten)]
     data: DataArgs,
     /// Server base URL up to /v1 (e.g. https://api.openai.com/v1, http://localhost:11434/v1).
+    /// Without one, the embedded GGUF model answers in-process (see --gguf).
     #[arg(long, env = "OPENAI_BASE_URL")]
     base_url: Option<String>,
     /// Model name as the server knows it.
     #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
     model: String,
+    /// The embedded model when no server is set: a llama-family .gguf file
+    /// (default: data/models/SmolLM2-135M-Instruct/*.gguf, from `bash scripts/setup.sh`).
+    #[arg(long)]
+    gguf: Option<PathBuf>,
+    /// Embedded model: tokens of several items run in one forward pass.
+    #[arg(long, default_value_t = 512)]
+    pack_tokens: usize,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -602,38 +660,57 @@ struct LlmArgs {
     out: PathBuf,
 }
 
+impl LlmArgs {
+    /// The server from OPENAI_BASE_URL / --base-url, else the embedded model.
+    fn backend(&self) -> Result<slm_vs_llm::llm::experiment::Backend> {
+        use slm_vs_llm::llm::experiment::Backend;
+        use slm_vs_llm::llm::local::{self, LocalLlm};
+        use slm_vs_llm::llm::openai::{ClientConfig, Endpoint, OpenAiClient};
+
+        let cache_dir = slm_vs_llm::cache::cache_dir().join("llm");
+        // The key is read from OPENAI_API_KEY only, never from a flag (shell history, process lists).
+        if let Some(endpoint) = Endpoint::from_env(self.base_url.clone(), self.model.clone(), None) {
+            let config = ClientConfig {
+                timeout: std::time::Duration::from_secs_f64(self.timeout),
+                concurrency: self.concurrency,
+                cache_dir: Some(cache_dir),
+                ..Default::default()
+            };
+            return Ok(Backend::Server(std::sync::Arc::new(OpenAiClient::new(endpoint, config)?)));
+        }
+        let Some(gguf) = self.gguf.clone().or_else(local::default_model) else {
+            bail!(
+                "no LLM: set OPENAI_BASE_URL (and OPENAI_API_KEY where the server needs one) or --base-url for a \
+                 server, or run `bash scripts/setup.sh` (fetches the embedded SmolLM2 GGUF) or pass --gguf FILE"
+            );
+        };
+        let mut llm = LocalLlm::load(&gguf, Some(&cache_dir))?;
+        llm.pack_tokens = self.pack_tokens;
+        Ok(Backend::Local(llm))
+    }
+
+    fn config(&self) -> slm_vs_llm::llm::experiment::LlmConfig {
+        use slm_vs_llm::llm::experiment::{LlmConfig, Price};
+        let mut config = LlmConfig::new(self.data.smoke || data::smoke_requested());
+        config.seed = self.data.seed;
+        config.price = Price { input_per_million: self.price_in, output_per_million: self.price_out };
+        if let Some(n) = self.validation_items {
+            config.validation_items = n;
+        }
+        if self.test_items.is_some() {
+            config.test_items = self.test_items;
+        }
+        config
+    }
+}
+
 fn run_llm(args: &LlmArgs) -> Result<()> {
-    use slm_vs_llm::llm::experiment::{self, LlmConfig, Price};
-    use slm_vs_llm::llm::openai::{ClientConfig, Endpoint, OpenAiClient};
+    use slm_vs_llm::llm::experiment;
     use slm_vs_llm::results;
 
-    // The key is read from OPENAI_API_KEY only, never from a flag (shell history, process lists).
-    let Some(endpoint) = Endpoint::from_env(args.base_url.clone(), args.model.clone(), None) else {
-        bail!(
-            "no LLM endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY where the server needs one) or --base-url. \
-             The in-process GGUF default is not built yet (issue 6)"
-        );
-    };
+    let backend = args.backend()?;
     let ds = args.data.load()?;
-    let smoke = args.data.smoke || data::smoke_requested();
-    let mut config = LlmConfig::new(smoke);
-    config.seed = args.data.seed;
-    config.price = Price { input_per_million: args.price_in, output_per_million: args.price_out };
-    if let Some(n) = args.validation_items {
-        config.validation_items = n;
-    }
-    if args.test_items.is_some() {
-        config.test_items = args.test_items;
-    }
-    let client_config = ClientConfig {
-        timeout: std::time::Duration::from_secs_f64(args.timeout),
-        concurrency: args.concurrency,
-        cache_dir: Some(slm_vs_llm::cache::cache_dir().join("llm")),
-        ..Default::default()
-    };
-    let base_url = endpoint.base_url.clone();
-    let client = std::sync::Arc::new(OpenAiClient::new(endpoint, client_config)?);
-    let run = experiment::run(&ds, &client, &config, true)?;
+    let run = experiment::run(&ds, &backend, &args.config(), true)?;
     for s in &run.sweep {
         println!("validation, {}: {:.2}% ({} invalid of {})", s.variant, 100.0 * s.accuracy, s.invalid, s.items);
     }
@@ -641,11 +718,10 @@ fn run_llm(args: &LlmArgs) -> Result<()> {
     let (mean, p95) = run.latency();
     println!(
         "{} ({}), {}: test accuracy {:.2}% [{:.2}, {:.2}] on {} items, macro-F1 {:.4}, {} invalid; latency mean {:.3} s, p95 {:.3} s",
-        args.model, base_url, run.chosen, 100.0 * m.accuracy, 100.0 * m.accuracy_ci95[0], 100.0 * m.accuracy_ci95[1],
-        m.items, m.macro_f1, m.invalid, mean, p95
+        backend.model(), backend.endpoint(), run.chosen, 100.0 * m.accuracy, 100.0 * m.accuracy_ci95[0],
+        100.0 * m.accuracy_ci95[1], m.items, m.macro_f1, m.invalid, mean, p95
     );
-    let dialect = client.dialect().map(|d| format!("{d:?}"));
-    let record = run.record(&ds, &args.model, &base_url, dialect, command_line(), args.data.seed);
+    let record = run.record(&ds, &backend, command_line(), args.data.seed);
     let name = record.experiment.clone();
     results::write(&args.out, &record, &run.predictions())?;
     println!("Wrote {}", results::json_path(&args.out, &name).display());

@@ -8,11 +8,60 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use super::local::LocalLlm;
 use super::openai::{Answer, OpenAiClient};
 use super::prompt::{answer_schema, few_shot, zero_shot, Message};
 use crate::data::{stratified_sample, Dataset, Example};
 use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
 use crate::results::{predictions_for, DataSizes, Hardware, Prediction, RunRecord, SCHEMA_VERSION};
+
+/// Where the answers come from.
+pub enum Backend {
+    /// An OpenAI-compatible server.
+    Server(Arc<OpenAiClient>),
+    /// The embedded GGUF model, decoding constrained to the schema.
+    Local(LocalLlm),
+}
+
+impl Backend {
+    /// Answers every question; failures are recorded in the answers, never dropped.
+    pub fn ask_all(
+        &self,
+        questions: Vec<Vec<Message>>,
+        schema: &serde_json::Value,
+        labels: &[String],
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Answer>> {
+        match self {
+            Backend::Server(client) => client.ask_all(questions, schema, labels, progress),
+            Backend::Local(llm) => llm.ask_all(&questions, schema, labels, progress),
+        }
+    }
+
+    /// The model's name as results name it.
+    pub fn model(&self) -> String {
+        match self {
+            Backend::Server(client) => client.endpoint().model.clone(),
+            Backend::Local(llm) => llm.name().to_string(),
+        }
+    }
+
+    /// The server's base URL, or where the embedded model ran.
+    pub fn endpoint(&self) -> String {
+        match self {
+            Backend::Server(client) => client.endpoint().base_url.clone(),
+            Backend::Local(llm) => format!("in-process (candle, {})", llm.path().display()),
+        }
+    }
+
+    /// How structured output was obtained.
+    pub fn dialect(&self) -> Option<String> {
+        match self {
+            Backend::Server(client) => client.dialect().map(|d| format!("{d:?}")),
+            Backend::Local(_) => Some("constrained decoding".into()),
+        }
+    }
+}
 
 /// How the question is put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +151,7 @@ pub struct LlmRun {
 }
 
 fn ask(
-    client: &Arc<OpenAiClient>,
+    backend: &Backend,
     items: &[Example],
     variant: PromptVariant,
     ds: &Dataset,
@@ -113,13 +162,13 @@ fn ask(
     let schema = answer_schema(&ds.labels, false);
     let questions = items.iter().map(|e| messages(variant, &e.text, &ds.labels, shots)).collect();
     let bar = crate::progress::bar(items.len() as u64, what, progress);
-    let (answers, wall) = Throughput::measure(items.len(), || client.ask_all(questions, &schema, &ds.labels, &bar));
+    let (answers, wall) = Throughput::measure(items.len(), || backend.ask_all(questions, &schema, &ds.labels, &bar));
     bar.finish_and_clear();
     Ok((answers?, wall))
 }
 
 /// Chooses the prompt variant on validation, then asks the test items once.
-pub fn run(ds: &Dataset, client: &Arc<OpenAiClient>, config: &LlmConfig, progress: bool) -> Result<LlmRun> {
+pub fn run(ds: &Dataset, backend: &Backend, config: &LlmConfig, progress: bool) -> Result<LlmRun> {
     if config.variants.is_empty() {
         bail!("no prompt variant to try");
     }
@@ -135,7 +184,7 @@ pub fn run(ds: &Dataset, client: &Arc<OpenAiClient>, config: &LlmConfig, progres
     };
     let mut sweep = Vec::new();
     for &variant in &config.variants {
-        let (answers, _) = ask(client, &validation, variant, ds, &shots_for(variant), progress, "validation")?;
+        let (answers, _) = ask(backend, &validation, variant, ds, &shots_for(variant), progress, "validation")?;
         let correct = answers.iter().zip(&validation).filter(|(a, e)| a.label == Some(e.label)).count();
         let score = VariantScore {
             variant,
@@ -153,7 +202,7 @@ pub fn run(ds: &Dataset, client: &Arc<OpenAiClient>, config: &LlmConfig, progres
         Some(n) if n < ds.test.len() => stratified_sample(ds.test.clone(), ds.num_classes(), n, config.seed),
         _ => ds.test.clone(),
     };
-    let (answers, wall) = ask(client, &test, chosen, ds, &shots_for(chosen), progress, "test")?;
+    let (answers, wall) = ask(backend, &test, chosen, ds, &shots_for(chosen), progress, "test")?;
     let labels: Vec<usize> = test.iter().map(|e| e.label).collect();
     let predictions: Vec<Option<usize>> = answers.iter().map(|a| a.label).collect();
     let metrics = evaluate(&labels, &predictions, &ds.labels, Bootstrap::default());
@@ -192,15 +241,8 @@ impl LlmRun {
     }
 
     /// The results record (`results/llm_<model>.json`).
-    pub fn record(
-        &self,
-        ds: &Dataset,
-        model: &str,
-        endpoint: &str,
-        dialect: Option<String>,
-        command: String,
-        split_seed: u64,
-    ) -> RunRecord {
+    pub fn record(&self, ds: &Dataset, backend: &Backend, command: String, split_seed: u64) -> RunRecord {
+        let model = backend.model();
         let (mean, p95) = self.latency();
         let (tokens_in, tokens_out) = self.tokens();
         let errors: BTreeMap<String, usize> =
@@ -211,9 +253,9 @@ impl LlmRun {
             });
         RunRecord {
             schema_version: SCHEMA_VERSION,
-            experiment: format!("llm_{}", slug(model)),
+            experiment: format!("llm_{}", slug(&model)),
             method: format!("generic LLM, {} structured output", self.chosen),
-            model: model.to_string(),
+            model: model.clone(),
             command,
             config: serde_json::to_value(&self.config).unwrap_or_default(),
             seeds: [
@@ -227,8 +269,8 @@ impl LlmRun {
             timings: [("test_inference".to_string(), self.wall)].into(),
             metrics: self.metrics.clone(),
             extra: serde_json::json!({
-                "endpoint": endpoint,
-                "dialect": dialect,
+                "endpoint": backend.endpoint(),
+                "dialect": backend.dialect(),
                 "prompt_variant": self.chosen,
                 "variant_sweep": self.sweep,
                 "test_sample": self.test.len() < ds.test.len(),

@@ -180,6 +180,11 @@ impl OpenAiClient {
         Ok(OpenAiClient { http, endpoint, config, dialect: Mutex::new(None), cache })
     }
 
+    /// Requests in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.config.concurrency
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }

@@ -43,7 +43,8 @@ pub fn default_model() -> String {
     }
 }
 
-fn find_gguf(dir: &Path) -> Option<PathBuf> {
+/// The first `.gguf` file in `dir`.
+pub fn find_gguf(dir: &Path) -> Option<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -166,6 +167,14 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
     }
     let tokenizer = gguf_tokenizer(&meta, tokens)?;
     Ok(LoadedModel { config, weights, tokenizer, labels: None, source: path.display().to_string() })
+}
+
+/// The tokenizer and the chat template (`tokenizer.chat_template`, if any)
+/// stored in a GGUF file's metadata.
+pub fn gguf_tokenizer_and_template(content: &gguf_file::Content, path: &Path) -> Result<(Tokenizer, Option<String>)> {
+    let meta = Metadata { content, path };
+    let tokenizer = gguf_tokenizer(&meta, meta.strings("tokenizer.ggml.tokens")?)?;
+    Ok((tokenizer, meta.string("tokenizer.chat_template").ok()))
 }
 
 /// llama.cpp tensor names to Hugging Face ones (`None` for tensors a

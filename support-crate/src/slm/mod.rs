@@ -16,4 +16,4 @@ pub mod optim;
 pub mod train;
 
 pub use load::{default_model, load, LoadedModel};
-pub use model::{Llama, LlamaConfig, Trainable};
+pub use model::{Llama, LlamaConfig, PrefixCache, Trainable};

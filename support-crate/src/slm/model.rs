@@ -205,6 +205,20 @@ impl Block {
     /// ops for RMSNorm, rotary embedding and softmax: same results to float
     /// rounding, several times fewer passes over memory.
     fn forward(&self, x: &Tensor, mask: &Tensor, rope_tables: &RopeTables, cfg: &LlamaConfig) -> Result<Tensor> {
+        Ok(self.forward_after(x, mask, rope_tables, cfg, None)?.0)
+    }
+
+    /// As `forward`, the keys and values of earlier tokens (`past`,
+    /// `[b, kv, p, d]` each, rotated) prepended to this step's; `mask` is then
+    /// `[.., t, p + t]`. Returns the output and all keys and values.
+    fn forward_after(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        rope_tables: &RopeTables,
+        cfg: &LlamaConfig,
+        past: Option<&KeyValues>,
+    ) -> Result<(Tensor, KeyValues)> {
         let frozen = self.qkv.var.is_none();
         let (b, t, h) = x.dims3()?;
         let (heads, kv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
@@ -229,7 +243,14 @@ impl Block {
         let k = qkv.narrow(2, heads, kv)?.transpose(1, 2)?.contiguous()?;
         let v = qkv.narrow(2, heads + kv, kv)?.transpose(1, 2)?.contiguous()?;
         let q = rotate(&q)?;
-        let k = repeat_kv(rotate(&k)?, heads / kv)?;
+        let mut k = rotate(&k)?;
+        let mut v = v;
+        if let Some(past) = past {
+            k = Tensor::cat(&[&past.keys, &k], 2)?;
+            v = Tensor::cat(&[&past.values, &v], 2)?;
+        }
+        let key_values = KeyValues { keys: k.clone(), values: v.clone() };
+        let k = repeat_kv(k, heads / kv)?;
         let v = repeat_kv(v, heads / kv)?;
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
         let probs = if frozen {
@@ -244,7 +265,29 @@ impl Block {
         let gate_up = linear(&normed, &self.gate_up)?;
         let i = cfg.intermediate_size;
         let act = (gate_up.narrow(1, 0, i)?.silu()? * gate_up.narrow(1, i, i)?)?;
-        x + linear(&act, &self.down)?.reshape((b, t, h))?
+        Ok(((x + linear(&act, &self.down)?.reshape((b, t, h))?)?, key_values))
+    }
+}
+
+/// One layer's rotated keys and values, `[b, kv_heads, t, head_dim]` each.
+#[derive(Debug, Clone)]
+struct KeyValues {
+    keys: Tensor,
+    values: Tensor,
+}
+
+/// The keys and values of a prompt prefix in every layer, so that many
+/// continuations of it are run without recomputing it.
+#[derive(Debug, Clone)]
+pub struct PrefixCache {
+    layers: Vec<KeyValues>,
+    tokens: Vec<u32>,
+}
+
+impl PrefixCache {
+    /// The prefix's token ids.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
     }
 }
 
@@ -416,6 +459,82 @@ impl Llama {
         linear(&self.last_token_states(ids, lengths)?, &self.embed)
     }
 
+    /// Runs `prefix` once and keeps its keys and values (inference only).
+    pub fn prefix_cache(&self, prefix: &[u32]) -> Result<PrefixCache> {
+        let empty = PrefixCache { layers: Vec::new(), tokens: Vec::new() };
+        if prefix.is_empty() {
+            return Ok(empty);
+        }
+        let (_, layers) = self.run_packed(&empty, &[prefix])?;
+        Ok(PrefixCache { layers, tokens: prefix.to_vec() })
+    }
+
+    /// Next-token logits `[n, vocab]` after each of `n` continuations of the
+    /// cached prefix. The continuations are packed into one sequence (larger
+    /// matmuls than one at a time); each attends to the prefix and to its own
+    /// earlier tokens only, at the positions it would have alone.
+    pub fn continuation_logits(&self, prefix: &PrefixCache, continuations: &[&[u32]]) -> Result<Tensor> {
+        let (last, _) = self.run_packed(prefix, continuations)?;
+        linear(&last, &self.embed)
+    }
+
+    /// The normalised last-token states of each packed continuation, and every layer's keys and values.
+    fn run_packed(&self, prefix: &PrefixCache, continuations: &[&[u32]]) -> Result<(Tensor, Vec<KeyValues>)> {
+        let device = self.embed.tensor.device();
+        let p = prefix.tokens.len();
+        let t: usize = continuations.iter().map(|c| c.len()).sum();
+        if continuations.iter().any(|c| c.is_empty()) {
+            candle_core::bail!("an empty continuation");
+        }
+        let longest = continuations.iter().map(|c| c.len()).max().unwrap_or(0);
+        if p + longest > self.config.max_position_embeddings {
+            candle_core::bail!(
+                "{} tokens are more than the model's {}",
+                p + longest,
+                self.config.max_position_embeddings
+            );
+        }
+        let mut positions = Vec::with_capacity(t);
+        let mut mask = vec![f32::NEG_INFINITY; t * (p + t)];
+        let mut start = 0;
+        for c in continuations {
+            for i in 0..c.len() {
+                positions.push((p + i) as u32);
+                let row = &mut mask[(start + i) * (p + t)..(start + i + 1) * (p + t)];
+                row[..p].fill(0.0);
+                row[p + start..=p + start + i].fill(0.0);
+            }
+            start += c.len();
+        }
+        let mask = Tensor::from_vec(mask, (1, 1, t, p + t), device)?;
+        let positions = Tensor::new(positions, device)?;
+        let (cos, sin) = (self.cos.index_select(&positions, 0)?, self.sin.index_select(&positions, 0)?);
+        let half = self.config.head_dim() / 2;
+        let tables = RopeTables {
+            cos_half: cos.narrow(1, 0, half)?.contiguous()?,
+            sin_half: sin.narrow(1, 0, half)?.contiguous()?,
+            cos,
+            sin,
+        };
+        let ids: Vec<u32> = continuations.iter().flat_map(|c| c.iter().copied()).collect();
+        let mut x = self.embed.tensor.embedding(&Tensor::new(ids, device)?)?.unsqueeze(0)?;
+        let mut layers = Vec::with_capacity(self.blocks.len());
+        for (l, block) in self.blocks.iter().enumerate() {
+            let (y, kv) = block.forward_after(&x, &mask, &tables, &self.config, prefix.layers.get(l))?;
+            x = y.detach();
+            layers.push(kv);
+        }
+        let ends: Vec<u32> = continuations
+            .iter()
+            .scan(0usize, |end, c| {
+                *end += c.len();
+                Some(*end as u32 - 1)
+            })
+            .collect();
+        let last = x.squeeze(0)?.index_select(&Tensor::new(ends, device)?, 0)?;
+        Ok((rms_norm(&last, &self.norm.tensor, self.config.rms_norm_eps)?, layers))
+    }
+
     /// Weights in Hugging Face names and layout (fused matrices split again),
     /// for saving as a `LlamaForSequenceClassification` directory.
     pub fn hf_weights(&self) -> Result<Vec<(String, Tensor)>> {
@@ -521,6 +640,29 @@ mod tests {
         let got = ours.lm_logits(&x, &lengths).unwrap();
         // Same weights, same math, different op order: agreement to float rounding.
         assert!(max_abs_diff(&got, &expected) < 1e-4, "diff {}", max_abs_diff(&got, &expected));
+    }
+
+    #[test]
+    fn packed_continuations_of_a_cached_prefix_equal_full_sequences() {
+        let cfg = LlamaConfig::tiny();
+        let weights = random_weights(&cfg, 4, &Device::Cpu).unwrap();
+        let model = Llama::new(cfg, &weights, None, Trainable::NONE, 0).unwrap();
+        let prefix = [3u32, 14, 15, 9, 26];
+        let continuations: [&[u32]; 3] = [&[5, 35, 8], &[9], &[7, 9, 3, 2, 30]];
+        let cache = model.prefix_cache(&prefix).unwrap();
+        let packed = model.continuation_logits(&cache, &continuations).unwrap();
+        for (i, c) in continuations.iter().enumerate() {
+            let full: Vec<u32> = prefix.iter().chain(c.iter()).copied().collect();
+            let (x, lengths) = ids(&[full]);
+            let expected = model.lm_logits(&x, &lengths).unwrap();
+            let got = packed.narrow(0, i, 1).unwrap();
+            assert!(max_abs_diff(&got, &expected) < 1e-4, "continuation {i}: diff {}", max_abs_diff(&got, &expected));
+        }
+        // No prefix at all: the same as a plain forward.
+        let empty = model.prefix_cache(&[]).unwrap();
+        let alone = model.continuation_logits(&empty, &[&prefix]).unwrap();
+        let (x, lengths) = ids(&[prefix.to_vec()]);
+        assert!(max_abs_diff(&alone, &model.lm_logits(&x, &lengths).unwrap()) < 1e-4);
     }
 
     #[test]

@@ -1,0 +1,454 @@
+//! The embedded LLM: a llama-family GGUF run in-process on candle, used when
+//! no endpoint is configured.
+//!
+//! The weights are dequantised to f32 at load (for SmolLM2-135M: 0.5 GB):
+//! answering is prompt processing, many tokens per forward pass, where f32
+//! matmuls run 2-4x faster per token than candle's Q4_1 kernels on these
+//! CPUs (measured, see the notes of issue 6); quantised kernels win only for
+//! one-token decoding, which constrained answers barely need.
+//!
+//! Answers are produced by **constrained greedy decoding**: the prompt is the
+//! GGUF's own chat template; the answer's fixed JSON (`{"label": "`) is
+//! forced; then at each step only tokens that keep the text a prefix of
+//! `<label>"}` for some label are allowed, and the most likely one is taken.
+//! Once a single label remains, the rest of the JSON is forced without
+//! running the model (jump-forward decoding), so an answer usually costs one
+//! forward pass over the item's own tokens. The keys and values of the prompt
+//! prefix that all questions share (instructions, few-shot examples) are
+//! computed once and reused for every item, and several items' own tokens are
+//! packed into one forward pass.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+use serde_json::{json, Value};
+use tokenizers::Tokenizer;
+
+use super::openai::{Answer, Completion, Usage};
+use super::prompt::{parse_answer, AnswerError, Message};
+use super::response_cache::ResponseCache;
+use crate::slm::model::{Llama, PrefixCache, Trainable};
+
+/// What every answer starts with; the model chooses only the label.
+const ANSWER_PREFIX: &str = "{\"label\": \"";
+
+/// Used when a GGUF carries no chat template.
+const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + \
+                      '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/// The project's SmolLM2-135M-Instruct GGUF (`data/models`, fetched by
+/// `scripts/setup.sh`), if present.
+pub fn default_model() -> Option<PathBuf> {
+    crate::slm::load::find_gguf(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/SmolLM2-135M-Instruct"))
+}
+
+pub struct LocalLlm {
+    model: Llama,
+    /// Tokens of several items run in one forward pass (larger matmuls).
+    pub pack_tokens: usize,
+    tokenizer: Tokenizer,
+    template: minijinja::Environment<'static>,
+    /// The bytes each token stands for (`None`: special tokens, never allowed in an answer).
+    token_bytes: Vec<Option<Vec<u8>>>,
+    /// The texts of the BOS and EOS tokens, for templates that print them.
+    bos_token: String,
+    eos_token: String,
+    name: String,
+    path: PathBuf,
+    cache: Option<Mutex<ResponseCache>>,
+}
+
+impl LocalLlm {
+    /// Loads a GGUF file; answers are cached in `cache_dir` when given.
+    pub fn load(path: &Path, cache_dir: Option<&Path>) -> Result<Self> {
+        let mut file = std::fs::File::open(path).with_context(|| {
+            format!("opening {} (`bash scripts/setup.sh` fetches SmolLM2-135M-Instruct to data/models)", path.display())
+        })?;
+        let content =
+            gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", path.display()))?;
+        let (tokenizer, template) = crate::slm::load::gguf_tokenizer_and_template(&content, path)?;
+        let loaded = crate::slm::load::load_gguf(path, &Device::Cpu)?;
+        let model = Llama::new(loaded.config, &loaded.weights, None, Trainable::NONE, 0)
+            .with_context(|| format!("{}: building the model", path.display()))?;
+        let token_text = |key: &str| {
+            let id = content.metadata.get(key).and_then(|v| v.to_u32().ok());
+            id.and_then(|id| tokenizer.id_to_token(id)).unwrap_or_default()
+        };
+        let (bos_token, eos_token) = (token_text("tokenizer.ggml.bos_token_id"), token_text("tokenizer.ggml.eos_token_id"));
+        let template = template.unwrap_or_else(|| {
+            tracing::warn!("{}: no chat template in the GGUF; using ChatML", path.display());
+            CHATML.to_string()
+        });
+        let mut env = minijinja::Environment::new();
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template_owned("chat", template).with_context(|| format!("{}: its chat template", path.display()))?;
+        let token_bytes = (0..tokenizer.get_vocab_size(true) as u32)
+            .map(|id| {
+                let token = tokenizer.id_to_token(id)?;
+                if tokenizer.get_added_vocabulary().is_special_token(&token) {
+                    return None;
+                }
+                byte_level_bytes(&token)
+            })
+            .collect();
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let cache = match cache_dir {
+            Some(dir) => Some(Mutex::new(ResponseCache::open(dir, &format!("local-{name}"))?)),
+            None => None,
+        };
+        Ok(LocalLlm {
+            model,
+            pack_tokens: 512,
+            tokenizer,
+            template: env,
+            token_bytes,
+            bos_token,
+            eos_token,
+            name,
+            path: path.to_path_buf(),
+            cache,
+        })
+    }
+
+    /// The model's name (the GGUF file's stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The chat template applied to `messages`, ready for the assistant's turn.
+    pub fn prompt(&self, messages: &[Message]) -> Result<String> {
+        let template = self.template.get_template("chat")?;
+        let rendered = template
+            .render(minijinja::context! {
+                messages => minijinja::Value::from(minijinja::value::Serde(messages)),
+                add_generation_prompt => true,
+                bos_token => &self.bos_token,
+                eos_token => &self.eos_token,
+            })
+            .context("applying the chat template")?;
+        Ok(rendered)
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.tokenizer.encode(text, false).map_err(anyhow::Error::msg)?.get_ids().to_vec())
+    }
+
+    fn cache_key(&self, messages: &[Message], labels: &[String]) -> String {
+        json!({
+            "model": self.name,
+            "messages": messages,
+            "decoding": "greedy, constrained to {\"label\": enum}",
+            "labels": labels,
+        })
+        .to_string()
+    }
+
+    /// Answers every question (label-only schema), reusing the key/value
+    /// cache of the prompt prefix they share. Never drops an item: a failure
+    /// is recorded in its answer.
+    pub fn ask_all(
+        &self,
+        questions: &[Vec<Message>],
+        schema: &Value,
+        labels: &[String],
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Answer>> {
+        if schema["properties"].get("rationale").is_some() {
+            bail!("the embedded model answers only {{\"label\": ...}}; the rationale field needs an endpoint");
+        }
+        let mut answers: Vec<Option<Answer>> = questions
+            .iter()
+            .map(|q| {
+                let cache = self.cache.as_ref()?.lock().expect("cache lock");
+                let hit = cache.get(&self.cache_key(q, labels))?.clone();
+                Some(answer_from(hit, labels, 0.0, true))
+            })
+            .collect();
+        progress.inc(answers.iter().filter(|a| a.is_some()).count() as u64);
+        let mut prompts = Vec::new();
+        for (i, q) in questions.iter().enumerate() {
+            if answers[i].is_none() {
+                prompts.push((i, self.encode(&(self.prompt(q)? + ANSWER_PREFIX))?));
+            }
+        }
+        let prefix = self.model.prefix_cache(&shared_prefix(prompts.iter().map(|(_, ids)| ids.as_slice())))?;
+        let forced = self.encode(ANSWER_PREFIX)?.len() as u64;
+        for pack in packs(&prompts, prefix.tokens().len(), self.pack_tokens) {
+            let started = Instant::now();
+            let suffixes: Vec<&[u32]> = pack.iter().map(|(_, ids)| &ids[prefix.tokens().len()..]).collect();
+            let decided = self.decide(&prefix, &suffixes, labels);
+            let latency = started.elapsed().as_secs_f64();
+            for ((i, ids), result) in pack.iter().zip(decided) {
+                let question = &questions[*i];
+                answers[*i] = Some(match result {
+                    Ok(content) => {
+                        let usage = Usage {
+                            prompt_tokens: ids.len() as u64 - forced,
+                            completion_tokens: self.encode(&content)?.len() as u64,
+                        };
+                        let completion = Completion {
+                            content: Some(content),
+                            refusal: None,
+                            finish_reason: Some("stop".into()),
+                            usage,
+                        };
+                        if let Some(cache) = &self.cache {
+                            let key = self.cache_key(question, labels);
+                            if let Err(e) = cache.lock().expect("cache lock").put(&key, &completion) {
+                                tracing::warn!("could not cache an answer: {e:#}");
+                            }
+                        }
+                        answer_from(completion, labels, latency, false)
+                    }
+                    Err(e) => Answer {
+                        label: None,
+                        content: None,
+                        error: Some(AnswerError::Request(format!("{e:#}"))),
+                        usage: Usage::default(),
+                        latency_seconds: latency,
+                        attempts: 1,
+                        cached: false,
+                    },
+                });
+            }
+            progress.inc(pack.len() as u64);
+        }
+        Ok(answers.into_iter().map(|a| a.expect("every question answered")).collect())
+    }
+
+    /// The answers for continuations of the cached prefix (each ending in
+    /// [`ANSWER_PREFIX`]), decoded together; a failure stays with its item.
+    fn decide(&self, prefix: &PrefixCache, suffixes: &[&[u32]], labels: &[String]) -> Vec<Result<String>> {
+        let max = self.model.config.max_position_embeddings;
+        let mut results: Vec<Option<Result<String>>> = suffixes
+            .iter()
+            .map(|s| {
+                let needed = prefix.tokens().len() + s.len() + labels.iter().map(|l| l.len()).max().unwrap_or(0) + 2;
+                (needed > max).then(|| Err(anyhow::anyhow!("the prompt needs {needed} tokens; the model's context is {max}")))
+            })
+            .collect();
+        // Items still deciding: their tokens so far, and the labels still possible.
+        let mut open: Vec<(usize, Vec<u32>, LabelChoice)> = (0..suffixes.len())
+            .filter(|&i| results[i].is_none())
+            .map(|i| (i, suffixes[i].to_vec(), LabelChoice::new(labels)))
+            .collect();
+        while !open.is_empty() {
+            let rows: Vec<&[u32]> = open.iter().map(|(_, ids, _)| ids.as_slice()).collect();
+            let scores = match self.model.continuation_logits(prefix, &rows).and_then(|l| l.to_vec2::<f32>()) {
+                Ok(s) => s,
+                Err(e) => {
+                    for (i, _, _) in open.drain(..) {
+                        results[i] = Some(Err(anyhow::anyhow!("forward pass failed: {e}")));
+                    }
+                    break;
+                }
+            };
+            let mut still_open = Vec::new();
+            for ((i, mut ids, mut choice), scores) in open.into_iter().zip(scores) {
+                let Some(token) = choice.best_token(&scores, &self.token_bytes) else {
+                    results[i] = Some(Err(anyhow::anyhow!("no token continues any label")));
+                    continue;
+                };
+                choice.advance(self.token_bytes[token as usize].as_deref().unwrap_or_default());
+                match choice.decided() {
+                    Some(label) => results[i] = Some(Ok(json!({ "label": labels[label] }).to_string())),
+                    None => {
+                        ids.push(token);
+                        still_open.push((i, ids, choice));
+                    }
+                }
+            }
+            open = still_open;
+        }
+        results.into_iter().map(|r| r.expect("every item decided")).collect()
+    }
+}
+
+/// The longest token prefix common to all prompts, leaving at least one
+/// token of each to run.
+fn shared_prefix<'a>(mut prompts: impl Iterator<Item = &'a [u32]>) -> Vec<u32> {
+    let Some(first) = prompts.next() else { return Vec::new() };
+    let mut shared = first.len().saturating_sub(1);
+    for ids in prompts {
+        let common = first.iter().zip(ids).take_while(|(a, b)| a == b).count();
+        shared = shared.min(common).min(ids.len().saturating_sub(1));
+    }
+    first[..shared].to_vec()
+}
+
+/// Consecutive prompts grouped so that each group's own tokens (past the
+/// shared prefix) stay within `budget` (a longer prompt goes alone).
+fn packs<T>(prompts: &[(usize, Vec<T>)], shared: usize, budget: usize) -> Vec<&[(usize, Vec<T>)]> {
+    let mut groups = Vec::new();
+    let (mut start, mut tokens) = (0, 0);
+    for (i, (_, ids)) in prompts.iter().enumerate() {
+        let own = ids.len() - shared;
+        if i > start && tokens + own > budget {
+            groups.push(&prompts[start..i]);
+            (start, tokens) = (i, 0);
+        }
+        tokens += own;
+    }
+    if start < prompts.len() {
+        groups.push(&prompts[start..]);
+    }
+    groups
+}
+
+fn answer_from(c: Completion, labels: &[String], latency: f64, cached: bool) -> Answer {
+    let (label, error) = match parse_answer(c.content.as_deref().unwrap_or_default(), labels) {
+        Ok(l) => (Some(l), None),
+        Err(e) => (None, Some(e)),
+    };
+    Answer { label, content: c.content, error, usage: c.usage, latency_seconds: latency, attempts: 1, cached }
+}
+
+/// The labels still possible while decoding, each as the bytes left to
+/// produce: the rest of its JSON string (escaped) and the closing `"}`.
+#[derive(Debug, Clone)]
+pub struct LabelChoice {
+    remaining: Vec<(usize, Vec<u8>)>,
+}
+
+impl LabelChoice {
+    pub fn new(labels: &[String]) -> Self {
+        let remaining = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let quoted = serde_json::to_string(l).expect("a string serialises");
+                (i, format!("{}}}", &quoted[1..]).into_bytes())
+            })
+            .collect();
+        LabelChoice { remaining }
+    }
+
+    fn allows(&self, bytes: &[u8]) -> bool {
+        !bytes.is_empty() && self.remaining.iter().any(|(_, r)| r.starts_with(bytes))
+    }
+
+    /// The highest-scoring token that keeps some label possible.
+    pub fn best_token(&self, scores: &[f32], token_bytes: &[Option<Vec<u8>>]) -> Option<u32> {
+        let mut best: Option<(u32, f32)> = None;
+        for (id, bytes) in token_bytes.iter().enumerate() {
+            let Some(bytes) = bytes else { continue };
+            let Some(&score) = scores.get(id) else { break };
+            if best.is_none_or(|(_, s)| score > s) && self.allows(bytes) {
+                best = Some((id as u32, score));
+            }
+        }
+        best.map(|(id, _)| id)
+    }
+
+    /// Consumes a token's bytes.
+    pub fn advance(&mut self, bytes: &[u8]) {
+        self.remaining.retain(|(_, r)| r.starts_with(bytes));
+        for (_, r) in &mut self.remaining {
+            r.drain(..bytes.len());
+        }
+    }
+
+    /// The label, once only one is possible.
+    pub fn decided(&self) -> Option<usize> {
+        match self.remaining.as_slice() {
+            [(label, _)] => Some(*label),
+            _ => None,
+        }
+    }
+}
+
+/// The bytes of a byte-level BPE token (GPT-2's printable-character mapping),
+/// or `None` if the token is not byte-level text.
+fn byte_level_bytes(token: &str) -> Option<Vec<u8>> {
+    token.chars().map(|c| byte_of_char(c)).collect()
+}
+
+/// Inverse of GPT-2's `bytes_to_unicode`: printable Latin-1 bytes map to
+/// themselves, the other 68 bytes to U+0100.. in order.
+fn byte_of_char(c: char) -> Option<u8> {
+    let printable = |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let code = c as u32;
+    if printable(code) {
+        return Some(code as u8);
+    }
+    let shifted = code.checked_sub(0x100)?;
+    (0u32..256).filter(|&b| !printable(b)).nth(shifted as usize).map(|b| b as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<String> {
+        ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn byte_level_mapping_inverts_gpt2() {
+        assert_eq!(byte_level_bytes("Ġthe"), Some(b" the".to_vec()));
+        assert_eq!(byte_level_bytes("Ċ"), Some(b"\n".to_vec()));
+        assert_eq!(byte_level_bytes("Sports"), Some(b"Sports".to_vec()));
+        assert_eq!(byte_of_char('Ā'), Some(0));
+        assert_eq!(byte_of_char('ĭ'), Some(0xAD));
+        assert_eq!(byte_level_bytes("<|im_end|>").map(|b| b.len()), Some(10));
+        assert_eq!(byte_level_bytes("世"), None);
+    }
+
+    #[test]
+    fn the_choice_follows_the_scores_among_allowed_tokens() {
+        let vocab: Vec<Option<Vec<u8>>> =
+            ["S", "Sports", "Sci", "/", "Tech\"}", "World", "xyz", "\"}", "Business\"}"]
+                .iter()
+                .map(|t| Some(t.as_bytes().to_vec()))
+                .collect();
+        let mut choice = LabelChoice::new(&labels());
+        // "xyz" scores highest but continues no label; "S" is next and keeps two open.
+        let token = choice.best_token(&[0.0, 0.5, 0.1, 0.0, 0.0, 0.2, 9.0, 0.0, 0.0, 0.0], &vocab).unwrap();
+        assert_eq!(vocab[token as usize].as_deref(), Some(&b"S"[..]));
+        choice.advance(b"S");
+        assert_eq!(choice.decided(), None);
+        // After "S": "ci" is not a token here, "Sci" no longer fits; "ports"… neither: only
+        // the tokens that fit the rest count — none in this toy vocabulary.
+        assert_eq!(choice.best_token(&[1.0; 9], &vocab), None);
+
+        let mut choice = LabelChoice::new(&labels());
+        choice.advance(b"Sci");
+        assert_eq!(choice.decided(), Some(3));
+        let mut choice = LabelChoice::new(&labels());
+        choice.advance(b"Business\"}");
+        assert_eq!(choice.decided(), Some(2));
+    }
+
+    #[test]
+    fn prompts_share_their_common_prefix_and_pack_by_budget() {
+        let prompts = [vec![1u32, 2, 3, 4], vec![1, 2, 3, 5, 6], vec![1, 2, 9]];
+        assert_eq!(shared_prefix(prompts.iter().map(|p| p.as_slice())), vec![1, 2]);
+        assert_eq!(shared_prefix([&[1u32, 2][..], &[1, 2]].into_iter()), vec![1]);
+        assert!(shared_prefix(std::iter::empty()).is_empty());
+
+        let items: Vec<(usize, Vec<u32>)> = [5, 3, 4, 9, 1].iter().enumerate().map(|(i, &n)| (i, vec![0; n + 2])).collect();
+        let sizes: Vec<Vec<usize>> =
+            packs(&items, 2, 8).iter().map(|g| g.iter().map(|(i, _)| *i).collect()).collect();
+        assert_eq!(sizes, vec![vec![0, 1], vec![2], vec![3], vec![4]]);
+    }
+
+    #[test]
+    fn labels_are_json_escaped() {
+        let mut choice = LabelChoice::new(&["say \"hi\"".to_string(), "other".to_string()]);
+        assert!(choice.allows(b"say \\\"hi"));
+        choice.advance(b"say");
+        assert_eq!(choice.decided(), Some(0));
+    }
+}
