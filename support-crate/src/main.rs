@@ -663,30 +663,16 @@ struct LlmArgs {
 impl LlmArgs {
     /// The server from OPENAI_BASE_URL / --base-url, else the embedded model.
     fn backend(&self) -> Result<slm_vs_llm::llm::experiment::Backend> {
-        use slm_vs_llm::llm::experiment::Backend;
-        use slm_vs_llm::llm::local::{self, LocalLlm};
-        use slm_vs_llm::llm::openai::{ClientConfig, Endpoint, OpenAiClient};
-
-        let cache_dir = slm_vs_llm::cache::cache_dir().join("llm");
-        // The key is read from OPENAI_API_KEY only, never from a flag (shell history, process lists).
-        if let Some(endpoint) = Endpoint::from_env(self.base_url.clone(), self.model.clone(), None) {
-            let config = ClientConfig {
-                timeout: std::time::Duration::from_secs_f64(self.timeout),
-                concurrency: self.concurrency,
-                cache_dir: Some(cache_dir),
-                ..Default::default()
-            };
-            return Ok(Backend::Server(std::sync::Arc::new(OpenAiClient::new(endpoint, config)?)));
-        }
-        let Some(gguf) = self.gguf.clone().or_else(local::default_model) else {
-            bail!(
-                "no LLM: set OPENAI_BASE_URL (and OPENAI_API_KEY where the server needs one) or --base-url for a \
-                 server, or run `bash scripts/setup.sh` (fetches the embedded SmolLM2 GGUF) or pass --gguf FILE"
-            );
-        };
-        let mut llm = LocalLlm::load(&gguf, Some(&cache_dir))?;
-        llm.pack_tokens = self.pack_tokens;
-        Ok(Backend::Local(llm))
+        use slm_vs_llm::llm::experiment::{Backend, BackendConfig};
+        Backend::open(&BackendConfig {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            gguf: self.gguf.clone(),
+            concurrency: self.concurrency,
+            timeout: std::time::Duration::from_secs_f64(self.timeout),
+            pack_tokens: self.pack_tokens,
+            cache_dir: Some(slm_vs_llm::cache::cache_dir().join("llm")),
+        })
     }
 
     fn config(&self) -> slm_vs_llm::llm::experiment::LlmConfig {

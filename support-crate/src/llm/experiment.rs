@@ -3,7 +3,9 @@
 //! size is stated), with latency, token usage and cost.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -23,7 +25,67 @@ pub enum Backend {
     Local(LocalLlm),
 }
 
+/// Which LLM answers, and how it is reached.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// A server's base URL up to `/v1`; `None`: the embedded model.
+    pub base_url: Option<String>,
+    /// The model name on the server.
+    pub model: String,
+    /// The embedded model's GGUF file (default: [`super::local::default_model`]).
+    pub gguf: Option<PathBuf>,
+    /// Requests in flight at once (server).
+    pub concurrency: usize,
+    /// Before a request is abandoned, then retried (server).
+    pub timeout: Duration,
+    /// Tokens of several items per forward pass (embedded).
+    pub pack_tokens: usize,
+    /// Where answers are cached (`None`: nowhere).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl BackendConfig {
+    /// `OPENAI_BASE_URL` and `OPENAI_MODEL` (default `gpt-4o-mini`) from the
+    /// environment; the key is read from `OPENAI_API_KEY` when connecting.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        BackendConfig {
+            base_url: var("OPENAI_BASE_URL"),
+            model: var("OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+            gguf: None,
+            concurrency: 4,
+            timeout: Duration::from_secs(60),
+            pack_tokens: 512,
+            cache_dir: Some(crate::cache::cache_dir().join("llm")),
+        }
+    }
+}
+
 impl Backend {
+    /// The server when a base URL is set, else the embedded GGUF model.
+    pub fn open(config: &BackendConfig) -> Result<Self> {
+        use super::openai::{ClientConfig, Endpoint};
+        // The key comes from OPENAI_API_KEY only, never from a flag (shell history, process lists).
+        if let Some(endpoint) = Endpoint::from_env(config.base_url.clone(), config.model.clone(), None) {
+            let client_config = ClientConfig {
+                timeout: config.timeout,
+                concurrency: config.concurrency,
+                cache_dir: config.cache_dir.clone(),
+                ..Default::default()
+            };
+            return Ok(Backend::Server(Arc::new(OpenAiClient::new(endpoint, client_config)?)));
+        }
+        let Some(gguf) = config.gguf.clone().or_else(super::local::default_model) else {
+            bail!(
+                "no LLM: set OPENAI_BASE_URL (and OPENAI_API_KEY where the server needs one) for a server, or run \
+                 `bash scripts/setup.sh` (fetches the embedded SmolLM2 GGUF to data/models) or give a .gguf file"
+            );
+        };
+        let mut llm = LocalLlm::load(&gguf, config.cache_dir.as_deref())?;
+        llm.pack_tokens = config.pack_tokens;
+        Ok(Backend::Local(llm))
+    }
+
     /// Answers every question; failures are recorded in the answers, never dropped.
     pub fn ask_all(
         &self,
@@ -254,7 +316,10 @@ impl LlmRun {
         RunRecord {
             schema_version: SCHEMA_VERSION,
             experiment: format!("llm_{}", slug(&model)),
-            method: format!("generic LLM, {} structured output", self.chosen),
+            method: match backend {
+                Backend::Server(_) => format!("generic LLM, {} structured output", self.chosen),
+                Backend::Local(_) => format!("generic LLM in-process, {}, constrained decoding", self.chosen),
+            },
             model: model.clone(),
             command,
             config: serde_json::to_value(&self.config).unwrap_or_default(),

@@ -158,6 +158,7 @@ pub struct OpenAiClient {
     endpoint: Endpoint,
     config: ClientConfig,
     dialect: Mutex<Option<Dialect>>,
+    discovery: tokio::sync::Mutex<()>,
     cache: Option<Mutex<ResponseCache>>,
 }
 
@@ -177,7 +178,7 @@ impl OpenAiClient {
             Some(dir) => Some(Mutex::new(ResponseCache::open(dir, &endpoint.model)?)),
             None => None,
         };
-        Ok(OpenAiClient { http, endpoint, config, dialect: Mutex::new(None), cache })
+        Ok(OpenAiClient { http, endpoint, config, dialect: Mutex::new(None), discovery: tokio::sync::Mutex::new(()), cache })
     }
 
     /// Requests in flight at once.
@@ -275,6 +276,12 @@ impl OpenAiClient {
                 return answer_from(hit.clone(), labels, 0.0, 0, true);
             }
         }
+        // Until a dialect is known, one request at a time finds it: the others
+        // wait rather than each being rejected by the same server.
+        let _discovering = match self.dialect() {
+            Some(_) => None,
+            None => Some(self.discovery.lock().await),
+        };
         let mut attempts = 0;
         let mut last_error = String::new();
         let mut dialects: Vec<Dialect> = match self.dialect() {
