@@ -813,6 +813,8 @@ fn run_all(args: &AllArgs) -> Result<()> {
             "baseline",
             Box::new(|| run_baseline(&BaselineArgs { data: data.clone(), out: results.clone(), ..defaults() })),
         ),
+        // The embedded GGUF model, or the server in OPENAI_BASE_URL.
+        ("llm", Box::new(|| run_llm(&LlmArgs { data: data.clone(), out: results.clone(), ..defaults() }))),
     ];
     let mut times = Vec::new();
     let started = std::time::Instant::now();

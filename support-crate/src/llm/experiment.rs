@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use indicatif::ProgressBar;
+use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 
 use super::local::LocalLlm;
@@ -279,12 +281,24 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 impl LlmRun {
-    /// Latency of the requests actually sent (cached answers excluded).
+    /// Mean and 95th percentile latency of the answered requests (a cached
+    /// answer counts with the latency it had when it was asked).
     pub fn latency(&self) -> (f64, f64) {
         let mut l: Vec<f64> =
-            self.answers.iter().filter(|a| !a.cached && a.error.is_none()).map(|a| a.latency_seconds).collect();
+            self.answers.iter().filter(|a| a.error.is_none()).map(|a| a.latency_seconds).collect();
         l.sort_by(f64::total_cmp);
         (l.iter().sum::<f64>() / l.len().max(1) as f64, percentile(&l, 0.95))
+    }
+
+    /// Test items per second: measured on the wall clock when every answer
+    /// was asked now; when some came from the cache, from the time each
+    /// answer cost when it was asked.
+    pub fn throughput(&self) -> Throughput {
+        if self.answers.iter().any(|a| a.cached) {
+            Throughput::new(self.answers.iter().map(|a| a.compute_seconds).sum(), self.answers.len())
+        } else {
+            self.wall
+        }
     }
 
     pub fn tokens(&self) -> (u64, u64) {
@@ -331,7 +345,7 @@ impl LlmRun {
             .into(),
             data: DataSizes { test: self.test.len(), ..DataSizes::of(ds) },
             hardware: Hardware::detect(),
-            timings: [("test_inference".to_string(), self.wall)].into(),
+            timings: [("test_inference".to_string(), self.throughput())].into(),
             metrics: self.metrics.clone(),
             extra: serde_json::json!({
                 "endpoint": backend.endpoint(),
@@ -349,6 +363,101 @@ impl LlmRun {
                 "cached_answers": self.answers.iter().filter(|a| a.cached).count(),
             }),
         }
+    }
+}
+
+/// Labels for a few texts, as the experiment would ask them (`variant`,
+/// examples from train): text, label, the raw answer, latency.
+pub fn classify_table(
+    backend: &Backend,
+    ds: &Dataset,
+    variant: PromptVariant,
+    texts: &[&str],
+    seed: u64,
+) -> Result<DataFrame> {
+    let k = if let PromptVariant::FewShot(k) = variant { k } else { 0 };
+    let examples = shots(ds, k, seed);
+    let questions = texts.iter().map(|t| messages(variant, t, &ds.labels, &examples)).collect();
+    let answers = backend.ask_all(questions, &answer_schema(&ds.labels, false), &ds.labels, &ProgressBar::hidden())?;
+    let label = |a: &Answer| a.label.map_or_else(|| "(no answer)".to_string(), |l| ds.labels[l].clone());
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("text".into(), texts.to_vec()),
+        Column::new("label".into(), answers.iter().map(label).collect::<Vec<_>>()),
+        Column::new("answer".into(), answers.iter().map(shown_answer).collect::<Vec<_>>()),
+        Column::new("seconds".into(), answers.iter().map(|a| a.latency_seconds).collect::<Vec<_>>()),
+    ])?)
+}
+
+/// The model's text, or the error that replaced it.
+fn shown_answer(a: &Answer) -> String {
+    match (&a.error, &a.content) {
+        (Some(e), _) => e.to_string(),
+        (None, Some(c)) => c.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+impl LlmRun {
+    /// Validation accuracy of each prompt variant.
+    pub fn sweep_table(&self) -> Result<DataFrame> {
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("prompt".into(), self.sweep.iter().map(|s| s.variant.to_string()).collect::<Vec<_>>()),
+            Column::new("validation items".into(), self.sweep.iter().map(|s| s.items as u64).collect::<Vec<_>>()),
+            Column::new(
+                "accuracy %".into(),
+                self.sweep.iter().map(|s| (1000.0 * s.accuracy).round() / 10.0).collect::<Vec<_>>(),
+            ),
+            Column::new("invalid".into(), self.sweep.iter().map(|s| s.invalid as u64).collect::<Vec<_>>()),
+            Column::new(
+                "chosen".into(),
+                self.sweep.iter().map(|s| if s.variant == self.chosen { "✓" } else { "" }).collect::<Vec<_>>(),
+            ),
+        ])?)
+    }
+
+    /// Up to `rows` test items without a valid answer, with what came back.
+    pub fn invalid_table(&self, labels: &[String], rows: usize) -> Result<DataFrame> {
+        let bad: Vec<usize> = (0..self.answers.len()).filter(|&i| self.answers[i].error.is_some()).take(rows).collect();
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("test row".into(), bad.iter().map(|&i| self.test[i].index as u64).collect::<Vec<_>>()),
+            Column::new("text".into(), bad.iter().map(|&i| self.test[i].text.clone()).collect::<Vec<_>>()),
+            Column::new("true".into(), bad.iter().map(|&i| labels[self.test[i].label].clone()).collect::<Vec<_>>()),
+            Column::new("answer".into(), bad.iter().map(|&i| shown_answer(&self.answers[i])).collect::<Vec<_>>()),
+        ])?)
+    }
+
+    /// Up to `rows` wrong test answers.
+    pub fn error_table(&self, labels: &[String], rows: usize) -> Result<DataFrame> {
+        let wrong: Vec<usize> = (0..self.answers.len())
+            .filter(|&i| self.answers[i].label.is_some_and(|l| l != self.test[i].label))
+            .take(rows)
+            .collect();
+        let name = |i: usize| labels[self.answers[i].label.unwrap_or_default()].clone();
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("test row".into(), wrong.iter().map(|&i| self.test[i].index as u64).collect::<Vec<_>>()),
+            Column::new("text".into(), wrong.iter().map(|&i| self.test[i].text.clone()).collect::<Vec<_>>()),
+            Column::new("true".into(), wrong.iter().map(|&i| labels[self.test[i].label].clone()).collect::<Vec<_>>()),
+            Column::new("answered".into(), wrong.iter().map(|&i| name(i)).collect::<Vec<_>>()),
+        ])?)
+    }
+
+    /// Latency, throughput, tokens and cost of the test run, one row.
+    pub fn cost_table(&self, backend: &Backend) -> Result<DataFrame> {
+        let (mean, p95) = self.latency();
+        let (tokens_in, tokens_out) = self.tokens();
+        let n = self.answers.len().max(1) as f64;
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("model".into(), [backend.model()]),
+            Column::new("where".into(), [backend.endpoint()]),
+            Column::new("items".into(), [self.answers.len() as u64]),
+            Column::new("items/s".into(), [(100.0 * self.throughput().items_per_second).round() / 100.0]),
+            Column::new("latency mean s".into(), [(1000.0 * mean).round() / 1000.0]),
+            Column::new("latency p95 s".into(), [(1000.0 * p95).round() / 1000.0]),
+            Column::new("tokens in / item".into(), [(tokens_in as f64 / n).round()]),
+            Column::new("tokens out / item".into(), [(tokens_out as f64 / n * 10.0).round() / 10.0]),
+            Column::new("USD / 1000 items".into(), [self.cost_per_1000()]),
+            Column::new("cached answers".into(), [self.answers.iter().filter(|a| a.cached).count() as u64]),
+        ])?)
     }
 }
 

@@ -173,7 +173,7 @@ impl LocalLlm {
             .map(|q| {
                 let cache = self.cache.as_ref()?.lock().expect("cache lock");
                 let hit = cache.get(&self.cache_key(q, labels))?.clone();
-                Some(answer_from(hit, labels, 0.0, true))
+                Some(answer_from(hit, labels, true))
             })
             .collect();
         progress.inc(answers.iter().filter(|a| a.is_some()).count() as u64);
@@ -190,6 +190,7 @@ impl LocalLlm {
             let suffixes: Vec<&[u32]> = pack.iter().map(|(_, ids)| &ids[prefix.tokens().len()..]).collect();
             let decided = self.decide(&prefix, &suffixes, labels);
             let latency = started.elapsed().as_secs_f64();
+            let share = latency / pack.len() as f64;
             for ((i, ids), result) in pack.iter().zip(decided) {
                 let question = &questions[*i];
                 answers[*i] = Some(match result {
@@ -203,6 +204,8 @@ impl LocalLlm {
                             refusal: None,
                             finish_reason: Some("stop".into()),
                             usage,
+                            latency_seconds: latency,
+                            compute_seconds: share,
                         };
                         if let Some(cache) = &self.cache {
                             let key = self.cache_key(question, labels);
@@ -210,7 +213,7 @@ impl LocalLlm {
                                 tracing::warn!("could not cache an answer: {e:#}");
                             }
                         }
-                        answer_from(completion, labels, latency, false)
+                        answer_from(completion, labels, false)
                     }
                     Err(e) => Answer {
                         label: None,
@@ -218,6 +221,7 @@ impl LocalLlm {
                         error: Some(AnswerError::Request(format!("{e:#}"))),
                         usage: Usage::default(),
                         latency_seconds: latency,
+                        compute_seconds: share,
                         attempts: 1,
                         cached: false,
                     },
@@ -307,12 +311,21 @@ fn packs<T>(prompts: &[(usize, Vec<T>)], shared: usize, budget: usize) -> Vec<&[
     groups
 }
 
-fn answer_from(c: Completion, labels: &[String], latency: f64, cached: bool) -> Answer {
+fn answer_from(c: Completion, labels: &[String], cached: bool) -> Answer {
     let (label, error) = match parse_answer(c.content.as_deref().unwrap_or_default(), labels) {
         Ok(l) => (Some(l), None),
         Err(e) => (None, Some(e)),
     };
-    Answer { label, content: c.content, error, usage: c.usage, latency_seconds: latency, attempts: 1, cached }
+    Answer {
+        label,
+        content: c.content,
+        error,
+        usage: c.usage,
+        latency_seconds: c.latency_seconds,
+        compute_seconds: c.compute_seconds,
+        attempts: 1,
+        cached,
+    }
 }
 
 /// The labels still possible while decoding, each as the bytes left to

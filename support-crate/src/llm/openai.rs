@@ -138,8 +138,12 @@ pub struct Answer {
     pub content: Option<String>,
     pub error: Option<AnswerError>,
     pub usage: Usage,
-    /// Wall time of the request that produced the answer (0 when cached).
+    /// Wall time of the request that produced the answer (also when it is
+    /// served from the cache now).
     pub latency_seconds: f64,
+    /// The share of a run's wall time this answer cost: latency ÷ requests
+    /// in flight (server), the forward pass ÷ the items packed in it (embedded).
+    pub compute_seconds: f64,
     pub attempts: u32,
     pub cached: bool,
 }
@@ -151,6 +155,12 @@ pub struct Completion {
     pub refusal: Option<String>,
     pub finish_reason: Option<String>,
     pub usage: Usage,
+    /// As [`Answer::latency_seconds`] and [`Answer::compute_seconds`], kept
+    /// so that a cached answer still reports what it cost.
+    #[serde(default)]
+    pub latency_seconds: f64,
+    #[serde(default)]
+    pub compute_seconds: f64,
 }
 
 pub struct OpenAiClient {
@@ -273,7 +283,7 @@ impl OpenAiClient {
         let key = self.cache_key(messages, schema);
         if let Some(cache) = &self.cache {
             if let Some(hit) = cache.lock().expect("cache lock").get(&key) {
-                return answer_from(hit.clone(), labels, 0.0, 0, true);
+                return answer_from(hit.clone(), labels, 0, true);
             }
         }
         // Until a dialect is known, one request at a time finds it: the others
@@ -294,15 +304,16 @@ impl OpenAiClient {
             attempts += 1;
             let started = Instant::now();
             match self.send(&self.body(messages, schema, dialect)).await {
-                Ok(completion) => {
+                Ok(mut completion) => {
                     *self.dialect.lock().expect("dialect lock") = Some(dialect);
-                    let latency = started.elapsed().as_secs_f64();
+                    completion.latency_seconds = started.elapsed().as_secs_f64();
+                    completion.compute_seconds = completion.latency_seconds / self.config.concurrency.max(1) as f64;
                     if let Some(cache) = &self.cache {
                         if let Err(e) = cache.lock().expect("cache lock").put(&key, &completion) {
                             tracing::warn!("could not cache a response: {e:#}");
                         }
                     }
-                    return answer_from(completion, labels, latency, attempts, false);
+                    return answer_from(completion, labels, attempts, false);
                 }
                 Err(Failure::Dialect(e)) => {
                     tracing::info!(?dialect, "the server rejected this structured-output dialect: {e}");
@@ -331,6 +342,7 @@ impl OpenAiClient {
             error: Some(AnswerError::Request(last_error)),
             usage: Usage::default(),
             latency_seconds: 0.0,
+            compute_seconds: 0.0,
             attempts,
             cached: false,
         }
@@ -401,10 +413,12 @@ fn parse_completion(text: &str) -> std::result::Result<Completion, String> {
         refusal: message["refusal"].as_str().map(str::to_string),
         finish_reason: choice["finish_reason"].as_str().map(str::to_string),
         usage,
+        latency_seconds: 0.0,
+        compute_seconds: 0.0,
     })
 }
 
-fn answer_from(c: Completion, labels: &[String], latency: f64, attempts: u32, cached: bool) -> Answer {
+fn answer_from(c: Completion, labels: &[String], attempts: u32, cached: bool) -> Answer {
     let (label, error) = if let Some(r) = &c.refusal {
         (None, Some(AnswerError::Refused(r.clone())))
     } else if c.finish_reason.as_deref() == Some("length") {
@@ -415,5 +429,14 @@ fn answer_from(c: Completion, labels: &[String], latency: f64, attempts: u32, ca
             Err(e) => (None, Some(e)),
         }
     };
-    Answer { label, content: c.content, error, usage: c.usage, latency_seconds: latency, attempts, cached }
+    Answer {
+        label,
+        content: c.content,
+        error,
+        usage: c.usage,
+        latency_seconds: c.latency_seconds,
+        compute_seconds: c.compute_seconds,
+        attempts,
+        cached,
+    }
 }

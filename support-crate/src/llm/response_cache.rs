@@ -100,6 +100,8 @@ mod tests {
             refusal: None,
             finish_reason: Some("stop".into()),
             usage: Usage { prompt_tokens: 10, completion_tokens: 5 },
+            latency_seconds: 0.4,
+            compute_seconds: 0.1,
         };
         {
             let mut cache = ResponseCache::open(dir.path(), "m/x").unwrap();
