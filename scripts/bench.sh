@@ -28,3 +28,5 @@ log "SLM fine-tuning and inference: candle vs PyTorch + transformers"
 "$TARGET_DIR/release/slm-vs-llm" bench slm --python "$BENCH_VENV/bin/python"
 log "TF-IDF + logistic regression: Rust vs scikit-learn"
 "$TARGET_DIR/release/slm-vs-llm" bench baseline --python "$BENCH_VENV/bin/python"
+log "LLM classification: the embedded constrained decoder vs llama.cpp's server on the same GGUF"
+bash "$ROOT/scripts/with-llama-server.sh" "$TARGET_DIR/release/slm-vs-llm" bench llm --model SmolLM2-135M-Instruct

@@ -175,7 +175,7 @@ pub fn slm(
         bail!("{} texts give fewer than {batch} rows of {seq_len} tokens", texts.len());
     }
     let trainable = Trainable { embedding: false, frozen_layers };
-    let llama = Llama::new(loaded.config.clone(), &loaded.weights, Some(4), trainable, 0)?;
+    let llama = Llama::from_weights(loaded.config.clone(), loaded.weights, Some(4), trainable, 0)?;
     let params =
         llama.trainable_params().into_iter().map(|p| (p.name.clone(), p.var().cloned().expect("var"))).collect();
     let mut optimiser = AdamW::new(params, AdamWConfig::default());

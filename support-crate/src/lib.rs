@@ -23,7 +23,7 @@ pub mod slm;
 
 pub use data::{Dataset, Example, Split};
 /// The tensor and data-frame crates, for notebooks (which only `:dep` this crate).
-pub use {candle_core, polars};
+pub use {candle_core, polars, serde_json};
 
 /// True when `HF_HUB_OFFLINE` asks for no network access (Hugging Face convention).
 pub fn hub_offline() -> bool {

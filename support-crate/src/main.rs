@@ -39,17 +39,19 @@ enum Command {
     /// run from its checkpoint. Writes results/finetune_slm.json and
     /// results/finetune_slm.predictions.csv.
     Finetune(FinetuneArgs),
-    /// A generic LLM with structured output over an OpenAI-compatible server
-    /// (OpenAI, Ollama, vLLM, llama.cpp's server): the prompt variant (zero-
-    /// or few-shot) chosen on validation, then test. Answers are cached, so a
-    /// re-run or an interrupted run costs nothing twice. Writes
+    /// A generic LLM with structured output: over an OpenAI-compatible server
+    /// (OPENAI_BASE_URL: OpenAI, Ollama, vLLM, llama.cpp's server) or, with
+    /// none set, the embedded GGUF model in-process with decoding constrained
+    /// to the schema. The prompt variant (zero- or few-shot) is chosen on
+    /// validation, then test is asked once. Answers are cached, so a re-run
+    /// or an interrupted run costs nothing twice. Writes
     /// results/llm_<model>.json and its predictions.
     Llm(LlmArgs),
     /// The classic baseline: TF-IDF over word unigrams and bigrams and a
     /// multinomial logistic regression (L-BFGS), its regularisation chosen on
     /// validation. Writes results/baseline_tfidf.json and its predictions.
     Baseline(BaselineArgs),
-    /// Every experiment in order — eda, knn, finetune, baseline — then the
+    /// Every experiment in order — eda, knn, finetune, baseline, llm — then the
     /// report. Resumes through the caches and checkpoints; --smoke runs it all
     /// on a small sample in minutes (results then go to data/smoke/, the
     /// committed results and the README are left alone).
@@ -271,7 +273,10 @@ fn run_bench(bench: &BenchCommand) -> Result<()> {
             use slm_vs_llm::llm::local::{self, LocalLlm};
             use slm_vs_llm::llm::openai::{ClientConfig, Endpoint, OpenAiClient};
             let ds = data.load()?;
-            let gguf = gguf.clone().or_else(local::default_model).context("no GGUF: run `bash scripts/setup.sh` or pass --gguf")?;
+            let gguf = gguf
+                .clone()
+                .or_else(local::default_model)
+                .context("no GGUF: run `bash scripts/setup.sh` or pass --gguf")?;
             let llm = LocalLlm::load(&gguf, None)?;
             let server = match Endpoint::from_env(base_url.clone(), model.clone(), None) {
                 None => None,
@@ -287,7 +292,12 @@ fn run_bench(bench: &BenchCommand) -> Result<()> {
                 b.prompt_variant,
                 b.embedded.items_per_second,
                 100.0 * b.embedded.accuracy,
-                b.server.as_ref().map_or("-".into(), |s| format!("{:.2} items/s ({:.1}% accurate, {} errors)", s.items_per_second, 100.0 * s.accuracy, s.errors)),
+                b.server.as_ref().map_or("-".into(), |s| format!(
+                    "{:.2} items/s ({:.1}% accurate, {} errors)",
+                    s.items_per_second,
+                    100.0 * s.accuracy,
+                    s.errors
+                )),
                 b.agreement.map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
                 ratio(b.ratio)
             );

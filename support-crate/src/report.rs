@@ -244,40 +244,66 @@ pub fn per_class_f1_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
     Ok(Svg(svg))
 }
 
-/// Accuracy against inference speed (items/s, log scale), one point per method.
+/// The price put on this machine's time in the cost panel: an assumption
+/// (about an on-demand 2-vCPU cloud machine), stated on the chart.
+pub const MACHINE_USD_PER_HOUR: f64 = 0.10;
+
+/// What 1,000 classifications cost: the API's price where there is one, plus
+/// this machine's time at [`MACHINE_USD_PER_HOUR`].
+pub fn total_cost_per_1000(r: &RunRecord) -> Option<f64> {
+    let machine_hours = 1000.0 / inference_items_per_second(r)? / 3600.0;
+    Some(cost_per_1000(r) + machine_hours * MACHINE_USD_PER_HOUR)
+}
+
+/// Accuracy against inference speed (items/s) and against cost per 1,000
+/// items, both on log scales, one point per method.
 pub fn accuracy_speed_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
-    let points: Vec<(f64, f64, String, usize)> = records
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, r))| Some((inference_items_per_second(r)?, 100.0 * r.metrics.accuracy, label(r), i)))
-        .collect();
-    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
-    let (y_lo, y_hi) = points.iter().fold((100.0f64, 0.0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let point = |i: usize, r: &RunRecord, x: Option<f64>| Some((x?, 100.0 * r.metrics.accuracy, label(r), i));
+    let speed: Vec<_> =
+        records.iter().enumerate().filter_map(|(i, (_, r))| point(i, r, inference_items_per_second(r))).collect();
+    let cost: Vec<_> =
+        records.iter().enumerate().filter_map(|(i, (_, r))| point(i, r, total_cost_per_1000(r))).collect();
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 480)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (1400, 520)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Accuracy against inference speed (test items per second, log scale)", ("sans-serif", 20))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(
-                ((lo / 3.0).max(1e-3)..hi * 60.0).log_scale(),
-                (y_lo - 3.0).max(0.0)..(y_hi + 2.0).min(100.0),
-            )
-            .map_err(draw_error)?;
-        chart.configure_mesh().x_desc("items / s (log)").y_desc("accuracy (%)").draw().map_err(draw_error)?;
-        for (x, y, name, i) in &points {
-            let color = class_color(*i);
-            chart.draw_series(std::iter::once(Circle::new((*x, *y), 7, color.filled()))).map_err(draw_error)?;
-            chart
-                .draw_series(std::iter::once(Text::new(name.clone(), (*x, *y + 0.5), ("sans-serif", 14))))
-                .map_err(draw_error)?;
-        }
+        let (left, right) = root.split_horizontally(700);
+        scatter(&left, &speed, "Accuracy against speed", "test items / s (log)", 60.0)?;
+        let caption = format!("Accuracy against cost (machine time at ${MACHINE_USD_PER_HOUR:.2}/h + API price)");
+        scatter(&right, &cost, &caption, "USD per 1,000 items (log)", 60.0)?;
         root.present().map_err(draw_error)?;
     }
     Ok(Svg(svg))
+}
+
+/// One labelled point per method on a log-x, linear-y (accuracy %) chart;
+/// `room` widens the x range to the right for the labels.
+fn scatter<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    points: &[(f64, f64, String, usize)],
+    caption: &str,
+    x_desc: &str,
+    room: f64,
+) -> Result<()> {
+    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    let (lo, hi) = if points.is_empty() { (1.0, 10.0) } else { (lo, hi) };
+    let (y_lo, y_hi) = points.iter().fold((100.0f64, 0.0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(((lo / 3.0)..hi * room).log_scale(), (y_lo - 3.0).max(0.0)..(y_hi + 2.0).min(100.0))
+        .map_err(draw_error)?;
+    chart.configure_mesh().x_desc(x_desc).y_desc("accuracy (%)").draw().map_err(draw_error)?;
+    for (x, y, name, i) in points {
+        let color = class_color(*i);
+        chart.draw_series(std::iter::once(Circle::new((*x, *y), 7, color.filled()))).map_err(draw_error)?;
+        chart
+            .draw_series(std::iter::once(Text::new(name.clone(), (*x, *y + 0.5), ("sans-serif", 13))))
+            .map_err(draw_error)?;
+    }
+    Ok(())
 }
 
 /// Rasterises an SVG chart to PNG (system fonts for the text).

@@ -55,7 +55,10 @@ fn prompt_is_the_ggufs_chat_template() {
     let Some(path) = gguf() else { return };
     let llm = LocalLlm::load(&path, None).expect("loads");
     let prompt = llm.prompt(&[Message::system("Be brief."), Message::user("Hi")]).unwrap();
-    assert_eq!(prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    assert_eq!(
+        prompt,
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
     // Without a system message the template adds SmolLM2's own.
     let prompt = llm.prompt(&[Message::user("Hi")]).unwrap();
     assert!(prompt.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"), "{prompt}");
@@ -102,11 +105,13 @@ fn a_prompt_longer_than_the_context_is_that_items_error() {
     let llm = LocalLlm::load(&path, None).expect("loads");
     let long = "news ".repeat(9000);
     let questions = vec![zero_shot(TEXTS[0], &labels()), zero_shot(&long, &labels())];
-    let answers = llm.ask_all(&questions, &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden());
+    let answers =
+        llm.ask_all(&questions, &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden());
     let answers = answers.unwrap();
     assert!(answers[0].label.is_some());
     assert!(matches!(&answers[1].error, Some(AnswerError::Request(e)) if e.contains("context")), "{:?}", answers[1]);
     // A rationale is a server feature: asked of the embedded model, a clear error.
-    let err = llm.ask_all(&questions[..1], &answer_schema(&labels(), true), &labels(), &indicatif::ProgressBar::hidden());
+    let err =
+        llm.ask_all(&questions[..1], &answer_schema(&labels(), true), &labels(), &indicatif::ProgressBar::hidden());
     assert!(err.unwrap_err().to_string().contains("rationale"));
 }

@@ -114,7 +114,10 @@ impl Backend {
     pub fn endpoint(&self) -> String {
         match self {
             Backend::Server(client) => client.endpoint().base_url.clone(),
-            Backend::Local(llm) => format!("in-process (candle, {})", llm.path().display()),
+            Backend::Local(llm) => {
+                let file = llm.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                format!("in-process (candle, {file})")
+            }
         }
     }
 
@@ -284,8 +287,7 @@ impl LlmRun {
     /// Mean and 95th percentile latency of the answered requests (a cached
     /// answer counts with the latency it had when it was asked).
     pub fn latency(&self) -> (f64, f64) {
-        let mut l: Vec<f64> =
-            self.answers.iter().filter(|a| a.error.is_none()).map(|a| a.latency_seconds).collect();
+        let mut l: Vec<f64> = self.answers.iter().filter(|a| a.error.is_none()).map(|a| a.latency_seconds).collect();
         l.sort_by(f64::total_cmp);
         (l.iter().sum::<f64>() / l.len().max(1) as f64, percentile(&l, 0.95))
     }

@@ -188,7 +188,14 @@ impl OpenAiClient {
             Some(dir) => Some(Mutex::new(ResponseCache::open(dir, &endpoint.model)?)),
             None => None,
         };
-        Ok(OpenAiClient { http, endpoint, config, dialect: Mutex::new(None), discovery: tokio::sync::Mutex::new(()), cache })
+        Ok(OpenAiClient {
+            http,
+            endpoint,
+            config,
+            dialect: Mutex::new(None),
+            discovery: tokio::sync::Mutex::new(()),
+            cache,
+        })
     }
 
     /// Requests in flight at once.

@@ -66,7 +66,7 @@ impl Classifier {
         let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
         let max_len = raw[MAX_LEN_KEY].as_u64().unwrap_or(128) as usize;
         let pad = raw["pad_token_id"].as_u64().unwrap_or(0) as u32;
-        let model = Llama::new(loaded.config, &loaded.weights, Some(labels.len()), Trainable::NONE, 0)?;
+        let model = Llama::from_weights(loaded.config, loaded.weights, Some(labels.len()), Trainable::NONE, 0)?;
         Ok(Classifier { model, tokenizer: loaded.tokenizer, labels, max_len, pad })
     }
 

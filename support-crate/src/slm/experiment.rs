@@ -103,7 +103,8 @@ pub fn finetune(ds: &Dataset, config: &FinetuneConfig, out_dir: &Path, progress:
     let train_labels: Vec<usize> = train_examples.iter().map(|e| e.label).collect();
     let val_labels: Vec<usize> = ds.validation.iter().map(|e| e.label).collect();
 
-    let model = Llama::new(loaded.config.clone(), &loaded.weights, Some(ds.num_classes()), tc.trainable(), tc.seed)?;
+    let model =
+        Llama::from_weights(loaded.config.clone(), loaded.weights, Some(ds.num_classes()), tc.trainable(), tc.seed)?;
     let total_params = model.params().iter().map(|p| p.tensor.elem_count()).sum();
     let fingerprint = fingerprint(&loaded.source, &train_examples, &ds.validation, &ds.labels);
     let control = Control { checkpoint_dir: Some(out_dir.join("checkpoint")), stop_at: None, progress };

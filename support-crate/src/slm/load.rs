@@ -169,14 +169,6 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
     Ok(LoadedModel { config, weights, tokenizer, labels: None, source: path.display().to_string() })
 }
 
-/// The tokenizer and the chat template (`tokenizer.chat_template`, if any)
-/// stored in a GGUF file's metadata.
-pub fn gguf_tokenizer_and_template(content: &gguf_file::Content, path: &Path) -> Result<(Tokenizer, Option<String>)> {
-    let meta = Metadata { content, path };
-    let tokenizer = gguf_tokenizer(&meta, meta.strings("tokenizer.ggml.tokens")?)?;
-    Ok((tokenizer, meta.string("tokenizer.chat_template").ok()))
-}
-
 /// llama.cpp tensor names to Hugging Face ones (`None` for tensors a
 /// classifier does not use, such as an untied `output.weight`).
 fn hf_name(gguf: &str) -> Option<String> {

@@ -12,6 +12,7 @@ pub mod classifier;
 pub mod experiment;
 pub mod load;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod train;
 

@@ -143,18 +143,14 @@ pub struct Llama {
     sin: Tensor,
 }
 
-/// Rotary tables `[max_positions, head_dim]` for the half-split layout.
+/// Rotary tables `[max_positions, head_dim / 2]`: the angle of each position
+/// and frequency (the half-split layout rotates dimension `i` with `i + d/2`).
 fn rotary_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     let d = cfg.head_dim();
     let inv: Vec<f32> = (0..d / 2).map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / d as f32)).collect();
     let n = cfg.max_position_embeddings;
-    let mut angles = Vec::with_capacity(n * d);
-    for pos in 0..n {
-        let half: Vec<f32> = inv.iter().map(|f| pos as f32 * f).collect();
-        angles.extend_from_slice(&half);
-        angles.extend_from_slice(&half);
-    }
-    let angles = Tensor::from_vec(angles, (n, d), device)?;
+    let angles: Vec<f32> = (0..n).flat_map(|pos| inv.iter().map(move |f| pos as f32 * f)).collect();
+    let angles = Tensor::from_vec(angles, (n, d / 2), device)?;
     Ok((angles.cos()?, angles.sin()?))
 }
 
@@ -165,14 +161,6 @@ fn linear(x: &Tensor, w: &Param) -> Result<Tensor> {
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let inv = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
     x.broadcast_mul(&inv)?.broadcast_mul(w)
-}
-
-/// Half-split rotary embedding on `[b, heads, t, d]`.
-fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let d = x.dim(D::Minus1)?;
-    let (x1, x2) = (x.narrow(D::Minus1, 0, d / 2)?, x.narrow(D::Minus1, d / 2, d / 2)?);
-    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
 }
 
 /// `[b, kv, t, d]` → `[b, kv * n_rep, t, d]`, each kv head repeated `n_rep` times.
@@ -227,14 +215,14 @@ impl Block {
             if frozen {
                 candle_nn::ops::rms_norm(x, &w.tensor, eps as f32)
             } else {
-                rms_norm(x, &w.tensor, eps)
+                super::ops::rms_norm(x, &w.tensor, eps)
             }
         };
         let rotate = |x: &Tensor| {
             if frozen {
-                candle_nn::rotary_emb::rope(x, &rope_tables.cos_half, &rope_tables.sin_half)
+                candle_nn::rotary_emb::rope(x, &rope_tables.cos, &rope_tables.sin)
             } else {
-                rope(x, &rope_tables.cos, &rope_tables.sin)
+                super::ops::rope(x, &rope_tables.cos, &rope_tables.sin)
             }
         };
         let normed = norm(x, &self.attn_norm)?;
@@ -253,11 +241,8 @@ impl Block {
         let k = repeat_kv(k, heads / kv)?;
         let v = repeat_kv(v, heads / kv)?;
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
-        let probs = if frozen {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        } else {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
-        };
+        let probs =
+            if frozen { candle_nn::ops::softmax_last_dim(&scores)? } else { super::ops::softmax_last_dim(&scores)? };
         let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h))?;
         let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
 
@@ -291,13 +276,10 @@ impl PrefixCache {
     }
 }
 
-/// Rotary tables for `t` positions: full width for the plain-op rotation,
-/// half width for candle's fused kernel.
+/// Rotary tables `[t, head_dim / 2]` for the positions of a forward pass.
 struct RopeTables {
     cos: Tensor,
     sin: Tensor,
-    cos_half: Tensor,
-    sin_half: Tensor,
 }
 
 impl Llama {
@@ -312,10 +294,19 @@ impl Llama {
         trainable: Trainable,
         seed: u64,
     ) -> Result<Self> {
-        let get = |name: &str| -> Result<Tensor> {
-            let t = weights.get(name).ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")))?;
-            t.to_dtype(DType::F32)
-        };
+        Self::from_weights(config, weights.clone(), num_labels, trainable, seed)
+    }
+
+    /// As [`Llama::new`], consuming the weights: each unfused matrix is freed
+    /// as soon as its fused copy exists, so loading peaks at one copy of the
+    /// model plus one layer.
+    pub fn from_weights(
+        config: LlamaConfig,
+        mut weights: HashMap<String, Tensor>,
+        num_labels: Option<usize>,
+        trainable: Trainable,
+        seed: u64,
+    ) -> Result<Self> {
         for (name, shape) in config.weight_shapes() {
             let t = weights.get(&name).ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")))?;
             if t.dims() != shape.as_slice() {
@@ -323,13 +314,17 @@ impl Llama {
             }
         }
         let device = weights.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
+        let mut take = |name: &str| -> Result<Tensor> {
+            let t = weights.remove(name).ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")))?;
+            t.to_dtype(DType::F32)
+        };
         let embed =
-            Param::new("model.embed_tokens.weight".into(), get("model.embed_tokens.weight")?, trainable.embedding)?;
+            Param::new("model.embed_tokens.weight".into(), take("model.embed_tokens.weight")?, trainable.embedding)?;
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("model.layers.{l}");
             let train = l >= trainable.frozen_layers;
-            let w = |s: &str| get(&format!("{p}.{s}.weight"));
+            let mut w = |s: &str| take(&format!("{p}.{s}.weight"));
             let qkv = Tensor::cat(&[w("self_attn.q_proj")?, w("self_attn.k_proj")?, w("self_attn.v_proj")?], 0)?;
             let gate_up = Tensor::cat(&[w("mlp.gate_proj")?, w("mlp.up_proj")?], 0)?;
             blocks.push(Block {
@@ -342,11 +337,11 @@ impl Llama {
             });
         }
         let head_trained = trainable != Trainable::NONE;
-        let norm = Param::new("model.norm".into(), get("model.norm.weight")?, head_trained)?;
+        let norm = Param::new("model.norm".into(), take("model.norm.weight")?, head_trained)?;
         let score = match num_labels {
             None => None,
             Some(n) => {
-                let w = match weights.get("score.weight") {
+                let w = match weights.remove("score.weight") {
                     Some(w) if w.dims() == [n, config.hidden_size] => w.to_dtype(DType::F32)?,
                     Some(w) => candle_core::bail!(
                         "score.weight has shape {:?}, expected [{n}, {}]",
@@ -419,14 +414,7 @@ impl Llama {
             );
         }
         let mask = attention_mask(lengths, t, ids.device())?;
-        let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
-        let half = self.config.head_dim() / 2;
-        let tables = RopeTables {
-            cos_half: cos.narrow(1, 0, half)?.contiguous()?,
-            sin_half: sin.narrow(1, 0, half)?.contiguous()?,
-            cos,
-            sin,
-        };
+        let tables = RopeTables { cos: self.cos.narrow(0, 0, t)?, sin: self.sin.narrow(0, 0, t)? };
         let mut x = self.embed.tensor.embedding(&ids.flatten_all()?)?.reshape((b, t, self.config.hidden_size))?;
         for block in &self.blocks {
             x = block.forward(&x, &mask, &tables, &self.config)?;
@@ -508,14 +496,8 @@ impl Llama {
         }
         let mask = Tensor::from_vec(mask, (1, 1, t, p + t), device)?;
         let positions = Tensor::new(positions, device)?;
-        let (cos, sin) = (self.cos.index_select(&positions, 0)?, self.sin.index_select(&positions, 0)?);
-        let half = self.config.head_dim() / 2;
-        let tables = RopeTables {
-            cos_half: cos.narrow(1, 0, half)?.contiguous()?,
-            sin_half: sin.narrow(1, 0, half)?.contiguous()?,
-            cos,
-            sin,
-        };
+        let tables =
+            RopeTables { cos: self.cos.index_select(&positions, 0)?, sin: self.sin.index_select(&positions, 0)? };
         let ids: Vec<u32> = continuations.iter().flat_map(|c| c.iter().copied()).collect();
         let mut x = self.embed.tensor.embedding(&Tensor::new(ids, device)?)?.unsqueeze(0)?;
         let mut layers = Vec::with_capacity(self.blocks.len());
