@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All tests: formatting, clippy, cargo test, the notebook pipeline's own test
 # (a failing notebook must fail), the LLM client against a real llama.cpp
-# server, and a SMOKE=1 run of every notebook.
+# server, `slm-vs-llm all --smoke` end to end, and a SMOKE=1 run of every
+# notebook.
 source "$(dirname "$0")/common.sh"
 setup_all
 cd "$ROOT"
@@ -14,6 +15,8 @@ log "cargo test"
 SLM_REQUIRE_MODELS=1 cargo test --locked
 log "LLM client against a real llama.cpp server"
 "$ROOT/scripts/test-llama-server.sh"
+log "slm-vs-llm all --smoke: every experiment end to end on a small sample (results in data/smoke/)"
+cli_release all --smoke
 log "notebook pipeline: a deliberately failing notebook must fail"
 "$ROOT/scripts/test-notebook-pipeline.sh"
 log "SMOKE=1 run of every notebook"
