@@ -24,7 +24,7 @@ pub enum Backend {
     /// An OpenAI-compatible server.
     Server(Arc<OpenAiClient>),
     /// The embedded GGUF model, decoding constrained to the schema.
-    Local(LocalLlm),
+    Local(Box<LocalLlm>),
 }
 
 /// Which LLM answers, and how it is reached.
@@ -85,7 +85,7 @@ impl Backend {
         };
         let mut llm = LocalLlm::load(&gguf, config.cache_dir.as_deref())?;
         llm.pack_tokens = config.pack_tokens;
-        Ok(Backend::Local(llm))
+        Ok(Backend::Local(Box::new(llm)))
     }
 
     /// Answers every question; failures are recorded in the answers, never dropped.

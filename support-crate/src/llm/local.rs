@@ -388,7 +388,7 @@ impl LabelChoice {
 /// The bytes of a byte-level BPE token (GPT-2's printable-character mapping),
 /// or `None` if the token is not byte-level text.
 fn byte_level_bytes(token: &str) -> Option<Vec<u8>> {
-    token.chars().map(|c| byte_of_char(c)).collect()
+    token.chars().map(byte_of_char).collect()
 }
 
 /// Inverse of GPT-2's `bytes_to_unicode`: printable Latin-1 bytes map to
