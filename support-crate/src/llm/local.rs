@@ -4,7 +4,7 @@
 //! The weights are dequantised to f32 at load (for SmolLM2-135M: 0.5 GB):
 //! answering is prompt processing, many tokens per forward pass, where f32
 //! matmuls run 2-4x faster per token than candle's Q4_1 kernels on these
-//! CPUs (measured, see the notes of issue 6); quantised kernels win only for
+//! CPUs (`examples/quantized_vs_f32.rs`); quantised kernels win only for
 //! one-token decoding, which constrained answers barely need.
 //!
 //! Answers are produced by **constrained greedy decoding**: the prompt is the
