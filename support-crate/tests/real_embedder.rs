@@ -8,14 +8,11 @@ use std::path::PathBuf;
 
 use slm_vs_llm::embed::{EmbedConfig, Embedder};
 
+mod common;
+
 fn model_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models/all-MiniLM-L6-v2");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    assert!(std::env::var_os("SLM_REQUIRE_MODELS").is_none(), "{} is missing: run scripts/setup.sh", dir.display());
-    eprintln!("skipped: {} not found (run scripts/setup.sh)", dir.display());
-    None
+    let weights = common::real_model_file("all-MiniLM-L6-v2/model.safetensors")?;
+    weights.parent().map(|d| d.to_path_buf())
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {

@@ -9,15 +9,10 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 use slm_vs_llm::slm::{self, Llama, Trainable};
 
+mod common;
+
 fn gguf() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(std::env::var_os("SLM_REQUIRE_MODELS").is_none(), "{} is missing: run scripts/setup.sh", path.display());
-    eprintln!("skipped: {} not found (run scripts/setup.sh)", path.display());
-    None
+    common::real_model_file("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 #[test]

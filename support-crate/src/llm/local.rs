@@ -28,8 +28,8 @@ use candle_core::Device;
 use serde_json::{json, Value};
 use tokenizers::Tokenizer;
 
-use super::openai::{Answer, Completion, Usage};
-use super::prompt::{parse_answer, AnswerError, Message};
+use super::openai::{answer_from, Answer, Completion, Usage};
+use super::prompt::{AnswerError, Message};
 use super::response_cache::ResponseCache;
 use crate::slm::model::{Llama, PrefixCache, Trainable};
 
@@ -43,7 +43,7 @@ const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['r
 /// The project's SmolLM2-135M-Instruct GGUF (`data/models`, fetched by
 /// `scripts/setup.sh`), if present.
 pub fn default_model() -> Option<PathBuf> {
-    crate::slm::load::find_gguf(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/SmolLM2-135M-Instruct"))
+    crate::slm::load::project_gguf()
 }
 
 pub struct LocalLlm {
@@ -175,7 +175,7 @@ impl LocalLlm {
             .map(|q| {
                 let cache = self.cache.as_ref()?.lock().expect("cache lock");
                 let hit = cache.get(&self.cache_key(q, labels))?.clone();
-                Some(answer_from(hit, labels, true))
+                Some(answer_from(hit, labels, 1, true))
             })
             .collect();
         progress.inc(answers.iter().filter(|a| a.is_some()).count() as u64);
@@ -215,7 +215,7 @@ impl LocalLlm {
                                 tracing::warn!("could not cache an answer: {e:#}");
                             }
                         }
-                        answer_from(completion, labels, false)
+                        answer_from(completion, labels, 1, false)
                     }
                     Err(e) => Answer {
                         label: None,
@@ -312,23 +312,6 @@ fn packs<T>(prompts: &[(usize, Vec<T>)], shared: usize, budget: usize) -> Vec<&[
         groups.push(&prompts[start..]);
     }
     groups
-}
-
-fn answer_from(c: Completion, labels: &[String], cached: bool) -> Answer {
-    let (label, error) = match parse_answer(c.content.as_deref().unwrap_or_default(), labels) {
-        Ok(l) => (Some(l), None),
-        Err(e) => (None, Some(e)),
-    };
-    Answer {
-        label,
-        content: c.content,
-        error,
-        usage: c.usage,
-        latency_seconds: c.latency_seconds,
-        compute_seconds: c.compute_seconds,
-        attempts: 1,
-        cached,
-    }
 }
 
 /// The labels still possible while decoding, each as the bytes left to

@@ -425,7 +425,8 @@ fn parse_completion(text: &str) -> std::result::Result<Completion, String> {
     })
 }
 
-fn answer_from(c: Completion, labels: &[String], attempts: u32, cached: bool) -> Answer {
+/// The answer a completion gives: refused, cut off, or its content validated against the labels.
+pub(crate) fn answer_from(c: Completion, labels: &[String], attempts: u32, cached: bool) -> Answer {
     let (label, error) = if let Some(r) = &c.refusal {
         (None, Some(AnswerError::Refused(r.clone())))
     } else if c.finish_reason.as_deref() == Some("length") {

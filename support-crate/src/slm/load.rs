@@ -36,15 +36,18 @@ pub struct LoadedModel {
 /// The project's GGUF copy of SmolLM2-135M-Instruct (`data/models`, fetched
 /// by `scripts/setup.sh`) when present, else its Hugging Face id.
 pub fn default_model() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/SmolLM2-135M-Instruct");
-    match find_gguf(&dir) {
+    match project_gguf() {
         Some(p) => p.canonicalize().unwrap_or(p).display().to_string(),
         None => DEFAULT_SLM.to_string(),
     }
 }
 
-/// The first `.gguf` file in `dir`.
-pub fn find_gguf(dir: &Path) -> Option<PathBuf> {
+/// The project's SmolLM2-135M-Instruct GGUF in `data/models`, if fetched.
+pub fn project_gguf() -> Option<PathBuf> {
+    find_gguf(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/SmolLM2-135M-Instruct"))
+}
+
+fn find_gguf(dir: &Path) -> Option<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
