@@ -7,6 +7,7 @@
 //! - [`train`]: the fine-tuning loop with validation and checkpoints;
 //! - [`classifier`]: batching, evaluation, saving and loading a fine-tuned classifier.
 
+pub mod attention;
 pub mod batch;
 pub mod classifier;
 pub mod experiment;

@@ -4,17 +4,22 @@
 //!
 //! candle-transformers' Llama is inference-only: its fused RMSNorm, softmax
 //! and rotary kernels have no backward, so gradients would silently go
-//! missing. Every op here has a backward; `tests` check the gradients by
-//! finite differences and the logits against candle-transformers' Llama.
+//! missing. Every op of the training path here has a backward (fused ones in
+//! `attention` and `ops`); `tests` check the gradients by finite differences
+//! and the logits against candle-transformers' Llama.
 //!
 //! Weights use the Hugging Face layout and names (`model.layers.{i}...`,
 //! rotary embedding in the half-split form); Q/K/V and gate/up projections
 //! are fused into one matrix each at construction, for fewer, larger matmuls.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
+
+use super::attention::{causal_self_attention, Heads, RotaryRows};
+use super::ops::swiglu;
 
 /// The architecture, as in a Hugging Face `config.json` (field names match).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,7 +160,7 @@ fn rotary_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)>
 }
 
 fn linear(x: &Tensor, w: &Param) -> Result<Tensor> {
-    x.matmul(&w.tensor.t()?)
+    super::ops::linear(x, &w.tensor)
 }
 
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
@@ -189,16 +194,40 @@ pub fn attention_mask(lengths: &[usize], t: usize, device: &Device) -> Result<Te
 }
 
 impl Block {
-    /// With `frozen`, candle's fused kernels (no backward) replace the plain
-    /// ops for RMSNorm, rotary embedding and softmax: same results to float
-    /// rounding, several times fewer passes over memory.
-    fn forward(&self, x: &Tensor, mask: &Tensor, rope_tables: &RopeTables, cfg: &LlamaConfig) -> Result<Tensor> {
-        Ok(self.forward_after(x, mask, rope_tables, cfg, None)?.0)
+    /// The layer on right-padded rows of `lengths` real tokens, positions
+    /// `0..t`: the fused attention and SwiGLU ops (with backward), RMSNorm
+    /// fused too (candle's kernel when frozen, ours with backward when trained).
+    fn forward(&self, x: &Tensor, lengths: &[usize], rotary: &Arc<RotaryRows>, cfg: &LlamaConfig) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let normed = self.norm(x, &self.attn_norm, cfg)?.reshape((b * t, h))?;
+        let qkv = linear(&normed, &self.qkv)?;
+        let heads =
+            Heads { heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads, head_dim: cfg.head_dim() };
+        let attn = causal_self_attention(&qkv, heads, lengths, rotary)?;
+        let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
+        self.mlp(&x, cfg)
     }
 
-    /// As `forward`, the keys and values of earlier tokens (`past`,
-    /// `[b, kv, p, d]` each, rotated) prepended to this step's; `mask` is then
-    /// `[.., t, p + t]`. Returns the output and all keys and values.
+    fn norm(&self, x: &Tensor, w: &Param, cfg: &LlamaConfig) -> Result<Tensor> {
+        if w.var.is_none() {
+            candle_nn::ops::rms_norm(x, &w.tensor, cfg.rms_norm_eps as f32)
+        } else {
+            super::ops::rms_norm(x, &w.tensor, cfg.rms_norm_eps)
+        }
+    }
+
+    /// `x + down(swiglu(gate_up(norm(x))))`.
+    fn mlp(&self, x: &Tensor, cfg: &LlamaConfig) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let normed = self.norm(x, &self.mlp_norm, cfg)?.reshape((b * t, h))?;
+        let act = swiglu(&linear(&normed, &self.gate_up)?)?;
+        x + linear(&act, &self.down)?.reshape((b, t, h))?
+    }
+
+    /// Inference with the keys and values of earlier tokens (`past`,
+    /// `[b, kv, p, d]` each, rotated) prepended to this step's, any additive
+    /// `mask` `[.., t, p + t]` and rotary tables gathered at any positions.
+    /// Returns the output and all keys and values.
     fn forward_after(
         &self,
         x: &Tensor,
@@ -207,25 +236,10 @@ impl Block {
         cfg: &LlamaConfig,
         past: Option<&KeyValues>,
     ) -> Result<(Tensor, KeyValues)> {
-        let frozen = self.qkv.var.is_none();
         let (b, t, h) = x.dims3()?;
         let (heads, kv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
-        let eps = cfg.rms_norm_eps;
-        let norm = |x: &Tensor, w: &Param| {
-            if frozen {
-                candle_nn::ops::rms_norm(x, &w.tensor, eps as f32)
-            } else {
-                super::ops::rms_norm(x, &w.tensor, eps)
-            }
-        };
-        let rotate = |x: &Tensor| {
-            if frozen {
-                candle_nn::rotary_emb::rope(x, &rope_tables.cos, &rope_tables.sin)
-            } else {
-                super::ops::rope(x, &rope_tables.cos, &rope_tables.sin)
-            }
-        };
-        let normed = norm(x, &self.attn_norm)?;
+        let rotate = |x: &Tensor| candle_nn::rotary_emb::rope(x, &rope_tables.cos, &rope_tables.sin);
+        let normed = self.norm(x, &self.attn_norm, cfg)?;
         let qkv = linear(&normed.reshape((b * t, h))?, &self.qkv)?.reshape((b, t, heads + 2 * kv, d))?;
         let q = qkv.narrow(2, 0, heads)?.transpose(1, 2)?.contiguous()?;
         let k = qkv.narrow(2, heads, kv)?.transpose(1, 2)?.contiguous()?;
@@ -241,16 +255,10 @@ impl Block {
         let k = repeat_kv(k, heads / kv)?;
         let v = repeat_kv(v, heads / kv)?;
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
-        let probs =
-            if frozen { candle_nn::ops::softmax_last_dim(&scores)? } else { super::ops::softmax_last_dim(&scores)? };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h))?;
         let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
-
-        let normed = norm(&x, &self.mlp_norm)?.reshape((b * t, h))?;
-        let gate_up = linear(&normed, &self.gate_up)?;
-        let i = cfg.intermediate_size;
-        let act = (gate_up.narrow(1, 0, i)?.silu()? * gate_up.narrow(1, i, i)?)?;
-        Ok(((x + linear(&act, &self.down)?.reshape((b, t, h))?)?, key_values))
+        Ok((self.mlp(&x, cfg)?, key_values))
     }
 }
 
@@ -403,7 +411,8 @@ impl Llama {
         self.score.as_ref().map(|s| s.tensor.dims()[0])
     }
 
-    /// Final hidden state (before the last norm) of all positions, `[b, t, h]`.
+    /// Final hidden state (before the last norm) of all positions, `[b, t, h]`
+    /// (those of padding positions are not meaningful).
     /// `ids` is `[b, t]` (u32), right-padded; `lengths` the real lengths.
     pub fn hidden_states(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
@@ -413,11 +422,13 @@ impl Llama {
                 self.config.max_position_embeddings
             );
         }
-        let mask = attention_mask(lengths, t, ids.device())?;
-        let tables = RopeTables { cos: self.cos.narrow(0, 0, t)?, sin: self.sin.narrow(0, 0, t)? };
+        let rotary = Arc::new(RotaryRows {
+            cos: self.cos.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
+            sin: self.sin.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
+        });
         let mut x = self.embed.tensor.embedding(&ids.flatten_all()?)?.reshape((b, t, self.config.hidden_size))?;
         for block in &self.blocks {
-            x = block.forward(&x, &mask, &tables, &self.config)?;
+            x = block.forward(&x, lengths, &rotary, &self.config)?;
             if block.qkv.var.is_none() {
                 // Nothing below a frozen block needs a gradient: drop its graph.
                 x = x.detach();

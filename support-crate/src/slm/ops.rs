@@ -1,5 +1,5 @@
-//! Fused CPU kernels with a backward pass for the trained layers: RMSNorm,
-//! the half-split rotary embedding and the last-dimension softmax.
+//! CPU kernels with a backward pass for the trained layers: RMSNorm, SwiGLU
+//! and the linear layer (attention has its own module, `attention`).
 //!
 //! Written with plain tensor ops, each of these is 5-10 ops forward and more
 //! backward, every one a pass over memory and a fresh allocation; candle's
@@ -22,68 +22,6 @@ fn data<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
 /// Rows per parallel task: enough work per task to amortise rayon's overhead.
 fn rows_per_task(row_len: usize) -> usize {
     (16_384 / row_len.max(1)).max(1)
-}
-
-/// Softmax over the last dimension (−∞ entries get probability 0).
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Softmax)
-}
-
-struct Softmax;
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "softmax-last-dim"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = data(s, l)?;
-        let d = l.dims().last().copied().unwrap_or(1);
-        let mut out = vec![0f32; x.len()];
-        let chunk = d * rows_per_task(d);
-        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| {
-            for (o, x) in out.chunks_mut(d).zip(x.chunks(d)) {
-                let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                let mut sum = 0.0;
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = (v - max).exp();
-                    sum += *o;
-                }
-                let inv = 1.0 / sum;
-                o.iter_mut().for_each(|o| *o *= inv);
-            }
-        });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
-    }
-
-    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(y.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?))
-    }
-}
-
-/// dx = y ⊙ (g − ⟨g, y⟩) per row.
-struct SoftmaxBackward;
-
-impl CustomOp2 for SoftmaxBackward {
-    fn name(&self) -> &'static str {
-        "softmax-last-dim-backward"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (y, g) = (data(s1, l1)?, data(s2, l2)?);
-        let d = l1.dims().last().copied().unwrap_or(1);
-        let mut out = vec![0f32; y.len()];
-        let chunk = d * rows_per_task(d);
-        out.par_chunks_mut(chunk).zip(y.par_chunks(chunk).zip(g.par_chunks(chunk))).for_each(|(out, (y, g))| {
-            for (o, (y, g)) in out.chunks_mut(d).zip(y.chunks(d).zip(g.chunks(d))) {
-                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-                for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
-                    *o = y * (g - dot);
-                }
-            }
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
 }
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) * w`.
@@ -207,67 +145,145 @@ impl CustomOp2 for RmsNormBackwardW {
     }
 }
 
-/// Half-split rotary embedding of `x` `[b, heads, t, d]` with tables `cos`,
-/// `sin` `[t, d/2]`: `(x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin)`.
-pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&cos.contiguous()?, &sin.contiguous()?, Rope)
+/// `x · wᵀ` for `x` `[n, in]` and `w` `[out, in]` (the Hugging Face layout).
+/// As `x.matmul(&w.t())` forward; backward computes `dw = gᵀ·x` directly in
+/// `w`'s layout, where candle's matmul backward computes `xᵀ·g` and then
+/// accumulates its transpose with a strided pass (measured 87-143 GFLOP/s
+/// against 144-169 for the direct product on the fine-tune's shapes).
+pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&w.contiguous()?, Linear)
 }
 
-struct Rope;
+struct Linear;
 
-impl CustomOp3 for Rope {
+impl CustomOp2 for Linear {
     fn name(&self) -> &'static str {
-        "rope"
+        "linear"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, cos, sin) = (data(s1, l1)?, data(s2, l2)?, data(s3, l3)?);
-        let &[_, _, t, d] = l1.dims() else { candle_core::bail!("rope: x must be [b, heads, t, d]") };
-        if l2.dims() != [t, d / 2] || l3.dims() != [t, d / 2] {
-            candle_core::bail!("rope: tables {:?} / {:?} for x {:?}", l2.dims(), l3.dims(), l1.dims());
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (data(s1, l1)?, data(s2, l2)?);
+        let (&[n, k], &[m, k2]) = (l1.dims(), l2.dims()) else {
+            candle_core::bail!("linear: x {:?} and w {:?} must be matrices", l1.dims(), l2.dims())
+        };
+        if k != k2 {
+            candle_core::bail!("linear: x {:?} against w {:?}", l1.dims(), l2.dims());
         }
-        let half = d / 2;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).for_each(|(out, x)| {
-            for (pos, (o, x)) in out.chunks_mut(d).zip(x.chunks(d)).enumerate() {
-                let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
-                let (x1, x2) = x.split_at(half);
-                let (o1, o2) = o.split_at_mut(half);
-                for i in 0..half {
-                    o1[i] = x1[i] * c[i] - x2[i] * s[i];
-                    o2[i] = x2[i] * c[i] + x1[i] * s[i];
+        let mut out = vec![0f32; n * m];
+        // SAFETY: x is n×k and w m×k, contiguous (checked above); out is n×m.
+        unsafe {
+            gemm::gemm(
+                n,
+                m,
+                k,
+                out.as_mut_ptr(),
+                1,
+                m as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                k as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            )
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, m))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
+        Ok((Some(grad.matmul(&w)?), Some(grad.t()?.matmul(&x)?)))
+    }
+}
+
+/// SwiGLU on the fused gate/up projection `[n, 2·i]`: `silu(gate) ⊙ up`, `[n, i]`.
+/// Forward is one pass instead of narrow, SiLU and product; backward
+/// returns the gradient of the fused projection directly instead of two
+/// zero-padded halves added together.
+pub fn swiglu(gate_up: &Tensor) -> Result<Tensor> {
+    gate_up.contiguous()?.apply_op1(SwiGlu)
+}
+
+struct SwiGlu;
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn halves(l: &Layout) -> Result<(usize, usize)> {
+    match l.dims() {
+        &[n, two_i] if two_i % 2 == 0 => Ok((n, two_i / 2)),
+        dims => candle_core::bail!("swiglu: expected [n, 2·i], got {dims:?}"),
+    }
+}
+
+impl CustomOp1 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "swiglu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = data(s, l)?;
+        let (n, i) = halves(l)?;
+        let mut out = vec![0f32; n * i];
+        let rows = rows_per_task(2 * i);
+        out.par_chunks_mut(i * rows).zip(x.par_chunks(2 * i * rows)).for_each(|(out, x)| {
+            for (o, x) in out.chunks_mut(i).zip(x.chunks(2 * i)) {
+                let (gate, up) = x.split_at(i);
+                for ((o, g), u) in o.iter_mut().zip(gate).zip(up) {
+                    *o = g * sigmoid(*g) * u;
                 }
             }
         });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((CpuStorage::F32(out), Shape::from((n, i))))
     }
 
-    /// A rotation's transpose is the rotation by the opposite angle.
-    fn bwd(
-        &self,
-        _x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        _y: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dx = grad.contiguous()?.apply_op3_no_bwd(cos, &sin.neg()?, &Rope)?;
-        Ok((Some(dx), None, None))
+    fn bwd(&self, gate_up: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(gate_up.apply_op2_no_bwd(&grad.contiguous()?, &SwiGluBackward)?))
+    }
+}
+
+/// d gate = g·u·σ(x)(1 + x(1 − σ(x))), d up = g·silu(x).
+struct SwiGluBackward;
+
+impl CustomOp2 for SwiGluBackward {
+    fn name(&self) -> &'static str {
+        "swiglu-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, g) = (data(s1, l1)?, data(s2, l2)?);
+        let (_, i) = halves(l1)?;
+        let mut out = vec![0f32; x.len()];
+        let rows = rows_per_task(2 * i);
+        out.par_chunks_mut(2 * i * rows).zip(x.par_chunks(2 * i * rows).zip(g.par_chunks(i * rows))).for_each(
+            |(out, (x, g))| {
+                for (o, (x, g)) in out.chunks_mut(2 * i).zip(x.chunks(2 * i).zip(g.chunks(i))) {
+                    let (gate, up) = x.split_at(i);
+                    let (d_gate, d_up) = o.split_at_mut(i);
+                    for j in 0..i {
+                        let s = sigmoid(gate[j]);
+                        d_gate[j] = g[j] * up[j] * s * (1.0 + gate[j] * (1.0 - s));
+                        d_up[j] = g[j] * gate[j] * s;
+                    }
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var, D};
+    use candle_core::{Device, Var};
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
@@ -281,23 +297,13 @@ mod tests {
     /// upstream gradient (a weighted sum as the loss).
     fn check(shape: &[usize], fused: impl Fn(&Tensor) -> Result<Tensor>, plain: impl Fn(&Tensor) -> Result<Tensor>) {
         let x = Var::from_tensor(&random(shape, 1)).unwrap();
-        let weights = random(shape, 2);
+        let weights = random(fused(x.as_tensor()).unwrap().dims(), 2);
         let (a, b) = (fused(x.as_tensor()).unwrap(), plain(x.as_tensor()).unwrap());
         assert!(max_abs_diff(&a, &b) < 1e-5, "values differ by {}", max_abs_diff(&a, &b));
         let ga = (a * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let gb = (b * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let (ga, gb) = (ga.get(&x).unwrap(), gb.get(&x).unwrap());
         assert!(max_abs_diff(ga, gb) < 1e-4, "gradients differ by {}", max_abs_diff(ga, gb));
-    }
-
-    #[test]
-    fn softmax_matches_plain_ops_with_a_mask() {
-        let mask = crate::slm::model::attention_mask(&[5, 3], 5, &Device::Cpu).unwrap();
-        check(
-            &[2, 3, 5, 5],
-            |x| softmax_last_dim(&x.broadcast_add(&mask)?),
-            |x| candle_nn::ops::softmax(&x.broadcast_add(&mask)?, D::Minus1),
-        );
     }
 
     #[test]
@@ -322,21 +328,20 @@ mod tests {
     }
 
     #[test]
-    fn rope_matches_plain_ops() {
-        let (t, d) = (6, 8);
-        let angles = random(&[t, d / 2], 6);
-        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
-        let full = |h: &Tensor| Tensor::cat(&[h, h], 1).unwrap();
-        let (cos_full, sin_full) = (full(&cos), full(&sin));
-        let plain = |x: &Tensor| {
-            let (x1, x2) = (x.narrow(D::Minus1, 0, d / 2)?, x.narrow(D::Minus1, d / 2, d / 2)?);
-            let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-            x.broadcast_mul(&cos_full)? + rotated.broadcast_mul(&sin_full)?
-        };
-        check(&[2, 3, t, d], |x| rope(x, &cos, &sin), plain);
-        // And candle's own (inference) kernel agrees on the values.
-        let x = random(&[2, 3, t, d], 7);
-        let reference = candle_nn::rotary_emb::rope(&x, &cos, &sin).unwrap();
-        assert!(max_abs_diff(&rope(&x, &cos, &sin).unwrap(), &reference) < 1e-5);
+    fn linear_matches_matmul_for_input_and_weight() {
+        let w = Var::from_tensor(&random(&[7, 5], 3)).unwrap();
+        check(&[4, 5], |x| linear(x, w.as_tensor()), |x| x.matmul(&w.as_tensor().t()?));
+        let (x, up) = (random(&[4, 5], 4), random(&[4, 7], 5));
+        let loss = |y: Tensor| (y * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let ga = loss(linear(&x, w.as_tensor()).unwrap());
+        let gb = loss(x.matmul(&w.as_tensor().t().unwrap()).unwrap());
+        assert!(max_abs_diff(ga.get(&w).unwrap(), gb.get(&w).unwrap()) < 1e-4);
+        assert!(linear(&x, &random(&[7, 4], 6)).is_err());
+    }
+
+    #[test]
+    fn swiglu_matches_plain_ops() {
+        check(&[5, 12], swiglu, |x| x.narrow(1, 0, 6)?.silu()? * x.narrow(1, 6, 6)?);
+        assert!(swiglu(&random(&[4, 5], 3)).is_err());
     }
 }

@@ -1,0 +1,394 @@
+//! Causal self-attention as one fused CPU op with a backward pass.
+//!
+//! Written with tensor ops, a layer's attention is ~15 graph nodes (split of
+//! the fused QKV projection, transposes and copies to heads-first layout,
+//! two rotary embeddings, repetition of the shared key/value heads, scores,
+//! scaling, mask, softmax, weighted sum, transpose back), and backward
+//! allocates, zero-fills and adds a gradient for each. Profiling the
+//! fine-tune showed those passes, not the matrix products, made backward
+//! 2.6x slower than its arithmetic. Here the op takes the QKV projection's
+//! output `[b·t, (heads + 2·kv_heads)·d]` as it is, and returns the heads'
+//! outputs `[b·t, heads·d]` ready for the output projection; backward
+//! returns the gradient of the QKV projection's output in the same layout.
+//!
+//! Per batch row, per key/value head: keys are rotated once and shared by
+//! the query heads of the group (grouped-query attention without copies);
+//! the four products per head run through `gemm` on strided views; softmax
+//! probabilities are recomputed in backward rather than stored.
+//! Only a row's real tokens are computed: padding positions get output 0
+//! and, as nothing real attends to them, gradient 0.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Rotary angles of positions `0..t`, `[t, head_dim / 2]` row-major.
+#[derive(Debug)]
+pub struct RotaryRows {
+    pub cos: Vec<f32>,
+    pub sin: Vec<f32>,
+}
+
+/// The shape of an attention call.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl Heads {
+    fn qkv_width(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.head_dim
+    }
+    fn out_width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+}
+
+/// Causal self-attention over right-padded rows of `lengths` real tokens.
+/// `qkv` is `[b·t, (heads + 2·kv_heads)·d]` (query heads, then key heads,
+/// then value heads, unrotated); returns `[b·t, heads·d]`.
+pub fn causal_self_attention(qkv: &Tensor, heads: Heads, lengths: &[usize], rotary: &Arc<RotaryRows>) -> Result<Tensor> {
+    let (rows, width) = qkv.dims2()?;
+    let b = lengths.len();
+    if b == 0 || rows % b != 0 || width != heads.qkv_width() || heads.heads % heads.kv_heads != 0 {
+        candle_core::bail!("attention: qkv {:?} for {b} rows of {heads:?}", qkv.dims());
+    }
+    let t = rows / b;
+    if rotary.cos.len() < t * heads.head_dim / 2 {
+        candle_core::bail!("attention: rotary tables shorter than {t} positions");
+    }
+    let op = Attention { heads, seq: t, lengths: lengths.to_vec(), rotary: rotary.clone() };
+    qkv.contiguous()?.apply_op1(op)
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    heads: Heads,
+    seq: usize,
+    lengths: Vec<usize>,
+    rotary: Arc<RotaryRows>,
+}
+
+fn data<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(all) = s else { candle_core::bail!("attention takes f32 tensors") };
+    let (start, end) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("attention needs contiguous input".into()))?;
+    Ok(&all[start..end])
+}
+
+/// A strided read-only matrix view: element (i, j) at `data[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    fn new(data: &'a [f32], rs: usize, cs: usize) -> Self {
+        View { data, rs, cs }
+    }
+    fn t(self) -> Self {
+        View { data: self.data, rs: self.cs, cs: self.rs }
+    }
+    fn check(&self, rows: usize, cols: usize) {
+        if rows > 0 && cols > 0 {
+            assert!((rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len(), "attention: view out of bounds");
+        }
+    }
+}
+
+/// `dst[m×n]` (row stride `dst_rs`) = `a[m×k] · b[k×n]`, added to `dst` with `accumulate`.
+fn matmul(dst: &mut [f32], dst_rs: usize, a: View, b: View, (m, n, k): (usize, usize, usize), accumulate: bool) {
+    a.check(m, k);
+    b.check(k, n);
+    if m > 0 && n > 0 {
+        assert!((m - 1) * dst_rs + n <= dst.len(), "attention: product out of bounds");
+    }
+    // SAFETY: every element gemm reads or writes lies inside the slices (checked above).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Half-split rotation of one head vector at one position, times `scale`;
+/// `sign` −1 rotates back (the transpose, for gradients).
+fn rotate(dst: &mut [f32], src: &[f32], cos: &[f32], sin: &[f32], sign: f32, scale: f32) {
+    let half = cos.len();
+    let (x1, x2) = src.split_at(half);
+    let (d1, d2) = dst.split_at_mut(half);
+    for i in 0..half {
+        let s = sign * sin[i];
+        d1[i] = (x1[i] * cos[i] - x2[i] * s) * scale;
+        d2[i] = (x2[i] * cos[i] + x1[i] * s) * scale;
+    }
+}
+
+/// Softmax of each row `i` of `s[n×n]` over keys `0..=i`; the rest set to 0.
+fn causal_softmax(s: &mut [f32], n: usize) {
+    for (i, row) in s.chunks_mut(n).enumerate() {
+        let (seen, future) = row.split_at_mut(i + 1);
+        let max = seen.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0.0;
+        for v in seen.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        seen.iter_mut().for_each(|v| *v *= inv);
+        future.fill(0.0);
+    }
+}
+
+/// Per-row work buffers and the rotated keys of the current group.
+struct Scratch {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    p: Vec<f32>,
+}
+
+impl Attention {
+    fn scale(&self) -> f32 {
+        1.0 / (self.heads.head_dim as f32).sqrt()
+    }
+
+    /// Real length of batch row `bi`, at least 1 and at most the sequence.
+    fn len(&self, bi: usize) -> usize {
+        self.lengths[bi].clamp(1, self.seq)
+    }
+
+    /// Rotates the first `n` rows of head `head` (a column block of `rows`) into `dst`.
+    fn rotate_head(&self, dst: &mut [f32], rows: &[f32], head: usize, n: usize, scale: f32) {
+        let (d, w, half) = (self.heads.head_dim, self.heads.qkv_width(), self.heads.head_dim / 2);
+        for i in 0..n {
+            let (cos, sin) = (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half]);
+            rotate(&mut dst[i * d..(i + 1) * d], &rows[i * w + head * d..i * w + (head + 1) * d], cos, sin, 1.0, scale);
+        }
+    }
+
+    /// Probabilities `p[n×n]` of query head `h` (its rotated, scaled queries
+    /// left in `scratch.q`) against the group's keys in `scratch.k`.
+    fn probabilities(&self, scratch: &mut Scratch, rows: &[f32], h: usize, n: usize) {
+        let d = self.heads.head_dim;
+        self.rotate_head(&mut scratch.q, rows, h, n, self.scale());
+        let (q, k) = (View::new(&scratch.q, d, 1), View::new(&scratch.k, d, 1));
+        matmul(&mut scratch.p, n, q, k.t(), (n, n, d), false);
+        causal_softmax(&mut scratch.p[..n * n], n);
+    }
+
+    fn scratch(&self) -> Scratch {
+        let (t, d) = (self.seq, self.heads.head_dim);
+        Scratch { q: vec![0.0; t * d], k: vec![0.0; t * d], p: vec![0.0; t * t] }
+    }
+
+    /// Output rows `[t, heads·d]` of batch row `bi` from its QKV rows `[t, w]`.
+    fn forward_row(&self, bi: usize, rows: &[f32], out: &mut [f32]) {
+        let Heads { heads, kv_heads, head_dim: d } = self.heads;
+        let (w, ow, rep, n) = (self.heads.qkv_width(), self.heads.out_width(), heads / kv_heads, self.len(bi));
+        let mut scratch = self.scratch();
+        for g in 0..kv_heads {
+            self.rotate_head(&mut scratch.k, rows, heads + g, n, 1.0);
+            let v = View::new(&rows[(heads + kv_heads + g) * d..], w, 1);
+            for h in g * rep..(g + 1) * rep {
+                self.probabilities(&mut scratch, rows, h, n);
+                matmul(&mut out[h * d..], ow, View::new(&scratch.p, n, 1), v, (n, d, n), false);
+            }
+        }
+    }
+
+    /// Gradient rows `[t, w]` of batch row `bi`'s QKV from its output gradient rows `[t, heads·d]`.
+    fn backward_row(&self, bi: usize, rows: &[f32], grad: &[f32], dqkv: &mut [f32]) {
+        let Heads { heads, kv_heads, head_dim: d } = self.heads;
+        let (w, ow, rep, n, half) =
+            (self.heads.qkv_width(), self.heads.out_width(), heads / kv_heads, self.len(bi), d / 2);
+        let mut scratch = self.scratch();
+        let (mut dp, mut dq) = (vec![0f32; n * n], vec![0f32; n * d]);
+        let (mut dk, mut dv) = (vec![0f32; n * d], vec![0f32; n * d]);
+        let unrotate = |dst: &mut [f32], src: &[f32], col: usize, scale: f32| {
+            for i in 0..n {
+                let (cos, sin) = (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half]);
+                rotate(&mut dst[i * w + col * d..i * w + (col + 1) * d], &src[i * d..(i + 1) * d], cos, sin, -1.0, scale);
+            }
+        };
+        for g in 0..kv_heads {
+            self.rotate_head(&mut scratch.k, rows, heads + g, n, 1.0);
+            let v = View::new(&rows[(heads + kv_heads + g) * d..], w, 1);
+            for (r, h) in (g * rep..(g + 1) * rep).enumerate() {
+                self.probabilities(&mut scratch, rows, h, n);
+                let p = View::new(&scratch.p, n, 1);
+                let d_out = View::new(&grad[h * d..], ow, 1);
+                // dV += Pᵀ·dO; dP = dO·Vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)).
+                matmul(&mut dv, d, p.t(), d_out, (n, d, n), r > 0);
+                matmul(&mut dp, n, d_out, v.t(), (n, n, d), false);
+                for (p_row, dp_row) in scratch.p.chunks(n).zip(dp.chunks_mut(n)).take(n) {
+                    let dot: f32 = p_row.iter().zip(dp_row.iter()).map(|(p, g)| p * g).sum();
+                    for (g, p) in dp_row.iter_mut().zip(p_row) {
+                        *g = p * (*g - dot);
+                    }
+                }
+                let ds = View::new(&dp, n, 1);
+                // dQ = dS·K (then through the scale and the rotation); dK += dSᵀ·Q.
+                matmul(&mut dq, d, ds, View::new(&scratch.k, d, 1), (n, d, n), false);
+                unrotate(dqkv, &dq, h, self.scale());
+                matmul(&mut dk, d, ds.t(), View::new(&scratch.q, d, 1), (n, d, n), r > 0);
+            }
+            unrotate(dqkv, &dk, heads + g, 1.0);
+            for i in 0..n {
+                let col = (heads + kv_heads + g) * d;
+                dqkv[i * w + col..i * w + col + d].copy_from_slice(&dv[i * d..(i + 1) * d]);
+            }
+        }
+    }
+}
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "causal-self-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = data(s, l)?;
+        let (t, w, ow) = (self.seq, self.heads.qkv_width(), self.heads.out_width());
+        let b = self.lengths.len();
+        let mut out = vec![0f32; b * t * ow];
+        out.par_chunks_mut(t * ow)
+            .zip(qkv.par_chunks(t * w))
+            .enumerate()
+            .for_each(|(bi, (out, rows))| self.forward_row(bi, rows, out));
+        Ok((CpuStorage::F32(out), Shape::from((b * t, ow))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _out: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(qkv.apply_op2_no_bwd(&grad.contiguous()?, &AttentionBackward(self.clone()))?))
+    }
+}
+
+struct AttentionBackward(Attention);
+
+impl CustomOp2 for AttentionBackward {
+    fn name(&self) -> &'static str {
+        "causal-self-attention-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (qkv, grad) = (data(s1, l1)?, data(s2, l2)?);
+        let a = &self.0;
+        let (t, w, ow) = (a.seq, a.heads.qkv_width(), a.heads.out_width());
+        let mut dqkv = vec![0f32; qkv.len()];
+        dqkv.par_chunks_mut(t * w)
+            .zip(qkv.par_chunks(t * w).zip(grad.par_chunks(t * ow)))
+            .enumerate()
+            .for_each(|(bi, (dqkv, (rows, grad)))| a.backward_row(bi, rows, grad, dqkv));
+        Ok((CpuStorage::F32(dqkv), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        crate::slm::model::seeded_normal(shape, 1.0, seed, &Device::Cpu).unwrap()
+    }
+
+    fn tables(t: usize, d: usize) -> (Tensor, Tensor, Arc<RotaryRows>) {
+        let angles: Vec<f32> =
+            (0..t).flat_map(|p| (0..d / 2).map(move |i| p as f32 * 10f32.powf(-(i as f32) / 4.0))).collect();
+        let angles = Tensor::from_vec(angles, (t, d / 2), &Device::Cpu).unwrap();
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        let rows = RotaryRows {
+            cos: cos.flatten_all().unwrap().to_vec1().unwrap(),
+            sin: sin.flatten_all().unwrap().to_vec1().unwrap(),
+        };
+        (cos, sin, Arc::new(rows))
+    }
+
+    /// The same attention from plain tensor ops (candle's autograd).
+    fn reference(qkv: &Tensor, heads: Heads, lengths: &[usize], cos: &Tensor, sin: &Tensor) -> Tensor {
+        let Heads { heads: nh, kv_heads: kv, head_dim: d } = heads;
+        let b = lengths.len();
+        let t = qkv.dim(0).unwrap() / b;
+        let qkv = qkv.reshape((b, t, nh + 2 * kv, d)).unwrap();
+        let split = |start, n| qkv.narrow(2, start, n).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+        let rope = |x: &Tensor| {
+            let (x1, x2) = (x.narrow(D::Minus1, 0, d / 2).unwrap(), x.narrow(D::Minus1, d / 2, d / 2).unwrap());
+            let (c, s) = (cos.reshape((1, 1, t, d / 2)).unwrap(), sin.reshape((1, 1, t, d / 2)).unwrap());
+            let r1 = (x1.broadcast_mul(&c).unwrap() - x2.broadcast_mul(&s).unwrap()).unwrap();
+            let r2 = (x2.broadcast_mul(&c).unwrap() + x1.broadcast_mul(&s).unwrap()).unwrap();
+            Tensor::cat(&[r1, r2], D::Minus1).unwrap()
+        };
+        let repeat = |x: Tensor| {
+            x.unsqueeze(2).unwrap().expand((b, kv, nh / kv, t, d)).unwrap().reshape((b, nh, t, d)).unwrap()
+        };
+        let (q, k, v) = (rope(&split(0, nh)), repeat(rope(&split(nh, kv))), repeat(split(nh + kv, kv)));
+        let mask = crate::slm::model::attention_mask(lengths, t, &Device::Cpu).unwrap();
+        let scores = ((q.matmul(&k.t().unwrap()).unwrap() * (1.0 / (d as f64).sqrt())).unwrap())
+            .broadcast_add(&mask)
+            .unwrap();
+        // The plain-op softmax: candle's fused kernel has no backward.
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
+        probs.matmul(&v).unwrap().transpose(1, 2).unwrap().reshape((b * t, nh * d)).unwrap()
+    }
+
+    /// 1 on real tokens' rows, 0 on padding rows, `[b·t, 1]`.
+    fn real_rows(lengths: &[usize], t: usize) -> Tensor {
+        let m: Vec<f32> = lengths.iter().flat_map(|&n| (0..t).map(move |i| if i < n { 1.0 } else { 0.0 })).collect();
+        Tensor::from_vec(m, (lengths.len() * t, 1), &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    #[test]
+    fn values_and_gradient_equal_plain_ops_on_real_tokens() {
+        let heads = Heads { heads: 6, kv_heads: 2, head_dim: 8 };
+        let (lengths, t) = ([7usize, 3, 5], 7);
+        let (cos, sin, rotary) = tables(t, heads.head_dim);
+        let qkv = Var::from_tensor(&random(&[lengths.len() * t, heads.qkv_width()], 1)).unwrap();
+        let weights = random(&[lengths.len() * t, heads.out_width()], 2);
+        let real = real_rows(&lengths, t);
+
+        let fused = causal_self_attention(qkv.as_tensor(), heads, &lengths, &rotary).unwrap();
+        let plain = reference(qkv.as_tensor(), heads, &lengths, &cos, &sin).broadcast_mul(&real).unwrap();
+        assert!(max_diff(&fused, &plain) < 1e-5, "values differ by {}", max_diff(&fused, &plain));
+
+        let loss = |y: &Tensor| (y * &weights).unwrap().sum_all().unwrap();
+        let g_fused = loss(&fused).backward().unwrap().get(qkv.as_tensor()).unwrap().clone();
+        let g_plain = loss(&plain).backward().unwrap().get(qkv.as_tensor()).unwrap().clone();
+        assert!(max_diff(&g_fused, &g_plain) < 1e-4, "gradients differ by {}", max_diff(&g_fused, &g_plain));
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let heads = Heads { heads: 4, kv_heads: 2, head_dim: 8 };
+        let (_, _, rotary) = tables(4, 8);
+        let wrong_width = random(&[8, 40], 3);
+        assert!(causal_self_attention(&wrong_width, heads, &[4, 4], &rotary).is_err());
+        let too_long = random(&[10, heads.qkv_width()], 3);
+        assert!(causal_self_attention(&too_long, heads, &[5, 5], &rotary).is_err());
+    }
+}
