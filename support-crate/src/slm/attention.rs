@@ -49,17 +49,43 @@ impl Heads {
 /// Causal self-attention over right-padded rows of `lengths` real tokens.
 /// `qkv` is `[b·t, (heads + 2·kv_heads)·d]` (query heads, then key heads,
 /// then value heads, unrotated); returns `[b·t, heads·d]`.
-pub fn causal_self_attention(qkv: &Tensor, heads: Heads, lengths: &[usize], rotary: &Arc<RotaryRows>) -> Result<Tensor> {
+pub fn causal_self_attention(
+    qkv: &Tensor,
+    heads: Heads,
+    lengths: &[usize],
+    rotary: &Arc<RotaryRows>,
+) -> Result<Tensor> {
+    attention(qkv, heads, lengths, rotary, false)
+}
+
+/// As [`causal_self_attention`] for each row's last real token only,
+/// `[b, heads·d]`: all a classifier's last layer needs.
+pub fn last_token_attention(qkv: &Tensor, heads: Heads, lengths: &[usize], rotary: &Arc<RotaryRows>) -> Result<Tensor> {
+    attention(qkv, heads, lengths, rotary, true)
+}
+
+fn attention(
+    qkv: &Tensor,
+    heads: Heads,
+    lengths: &[usize],
+    rotary: &Arc<RotaryRows>,
+    last_only: bool,
+) -> Result<Tensor> {
     let (rows, width) = qkv.dims2()?;
     let b = lengths.len();
-    if b == 0 || rows % b != 0 || width != heads.qkv_width() || heads.heads % heads.kv_heads != 0 {
+    if b == 0
+        || !rows.is_multiple_of(b)
+        || width != heads.qkv_width()
+        || heads.kv_heads == 0
+        || !heads.heads.is_multiple_of(heads.kv_heads)
+    {
         candle_core::bail!("attention: qkv {:?} for {b} rows of {heads:?}", qkv.dims());
     }
     let t = rows / b;
     if rotary.cos.len() < t * heads.head_dim / 2 {
         candle_core::bail!("attention: rotary tables shorter than {t} positions");
     }
-    let op = Attention { heads, seq: t, lengths: lengths.to_vec(), rotary: rotary.clone() };
+    let op = Attention { heads, seq: t, lengths: lengths.to_vec(), rotary: rotary.clone(), last_only };
     qkv.contiguous()?.apply_op1(op)
 }
 
@@ -69,6 +95,8 @@ struct Attention {
     seq: usize,
     lengths: Vec<usize>,
     rotary: Arc<RotaryRows>,
+    /// Queries of each row's last real token only.
+    last_only: bool,
 }
 
 fn data<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
@@ -146,10 +174,11 @@ fn rotate(dst: &mut [f32], src: &[f32], cos: &[f32], sin: &[f32], sign: f32, sca
     }
 }
 
-/// Softmax of each row `i` of `s[n×n]` over keys `0..=i`; the rest set to 0.
-fn causal_softmax(s: &mut [f32], n: usize) {
+/// Softmax of each row `i` of `s[m×n]` (the query at position `first + i`)
+/// over keys `0..=first + i`; the rest set to 0.
+fn causal_softmax(s: &mut [f32], n: usize, first: usize) {
     for (i, row) in s.chunks_mut(n).enumerate() {
-        let (seen, future) = row.split_at_mut(i + 1);
+        let (seen, future) = row.split_at_mut(first + i + 1);
         let max = seen.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         let mut sum = 0.0;
         for v in seen.iter_mut() {
@@ -174,28 +203,41 @@ impl Attention {
         1.0 / (self.heads.head_dim as f32).sqrt()
     }
 
-    /// Real length of batch row `bi`, at least 1 and at most the sequence.
-    fn len(&self, bi: usize) -> usize {
-        self.lengths[bi].clamp(1, self.seq)
+    /// Real length `n` of batch row `bi` (at least 1, at most the sequence)
+    /// and the first query position computed: 0, or `n − 1` for the last token only.
+    fn span(&self, bi: usize) -> (usize, usize) {
+        let n = self.lengths[bi].clamp(1, self.seq);
+        (if self.last_only { n - 1 } else { 0 }, n)
     }
 
-    /// Rotates the first `n` rows of head `head` (a column block of `rows`) into `dst`.
-    fn rotate_head(&self, dst: &mut [f32], rows: &[f32], head: usize, n: usize, scale: f32) {
-        let (d, w, half) = (self.heads.head_dim, self.heads.qkv_width(), self.heads.head_dim / 2);
-        for i in 0..n {
-            let (cos, sin) = (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half]);
-            rotate(&mut dst[i * d..(i + 1) * d], &rows[i * w + head * d..i * w + (head + 1) * d], cos, sin, 1.0, scale);
+    /// Output rows per batch row.
+    fn out_rows(&self) -> usize {
+        if self.last_only {
+            1
+        } else {
+            self.seq
         }
     }
 
-    /// Probabilities `p[n×n]` of query head `h` (its rotated, scaled queries
-    /// left in `scratch.q`) against the group's keys in `scratch.k`.
-    fn probabilities(&self, scratch: &mut Scratch, rows: &[f32], h: usize, n: usize) {
-        let d = self.heads.head_dim;
-        self.rotate_head(&mut scratch.q, rows, h, n, self.scale());
+    /// Rotates rows `positions` of head `head` (a column block of `rows`)
+    /// into consecutive rows of `dst`.
+    fn rotate_head(&self, dst: &mut [f32], rows: &[f32], head: usize, positions: std::ops::Range<usize>, scale: f32) {
+        let (d, w, half) = (self.heads.head_dim, self.heads.qkv_width(), self.heads.head_dim / 2);
+        for (r, i) in positions.enumerate() {
+            let (cos, sin) = (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half]);
+            rotate(&mut dst[r * d..(r + 1) * d], &rows[i * w + head * d..i * w + (head + 1) * d], cos, sin, 1.0, scale);
+        }
+    }
+
+    /// Probabilities `p[m×n]` of query head `h` at positions `first..n` (its
+    /// rotated, scaled queries left in `scratch.q`) against the group's keys
+    /// in `scratch.k`.
+    fn probabilities(&self, scratch: &mut Scratch, rows: &[f32], h: usize, (first, n): (usize, usize)) {
+        let (d, m) = (self.heads.head_dim, n - first);
+        self.rotate_head(&mut scratch.q, rows, h, first..n, self.scale());
         let (q, k) = (View::new(&scratch.q, d, 1), View::new(&scratch.k, d, 1));
-        matmul(&mut scratch.p, n, q, k.t(), (n, n, d), false);
-        causal_softmax(&mut scratch.p[..n * n], n);
+        matmul(&mut scratch.p, n, q, k.t(), (m, n, d), false);
+        causal_softmax(&mut scratch.p[..m * n], n, first);
     }
 
     fn scratch(&self) -> Scratch {
@@ -203,46 +245,52 @@ impl Attention {
         Scratch { q: vec![0.0; t * d], k: vec![0.0; t * d], p: vec![0.0; t * t] }
     }
 
-    /// Output rows `[t, heads·d]` of batch row `bi` from its QKV rows `[t, w]`.
+    /// Output rows `[out_rows, heads·d]` of batch row `bi` from its QKV rows `[t, w]`.
     fn forward_row(&self, bi: usize, rows: &[f32], out: &mut [f32]) {
         let Heads { heads, kv_heads, head_dim: d } = self.heads;
-        let (w, ow, rep, n) = (self.heads.qkv_width(), self.heads.out_width(), heads / kv_heads, self.len(bi));
+        let (w, ow, rep) = (self.heads.qkv_width(), self.heads.out_width(), heads / kv_heads);
+        let (first, n) = self.span(bi);
         let mut scratch = self.scratch();
         for g in 0..kv_heads {
-            self.rotate_head(&mut scratch.k, rows, heads + g, n, 1.0);
+            self.rotate_head(&mut scratch.k, rows, heads + g, 0..n, 1.0);
             let v = View::new(&rows[(heads + kv_heads + g) * d..], w, 1);
             for h in g * rep..(g + 1) * rep {
-                self.probabilities(&mut scratch, rows, h, n);
-                matmul(&mut out[h * d..], ow, View::new(&scratch.p, n, 1), v, (n, d, n), false);
+                self.probabilities(&mut scratch, rows, h, (first, n));
+                matmul(&mut out[h * d..], ow, View::new(&scratch.p, n, 1), v, (n - first, d, n), false);
             }
         }
     }
 
-    /// Gradient rows `[t, w]` of batch row `bi`'s QKV from its output gradient rows `[t, heads·d]`.
+    /// Gradient rows `[t, w]` of batch row `bi`'s QKV from its output
+    /// gradient rows `[out_rows, heads·d]`.
     fn backward_row(&self, bi: usize, rows: &[f32], grad: &[f32], dqkv: &mut [f32]) {
         let Heads { heads, kv_heads, head_dim: d } = self.heads;
-        let (w, ow, rep, n, half) =
-            (self.heads.qkv_width(), self.heads.out_width(), heads / kv_heads, self.len(bi), d / 2);
+        let (w, ow, rep, half) = (self.heads.qkv_width(), self.heads.out_width(), heads / kv_heads, d / 2);
+        let (first, n) = self.span(bi);
+        let m = n - first;
         let mut scratch = self.scratch();
-        let (mut dp, mut dq) = (vec![0f32; n * n], vec![0f32; n * d]);
+        let (mut dp, mut dq) = (vec![0f32; m * n], vec![0f32; m * d]);
         let (mut dk, mut dv) = (vec![0f32; n * d], vec![0f32; n * d]);
-        let unrotate = |dst: &mut [f32], src: &[f32], col: usize, scale: f32| {
-            for i in 0..n {
-                let (cos, sin) = (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half]);
-                rotate(&mut dst[i * w + col * d..i * w + (col + 1) * d], &src[i * d..(i + 1) * d], cos, sin, -1.0, scale);
+        // Row r of `src` → position `from + r` of head column `col`, rotated back.
+        let unrotate = |dst: &mut [f32], src: &[f32], col: usize, from: usize, scale: f32| {
+            for (r, src) in src.chunks(d).enumerate() {
+                let i = from + r;
+                let (cos, sin) =
+                    (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half]);
+                rotate(&mut dst[i * w + col * d..i * w + (col + 1) * d], src, cos, sin, -1.0, scale);
             }
         };
         for g in 0..kv_heads {
-            self.rotate_head(&mut scratch.k, rows, heads + g, n, 1.0);
+            self.rotate_head(&mut scratch.k, rows, heads + g, 0..n, 1.0);
             let v = View::new(&rows[(heads + kv_heads + g) * d..], w, 1);
             for (r, h) in (g * rep..(g + 1) * rep).enumerate() {
-                self.probabilities(&mut scratch, rows, h, n);
+                self.probabilities(&mut scratch, rows, h, (first, n));
                 let p = View::new(&scratch.p, n, 1);
                 let d_out = View::new(&grad[h * d..], ow, 1);
                 // dV += Pᵀ·dO; dP = dO·Vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)).
-                matmul(&mut dv, d, p.t(), d_out, (n, d, n), r > 0);
-                matmul(&mut dp, n, d_out, v.t(), (n, n, d), false);
-                for (p_row, dp_row) in scratch.p.chunks(n).zip(dp.chunks_mut(n)).take(n) {
+                matmul(&mut dv, d, p.t(), d_out, (n, d, m), r > 0);
+                matmul(&mut dp, n, d_out, v.t(), (m, n, d), false);
+                for (p_row, dp_row) in scratch.p.chunks(n).zip(dp.chunks_mut(n)).take(m) {
                     let dot: f32 = p_row.iter().zip(dp_row.iter()).map(|(p, g)| p * g).sum();
                     for (g, p) in dp_row.iter_mut().zip(p_row) {
                         *g = p * (*g - dot);
@@ -250,11 +298,11 @@ impl Attention {
                 }
                 let ds = View::new(&dp, n, 1);
                 // dQ = dS·K (then through the scale and the rotation); dK += dSᵀ·Q.
-                matmul(&mut dq, d, ds, View::new(&scratch.k, d, 1), (n, d, n), false);
-                unrotate(dqkv, &dq, h, self.scale());
-                matmul(&mut dk, d, ds.t(), View::new(&scratch.q, d, 1), (n, d, n), r > 0);
+                matmul(&mut dq, d, ds, View::new(&scratch.k, d, 1), (m, d, n), false);
+                unrotate(dqkv, &dq, h, first, self.scale());
+                matmul(&mut dk, d, ds.t(), View::new(&scratch.q, d, 1), (n, d, m), r > 0);
             }
-            unrotate(dqkv, &dk, heads + g, 1.0);
+            unrotate(dqkv, &dk, heads + g, 0, 1.0);
             for i in 0..n {
                 let col = (heads + kv_heads + g) * d;
                 dqkv[i * w + col..i * w + col + d].copy_from_slice(&dv[i * d..(i + 1) * d]);
@@ -270,14 +318,14 @@ impl CustomOp1 for Attention {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = data(s, l)?;
-        let (t, w, ow) = (self.seq, self.heads.qkv_width(), self.heads.out_width());
+        let (t, w, ow, r) = (self.seq, self.heads.qkv_width(), self.heads.out_width(), self.out_rows());
         let b = self.lengths.len();
-        let mut out = vec![0f32; b * t * ow];
-        out.par_chunks_mut(t * ow)
+        let mut out = vec![0f32; b * r * ow];
+        out.par_chunks_mut(r * ow)
             .zip(qkv.par_chunks(t * w))
             .enumerate()
             .for_each(|(bi, (out, rows))| self.forward_row(bi, rows, out));
-        Ok((CpuStorage::F32(out), Shape::from((b * t, ow))))
+        Ok((CpuStorage::F32(out), Shape::from((b * r, ow))))
     }
 
     fn bwd(&self, qkv: &Tensor, _out: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -295,10 +343,10 @@ impl CustomOp2 for AttentionBackward {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (qkv, grad) = (data(s1, l1)?, data(s2, l2)?);
         let a = &self.0;
-        let (t, w, ow) = (a.seq, a.heads.qkv_width(), a.heads.out_width());
+        let (t, w, ow, r) = (a.seq, a.heads.qkv_width(), a.heads.out_width(), a.out_rows());
         let mut dqkv = vec![0f32; qkv.len()];
         dqkv.par_chunks_mut(t * w)
-            .zip(qkv.par_chunks(t * w).zip(grad.par_chunks(t * ow)))
+            .zip(qkv.par_chunks(t * w).zip(grad.par_chunks(r * ow)))
             .enumerate()
             .for_each(|(bi, (dqkv, (rows, grad)))| a.backward_row(bi, rows, grad, dqkv));
         Ok((CpuStorage::F32(dqkv), l1.shape().clone()))
@@ -340,14 +388,12 @@ mod tests {
             let r2 = (x2.broadcast_mul(&c).unwrap() + x1.broadcast_mul(&s).unwrap()).unwrap();
             Tensor::cat(&[r1, r2], D::Minus1).unwrap()
         };
-        let repeat = |x: Tensor| {
-            x.unsqueeze(2).unwrap().expand((b, kv, nh / kv, t, d)).unwrap().reshape((b, nh, t, d)).unwrap()
-        };
+        let repeat =
+            |x: Tensor| x.unsqueeze(2).unwrap().expand((b, kv, nh / kv, t, d)).unwrap().reshape((b, nh, t, d)).unwrap();
         let (q, k, v) = (rope(&split(0, nh)), repeat(rope(&split(nh, kv))), repeat(split(nh + kv, kv)));
         let mask = crate::slm::model::attention_mask(lengths, t, &Device::Cpu).unwrap();
-        let scores = ((q.matmul(&k.t().unwrap()).unwrap() * (1.0 / (d as f64).sqrt())).unwrap())
-            .broadcast_add(&mask)
-            .unwrap();
+        let scores =
+            ((q.matmul(&k.t().unwrap()).unwrap() * (1.0 / (d as f64).sqrt())).unwrap()).broadcast_add(&mask).unwrap();
         // The plain-op softmax: candle's fused kernel has no backward.
         let probs = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
         probs.matmul(&v).unwrap().transpose(1, 2).unwrap().reshape((b * t, nh * d)).unwrap()
@@ -380,6 +426,27 @@ mod tests {
         let g_fused = loss(&fused).backward().unwrap().get(qkv.as_tensor()).unwrap().clone();
         let g_plain = loss(&plain).backward().unwrap().get(qkv.as_tensor()).unwrap().clone();
         assert!(max_diff(&g_fused, &g_plain) < 1e-4, "gradients differ by {}", max_diff(&g_fused, &g_plain));
+    }
+
+    #[test]
+    fn last_token_attention_equals_the_last_rows_of_the_full_one() {
+        let heads = Heads { heads: 4, kv_heads: 2, head_dim: 8 };
+        let (lengths, t) = ([6usize, 2, 4], 6);
+        let (_, _, rotary) = tables(t, heads.head_dim);
+        let qkv = Var::from_tensor(&random(&[lengths.len() * t, heads.qkv_width()], 4)).unwrap();
+        let last_rows: Vec<u32> = lengths.iter().enumerate().map(|(b, &n)| (b * t + n - 1) as u32).collect();
+        let last_rows = Tensor::new(last_rows, &Device::Cpu).unwrap();
+        let full = causal_self_attention(qkv.as_tensor(), heads, &lengths, &rotary).unwrap();
+        let full = full.index_select(&last_rows, 0).unwrap();
+        let last = last_token_attention(qkv.as_tensor(), heads, &lengths, &rotary).unwrap();
+        assert!(max_diff(&full, &last) < 1e-6);
+
+        let weights = random(&[lengths.len(), heads.out_width()], 5);
+        let grad = |y: &Tensor| {
+            let loss = (y * &weights).unwrap().sum_all().unwrap();
+            loss.backward().unwrap().get(qkv.as_tensor()).unwrap().clone()
+        };
+        assert!(max_diff(&grad(&full), &grad(&last)) < 1e-5);
     }
 
     #[test]

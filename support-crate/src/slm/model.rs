@@ -18,7 +18,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
 
-use super::attention::{causal_self_attention, Heads, RotaryRows};
+use super::attention::{causal_self_attention, last_token_attention, Heads, RotaryRows};
 use super::ops::swiglu;
 
 /// The architecture, as in a Hugging Face `config.json` (field names match).
@@ -177,6 +177,12 @@ fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
     x.unsqueeze(2)?.expand((b, kv, n_rep, t, d))?.reshape((b, kv * n_rep, t, d))
 }
 
+/// Indices of each row's last real token in the flattened `[b·t]` positions.
+fn last_rows(lengths: &[usize], t: usize, device: &Device) -> Result<Tensor> {
+    let rows: Vec<u32> = lengths.iter().enumerate().map(|(i, &len)| (i * t + len.clamp(1, t) - 1) as u32).collect();
+    Tensor::new(rows, device)
+}
+
 /// Additive attention mask `[b, 1, t, t]`: 0 where query `i` may see key `j`
 /// (`j <= i` and `j` a real token), −∞ elsewhere.
 pub fn attention_mask(lengths: &[usize], t: usize, device: &Device) -> Result<Tensor> {
@@ -201,11 +207,31 @@ impl Block {
         let (b, t, h) = x.dims3()?;
         let normed = self.norm(x, &self.attn_norm, cfg)?.reshape((b * t, h))?;
         let qkv = linear(&normed, &self.qkv)?;
-        let heads =
-            Heads { heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads, head_dim: cfg.head_dim() };
-        let attn = causal_self_attention(&qkv, heads, lengths, rotary)?;
+        let attn = causal_self_attention(&qkv, Self::heads(cfg), lengths, rotary)?;
         let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
         self.mlp(&x, cfg)
+    }
+
+    /// As `forward` for each row's last real token only, `[b, h]`: keys and
+    /// values still come from every token, but attention, output projection
+    /// and MLP run on `b` rows instead of `b·t`.
+    fn forward_last(
+        &self,
+        x: &Tensor,
+        lengths: &[usize],
+        rotary: &Arc<RotaryRows>,
+        cfg: &LlamaConfig,
+    ) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let x = x.reshape((b * t, h))?;
+        let qkv = linear(&self.norm(&x, &self.attn_norm, cfg)?, &self.qkv)?;
+        let attn = last_token_attention(&qkv, Self::heads(cfg), lengths, rotary)?;
+        let x = (x.index_select(&last_rows(lengths, t, x.device())?, 0)? + linear(&attn, &self.o)?)?;
+        self.mlp(&x.unsqueeze(1)?, cfg)?.squeeze(1)
+    }
+
+    fn heads(cfg: &LlamaConfig) -> Heads {
+        Heads { heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads, head_dim: cfg.head_dim() }
     }
 
     fn norm(&self, x: &Tensor, w: &Param, cfg: &LlamaConfig) -> Result<Tensor> {
@@ -411,10 +437,9 @@ impl Llama {
         self.score.as_ref().map(|s| s.tensor.dims()[0])
     }
 
-    /// Final hidden state (before the last norm) of all positions, `[b, t, h]`
-    /// (those of padding positions are not meaningful).
+    /// The normalised hidden state of each row's last real token, `[b, h]`.
     /// `ids` is `[b, t]` (u32), right-padded; `lengths` the real lengths.
-    pub fn hidden_states(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+    pub fn last_token_states(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.config.max_position_embeddings {
             candle_core::bail!(
@@ -422,28 +447,22 @@ impl Llama {
                 self.config.max_position_embeddings
             );
         }
+        let (last, below) =
+            self.blocks.split_last().ok_or_else(|| candle_core::Error::Msg("model has no layers".into()))?;
         let rotary = Arc::new(RotaryRows {
             cos: self.cos.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
             sin: self.sin.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
         });
         let mut x = self.embed.tensor.embedding(&ids.flatten_all()?)?.reshape((b, t, self.config.hidden_size))?;
-        for block in &self.blocks {
+        for block in below {
             x = block.forward(&x, lengths, &rotary, &self.config)?;
             if block.qkv.var.is_none() {
                 // Nothing below a frozen block needs a gradient: drop its graph.
                 x = x.detach();
             }
         }
-        Ok(x)
-    }
-
-    /// The normalised hidden state of each row's last real token, `[b, h]`.
-    pub fn last_token_states(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let x = self.hidden_states(ids, lengths)?.reshape((b * t, self.config.hidden_size))?;
-        let rows: Vec<u32> = lengths.iter().enumerate().map(|(i, &len)| (i * t + len.max(1) - 1) as u32).collect();
-        let last = x.index_select(&Tensor::new(rows, ids.device())?, 0)?;
-        rms_norm(&last, &self.norm.tensor, self.config.rms_norm_eps)
+        let x = last.forward_last(&x, lengths, &rotary, &self.config)?;
+        rms_norm(&x, &self.norm.tensor, self.config.rms_norm_eps)
     }
 
     /// Class logits `[b, num_labels]`.
