@@ -22,6 +22,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 use std::sync::Arc;
 
+use super::ops::{data, matmul, View};
+
 /// Rotary angles of positions `0..t`, `[t, head_dim / 2]` row-major.
 #[derive(Debug)]
 pub struct RotaryRows {
@@ -78,6 +80,7 @@ fn attention(
         || width != heads.qkv_width()
         || heads.kv_heads == 0
         || !heads.heads.is_multiple_of(heads.kv_heads)
+        || !heads.head_dim.is_multiple_of(2)
     {
         candle_core::bail!("attention: qkv {:?} for {b} rows of {heads:?}", qkv.dims());
     }
@@ -97,68 +100,6 @@ struct Attention {
     rotary: Arc<RotaryRows>,
     /// Queries of each row's last real token only.
     last_only: bool,
-}
-
-fn data<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(all) = s else { candle_core::bail!("attention takes f32 tensors") };
-    let (start, end) =
-        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("attention needs contiguous input".into()))?;
-    Ok(&all[start..end])
-}
-
-/// A strided read-only matrix view: element (i, j) at `data[i·rs + j·cs]`.
-#[derive(Clone, Copy)]
-struct View<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a> View<'a> {
-    fn new(data: &'a [f32], rs: usize, cs: usize) -> Self {
-        View { data, rs, cs }
-    }
-    fn t(self) -> Self {
-        View { data: self.data, rs: self.cs, cs: self.rs }
-    }
-    fn check(&self, rows: usize, cols: usize) {
-        if rows > 0 && cols > 0 {
-            assert!((rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len(), "attention: view out of bounds");
-        }
-    }
-}
-
-/// `dst[m×n]` (row stride `dst_rs`) = `a[m×k] · b[k×n]`, added to `dst` with `accumulate`.
-fn matmul(dst: &mut [f32], dst_rs: usize, a: View, b: View, (m, n, k): (usize, usize, usize), accumulate: bool) {
-    a.check(m, k);
-    b.check(k, n);
-    if m > 0 && n > 0 {
-        assert!((m - 1) * dst_rs + n <= dst.len(), "attention: product out of bounds");
-    }
-    // SAFETY: every element gemm reads or writes lies inside the slices (checked above).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
 }
 
 /// Half-split rotation of one head vector at one position, times `scale`;
@@ -236,7 +177,7 @@ impl Attention {
         let (d, m) = (self.heads.head_dim, n - first);
         self.rotate_head(&mut scratch.q, rows, h, first..n, self.scale());
         let (q, k) = (View::new(&scratch.q, d, 1), View::new(&scratch.k, d, 1));
-        matmul(&mut scratch.p, n, q, k.t(), (m, n, d), false);
+        matmul(&mut scratch.p, n, q, k.t(), (m, n, d), false, false);
         causal_softmax(&mut scratch.p[..m * n], n, first);
     }
 
@@ -256,7 +197,7 @@ impl Attention {
             let v = View::new(&rows[(heads + kv_heads + g) * d..], w, 1);
             for h in g * rep..(g + 1) * rep {
                 self.probabilities(&mut scratch, rows, h, (first, n));
-                matmul(&mut out[h * d..], ow, View::new(&scratch.p, n, 1), v, (n - first, d, n), false);
+                matmul(&mut out[h * d..], ow, View::new(&scratch.p, n, 1), v, (n - first, d, n), false, false);
             }
         }
     }
@@ -288,8 +229,8 @@ impl Attention {
                 let p = View::new(&scratch.p, n, 1);
                 let d_out = View::new(&grad[h * d..], ow, 1);
                 // dV += Pᵀ·dO; dP = dO·Vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)).
-                matmul(&mut dv, d, p.t(), d_out, (n, d, m), r > 0);
-                matmul(&mut dp, n, d_out, v.t(), (m, n, d), false);
+                matmul(&mut dv, d, p.t(), d_out, (n, d, m), r > 0, false);
+                matmul(&mut dp, n, d_out, v.t(), (m, n, d), false, false);
                 for (p_row, dp_row) in scratch.p.chunks(n).zip(dp.chunks_mut(n)).take(m) {
                     let dot: f32 = p_row.iter().zip(dp_row.iter()).map(|(p, g)| p * g).sum();
                     for (g, p) in dp_row.iter_mut().zip(p_row) {
@@ -298,9 +239,9 @@ impl Attention {
                 }
                 let ds = View::new(&dp, n, 1);
                 // dQ = dS·K (then through the scale and the rotation); dK += dSᵀ·Q.
-                matmul(&mut dq, d, ds, View::new(&scratch.k, d, 1), (m, d, n), false);
+                matmul(&mut dq, d, ds, View::new(&scratch.k, d, 1), (m, d, n), false, false);
                 unrotate(dqkv, &dq, h, first, self.scale());
-                matmul(&mut dk, d, ds.t(), View::new(&scratch.q, d, 1), (n, d, m), r > 0);
+                matmul(&mut dk, d, ds.t(), View::new(&scratch.q, d, 1), (n, d, m), r > 0, false);
             }
             unrotate(dqkv, &dk, heads + g, 0, 1.0);
             for i in 0..n {
@@ -391,7 +332,12 @@ mod tests {
         let repeat =
             |x: Tensor| x.unsqueeze(2).unwrap().expand((b, kv, nh / kv, t, d)).unwrap().reshape((b, nh, t, d)).unwrap();
         let (q, k, v) = (rope(&split(0, nh)), repeat(rope(&split(nh, kv))), repeat(split(nh + kv, kv)));
-        let mask = crate::slm::model::attention_mask(lengths, t, &Device::Cpu).unwrap();
+        // 0 where query i may see key j (j <= i and j a real token), −∞ elsewhere.
+        let mask: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&n| (0..t * t).map(move |ij| if ij % t > ij / t || ij % t >= n { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu).unwrap();
         let scores =
             ((q.matmul(&k.t().unwrap()).unwrap() * (1.0 / (d as f64).sqrt())).unwrap()).broadcast_add(&mask).unwrap();
         // The plain-op softmax: candle's fused kernel has no backward.

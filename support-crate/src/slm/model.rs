@@ -183,22 +183,6 @@ fn last_rows(lengths: &[usize], t: usize, device: &Device) -> Result<Tensor> {
     Tensor::new(rows, device)
 }
 
-/// Additive attention mask `[b, 1, t, t]`: 0 where query `i` may see key `j`
-/// (`j <= i` and `j` a real token), −∞ elsewhere.
-pub fn attention_mask(lengths: &[usize], t: usize, device: &Device) -> Result<Tensor> {
-    let mut mask = vec![0f32; lengths.len() * t * t];
-    for (b, &len) in lengths.iter().enumerate() {
-        for i in 0..t {
-            for j in 0..t {
-                if j > i || j >= len {
-                    mask[(b * t + i) * t + j] = f32::NEG_INFINITY;
-                }
-            }
-        }
-    }
-    Tensor::from_vec(mask, (lengths.len(), 1, t, t), device)
-}
-
 impl Block {
     /// The layer on right-padded rows of `lengths` real tokens, positions
     /// `0..t`: the fused attention and SwiGLU ops (with backward), RMSNorm

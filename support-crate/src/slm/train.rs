@@ -62,7 +62,7 @@ impl Default for TrainConfig {
             epochs: 1,
             frozen_layers: 18,
             train_embedding: false,
-            eval_every: 100,
+            eval_every: 250,
             checkpoint_every: 100,
             seed: 42,
         }
