@@ -23,7 +23,9 @@ fn seconds(f: impl Fn() -> Result<Tensor>) -> Result<f64> {
 
 fn main() -> Result<()> {
     let tokens = 1024;
-    println!("layer (in -> out): forward x·wᵀ | dx = g·w | dw = gᵀ·x | dw as candle's matmul backward: (xᵀ·g)ᵀ, GFLOP/s");
+    println!(
+        "layer (in -> out): forward x·wᵀ | dx = g·w | dw = gᵀ·x | dw as candle's matmul backward: (xᵀ·g)ᵀ, GFLOP/s"
+    );
     for (name, input, output) in [("qkv", 576, 960), ("o", 576, 576), ("gate_up", 576, 3072), ("down", 1536, 576)] {
         let x = Tensor::randn(0f32, 1.0, (tokens, input), &Device::Cpu)?;
         let g = Tensor::randn(0f32, 1.0, (tokens, output), &Device::Cpu)?;

@@ -18,11 +18,8 @@ fn main() -> anyhow::Result<()> {
     let loaded = slm_vs_llm::slm::load(&model, &Device::Cpu)?;
     let trainable = Trainable { embedding: false, frozen_layers: 18 };
     let llama = Llama::from_weights(loaded.config, loaded.weights, Some(4), trainable, 0)?;
-    let params = llama
-        .trainable_params()
-        .into_iter()
-        .filter_map(|p| Some((p.name.clone(), p.var()?.clone())))
-        .collect();
+    let params =
+        llama.trainable_params().into_iter().filter_map(|p| Some((p.name.clone(), p.var()?.clone()))).collect();
     let mut optimiser = AdamW::new(params, AdamWConfig::default());
     let (batch, seq) = (8, 128);
     // Arbitrary but fixed token ids: the timing does not depend on them.

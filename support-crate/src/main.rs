@@ -540,7 +540,7 @@ struct FinetuneArgs {
     #[arg(long)]
     model: Option<String>,
     /// Train on a seeded stratified sample of this many training items
-    /// (default 11,000: what fits in 45 minutes on 2 cores; 0 = all).
+    /// (default 12,000: what fits in 45 minutes on 2 cores; 0 = all).
     #[arg(long)]
     max_train: Option<usize>,
     /// Passes over the training items.

@@ -151,6 +151,12 @@ impl Attention {
         (if self.last_only { n - 1 } else { 0 }, n)
     }
 
+    /// Rotary `(cos, sin)` of position `i`.
+    fn angles(&self, i: usize) -> (&[f32], &[f32]) {
+        let half = self.heads.head_dim / 2;
+        (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half])
+    }
+
     /// Output rows per batch row.
     fn out_rows(&self) -> usize {
         if self.last_only {
@@ -163,9 +169,9 @@ impl Attention {
     /// Rotates rows `positions` of head `head` (a column block of `rows`)
     /// into consecutive rows of `dst`.
     fn rotate_head(&self, dst: &mut [f32], rows: &[f32], head: usize, positions: std::ops::Range<usize>, scale: f32) {
-        let (d, w, half) = (self.heads.head_dim, self.heads.qkv_width(), self.heads.head_dim / 2);
+        let (d, w) = (self.heads.head_dim, self.heads.qkv_width());
         for (r, i) in positions.enumerate() {
-            let (cos, sin) = (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half]);
+            let (cos, sin) = self.angles(i);
             rotate(&mut dst[r * d..(r + 1) * d], &rows[i * w + head * d..i * w + (head + 1) * d], cos, sin, 1.0, scale);
         }
     }
@@ -206,7 +212,7 @@ impl Attention {
     /// gradient rows `[out_rows, heads·d]`.
     fn backward_row(&self, bi: usize, rows: &[f32], grad: &[f32], dqkv: &mut [f32]) {
         let Heads { heads, kv_heads, head_dim: d } = self.heads;
-        let (w, ow, rep, half) = (self.heads.qkv_width(), self.heads.out_width(), heads / kv_heads, d / 2);
+        let (w, ow, rep) = (self.heads.qkv_width(), self.heads.out_width(), heads / kv_heads);
         let (first, n) = self.span(bi);
         let m = n - first;
         let mut scratch = self.scratch();
@@ -216,8 +222,7 @@ impl Attention {
         let unrotate = |dst: &mut [f32], src: &[f32], col: usize, from: usize, scale: f32| {
             for (r, src) in src.chunks(d).enumerate() {
                 let i = from + r;
-                let (cos, sin) =
-                    (&self.rotary.cos[i * half..(i + 1) * half], &self.rotary.sin[i * half..(i + 1) * half]);
+                let (cos, sin) = self.angles(i);
                 rotate(&mut dst[i * w + col * d..i * w + (col + 1) * d], src, cos, sin, -1.0, scale);
             }
         };
@@ -335,7 +340,9 @@ mod tests {
         // 0 where query i may see key j (j <= i and j a real token), −∞ elsewhere.
         let mask: Vec<f32> = lengths
             .iter()
-            .flat_map(|&n| (0..t * t).map(move |ij| if ij % t > ij / t || ij % t >= n { f32::NEG_INFINITY } else { 0.0 }))
+            .flat_map(|&n| {
+                (0..t * t).map(move |ij| if ij % t > ij / t || ij % t >= n { f32::NEG_INFINITY } else { 0.0 })
+            })
             .collect();
         let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu).unwrap();
         let scores =

