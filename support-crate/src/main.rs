@@ -380,6 +380,16 @@ struct DataArgs {
 }
 
 impl DataArgs {
+    fn smoke(&self) -> bool {
+        self.smoke || data::smoke_requested()
+    }
+
+    /// `out`, else `results`, or `data/smoke/results` for a smoke run.
+    fn results_dir(&self, out: &Option<PathBuf>) -> PathBuf {
+        let default = if self.smoke() { "data/smoke/results" } else { "results" };
+        out.clone().unwrap_or_else(|| PathBuf::from(default))
+    }
+
     fn load(&self) -> Result<data::Dataset> {
         let source = match &self.train {
             Some(train) => Source::Custom {
@@ -395,7 +405,7 @@ impl DataArgs {
             bail!("--validation-fraction and --test-fraction must be in [0, 1)");
         }
         // A smoke run uses the smoke sample and split, as the notebooks do under SMOKE=1.
-        let smoke = self.smoke || data::smoke_requested();
+        let smoke = self.smoke();
         let base = if smoke { DataConfig::smoke() } else { DataConfig::default() };
         let config = DataConfig {
             seed: self.seed,
@@ -420,9 +430,10 @@ impl DataArgs {
 struct EdaArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Where to write eda.json and the length plots.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
+    /// Where to write eda.json and the length plots. Default: results, or data/smoke/results for a smoke run
+    /// (which must not overwrite the committed results).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -447,9 +458,10 @@ struct KnnArgs {
     /// Embedding cache directory (default: SLM_CACHE_DIR or data/cache).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// Where to write knn.json and knn.predictions.csv.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
+    /// Where to write knn.json and knn.predictions.csv. Default: results, or data/smoke/results for a smoke run
+    /// (which must not overwrite the committed results).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn run_knn(args: &KnnArgs) -> Result<()> {
@@ -525,8 +537,9 @@ fn run_knn(args: &KnnArgs) -> Result<()> {
         }),
     };
     let predictions = results::predictions_for(&ds.test, run.predictions.iter().map(|&p| Some(p)));
-    results::write(&args.out, &record, &predictions)?;
-    println!("Wrote {}", results::json_path(&args.out, "knn").display());
+    let out = args.data.results_dir(&args.out);
+    results::write(&out, &record, &predictions)?;
+    println!("Wrote {}", results::json_path(&out, "knn").display());
     Ok(())
 }
 
@@ -570,9 +583,10 @@ struct FinetuneArgs {
     /// Where the classifier and its checkpoint go (default: data/finetuned/smollm2-ag-news).
     #[arg(long)]
     model_out: Option<PathBuf>,
-    /// Where to write finetune_slm.json and finetune_slm.predictions.csv.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
+    /// Where to write finetune_slm.json and finetune_slm.predictions.csv. Default: results, or data/smoke/results for a smoke run
+    /// (which must not overwrite the committed results).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Train and validate only: no test evaluation and no results file (for
     /// choosing hyper-parameters on validation).
     #[arg(long)]
@@ -584,7 +598,7 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
     use slm_vs_llm::slm::experiment::{self, FinetuneConfig};
 
     let ds = args.data.load()?;
-    let smoke = args.data.smoke || data::smoke_requested();
+    let smoke = args.data.smoke();
     let mut config = FinetuneConfig::new(args.model.clone().unwrap_or_else(slm_vs_llm::slm::default_model), smoke);
     let t = &mut config.train;
     t.seed = args.data.seed;
@@ -623,9 +637,10 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
     println!("Test {} ({:.1} items/s)", m.summary(), test.throughput.items_per_second);
     println!("{}", m.per_class_table()?);
     let record = run.record(&ds, &test, command_line(), args.data.seed);
-    results::write(&args.out, &record, &run.predictions(&ds, &test))?;
+    let out = args.data.results_dir(&args.out);
+    results::write(&out, &record, &run.predictions(&ds, &test))?;
     println!("Classifier: {}", out_dir.display());
-    println!("Wrote {}", results::json_path(&args.out, "finetune_slm").display());
+    println!("Wrote {}", results::json_path(&out, "finetune_slm").display());
     Ok(())
 }
 
@@ -665,9 +680,10 @@ struct LlmArgs {
     /// Price per million output tokens, USD.
     #[arg(long, default_value_t = 0.0)]
     price_out: f64,
-    /// Where to write llm_<model>.json and its predictions.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
+    /// Where to write llm_<model>.json and its predictions. Default: results, or data/smoke/results for a smoke run
+    /// (which must not overwrite the committed results).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 impl LlmArgs {
@@ -687,7 +703,7 @@ impl LlmArgs {
 
     fn config(&self) -> slm_vs_llm::llm::experiment::LlmConfig {
         use slm_vs_llm::llm::experiment::{LlmConfig, Price};
-        let mut config = LlmConfig::new(self.data.smoke || data::smoke_requested());
+        let mut config = LlmConfig::new(self.data.smoke());
         config.seed = self.data.seed;
         config.price = Price { input_per_million: self.price_in, output_per_million: self.price_out };
         if let Some(n) = self.validation_items {
@@ -719,8 +735,9 @@ fn run_llm(args: &LlmArgs) -> Result<()> {
     );
     let record = run.record(&ds, &backend, command_line(), args.data.seed);
     let name = record.experiment.clone();
-    results::write(&args.out, &record, &run.predictions())?;
-    println!("Wrote {}", results::json_path(&args.out, &name).display());
+    let out = args.data.results_dir(&args.out);
+    results::write(&out, &record, &run.predictions())?;
+    println!("Wrote {}", results::json_path(&out, &name).display());
     Ok(())
 }
 
@@ -734,9 +751,10 @@ struct BaselineArgs {
     /// Regularisation strengths C to try (chosen on validation).
     #[arg(long, value_delimiter = ',', default_value = "1,3,10,30,100")]
     cs: Vec<f64>,
-    /// Where to write baseline_tfidf.json and baseline_tfidf.predictions.csv.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
+    /// Where to write baseline_tfidf.json and baseline_tfidf.predictions.csv. Default: results, or data/smoke/results for a smoke run
+    /// (which must not overwrite the committed results).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn run_baseline(args: &BaselineArgs) -> Result<()> {
@@ -766,8 +784,9 @@ fn run_baseline(args: &BaselineArgs) -> Result<()> {
         extra: serde_json::json!({ "features": run.features, "chosen_c": run.chosen_c, "sweep": run.sweep }),
     };
     let predictions = results::predictions_for(&ds.test, run.predictions.iter().map(|&p| Some(p)));
-    results::write(&args.out, &record, &predictions)?;
-    println!("Wrote {}", results::json_path(&args.out, "baseline_tfidf").display());
+    let out = args.data.results_dir(&args.out);
+    results::write(&out, &record, &predictions)?;
+    println!("Wrote {}", results::json_path(&out, "baseline_tfidf").display());
     Ok(())
 }
 
@@ -804,7 +823,7 @@ fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
 }
 
 fn run_all(args: &AllArgs) -> Result<()> {
-    let smoke = args.data.smoke || data::smoke_requested();
+    let smoke = args.data.smoke();
     let (results, assets) = if smoke {
         (PathBuf::from("data/smoke/results"), PathBuf::from("data/smoke/assets"))
     } else {
@@ -813,18 +832,18 @@ fn run_all(args: &AllArgs) -> Result<()> {
     let data = args.data.clone();
     type Step<'a> = (&'a str, Box<dyn Fn() -> Result<()> + 'a>);
     let steps: Vec<Step> = vec![
-        ("eda", Box::new(|| run_eda(&EdaArgs { data: data.clone(), out: results.clone() }))),
-        ("knn", Box::new(|| run_knn(&KnnArgs { data: data.clone(), out: results.clone(), ..defaults() }))),
+        ("eda", Box::new(|| run_eda(&EdaArgs { data: data.clone(), out: Some(results.clone()) }))),
+        ("knn", Box::new(|| run_knn(&KnnArgs { data: data.clone(), out: Some(results.clone()), ..defaults() }))),
         (
             "finetune",
-            Box::new(|| run_finetune(&FinetuneArgs { data: data.clone(), out: results.clone(), ..defaults() })),
+            Box::new(|| run_finetune(&FinetuneArgs { data: data.clone(), out: Some(results.clone()), ..defaults() })),
         ),
         (
             "baseline",
-            Box::new(|| run_baseline(&BaselineArgs { data: data.clone(), out: results.clone(), ..defaults() })),
+            Box::new(|| run_baseline(&BaselineArgs { data: data.clone(), out: Some(results.clone()), ..defaults() })),
         ),
         // The embedded GGUF model, or the server in OPENAI_BASE_URL.
-        ("llm", Box::new(|| run_llm(&LlmArgs { data: data.clone(), out: results.clone(), ..defaults() }))),
+        ("llm", Box::new(|| run_llm(&LlmArgs { data: data.clone(), out: Some(results.clone()), ..defaults() }))),
     ];
     let mut times = Vec::new();
     let started = std::time::Instant::now();
@@ -893,15 +912,16 @@ fn run_eda(args: &EdaArgs) -> Result<()> {
     ] {
         println!("\n## {title}\n{table}");
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let json = args.out.join("eda.json");
+    let out = args.data.results_dir(&args.out);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let json = out.join("eda.json");
     std::fs::write(&json, serde_json::to_string_pretty(&eda.summary)?)
         .with_context(|| format!("writing {}", json.display()))?;
     for (unit, name) in [(LengthUnit::Words, "eda_length_words.svg"), (LengthUnit::Chars, "eda_length_chars.svg")] {
-        eda::length_distribution_chart(&ds, Split::Train, unit)?.save(&args.out.join(name))?;
+        eda::length_distribution_chart(&ds, Split::Train, unit)?.save(&out.join(name))?;
     }
     println!("\nLeakage check: {}", eda.summary.leakage());
-    println!("\nWrote {} and the length plots in {}", json.display(), args.out.display());
+    println!("\nWrote {} and the length plots in {}", json.display(), out.display());
     Ok(())
 }
 
