@@ -187,12 +187,14 @@ impl Block {
     /// The layer on right-padded rows of `lengths` real tokens, positions
     /// `0..t`: the fused attention and SwiGLU ops (with backward), RMSNorm
     /// fused too (candle's kernel when frozen, ours with backward when trained).
+    ///
+    /// `x` is `[b·t, h]`: the residual stream stays two-dimensional, because
+    /// every reshape would be one more node whose gradient candle allocates,
+    /// zero-fills and adds.
     fn forward(&self, x: &Tensor, lengths: &[usize], rotary: &Arc<RotaryRows>, cfg: &LlamaConfig) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let normed = self.norm(x, &self.attn_norm, cfg)?.reshape((b * t, h))?;
-        let qkv = linear(&normed, &self.qkv)?;
+        let qkv = linear(&self.norm(x, &self.attn_norm, cfg)?, &self.qkv)?;
         let attn = causal_self_attention(&qkv, Self::heads(cfg), lengths, rotary)?;
-        let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
+        let x = (x + linear(&attn, &self.o)?)?;
         self.mlp(&x, cfg)
     }
 
@@ -206,12 +208,11 @@ impl Block {
         rotary: &Arc<RotaryRows>,
         cfg: &LlamaConfig,
     ) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let x = x.reshape((b * t, h))?;
-        let qkv = linear(&self.norm(&x, &self.attn_norm, cfg)?, &self.qkv)?;
+        let t = x.dim(0)? / lengths.len().max(1);
+        let qkv = linear(&self.norm(x, &self.attn_norm, cfg)?, &self.qkv)?;
         let attn = last_token_attention(&qkv, Self::heads(cfg), lengths, rotary)?;
         let x = (x.index_select(&last_rows(lengths, t, x.device())?, 0)? + linear(&attn, &self.o)?)?;
-        self.mlp(&x.unsqueeze(1)?, cfg)?.squeeze(1)
+        self.mlp(&x, cfg)
     }
 
     fn heads(cfg: &LlamaConfig) -> Heads {
@@ -226,12 +227,10 @@ impl Block {
         }
     }
 
-    /// `x + down(swiglu(gate_up(norm(x))))`.
+    /// `x + down(swiglu(gate_up(norm(x))))` for `x` `[n, h]`.
     fn mlp(&self, x: &Tensor, cfg: &LlamaConfig) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let normed = self.norm(x, &self.mlp_norm, cfg)?.reshape((b * t, h))?;
-        let act = swiglu(&linear(&normed, &self.gate_up)?)?;
-        x + linear(&act, &self.down)?.reshape((b, t, h))?
+        let act = swiglu(&linear(&self.norm(x, &self.mlp_norm, cfg)?, &self.gate_up)?)?;
+        x + linear(&act, &self.down)?
     }
 
     /// Inference with the keys and values of earlier tokens (`past`,
@@ -267,8 +266,8 @@ impl Block {
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h))?;
-        let x = (x + linear(&attn, &self.o)?.reshape((b, t, h))?)?;
-        Ok((self.mlp(&x, cfg)?, key_values))
+        let x = (x.reshape((b * t, h))? + linear(&attn, &self.o)?)?;
+        Ok((self.mlp(&x, cfg)?.reshape((b, t, h))?, key_values))
     }
 }
 
@@ -424,7 +423,7 @@ impl Llama {
     /// The normalised hidden state of each row's last real token, `[b, h]`.
     /// `ids` is `[b, t]` (u32), right-padded; `lengths` the real lengths.
     pub fn last_token_states(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
+        let (_, t) = ids.dims2()?;
         if t > self.config.max_position_embeddings {
             candle_core::bail!(
                 "sequence of {t} tokens is longer than the model's {}",
@@ -437,7 +436,7 @@ impl Llama {
             cos: self.cos.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
             sin: self.sin.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
         });
-        let mut x = self.embed.tensor.embedding(&ids.flatten_all()?)?.reshape((b, t, self.config.hidden_size))?;
+        let mut x = self.embed.tensor.embedding(&ids.flatten_all()?)?;
         for block in below {
             x = block.forward(&x, lengths, &rotary, &self.config)?;
             if block.qkv.var.is_none() {
