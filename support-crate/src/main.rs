@@ -825,11 +825,8 @@ fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
 
 fn run_all(args: &AllArgs) -> Result<()> {
     let smoke = args.data.smoke();
-    let (results, assets) = if smoke {
-        (PathBuf::from("data/smoke/results"), PathBuf::from("data/smoke/assets"))
-    } else {
-        (PathBuf::from("results"), PathBuf::from("assets"))
-    };
+    let results = args.data.results_dir(&None);
+    let assets = PathBuf::from(if smoke { "data/smoke/assets" } else { "assets" });
     let data = args.data.clone();
     type Step<'a> = (&'a str, Box<dyn Fn() -> Result<()> + 'a>);
     let steps: Vec<Step> = vec![

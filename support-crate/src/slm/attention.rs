@@ -302,11 +302,8 @@ impl CustomOp2 for AttentionBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slm::ops::tests::{max_abs_diff, random};
     use candle_core::{Device, Var, D};
-
-    fn random(shape: &[usize], seed: u64) -> Tensor {
-        crate::slm::model::seeded_normal(shape, 1.0, seed, &Device::Cpu).unwrap()
-    }
 
     fn tables(t: usize, d: usize) -> (Tensor, Tensor, Arc<RotaryRows>) {
         let angles: Vec<f32> =
@@ -358,10 +355,6 @@ mod tests {
         Tensor::from_vec(m, (lengths.len() * t, 1), &Device::Cpu).unwrap()
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
-    }
-
     #[test]
     fn values_and_gradient_equal_plain_ops_on_real_tokens() {
         let heads = Heads { heads: 6, kv_heads: 2, head_dim: 8 };
@@ -373,12 +366,12 @@ mod tests {
 
         let fused = causal_self_attention(qkv.as_tensor(), heads, &lengths, &rotary).unwrap();
         let plain = reference(qkv.as_tensor(), heads, &lengths, &cos, &sin).broadcast_mul(&real).unwrap();
-        assert!(max_diff(&fused, &plain) < 1e-5, "values differ by {}", max_diff(&fused, &plain));
+        assert!(max_abs_diff(&fused, &plain) < 1e-5, "values differ by {}", max_abs_diff(&fused, &plain));
 
         let loss = |y: &Tensor| (y * &weights).unwrap().sum_all().unwrap();
         let g_fused = loss(&fused).backward().unwrap().get(qkv.as_tensor()).unwrap().clone();
         let g_plain = loss(&plain).backward().unwrap().get(qkv.as_tensor()).unwrap().clone();
-        assert!(max_diff(&g_fused, &g_plain) < 1e-4, "gradients differ by {}", max_diff(&g_fused, &g_plain));
+        assert!(max_abs_diff(&g_fused, &g_plain) < 1e-4, "gradients differ by {}", max_abs_diff(&g_fused, &g_plain));
     }
 
     #[test]
@@ -392,14 +385,14 @@ mod tests {
         let full = causal_self_attention(qkv.as_tensor(), heads, &lengths, &rotary).unwrap();
         let full = full.index_select(&last_rows, 0).unwrap();
         let last = last_token_attention(qkv.as_tensor(), heads, &lengths, &rotary).unwrap();
-        assert!(max_diff(&full, &last) < 1e-6);
+        assert!(max_abs_diff(&full, &last) < 1e-6);
 
         let weights = random(&[lengths.len(), heads.out_width()], 5);
         let grad = |y: &Tensor| {
             let loss = (y * &weights).unwrap().sum_all().unwrap();
             loss.backward().unwrap().get(qkv.as_tensor()).unwrap().clone()
         };
-        assert!(max_diff(&grad(&full), &grad(&last)) < 1e-5);
+        assert!(max_abs_diff(&grad(&full), &grad(&last)) < 1e-5);
     }
 
     #[test]

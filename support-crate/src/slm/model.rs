@@ -592,6 +592,7 @@ pub fn random_weights(config: &LlamaConfig, seed: u64, device: &Device) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slm::ops::tests::max_abs_diff;
 
     fn ids(rows: &[Vec<u32>]) -> (Tensor, Vec<usize>) {
         let t = rows.iter().map(|r| r.len()).max().unwrap();
@@ -599,10 +600,6 @@ mod tests {
         let flat: Vec<u32> =
             rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0, t - r.len()))).collect();
         (Tensor::from_vec(flat, (rows.len(), t), &Device::Cpu).unwrap(), lengths)
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }
 
     #[test]

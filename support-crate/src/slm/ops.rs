@@ -324,15 +324,17 @@ impl CustomOp2 for SwiGluBackward {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    /// Largest absolute elementwise difference (the `slm` tests' tolerance measure).
+    pub(in crate::slm) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }
 
-    fn random(shape: &[usize], seed: u64) -> Tensor {
+    /// A seeded standard-normal tensor.
+    pub(in crate::slm) fn random(shape: &[usize], seed: u64) -> Tensor {
         crate::slm::model::seeded_normal(shape, 1.0, seed, &Device::Cpu).unwrap()
     }
 
