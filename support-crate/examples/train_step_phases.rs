@@ -13,7 +13,13 @@ use slm_vs_llm::slm::model::{Llama, Trainable};
 use slm_vs_llm::slm::optim::{AdamW, AdamWConfig};
 use std::time::Instant;
 
+// The allocator and settings of the `slm-vs-llm` binary, so that the phases are timed as there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
+    // SAFETY: sets a process-wide allocator option (15: purge delay, −1: never).
+    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let model = std::env::args().nth(1).context("usage: train_step_phases MODEL (a .gguf file or HF directory)")?;
     let loaded = slm_vs_llm::slm::load(&model, &Device::Cpu)?;
     let trainable = Trainable { embedding: false, frozen_layers: 18 };

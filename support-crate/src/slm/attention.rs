@@ -22,7 +22,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 use std::sync::Arc;
 
-use super::ops::{data, matmul, View};
+use super::ops::{data, exp, matmul, View};
 
 /// Rotary angles of positions `0..t`, `[t, head_dim / 2]` row-major.
 #[derive(Debug)]
@@ -121,12 +121,8 @@ fn causal_softmax(s: &mut [f32], n: usize, first: usize) {
     for (i, row) in s.chunks_mut(n).enumerate() {
         let (seen, future) = row.split_at_mut(first + i + 1);
         let max = seen.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let mut sum = 0.0;
-        for v in seen.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
+        seen.iter_mut().for_each(|v| *v = exp(*v - max));
+        let inv = 1.0 / seen.iter().sum::<f32>();
         seen.iter_mut().for_each(|v| *v *= inv);
         future.fill(0.0);
     }
