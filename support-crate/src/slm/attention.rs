@@ -108,10 +108,12 @@ fn rotate(dst: &mut [f32], src: &[f32], cos: &[f32], sin: &[f32], sign: f32, sca
     let half = cos.len();
     let (x1, x2) = src.split_at(half);
     let (d1, d2) = dst.split_at_mut(half);
-    for i in 0..half {
-        let s = sign * sin[i];
-        d1[i] = (x1[i] * cos[i] - x2[i] * s) * scale;
-        d2[i] = (x2[i] * cos[i] + x1[i] * s) * scale;
+    // Zipped iterators, not indices: without bounds checks the loop vectorises
+    // (indexed, rotation was 17% of attention's time).
+    for ((((d1, d2), (x1, x2)), c), s) in d1.iter_mut().zip(d2).zip(x1.iter().zip(x2)).zip(cos).zip(sin) {
+        let s = sign * s;
+        *d1 = (x1 * c - x2 * s) * scale;
+        *d2 = (x2 * c + x1 * s) * scale;
     }
 }
 
@@ -120,12 +122,25 @@ fn rotate(dst: &mut [f32], src: &[f32], cos: &[f32], sin: &[f32], sign: f32, sca
 fn causal_softmax(s: &mut [f32], n: usize, first: usize) {
     for (i, row) in s.chunks_mut(n).enumerate() {
         let (seen, future) = row.split_at_mut(first + i + 1);
-        let max = seen.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let max = max_of(seen);
         seen.iter_mut().for_each(|v| *v = exp(*v - max));
         let inv = 1.0 / seen.iter().sum::<f32>();
         seen.iter_mut().for_each(|v| *v *= inv);
         future.fill(0.0);
     }
+}
+
+/// The largest of `v` (−∞ if empty). Sixteen running maxima, because a
+/// single-accumulator fold does not vectorise; max is exact, so the result
+/// is the same in any order.
+fn max_of(v: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(m, &x)| *m = m.max(x));
+    }
+    lanes.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &x| m.max(x))
 }
 
 /// Per-row work buffers and the rotated keys of the current group.
