@@ -19,7 +19,8 @@ use std::time::Instant;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    slm_vs_llm::keep_freed_memory();
+    // SAFETY: sets a process-wide allocator option (15: purge delay, −1: never).
+    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let model = std::env::args().nth(1).context("usage: train_step_phases MODEL (a .gguf file or HF directory)")?;
     let loaded = slm_vs_llm::slm::load(&model, &Device::Cpu)?;
     let trainable = Trainable { embedding: false, frozen_layers: 18 };

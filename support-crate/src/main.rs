@@ -942,7 +942,15 @@ fn check_notebooks(notebooks: &[PathBuf]) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    slm_vs_llm::keep_freed_memory();
+    // Keep freed pages instead of returning them to the OS: candle frees and
+    // reallocates large buffers every op, and re-faulting fresh pages cost
+    // ~10% of inference. 15 is mi_option_purge_delay (mimalloc v2 and v3).
+    // Binary-only on purpose: called from the library, mimalloc gets linked
+    // into the notebooks' evcxr cell libraries, and their dlopen fails.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a process-wide allocator option; no memory is touched.
+        unsafe { libmimalloc_sys::mi_option_set(15, -1) };
+    }
     // Show whole tables in the terminal unless the user configured polars otherwise.
     for (key, value) in [("POLARS_FMT_MAX_ROWS", "40"), ("POLARS_FMT_STR_LEN", "80"), ("POLARS_FMT_MAX_COLS", "20")] {
         if std::env::var_os(key).is_none() {
