@@ -10,8 +10,8 @@
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
-use slm_vs_llm::slm::model::{Llama, Trainable};
-use slm_vs_llm::slm::optim::{AdamW, AdamWConfig};
+use slm_vs_llm::methods::finetune::optim::{AdamW, AdamWConfig};
+use slm_vs_llm::models::llama::model::{Llama, Trainable};
 use std::time::Instant;
 
 // The allocator and settings of the `slm-vs-llm` binary, so that the phases are timed as there.
@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     // SAFETY: sets a process-wide allocator option (15: purge delay, −1: never).
     unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let model = std::env::args().nth(1).context("usage: train_step_phases MODEL (a .gguf file or HF directory)")?;
-    let loaded = slm_vs_llm::slm::load(&model, &Device::Cpu)?;
+    let loaded = slm_vs_llm::models::llama::load(&model, &Device::Cpu)?;
     let trainable = Trainable { embedding: false, frozen_layers: 18 };
     let llama = Llama::from_weights(loaded.config, loaded.weights, Some(4), trainable, 0)?;
     let params =

@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 
-use crate::embed::{Embedder, Embeddings};
-use crate::knn::{KnnClassifier, Vote};
+use crate::methods::knn::{KnnClassifier, Vote};
+use crate::models::{Embedder, Embeddings};
 
 /// Embedding throughput of this crate and, when a Python is given, of
 /// sentence-transformers on the same texts.
@@ -161,12 +161,12 @@ pub fn slm(
     infer_batch: usize,
     python: Option<&Path>,
 ) -> Result<SlmBench> {
-    use crate::slm::batch::encode_all;
-    use crate::slm::classifier::{predict_probs, Classifier};
-    use crate::slm::model::{Llama, Trainable};
-    use crate::slm::optim::{AdamW, AdamWConfig};
+    use crate::methods::finetune::batch::encode_all;
+    use crate::methods::finetune::classifier::{predict_probs, Classifier};
+    use crate::methods::finetune::optim::{AdamW, AdamWConfig};
+    use crate::models::llama::{Llama, Trainable};
 
-    let loaded = crate::slm::load(model, &Device::Cpu)?;
+    let loaded = crate::models::llama::load(model, &Device::Cpu)?;
     let pad = loaded.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
     let encoded = encode_all(&loaded.tokenizer, texts, 128)?;
     let stream: Vec<u32> = encoded.iter().flat_map(|e| e.ids.iter().copied()).collect();
@@ -198,7 +198,7 @@ pub fn slm(
         step(&batches[i % batches.len()])?;
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    let rust_train_peak_memory_mib = crate::slm::experiment::peak_memory_mib();
+    let rust_train_peak_memory_mib = crate::results::peak_memory_mib();
 
     let classifier = Classifier {
         model: llama,
@@ -275,7 +275,7 @@ pub fn slm(
 }
 
 fn python_json(python: &Path, script: &str, args: &[&str]) -> Result<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/python").join(script);
+    let script = crate::paths::project_root().join("benches/python").join(script);
     let out = std::process::Command::new(python)
         .arg(&script)
         .args(args)
@@ -308,7 +308,7 @@ pub struct BaselineBench {
 }
 
 pub fn baseline(ds: &crate::Dataset, c: f64, min_df: usize, python: Option<&Path>) -> Result<BaselineBench> {
-    use crate::baseline::{LogisticRegression, Tfidf};
+    use crate::methods::tfidf::{LogisticRegression, Tfidf};
     let train: Vec<&str> = ds.train.iter().map(|e| e.text.as_str()).collect();
     let test: Vec<&str> = ds.test.iter().map(|e| e.text.as_str()).collect();
     let train_y: Vec<usize> = ds.train.iter().map(|e| e.label).collect();
@@ -388,19 +388,19 @@ pub struct LlmBench {
 /// seeded stratified test sample; no response cache on either side.
 pub fn llm(
     ds: &crate::Dataset,
-    local: &crate::llm::local::LocalLlm,
-    server: Option<&std::sync::Arc<crate::llm::openai::OpenAiClient>>,
+    local: &crate::methods::llm::local::LocalLlm,
+    server: Option<&std::sync::Arc<crate::methods::llm::openai::OpenAiClient>>,
     items: usize,
     seed: u64,
 ) -> Result<LlmBench> {
-    use crate::llm::experiment::{messages, shots, PromptVariant};
-    use crate::llm::prompt::answer_schema;
+    use crate::methods::llm::prompt::answer_schema;
+    use crate::methods::llm::{messages, shots, PromptVariant};
     let variant = PromptVariant::FewShot(1);
     let sample = crate::data::stratified_sample(ds.test.clone(), ds.num_classes(), items, seed);
-    let examples = shots(ds, 1, seed);
+    let examples = shots(&ds.train, ds.num_classes(), 1, seed);
     let questions: Vec<_> = sample.iter().map(|e| messages(variant, &e.text, &ds.labels, &examples)).collect();
     let schema = answer_schema(&ds.labels, false);
-    let side = |answers: &[crate::llm::openai::Answer], seconds: f64| LlmSide {
+    let side = |answers: &[crate::methods::llm::openai::Answer], seconds: f64| LlmSide {
         items_per_second: sample.len() as f64 / seconds,
         seconds,
         accuracy: answers.iter().zip(&sample).filter(|(a, e)| a.label == Some(e.label)).count() as f64

@@ -1,79 +1,79 @@
-//! On-disk caches: where they live, and the append-only embedding cache.
+//! One append-only on-disk cache, used for sentence embeddings and LLM
+//! answers: anything that is slow or costs money to compute is written as
+//! soon as it exists, so an interrupted run keeps what it finished and a
+//! re-run pays for nothing twice.
 //!
-//! The embedding cache is one file per model: a header naming the model and
-//! the embedding width, then records of (128-bit text hash, vector,
-//! checksum). Records are appended as they are computed, so an interrupted
-//! run keeps what it finished. On opening, a record that is cut short or
-//! fails its checksum ends the usable part: the file is truncated there and
-//! the rest is recomputed, never silently used.
+//! A file holds a header naming what it caches, then records:
+//!
+//! ```text
+//! SYNC (4 bytes) | payload length u32 | key u128 | payload | xxh3-64 of (length, key, payload)
+//! ```
+//!
+//! Keys are 128-bit xxh3 hashes of what determines the value (a text, a
+//! prompt and its parameters). On opening, every record is checked: one cut
+//! short or corrupted (a failed checksum, including a payload edited by
+//! hand) is dropped on its own and the reader resynchronises on the next
+//! `SYNC` mark, so the records after it survive. The file is then rewritten
+//! without the damage (atomically: a temporary file renamed over it) and
+//! the dropped entries are computed again.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
-use crate::embed::Embeddings;
+const MAGIC: &[u8; 8] = b"SLMCACH2";
+const SYNC: [u8; 4] = [0xA5, b'R', b'E', b'C'];
+/// SYNC, length, key.
+const RECORD_HEAD: usize = 4 + 4 + 16;
+const RECORD_TAIL: usize = 8;
 
-/// The project's cache directory: `SLM_CACHE_DIR`, else `data/cache` in the project.
-pub fn cache_dir() -> PathBuf {
-    match std::env::var_os("SLM_CACHE_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/cache"),
-    }
+/// The key of `bytes`: a 128-bit xxh3 hash.
+pub fn key(bytes: &[u8]) -> u128 {
+    xxh3_128(bytes)
 }
 
-const MAGIC: &[u8; 8] = b"SLMEMB01";
-
-/// FNV-1a over `bytes` from `basis` (64-bit).
-fn fnv1a(bytes: &[u8], basis: u64) -> u64 {
-    bytes.iter().fold(basis, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+/// The key of a text.
+pub fn text_key(text: &str) -> u128 {
+    key(text.as_bytes())
 }
 
-/// A stable 128-bit hash of a text (two FNV-1a runs with different bases).
-pub fn text_hash(text: &str) -> u128 {
-    let a = fnv1a(text.as_bytes(), 0xcbf2_9ce4_8422_2325);
-    let b = fnv1a(text.as_bytes(), 0x6c62_272e_07bb_0142);
-    ((a as u128) << 64) | b as u128
-}
-
-fn checksum(bytes: &[u8]) -> u32 {
-    let h = fnv1a(bytes, 0xcbf2_9ce4_8422_2325);
-    (h ^ (h >> 32)) as u32
-}
-
-/// Embeddings of texts for one model, persisted under a directory.
-pub struct EmbeddingCache {
+/// An append-only map from keys to byte strings, persisted in one file.
+pub struct RecordCache {
     path: PathBuf,
-    dim: usize,
-    vectors: HashMap<u128, Vec<f32>>,
+    entries: HashMap<u128, Vec<u8>>,
     writer: BufWriter<File>,
-    /// Records dropped when the file was opened (cut short or corrupt).
+    /// Damaged stretches (cut short or failing their checksum) dropped when the file was opened.
     pub dropped: usize,
 }
 
-impl EmbeddingCache {
-    /// Open (or create) the cache of `model` with vectors of width `dim` in `dir`.
-    pub fn open(dir: &Path, model: &str, dim: usize) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let slug: String = model.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-        let path = dir.join(format!("{slug}-{:016x}.emb", text_hash(model) as u64));
-        let header = header(model, dim);
-        let (vectors, good_len, dropped) = match File::open(&path) {
-            Ok(file) => read_records(BufReader::new(file), &header, dim)
-                .with_context(|| format!("reading the embedding cache {}", path.display()))?,
-            Err(_) => (HashMap::new(), 0, 0),
-        };
-        if dropped > 0 || good_len == 0 {
-            if dropped > 0 {
-                tracing::warn!(path = %path.display(), dropped, "embedding cache was cut short or corrupt; recomputing what was lost");
-            }
-            rewrite_prefix(&path, &header, good_len)?;
+impl RecordCache {
+    /// Opens (or creates) the cache at `path` for `namespace` (what it
+    /// caches, e.g. the model and its settings). A file made for another
+    /// namespace, or that is no cache file, is started over.
+    pub fn open(path: &Path, namespace: &str) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let file =
-            OpenOptions::new().append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(EmbeddingCache { path, dim, vectors, writer: BufWriter::new(file), dropped })
+        let header = header(namespace);
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading the cache {}", path.display())),
+        };
+        let (records, dropped) = if bytes.starts_with(&header) { parse(&bytes[header.len()..]) } else { (vec![], 0) };
+        if dropped > 0 {
+            tracing::warn!(path = %path.display(), dropped, "cache had damaged records; dropped them, the rest survive");
+        }
+        if dropped > 0 || !bytes.starts_with(&header) {
+            rewrite(path, &header, &records)?;
+        }
+        let entries = records.into_iter().map(|(k, v)| (k, v.to_vec())).collect();
+        let file = OpenOptions::new().append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(RecordCache { path: path.to_path_buf(), entries, writer: BufWriter::new(file), dropped })
     }
 
     pub fn path(&self) -> &Path {
@@ -81,134 +81,193 @@ impl EmbeddingCache {
     }
 
     pub fn len(&self) -> usize {
-        self.vectors.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.vectors.is_empty()
+        self.entries.is_empty()
     }
 
-    pub fn get(&self, text: &str) -> Option<&[f32]> {
-        self.vectors.get(&text_hash(text)).map(Vec::as_slice)
+    pub fn get(&self, key: u128) -> Option<&[u8]> {
+        self.entries.get(&key).map(Vec::as_slice)
     }
 
-    /// Add the embeddings of `texts` (row i of `emb` is text i) and flush them to disk.
-    pub fn append(&mut self, texts: &[&str], emb: &Embeddings) -> Result<()> {
-        assert_eq!(emb.dim, self.dim, "embedding width");
-        for (i, t) in texts.iter().enumerate() {
-            let hash = text_hash(t);
-            if self.vectors.contains_key(&hash) {
-                continue;
-            }
-            let mut record = hash.to_le_bytes().to_vec();
-            for x in emb.row(i) {
-                record.extend_from_slice(&x.to_le_bytes());
-            }
-            let sum = checksum(&record);
-            record.extend_from_slice(&sum.to_le_bytes());
-            self.writer.write_all(&record)?;
-            self.vectors.insert(hash, emb.row(i).to_vec());
-        }
+    /// Adds (or replaces) an entry; buffered until [`RecordCache::flush`].
+    pub fn insert(&mut self, key: u128, payload: &[u8]) -> Result<()> {
+        self.writer.write_all(&encode(key, payload)).with_context(|| format!("writing {}", self.path.display()))?;
+        self.entries.insert(key, payload.to_vec());
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
         self.writer.flush().with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    /// A JSON entry, `None` when absent or no longer of type `T`.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, key: u128) -> Option<T> {
+        serde_json::from_slice(self.get(key)?).ok()
+    }
+
+    /// Adds a JSON entry and writes it to disk at once.
+    pub fn insert_json<T: serde::Serialize>(&mut self, key: u128, value: &T) -> Result<()> {
+        self.insert(key, &serde_json::to_vec(value)?)?;
+        self.flush()
     }
 }
 
-fn header(model: &str, dim: usize) -> Vec<u8> {
+fn header(namespace: &str) -> Vec<u8> {
     let mut h = MAGIC.to_vec();
-    h.extend_from_slice(&(dim as u32).to_le_bytes());
-    h.extend_from_slice(&(model.len() as u32).to_le_bytes());
-    h.extend_from_slice(model.as_bytes());
+    h.extend_from_slice(&(namespace.len() as u32).to_le_bytes());
+    h.extend_from_slice(namespace.as_bytes());
     h
 }
 
-/// The valid records, the byte length of the valid prefix (0: header wrong,
-/// start over) and the number of records dropped after it.
-fn read_records(mut reader: impl Read, header: &[u8], dim: usize) -> Result<(HashMap<u128, Vec<f32>>, u64, usize)> {
-    let mut found = vec![0u8; header.len()];
-    if reader.read_exact(&mut found).is_err() || found != header {
-        return Ok((HashMap::new(), 0, 0));
-    }
-    let record_len = 16 + 4 * dim + 4;
-    let mut rest = Vec::new();
-    reader.read_to_end(&mut rest)?;
-    let mut vectors = HashMap::new();
-    let mut good = 0;
-    for record in rest.chunks(record_len) {
-        let body = &record[..record.len().saturating_sub(4)];
-        if record.len() != record_len || checksum(body).to_le_bytes() != record[record_len - 4..] {
-            break;
-        }
-        let hash = u128::from_le_bytes(record[..16].try_into().expect("16 bytes"));
-        let v = body[16..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-        vectors.insert(hash, v);
-        good += 1;
-    }
-    let total = rest.len().div_ceil(record_len);
-    Ok((vectors, (header.len() + good * record_len) as u64, total - good))
+fn encode(key: u128, payload: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(RECORD_HEAD + payload.len() + RECORD_TAIL);
+    record.extend_from_slice(&SYNC);
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&key.to_le_bytes());
+    record.extend_from_slice(payload);
+    let sum = xxh3_64(&record[SYNC.len()..]);
+    record.extend_from_slice(&sum.to_le_bytes());
+    record
 }
 
-/// Keep the first `len` bytes of the file (a fresh header when `len` is 0).
-fn rewrite_prefix(path: &Path, header: &[u8], len: u64) -> Result<()> {
-    if len == 0 {
-        std::fs::write(path, header).with_context(|| format!("writing {}", path.display()))
-    } else {
-        let file = OpenOptions::new().write(true).open(path).with_context(|| format!("opening {}", path.display()))?;
-        file.set_len(len).with_context(|| format!("truncating {}", path.display()))
+/// The record starting at `at`, if it is whole and its checksum holds: (key, payload, end).
+fn record_at(bytes: &[u8], at: usize) -> Option<(u128, &[u8], usize)> {
+    let head = bytes.get(at..at + RECORD_HEAD)?;
+    if head[..4] != SYNC {
+        return None;
     }
+    let len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
+    let end = at.checked_add(RECORD_HEAD + len + RECORD_TAIL)?;
+    let body = bytes.get(at + SYNC.len()..end - RECORD_TAIL)?;
+    let sum = u64::from_le_bytes(bytes.get(end - RECORD_TAIL..end)?.try_into().ok()?);
+    if xxh3_64(body) != sum {
+        return None;
+    }
+    let key = u128::from_le_bytes(head[8..24].try_into().ok()?);
+    Some((key, &bytes[at + RECORD_HEAD..end - RECORD_TAIL], end))
+}
+
+/// The sound records in file order, and how many damaged stretches lay between them.
+fn parse(bytes: &[u8]) -> (Vec<(u128, &[u8])>, usize) {
+    let (mut records, mut dropped, mut at, mut in_damage) = (Vec::new(), 0, 0, false);
+    while at < bytes.len() {
+        match record_at(bytes, at) {
+            Some((key, payload, end)) => {
+                records.push((key, payload));
+                at = end;
+                in_damage = false;
+            }
+            None => {
+                dropped += usize::from(!in_damage);
+                in_damage = true;
+                // Resynchronise on the next SYNC mark.
+                at = bytes[at + 1..].windows(SYNC.len()).position(|w| w == SYNC).map_or(bytes.len(), |p| at + 1 + p);
+            }
+        }
+    }
+    (records, dropped)
+}
+
+/// Replaces the file with the header and `records`, atomically.
+fn rewrite(path: &Path, header: &[u8], records: &[(u128, &[u8])]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut w = BufWriter::new(File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+        w.write_all(header)?;
+        for (key, payload) in records {
+            w.write_all(&encode(*key, payload))?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn emb(rows: &[[f32; 3]]) -> Embeddings {
-        Embeddings { dim: 3, data: rows.iter().flatten().copied().collect() }
+    fn filled(dir: &Path, entries: &[(&str, &str)]) -> PathBuf {
+        let path = dir.join("c.cache");
+        let mut c = RecordCache::open(&path, "test").unwrap();
+        for (k, v) in entries {
+            c.insert(text_key(k), v.as_bytes()).unwrap();
+        }
+        c.flush().unwrap();
+        path
+    }
+
+    fn value(c: &RecordCache, k: &str) -> Option<String> {
+        c.get(text_key(k)).map(|v| String::from_utf8(v.to_vec()).unwrap())
     }
 
     #[test]
-    fn persists_and_reloads() {
+    fn persists_replaces_and_separates_namespaces() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = EmbeddingCache::open(dir.path(), "m/x", 3).unwrap();
-        c.append(&["a", "b"], &emb(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])).unwrap();
+        let path = filled(dir.path(), &[("a", "1"), ("b", "2"), ("a", "3")]);
+        let c = RecordCache::open(&path, "test").unwrap();
+        assert_eq!((c.len(), c.dropped), (2, 0));
+        assert_eq!(value(&c, "a").as_deref(), Some("3"));
+        assert_eq!(value(&c, "c"), None);
         drop(c);
-        let c = EmbeddingCache::open(dir.path(), "m/x", 3).unwrap();
-        assert_eq!(c.len(), 2);
-        assert_eq!(c.get("b"), Some(&[4.0, 5.0, 6.0][..]));
-        assert_eq!(c.get("c"), None);
-        assert_eq!(c.dropped, 0);
-        // Another model has its own cache.
-        assert!(EmbeddingCache::open(dir.path(), "m/y", 3).unwrap().is_empty());
+        // Another namespace (another model, other settings) starts over.
+        assert!(RecordCache::open(&path, "other").unwrap().is_empty());
     }
 
     #[test]
-    fn truncated_and_corrupt_files_are_detected_and_repaired() {
+    fn a_record_cut_short_is_dropped_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = EmbeddingCache::open(dir.path(), "m", 3).unwrap();
-        c.append(&["a", "b", "c"], &emb(&[[1.0; 3], [2.0; 3], [3.0; 3]])).unwrap();
-        let path = c.path().to_path_buf();
-        drop(c);
-
-        // Cut the last record short, as an interrupted write would.
+        let path = filled(dir.path(), &[("a", "1"), ("b", "2"), ("c", "3")]);
         let len = std::fs::metadata(&path).unwrap().len();
         OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 5).unwrap();
-        let c = EmbeddingCache::open(dir.path(), "m", 3).unwrap();
+        let mut c = RecordCache::open(&path, "test").unwrap();
         assert_eq!((c.len(), c.dropped), (2, 1));
-        assert_eq!(c.get("c"), None);
+        assert_eq!(value(&c, "c"), None);
+        c.insert(text_key("c"), b"4").unwrap();
+        c.flush().unwrap();
         drop(c);
+        let c = RecordCache::open(&path, "test").unwrap();
+        assert_eq!((c.len(), c.dropped, value(&c, "c").as_deref()), (3, 0, Some("4")));
+    }
 
-        // Flip a byte inside the first record's vector: it and everything after are dropped.
+    #[test]
+    fn a_corrupted_or_tampered_record_is_dropped_and_later_ones_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries: Vec<(String, String)> = (0..10).map(|i| (format!("k{i}"), format!("{{\"label\":{i}}}"))).collect();
+        let refs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let path = filled(dir.path(), &refs);
         let mut bytes = std::fs::read(&path).unwrap();
-        let first_vector = header("m", 3).len() + 16;
-        bytes[first_vector] ^= 0xff;
+        // Change the label of record 3 to another valid value: the checksum catches it.
+        let at = bytes.windows(11).position(|w| w == b"{\"label\":3}").unwrap();
+        bytes[at + 9] = b'7';
+        // And flip a byte in the length field of record 6.
+        let at6 = bytes.windows(11).position(|w| w == b"{\"label\":6}").unwrap();
+        bytes[at6 - 20] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
-        let mut c = EmbeddingCache::open(dir.path(), "m", 3).unwrap();
-        assert_eq!((c.len(), c.dropped), (0, 2));
-        c.append(&["a"], &emb(&[[9.0; 3]])).unwrap();
+        let c = RecordCache::open(&path, "test").unwrap();
+        assert_eq!((c.len(), c.dropped), (8, 2));
+        assert_eq!(value(&c, "k3"), None);
+        assert_eq!(value(&c, "k6"), None);
+        assert_eq!(value(&c, "k9").as_deref(), Some("{\"label\":9}"));
         drop(c);
-        assert_eq!(EmbeddingCache::open(dir.path(), "m", 3).unwrap().get("a"), Some(&[9.0; 3][..]));
-
-        // A file for another width (or garbage) is started over.
+        // The damage was rewritten away.
+        assert_eq!(RecordCache::open(&path, "test").unwrap().dropped, 0);
+        // Garbage is started over.
         std::fs::write(&path, b"garbage").unwrap();
-        assert!(EmbeddingCache::open(dir.path(), "m", 3).unwrap().is_empty());
+        assert!(RecordCache::open(&path, "test").unwrap().is_empty());
+    }
+
+    #[test]
+    fn json_entries_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.cache");
+        let mut c = RecordCache::open(&path, "json").unwrap();
+        c.insert_json(key(b"q"), &vec![1.5f32, 2.0]).unwrap();
+        drop(c);
+        let c = RecordCache::open(&path, "json").unwrap();
+        assert_eq!(c.get_json::<Vec<f32>>(key(b"q")), Some(vec![1.5, 2.0]));
+        assert_eq!(c.get_json::<String>(key(b"q")), None);
     }
 }

@@ -1,32 +1,38 @@
 //! slm-vs-llm: a fine-tuned small language model against a generic LLM,
 //! embeddings + K-NN and a TF-IDF baseline on text classification.
 //!
+//! The layout follows the experiment pipeline:
+//!
+//! - core: [`data`] (load, clean, split), [`method`] (the interface every
+//!   method implements, and [`method::run`], which fits one, predicts test
+//!   and makes its record), [`metrics`], [`results`] (records and
+//!   predictions on disk), [`cache`] (the append-only cache of embeddings
+//!   and LLM answers), [`paths`] (the project's directories, the run
+//!   profile) and [`hub`] (models from the Hugging Face Hub or disk);
+//! - [`models`]: the networks (Llama, BERT), with no knowledge of experiments;
+//! - [`methods`]: one folder per method, and the list of them;
+//! - [`present`]: tables, charts, the report and the notebook display;
+//! - [`cli`]: the `slm-vs-llm` command; [`bench`]: the benchmarks.
+//!
 //! The notebooks in `notebooks/` and the `slm-vs-llm` command call the same
 //! functions, so they produce the same numbers.
 
-pub mod baseline;
 pub mod bench;
-pub mod bert;
 pub mod cache;
+pub mod cli;
 pub mod data;
-pub mod eda;
-pub mod embed;
-pub mod knn;
-pub mod llm;
+pub mod hub;
+pub mod method;
+pub mod methods;
 pub mod metrics;
-pub mod notebook;
-pub mod plot;
+pub mod models;
+pub mod paths;
+pub mod present;
 pub mod progress;
-pub mod report;
 pub mod results;
-pub mod slm;
 
 pub use data::{Dataset, Example, Split};
+pub use method::{Method, MethodRun, RunContext, RunOptions};
+pub use paths::Profile;
 /// The tensor and data-frame crates, for notebooks (which only `:dep` this crate).
 pub use {candle_core, polars, serde_json};
-
-/// True when `HF_HUB_OFFLINE` asks for no network access (Hugging Face convention).
-pub fn hub_offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
-}

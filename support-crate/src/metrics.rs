@@ -134,9 +134,9 @@ impl Metrics {
     }
 
     /// The confusion matrix as a heat map.
-    pub fn confusion_chart(&self, title: &str) -> anyhow::Result<crate::plot::Svg> {
+    pub fn confusion_chart(&self, title: &str) -> anyhow::Result<crate::present::plot::Svg> {
         let labels: Vec<String> = self.per_class.iter().map(|c| c.label.clone()).collect();
-        crate::plot::confusion_heatmap(title, &labels, &self.confusion, &self.invalid_per_class)
+        crate::present::plot::confusion_heatmap(title, &labels, &self.confusion, &self.invalid_per_class)
     }
 }
 

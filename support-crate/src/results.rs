@@ -1,6 +1,9 @@
 //! One record per experiment run: `results/<name>.json` (versioned schema)
-//! and `results/<name>.predictions.csv` (`index,label,prediction`), from
-//! which anyone can recompute every metric.
+//! and `results/<name>.predictions.csv`, from which anyone can recompute
+//! every metric. The predictions file starts with `index,label,prediction`;
+//! since schema version 2 one score column per class follows (the header
+//! names the class; the record's `scores` says what the scores are).
+//! Version 1 files, without scores, are still read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
 use crate::Dataset;
 
-/// Version of the JSON layout; readers refuse other versions.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON layout written; readers accept it and the older ones.
+pub const SCHEMA_VERSION: u32 = 2;
+/// Versions this program reads: 1 has no scores.
+const READABLE_VERSIONS: std::ops::RangeInclusive<u64> = 1..=2;
 
 /// Sizes of the data an experiment used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +99,9 @@ pub struct RunRecord {
     pub hardware: Hardware,
     /// Wall time and throughput per phase ("train", "inference", ...).
     pub timings: BTreeMap<String, Throughput>,
+    /// What the predictions file's score columns are (empty: none, schema version 1).
+    #[serde(default)]
+    pub scores: String,
     /// Test metrics.
     pub metrics: Metrics,
     /// Method-specific numbers (tokens, cost, truncations, ...).
@@ -102,17 +110,14 @@ pub struct RunRecord {
 }
 
 /// One evaluated test item: `index` is the 0-based row of the original test file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     pub index: usize,
     pub label: usize,
     /// None when the method gave no valid answer.
     pub prediction: Option<usize>,
-}
-
-/// One prediction row per test item, in order (`None`: no valid answer).
-pub fn predictions_for(test: &[crate::Example], predicted: impl IntoIterator<Item = Option<usize>>) -> Vec<Prediction> {
-    test.iter().zip(predicted).map(|(e, p)| Prediction { index: e.index, label: e.label, prediction: p }).collect()
+    /// One score per class, where the method gave them.
+    pub scores: Option<Vec<f32>>,
 }
 
 pub fn json_path(dir: &Path, experiment: &str) -> PathBuf {
@@ -130,12 +135,26 @@ pub fn write(dir: &Path, record: &RunRecord, predictions: &[Prediction]) -> Resu
     std::fs::write(&json, serde_json::to_string_pretty(record)? + "\n")
         .with_context(|| format!("writing {}", json.display()))?;
     let csv_path = predictions_path(dir, &record.experiment);
-    let mut csv = String::from("index,label,prediction\n");
+    std::fs::write(&csv_path, predictions_csv(&record.data.labels, predictions)?)
+        .with_context(|| format!("writing {}", csv_path.display()))
+}
+
+/// `index,label,prediction,<class>...`: an empty prediction is no valid
+/// answer, empty scores are none.
+fn predictions_csv(labels: &[String], predictions: &[Prediction]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["index", "label", "prediction"].into_iter().chain(labels.iter().map(String::as_str)))?;
     for p in predictions {
-        let pred = p.prediction.map(|x| x.to_string()).unwrap_or_default();
-        csv.push_str(&format!("{},{},{pred}\n", p.index, p.label));
+        let mut row =
+            vec![p.index.to_string(), p.label.to_string(), p.prediction.map(|x| x.to_string()).unwrap_or_default()];
+        match &p.scores {
+            Some(scores) if scores.len() == labels.len() => row.extend(scores.iter().map(|s| s.to_string())),
+            Some(scores) => bail!("item {}: {} scores for {} classes", p.index, scores.len(), labels.len()),
+            None => row.extend(labels.iter().map(|_| String::new())),
+        }
+        w.write_record(&row)?;
     }
-    std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))
+    Ok(String::from_utf8(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?)
 }
 
 /// Read a record, refusing unknown schema versions and missing fields.
@@ -144,20 +163,27 @@ pub fn read_record(path: &Path) -> Result<RunRecord> {
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
-        Some(v) if v == SCHEMA_VERSION as u64 => {}
-        Some(v) => bail!("{}: schema version {v}, this program reads version {SCHEMA_VERSION}", path.display()),
+        Some(v) if READABLE_VERSIONS.contains(&v) => {}
+        Some(v) => bail!(
+            "{}: schema version {v}, this program reads versions {}-{}",
+            path.display(),
+            READABLE_VERSIONS.start(),
+            READABLE_VERSIONS.end()
+        ),
         None => bail!("{}: no schema_version field; not a results file", path.display()),
     }
     serde_json::from_value(value).with_context(|| format!("{}: missing or malformed fields", path.display()))
 }
 
-/// Read a predictions file (`index,label,prediction`, prediction may be empty).
+/// Read a predictions file: `index,label,prediction` (prediction may be
+/// empty), then a score column per class (version 2) or none (version 1).
 pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>> {
     let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let header = reader.headers().with_context(|| format!("{}: no header", path.display()))?.clone();
-    if header.iter().collect::<Vec<_>>() != ["index", "label", "prediction"] {
-        bail!("{}: header must be index,label,prediction, found {:?}", path.display(), header);
+    if header.len() < 3 || header.iter().take(3).collect::<Vec<_>>() != ["index", "label", "prediction"] {
+        bail!("{}: header must start with index,label,prediction, found {:?}", path.display(), header);
     }
+    let classes = header.len() - 3;
     reader
         .records()
         .map(|record| {
@@ -169,9 +195,29 @@ pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>> {
                     .with_context(|| format!("{}:{line}: field {} is not a class index", path.display(), i + 1))
             };
             let prediction = if record[2].is_empty() { None } else { Some(number(2)?) };
-            Ok(Prediction { index: number(0)?, label: number(1)?, prediction })
+            let scores = if classes == 0 || record.iter().skip(3).all(str::is_empty) {
+                None
+            } else {
+                let scores: Result<Vec<f32>> = (3..3 + classes)
+                    .map(|i| {
+                        record[i]
+                            .parse()
+                            .with_context(|| format!("{}:{line}: field {} is not a score", path.display(), i + 1))
+                    })
+                    .collect();
+                Some(scores?)
+            };
+            Ok(Prediction { index: number(0)?, label: number(1)?, prediction, scores })
         })
         .collect()
+}
+
+/// `VmHWM` from `/proc/self/status`: the process's peak resident memory (MiB), where the OS reports it.
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Recompute the metrics of a predictions file (same bootstrap settings as the record).
@@ -204,6 +250,7 @@ mod tests {
             },
             hardware: Hardware::detect(),
             timings: BTreeMap::from([("inference".into(), Throughput::new(2.0, 3))]),
+            scores: "demo probabilities".into(),
             metrics,
             extra: serde_json::Value::Null,
         }
@@ -212,9 +259,9 @@ mod tests {
     #[test]
     fn round_trip_and_recompute() {
         let preds = vec![
-            Prediction { index: 5, label: 0, prediction: Some(0) },
-            Prediction { index: 1, label: 1, prediction: None },
-            Prediction { index: 9, label: 1, prediction: Some(1) },
+            Prediction { index: 5, label: 0, prediction: Some(0), scores: Some(vec![0.75, 0.25]) },
+            Prediction { index: 1, label: 1, prediction: None, scores: None },
+            Prediction { index: 9, label: 1, prediction: Some(1), scores: Some(vec![0.125, 0.875]) },
         ];
         let names = vec!["a".to_string(), "b".to_string()];
         let metrics = evaluate(&[0, 1, 1], &[Some(0), None, Some(1)], &names, Bootstrap::default());
@@ -222,7 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &rec, &preds).unwrap();
         let csv = std::fs::read_to_string(predictions_path(dir.path(), "demo")).unwrap();
-        assert_eq!(csv, "index,label,prediction\n5,0,0\n1,1,\n9,1,1\n");
+        assert_eq!(csv, "index,label,prediction,a,b\n5,0,0,0.75,0.25\n1,1,,,\n9,1,1,0.125,0.875\n");
         let back = read_record(&json_path(dir.path(), "demo")).unwrap();
         assert_eq!(back, rec);
         let read = read_predictions(&predictions_path(dir.path(), "demo")).unwrap();
@@ -231,12 +278,27 @@ mod tests {
     }
 
     #[test]
+    fn version_1_records_and_predictions_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["a".to_string(), "b".to_string()];
+        let mut v1 = serde_json::to_value(record(evaluate(&[0], &[Some(0)], &names, Bootstrap::default()))).unwrap();
+        v1["schema_version"] = 1.into();
+        v1.as_object_mut().unwrap().remove("scores");
+        std::fs::write(json_path(dir.path(), "old"), v1.to_string()).unwrap();
+        assert_eq!(read_record(&json_path(dir.path(), "old")).unwrap().scores, "");
+        std::fs::write(predictions_path(dir.path(), "old"), "index,label,prediction\n3,0,1\n4,1,\n").unwrap();
+        let read = read_predictions(&predictions_path(dir.path(), "old")).unwrap();
+        assert_eq!(read[0], Prediction { index: 3, label: 0, prediction: Some(1), scores: None });
+        assert_eq!(read[1].prediction, None);
+    }
+
+    #[test]
     fn unknown_schema_and_missing_fields_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.json");
         std::fs::write(&p, r#"{"schema_version": 99}"#).unwrap();
         assert!(read_record(&p).unwrap_err().to_string().contains("schema version 99"));
-        std::fs::write(&p, r#"{"schema_version": 1, "experiment": "x"}"#).unwrap();
+        std::fs::write(&p, r#"{"schema_version": 2, "experiment": "x"}"#).unwrap();
         assert!(format!("{:#}", read_record(&p).unwrap_err()).contains("missing or malformed"));
         std::fs::write(&p, r#"{"experiment": "x"}"#).unwrap();
         assert!(read_record(&p).unwrap_err().to_string().contains("no schema_version"));

@@ -36,11 +36,11 @@ fn committed_metrics_match_their_predictions() {
 #[test]
 fn readme_table_is_generated_from_the_results() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let records = slm_vs_llm::report::load_records(&root.join("results")).unwrap();
-    let table = slm_vs_llm::report::markdown_table(&records);
+    let records = slm_vs_llm::present::report::load_records(&root.join("results")).unwrap();
+    let table = slm_vs_llm::present::report::markdown_table(&records);
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert_eq!(
-        slm_vs_llm::report::replace_table(&readme, &table).unwrap(),
+        slm_vs_llm::present::report::replace_table(&readme, &table).unwrap(),
         readme,
         "README.md's results table is stale: run `cargo run --release -- report`"
     );

@@ -127,13 +127,13 @@ fn missing_file_and_wrong_directory_say_how_to_get_the_data() {
 fn splits_are_seeded_and_smoke_samples_are_stratified() {
     let dir = ag_news_dir(many_rows(4000).as_bytes(), many_rows(800).as_bytes());
     let source = Source::in_directory(dir.path(), None).unwrap();
-    let a = load(&source, &DataConfig::smoke()).unwrap();
-    let b = load(&source, &DataConfig::smoke()).unwrap();
+    let a = load(&source, &DataConfig::for_profile(slm_vs_llm::Profile::Smoke)).unwrap();
+    let b = load(&source, &DataConfig::for_profile(slm_vs_llm::Profile::Smoke)).unwrap();
     assert_eq!(a.validation, b.validation);
     assert_eq!(a.train.len() + a.validation.len(), 2000);
     assert_eq!(a.test.len(), 400);
     assert_eq!(a.class_counts(slm_vs_llm::Split::Test), vec![100; 4]);
-    let other = load(&source, &DataConfig { seed: 7, ..DataConfig::smoke() }).unwrap();
+    let other = load(&source, &DataConfig { seed: 7, ..DataConfig::for_profile(slm_vs_llm::Profile::Smoke) }).unwrap();
     assert_ne!(a.validation, other.validation);
     // No example is in two splits.
     let mut ids: Vec<usize> = a.train.iter().chain(&a.validation).map(|e| e.index).collect();

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use slm_vs_llm::llm::openai::{ClientConfig, Dialect, Endpoint, OpenAiClient};
-use slm_vs_llm::llm::prompt::{answer_schema, zero_shot};
+use slm_vs_llm::methods::llm::openai::{ClientConfig, Dialect, Endpoint, OpenAiClient};
+use slm_vs_llm::methods::llm::prompt::{answer_schema, zero_shot};
 
 #[test]
 fn classifies_through_a_real_llama_cpp_server() {

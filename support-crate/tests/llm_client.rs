@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use slm_vs_llm::llm::openai::{ClientConfig, Dialect, Endpoint, OpenAiClient, Secret};
-use slm_vs_llm::llm::prompt::{answer_schema, AnswerError, Message};
+use slm_vs_llm::methods::llm::openai::{ClientConfig, Dialect, Endpoint, OpenAiClient, Secret};
+use slm_vs_llm::methods::llm::prompt::{answer_schema, AnswerError, Message};
 
 const KEY: &str = "sk-test-SECRET-0123456789";
 

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use slm_vs_llm::llm::local::LocalLlm;
-use slm_vs_llm::llm::prompt::{answer_schema, few_shot, zero_shot, AnswerError, Message};
+use slm_vs_llm::methods::llm::local::LocalLlm;
+use slm_vs_llm::methods::llm::prompt::{answer_schema, few_shot, zero_shot, AnswerError, Message};
 use slm_vs_llm::Example;
 
 mod common;
@@ -81,7 +81,8 @@ fn answers_are_valid_and_independent_of_packing_and_cache() {
     let mut packed_llm = LocalLlm::load(&path, Some(fresh.path())).expect("loads");
     packed_llm.pack_tokens = 10_000; // all items in one forward pass
     let packed = packed_llm.ask_all(&questions(), &schema, &labels(), &bar).unwrap();
-    let labels_of = |answers: &[slm_vs_llm::llm::openai::Answer]| answers.iter().map(|a| a.label).collect::<Vec<_>>();
+    let labels_of =
+        |answers: &[slm_vs_llm::methods::llm::openai::Answer]| answers.iter().map(|a| a.label).collect::<Vec<_>>();
     assert_eq!(labels_of(&packed), labels_of(&alone));
 
     // Asked again: every answer from the cache, unchanged.

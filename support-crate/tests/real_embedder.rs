@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use slm_vs_llm::embed::{EmbedConfig, Embedder};
+use slm_vs_llm::models::embedder::{EmbedConfig, Embedder};
 
 mod common;
 

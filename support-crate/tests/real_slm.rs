@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
-use slm_vs_llm::slm::{self, Llama, Trainable};
+use slm_vs_llm::models::llama::{self, Llama, Trainable};
 
 mod common;
 
@@ -20,7 +20,7 @@ fn gguf_model_matches_transformers() {
     let Some(path) = gguf() else { return };
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/smollm2_reference.json")).expect("fixture is JSON");
-    let loaded = slm::load(path.to_str().unwrap(), &Device::Cpu).expect("loads");
+    let loaded = llama::load(path.to_str().unwrap(), &Device::Cpu).expect("loads");
     assert_eq!(loaded.config.num_hidden_layers, 30);
     assert_eq!((loaded.config.num_attention_heads, loaded.config.num_key_value_heads), (9, 3));
     let model = Llama::new(loaded.config.clone(), &loaded.weights, None, Trainable::NONE, 0).expect("builds");

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use slm_vs_llm::slm::batch::Encoded;
-use slm_vs_llm::slm::classifier::{predict_probs, Classifier};
-use slm_vs_llm::slm::load::{load_gguf, load_hf_dir, permute};
-use slm_vs_llm::slm::model::{random_weights, Llama, LlamaConfig, Trainable};
-use slm_vs_llm::slm::train::{train, Control, Labelled, TrainConfig, Trained};
+use slm_vs_llm::methods::finetune::batch::Encoded;
+use slm_vs_llm::methods::finetune::classifier::{predict_probs, Classifier};
+use slm_vs_llm::methods::finetune::train::{train, Control, Labelled, TrainConfig, Trained};
+use slm_vs_llm::models::llama::load::{load_gguf, load_hf_dir, permute};
+use slm_vs_llm::models::llama::model::{random_weights, Llama, LlamaConfig, Trainable};
 
 /// The first token (3, 4 or 5) is the label; the rest is noise, so the last
 /// token must attend back to the first.

@@ -51,7 +51,7 @@ impl Source {
         if let Some(dir) = data_dir.map(Path::to_path_buf).or(env_dir) {
             return Self::in_directory(&dir, train_file);
         }
-        let project_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/ag_news");
+        let project_dir = crate::paths::data_dir().join("ag_news");
         if project_dir.join("test.csv").is_file() || parquet_dir(&project_dir).is_some() {
             let project_dir = project_dir.canonicalize().unwrap_or(project_dir);
             return Self::in_directory(&project_dir, train_file);
@@ -153,7 +153,7 @@ pub fn load(source: &Source, config: &DataConfig) -> Result<Dataset, DataError> 
         None => train,
     };
     let (train, validation) = stratified_split(train, k, config.validation_fraction, config.seed);
-    Ok(Dataset { source: source.describe(), labels, train, validation, test })
+    Ok(Dataset { source: source.describe(), labels, train, validation, test, seed: config.seed })
 }
 
 fn ag_news_labels() -> Vec<String> {
@@ -396,7 +396,7 @@ fn hub_file(repo: &str, revision: &str, file: &str) -> Result<PathBuf, DataError
     let hub_error =
         |problem: String| DataError::Hub { repo: repo.into(), revision: revision.into(), file: file.into(), problem };
     let hub_repo = Repo::with_revision(repo.into(), RepoType::Dataset, revision.into());
-    if crate::hub_offline() {
+    if crate::hub::offline() {
         return Cache::from_env().repo(hub_repo).get(file).ok_or_else(|| {
             hub_error(format!("HF_HUB_OFFLINE is set and the file is not in the hf-hub cache. {HOW_TO_GET_AG_NEWS}"))
         });

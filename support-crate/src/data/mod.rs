@@ -11,6 +11,8 @@ mod split;
 
 use std::path::PathBuf;
 
+use crate::paths::Profile;
+
 pub use load::{load, Source, AG_NEWS_HUB_REPO, AG_NEWS_HUB_REVISION};
 pub use normalize::{normalize, Quirks};
 pub use split::{stratified_sample, stratified_split};
@@ -100,6 +102,8 @@ pub struct Dataset {
     pub train: Vec<Example>,
     pub validation: Vec<Example>,
     pub test: Vec<Example>,
+    /// The seed the splits and samples were drawn with.
+    pub seed: u64,
 }
 
 impl Dataset {
@@ -125,6 +129,11 @@ impl Dataset {
     }
 }
 
+/// The texts of `examples`, in order.
+pub fn texts(examples: &[Example]) -> Vec<&str> {
+    examples.iter().map(|e| e.text.as_str()).collect()
+}
+
 /// How the splits are made from what was loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataConfig {
@@ -147,24 +156,16 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
-    /// A minute-scale configuration for smoke runs (`SMOKE=1`).
-    pub fn smoke() -> Self {
-        DataConfig { max_train: Some(2_000), max_test: Some(400), validation_fraction: 0.1, ..Self::default() }
-    }
-
-    /// [`DataConfig::smoke`] when `SMOKE` is set to anything but `0`/empty, else the default.
-    pub fn from_env() -> Self {
-        if smoke_requested() {
-            Self::smoke()
-        } else {
-            Self::default()
+    /// The whole data for a full run; for a smoke run a minute-scale
+    /// stratified sample (2,000 train, 400 test) with a larger validation share.
+    pub fn for_profile(profile: Profile) -> Self {
+        match profile {
+            Profile::Full => Self::default(),
+            Profile::Smoke => {
+                DataConfig { max_train: Some(2_000), max_test: Some(400), validation_fraction: 0.1, ..Self::default() }
+            }
         }
     }
-}
-
-/// True when the environment asks for a smoke run (`SMOKE=1`).
-pub fn smoke_requested() -> bool {
-    std::env::var("SMOKE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// What went wrong while loading data. Every variant names the file (and the

@@ -4,25 +4,21 @@
 //!
 //! Texts are embedded in length-sorted batches padded to the longest item
 //! (the model's `tokenizer.json` pads every input to 128: that is switched
-//! off), truncated at `max_tokens`, and stored in an on-disk cache keyed by
-//! model and text so nothing is embedded twice.
+//! off) and truncated at `max_tokens`.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 
-use crate::bert::Bert;
 use tokenizers::{Encoding, PaddingParams, Tokenizer, TruncationParams};
 
-use crate::cache::EmbeddingCache;
+use super::bert::Bert;
 
 pub const DEFAULT_EMBEDDER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// How texts are embedded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EmbedConfig {
     /// A Hugging Face model id or a local directory (`config.json`,
     /// `tokenizer.json`, `model.safetensors`).
@@ -39,57 +35,9 @@ impl Default for EmbedConfig {
     }
 }
 
-/// The project's local copy of all-MiniLM-L6-v2 (`data/models`, fetched by
-/// `scripts/setup.sh`) when present, else its Hugging Face id.
+/// The project's copy of all-MiniLM-L6-v2 (`data/models`) when present, else its Hugging Face id.
 pub fn default_model() -> String {
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/all-MiniLM-L6-v2");
-    if local.join("model.safetensors").is_file() {
-        local.canonicalize().unwrap_or(local).display().to_string()
-    } else {
-        DEFAULT_EMBEDDER.to_string()
-    }
-}
-
-/// The files of a Hugging Face model: a local directory, else hf-hub.
-pub fn model_files(model: &str, files: &[&str]) -> Result<Vec<PathBuf>> {
-    let dir = Path::new(model);
-    if dir.is_dir() {
-        return files
-            .iter()
-            .map(|f| {
-                let p = dir.join(f);
-                if p.is_file() {
-                    Ok(p)
-                } else {
-                    bail!("{}: missing {f}; a model directory needs {}", dir.display(), files.join(", "))
-                }
-            })
-            .collect();
-    }
-    if model.starts_with('/') || model.starts_with('.') {
-        bail!(
-            "model directory {model} not found. `bash scripts/setup.sh` fetches the models to data/models \
-             (from ../shared/models/fetch-models where that exists); online, give a Hugging Face id instead"
-        );
-    }
-    use hf_hub::{api::sync::ApiBuilder, Cache, Repo};
-    let repo = Repo::model(model.to_string());
-    if crate::hub_offline() {
-        let cache = Cache::from_env().repo(repo);
-        return files
-            .iter()
-            .map(|f| {
-                cache.get(f).with_context(|| {
-                    format!("HF_HUB_OFFLINE is set and {model}/{f} is not in the hf-hub cache; pass a local model directory")
-                })
-            })
-            .collect();
-    }
-    let api = ApiBuilder::from_env().with_progress(true).build()?.repo(repo);
-    files
-        .iter()
-        .map(|f| api.get(f).with_context(|| format!("downloading {model}/{f} from the Hugging Face Hub")))
-        .collect()
+    crate::hub::local_or_hub("all-MiniLM-L6-v2", "model.safetensors", DEFAULT_EMBEDDER)
 }
 
 /// A loaded sentence embedder.
@@ -123,21 +71,9 @@ impl Embeddings {
     }
 }
 
-/// What an embedding run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EmbedStats {
-    pub texts: usize,
-    /// Texts longer than `max_tokens`, truncated.
-    pub truncated: usize,
-    /// Texts found in the cache.
-    pub cached: usize,
-    /// Seconds spent embedding the texts that were not cached.
-    pub seconds: f64,
-}
-
 impl Embedder {
     pub fn load(config: &EmbedConfig) -> Result<Self> {
-        let files = model_files(&config.model, &["config.json", "tokenizer.json", "model.safetensors"])?;
+        let files = crate::hub::model_files(&config.model, &["config.json", "tokenizer.json", "model.safetensors"])?;
         let model_config: Config = serde_json::from_str(
             &std::fs::read_to_string(&files[0]).with_context(|| format!("reading {}", files[0].display()))?,
         )
@@ -190,7 +126,7 @@ impl Embedder {
         Ok(self.tokenize(texts)?.iter().filter(|e| !e.get_overflowing().is_empty()).count())
     }
 
-    /// Embed `texts` without a cache, in input order.
+    /// Embed `texts`, in input order.
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
         let encodings = self.tokenize(texts)?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -203,44 +139,6 @@ impl Embedder {
             }
         }
         Ok(Embeddings { dim: self.dim, data })
-    }
-
-    /// Embed `texts`, taking what the cache has and adding the rest to it in
-    /// chunks, so an interrupted run resumes where it stopped.
-    pub fn embed_cached(
-        &self,
-        texts: &[&str],
-        cache: &mut EmbeddingCache,
-        progress: bool,
-    ) -> Result<(Embeddings, EmbedStats)> {
-        let mut data = vec![0f32; texts.len() * self.dim];
-        let mut missing = Vec::new();
-        for (i, t) in texts.iter().enumerate() {
-            match cache.get(t) {
-                Some(v) => data[i * self.dim..(i + 1) * self.dim].copy_from_slice(v),
-                None => missing.push(i),
-            }
-        }
-        let mut stats = EmbedStats {
-            texts: texts.len(),
-            cached: texts.len() - missing.len(),
-            truncated: self.count_truncated(texts)?,
-            seconds: 0.0,
-        };
-        let bar = crate::progress::bar(missing.len() as u64, "embedding", progress);
-        let start = std::time::Instant::now();
-        for chunk in missing.chunks(1024) {
-            let chunk_texts: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let emb = self.embed(&chunk_texts)?;
-            for (j, &i) in chunk.iter().enumerate() {
-                data[i * self.dim..(i + 1) * self.dim].copy_from_slice(emb.row(j));
-            }
-            cache.append(&chunk_texts, &emb)?;
-            bar.inc(chunk.len() as u64);
-        }
-        bar.finish_and_clear();
-        stats.seconds = start.elapsed().as_secs_f64();
-        Ok((Embeddings { dim: self.dim, data }, stats))
     }
 }
 

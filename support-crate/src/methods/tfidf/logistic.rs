@@ -1,122 +1,9 @@
-//! The "older algorithm": TF-IDF over word unigrams and bigrams (sublinear
-//! term frequency, smoothed idf, L2-normalised rows — scikit-learn's
-//! `TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)`) and a
-//! multinomial logistic regression with L2 regularisation, fitted with
-//! L-BFGS. The regularisation strength is chosen on validation.
+//! Multinomial logistic regression with L2 regularisation, fitted with
+//! L-BFGS on sparse rows (scikit-learn's `LogisticRegression(C=c)`).
 
-use std::collections::HashMap;
-
-use anyhow::{bail, Result};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use crate::data::Dataset;
-use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
-
-/// Tokens as scikit-learn's default `token_pattern` `(?u)\b\w\w+\b` finds
-/// them: runs of two or more word characters, lower-cased.
-pub fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for c in text.chars() {
-        if c.is_alphanumeric() || c == '_' {
-            current.extend(c.to_lowercase());
-        } else {
-            if current.chars().count() >= 2 {
-                out.push(std::mem::take(&mut current));
-            }
-            current.clear();
-        }
-    }
-    if current.chars().count() >= 2 {
-        out.push(current);
-    }
-    out
-}
-
-/// Unigrams and bigrams of a text.
-fn ngrams(text: &str) -> Vec<String> {
-    let w = words(text);
-    let mut out = w.clone();
-    out.extend(w.windows(2).map(|p| format!("{} {}", p[0], p[1])));
-    out
-}
-
-/// Settings of the vectoriser and the classifier.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BaselineConfig {
-    /// A term must occur in at least this many training texts.
-    pub min_df: usize,
-    /// Inverse regularisation strengths tried (scikit-learn's `C`), chosen on validation.
-    pub cs: Vec<f64>,
-    /// L-BFGS iterations at most.
-    pub max_iter: usize,
-}
-
-impl Default for BaselineConfig {
-    fn default() -> Self {
-        BaselineConfig { min_df: 2, cs: vec![1.0, 3.0, 10.0, 30.0, 100.0], max_iter: 500 }
-    }
-}
-
-/// A fitted TF-IDF vocabulary.
-pub struct Tfidf {
-    vocabulary: HashMap<String, u32>,
-    idf: Vec<f32>,
-}
-
-/// Sparse rows: (column, value) pairs, L2-normalised.
-pub type SparseRow = Vec<(u32, f32)>;
-
-impl Tfidf {
-    pub fn fit(texts: &[&str], min_df: usize) -> Self {
-        let mut df: HashMap<String, usize> = HashMap::new();
-        for grams in texts.par_iter().map(|t| ngrams(t)).collect::<Vec<_>>() {
-            let mut grams = grams;
-            grams.sort_unstable();
-            grams.dedup();
-            for g in grams {
-                *df.entry(g).or_default() += 1;
-            }
-        }
-        let mut terms: Vec<(String, usize)> = df.into_iter().filter(|(_, d)| *d >= min_df).collect();
-        terms.sort_unstable();
-        let n = texts.len() as f64;
-        let idf = terms.iter().map(|(_, d)| (((1.0 + n) / (1.0 + *d as f64)).ln() + 1.0) as f32).collect();
-        let vocabulary = terms.into_iter().enumerate().map(|(i, (t, _))| (t, i as u32)).collect();
-        Tfidf { vocabulary, idf }
-    }
-
-    pub fn len(&self) -> usize {
-        self.idf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.idf.is_empty()
-    }
-
-    pub fn transform(&self, texts: &[&str]) -> Vec<SparseRow> {
-        texts
-            .par_iter()
-            .map(|t| {
-                let mut counts: HashMap<u32, f32> = HashMap::new();
-                for g in ngrams(t) {
-                    if let Some(&j) = self.vocabulary.get(&g) {
-                        *counts.entry(j).or_default() += 1.0;
-                    }
-                }
-                let mut row: SparseRow =
-                    counts.into_iter().map(|(j, c)| (j, (1.0 + c.ln()) * self.idf[j as usize])).collect();
-                row.sort_unstable_by_key(|&(j, _)| j);
-                let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
-                if norm > 0.0 {
-                    row.iter_mut().for_each(|(_, v)| *v /= norm);
-                }
-                row
-            })
-            .collect()
-    }
-}
+use super::vectorizer::SparseRow;
 
 /// Multinomial logistic regression, weights `[classes × features]` plus a bias per class.
 pub struct LogisticRegression {
@@ -163,7 +50,8 @@ fn softmax(s: &[f64]) -> Vec<f64> {
     e.into_iter().map(|v| v / z).collect()
 }
 
-fn argmax(p: &[f64]) -> usize {
+/// The most probable class (computed in f64: f32 scores may tie where these do not).
+pub fn argmax(p: &[f64]) -> usize {
     p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
 }
 
@@ -300,106 +188,11 @@ pub fn lbfgs(
 }
 
 /// Validation accuracy of one regularisation strength.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct CPoint {
-    pub c: f64,
-    pub accuracy: f64,
-    pub iterations: usize,
-}
-
-pub struct BaselineRun {
-    pub config: BaselineConfig,
-    pub features: usize,
-    pub sweep: Vec<CPoint>,
-    pub chosen_c: f64,
-    pub predictions: Vec<usize>,
-    pub metrics: Metrics,
-    /// Vectorise train + fit at the chosen C (what training costs).
-    pub fit: Throughput,
-    /// Vectorise + predict test.
-    pub predict: Throughput,
-}
-
-/// Fits on train, picks `C` on validation, predicts test once.
-pub fn run(ds: &Dataset, config: &BaselineConfig) -> Result<BaselineRun> {
-    if config.cs.is_empty() {
-        bail!("no regularisation strength to try");
-    }
-    fn texts(split: &[crate::Example]) -> Vec<&str> {
-        split.iter().map(|e| e.text.as_str()).collect()
-    }
-    let (train_texts, val_texts, test_texts) = (texts(&ds.train), texts(&ds.validation), texts(&ds.test));
-    let train_y: Vec<usize> = ds.train.iter().map(|e| e.label).collect();
-    let val_y: Vec<usize> = ds.validation.iter().map(|e| e.label).collect();
-    let classes = ds.num_classes();
-
-    let fit_once = |c: f64| -> (Tfidf, LogisticRegression) {
-        let tfidf = Tfidf::fit(&train_texts, config.min_df);
-        let x = tfidf.transform(&train_texts);
-        let lr = LogisticRegression::fit(&x, &train_y, classes, tfidf.len(), c, config.max_iter);
-        (tfidf, lr)
-    };
-    let tfidf = Tfidf::fit(&train_texts, config.min_df);
-    let x_train = tfidf.transform(&train_texts);
-    let x_val = tfidf.transform(&val_texts);
-    let sweep: Vec<CPoint> = config
-        .cs
-        .iter()
-        .map(|&c| {
-            let lr = LogisticRegression::fit(&x_train, &train_y, classes, tfidf.len(), c, config.max_iter);
-            let correct = lr.predict(&x_val).iter().zip(&val_y).filter(|(p, y)| p == y).count();
-            let accuracy = correct as f64 / val_y.len().max(1) as f64;
-            tracing::info!(c, accuracy, iterations = lr.iterations, "validation");
-            CPoint { c, accuracy, iterations: lr.iterations }
-        })
-        .collect();
-    // Highest accuracy; ties go to the stronger regularisation (smaller C).
-    let chosen_c = sweep.iter().fold(sweep[0], |best, p| if p.accuracy > best.accuracy { *p } else { best }).c;
-
-    let ((tfidf, lr), fit) = Throughput::measure(ds.train.len(), || fit_once(chosen_c));
-    let (predictions, predict) = Throughput::measure(ds.test.len(), || lr.predict(&tfidf.transform(&test_texts)));
-    let labels: Vec<usize> = ds.test.iter().map(|e| e.label).collect();
-    let preds: Vec<Option<usize>> = predictions.iter().map(|&p| Some(p)).collect();
-    let metrics = evaluate(&labels, &preds, &ds.labels, Bootstrap::default());
-    Ok(BaselineRun {
-        config: config.clone(),
-        features: tfidf.len(),
-        sweep,
-        chosen_c,
-        predictions,
-        metrics,
-        fit,
-        predict,
-    })
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_follow_scikit_learns_token_pattern() {
-        assert_eq!(
-            words("Wall St. Bears' claw-back: 2004, a I x9"),
-            vec!["wall", "st", "bears", "claw", "back", "2004", "x9"]
-        );
-    }
-
-    #[test]
-    fn tfidf_rows_are_unit_length_with_sublinear_tf_and_smoothed_idf() {
-        let texts = ["apple apple banana", "banana cherry", "cherry cherry cherry"];
-        let tfidf = Tfidf::fit(&texts, 1);
-        let rows = tfidf.transform(&texts);
-        for r in &rows {
-            assert!((r.iter().map(|(_, v)| v * v).sum::<f32>() - 1.0).abs() < 1e-6);
-        }
-        // Row 0: apple tf 1+ln2, idf ln(4/2)+1; banana tf 1, idf ln(4/3)+1 (and the bigrams).
-        let id = |t: &str| tfidf.vocabulary[t];
-        let get = |r: &SparseRow, j: u32| r.iter().find(|(k, _)| *k == j).unwrap().1;
-        let ratio = get(&rows[0], id("apple")) / get(&rows[0], id("banana"));
-        let expected = (1.0 + 2f32.ln()) * (2f32.ln() + 1.0) / ((4.0f32 / 3.0).ln() + 1.0);
-        assert!((ratio - expected).abs() < 1e-5, "{ratio} vs {expected}");
-    }
+    use crate::methods::tfidf::vectorizer::Tfidf;
 
     #[test]
     fn lbfgs_minimises_a_quadratic() {

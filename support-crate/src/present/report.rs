@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 
-use crate::plot::{class_color, draw_error, draw_legend, Svg};
+use super::plot::{class_color, draw_error, draw_legend, Svg};
 use crate::results::{self, RunRecord};
 
 /// Files in `results/` that are not run records.

@@ -44,7 +44,7 @@ pub fn default_model() -> String {
 
 /// The project's SmolLM2-135M-Instruct GGUF in `data/models`, if fetched.
 pub fn project_gguf() -> Option<PathBuf> {
-    find_gguf(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/SmolLM2-135M-Instruct"))
+    find_gguf(&crate::paths::models_dir().join("SmolLM2-135M-Instruct"))
 }
 
 fn find_gguf(dir: &Path) -> Option<PathBuf> {
@@ -73,8 +73,8 @@ pub fn load(model: &str, device: &Device) -> Result<LoadedModel> {
         }
         bail!("{}: neither a Hugging Face model directory (config.json) nor one holding a .gguf file", path.display());
     }
-    let files = crate::embed::model_files(model, &["config.json", "tokenizer.json", "model.safetensors"])
-        .with_context(|| {
+    let files =
+        crate::hub::model_files(model, &["config.json", "tokenizer.json", "model.safetensors"]).with_context(|| {
             format!(
                 "cannot get model {model}. `bash scripts/setup.sh` fetches SmolLM2-135M-Instruct (GGUF) to \
                  data/models; or pass --model with a .gguf file or a Hugging Face directory"

@@ -12,9 +12,10 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{epoch_batches, Batch, Encoded};
-use super::classifier::{argmax, mean_log_loss, predict_probs};
-use super::model::{Llama, Trainable};
+use super::classifier::{mean_log_loss, predict_probs};
 use super::optim::{learning_rate, AdamW, AdamWConfig};
+use crate::method::argmax;
+use crate::models::llama::{Llama, Trainable};
 
 /// Every hyper-parameter of a fine-tuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

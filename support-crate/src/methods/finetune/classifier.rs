@@ -11,7 +11,8 @@ use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
 use super::batch::{encode_all, inference_batches, Batch, Encoded};
-use super::model::{Llama, Trainable};
+use crate::method::argmax;
+use crate::models::llama::{Llama, Trainable};
 
 /// Class probabilities for every encoded text, in input order. Batches are
 /// length-sorted; no autograd graph is built.
@@ -37,10 +38,6 @@ pub fn predict_probs(
     Ok(out)
 }
 
-pub fn argmax(p: &[f32]) -> usize {
-    p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
-}
-
 /// A saved fine-tuned classifier, ready to predict.
 pub struct Classifier {
     pub model: Llama,
@@ -56,7 +53,7 @@ const MAX_LEN_KEY: &str = "slm_vs_llm_max_len";
 impl Classifier {
     /// Loads a directory written by [`Classifier::save`].
     pub fn load(dir: &Path) -> Result<Self> {
-        let loaded = super::load::load_hf_dir(dir, &Device::Cpu)?;
+        let loaded = crate::models::llama::load::load_hf_dir(dir, &Device::Cpu)?;
         let labels = loaded.labels.clone().with_context(|| {
             format!("{}: config.json has no id2label: not a classifier saved by `slm-vs-llm finetune`", dir.display())
         })?;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::prompt::{parse_answer, AnswerError, Message};
-use super::response_cache::ResponseCache;
+use crate::cache::RecordCache;
 
 /// An API key: shown as `***` by `Debug`, never serialised.
 #[derive(Clone)]
@@ -163,13 +163,19 @@ pub struct Completion {
     pub compute_seconds: f64,
 }
 
+/// The answer cache of `model` in `dir`: successful completions by a hash
+/// of what determines them (model, messages, parameters); nothing secret.
+pub(crate) fn open_answer_cache(dir: &std::path::Path, model: &str) -> Result<RecordCache> {
+    RecordCache::open(&dir.join(format!("{}.cache", crate::paths::slug(model))), &format!("LLM answers of {model}"))
+}
+
 pub struct OpenAiClient {
     http: reqwest::Client,
     endpoint: Endpoint,
     config: ClientConfig,
     dialect: Mutex<Option<Dialect>>,
     discovery: tokio::sync::Mutex<()>,
-    cache: Option<Mutex<ResponseCache>>,
+    cache: Option<Mutex<RecordCache>>,
 }
 
 enum Failure {
@@ -185,7 +191,7 @@ impl OpenAiClient {
     pub fn new(endpoint: Endpoint, config: ClientConfig) -> Result<Self> {
         let http = reqwest::Client::builder().timeout(config.timeout).build().context("building the HTTP client")?;
         let cache = match &config.cache_dir {
-            Some(dir) => Some(Mutex::new(ResponseCache::open(dir, &endpoint.model)?)),
+            Some(dir) => Some(Mutex::new(open_answer_cache(dir, &endpoint.model)?)),
             None => None,
         };
         Ok(OpenAiClient {
@@ -289,8 +295,10 @@ impl OpenAiClient {
     pub async fn ask(&self, messages: &[Message], schema: &Value, labels: &[String]) -> Answer {
         let key = self.cache_key(messages, schema);
         if let Some(cache) = &self.cache {
-            if let Some(hit) = cache.lock().expect("cache lock").get(&key) {
-                return answer_from(hit.clone(), labels, 0, true);
+            if let Some(hit) =
+                cache.lock().expect("cache lock").get_json::<Completion>(crate::cache::key(key.as_bytes()))
+            {
+                return answer_from(hit, labels, 0, true);
             }
         }
         // Until a dialect is known, one request at a time finds it: the others
@@ -316,7 +324,11 @@ impl OpenAiClient {
                     completion.latency_seconds = started.elapsed().as_secs_f64();
                     completion.compute_seconds = completion.latency_seconds / self.config.concurrency.max(1) as f64;
                     if let Some(cache) = &self.cache {
-                        if let Err(e) = cache.lock().expect("cache lock").put(&key, &completion) {
+                        if let Err(e) = cache
+                            .lock()
+                            .expect("cache lock")
+                            .insert_json(crate::cache::key(key.as_bytes()), &completion)
+                        {
                             tracing::warn!("could not cache a response: {e:#}");
                         }
                     }

@@ -389,13 +389,13 @@ pub(super) mod tests {
     use candle_core::{Device, Var};
 
     /// Largest absolute elementwise difference (the `slm` tests' tolerance measure).
-    pub(in crate::slm) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    pub(in crate::models::llama) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }
 
     /// A seeded standard-normal tensor.
-    pub(in crate::slm) fn random(shape: &[usize], seed: u64) -> Tensor {
-        crate::slm::model::seeded_normal(shape, 1.0, seed, &Device::Cpu).unwrap()
+    pub(in crate::models::llama) fn random(shape: &[usize], seed: u64) -> Tensor {
+        crate::models::llama::model::seeded_normal(shape, 1.0, seed, &Device::Cpu).unwrap()
     }
 
     /// Value and gradient of `fused` equal those of `plain` for a random
@@ -417,13 +417,13 @@ pub(super) mod tests {
         check(
             &[2, 4, 16],
             |x| rms_norm(x, w.as_tensor(), 1e-5),
-            |x| crate::slm::model::rms_norm(x, w.as_tensor(), 1e-5),
+            |x| crate::models::llama::model::rms_norm(x, w.as_tensor(), 1e-5),
         );
         // The weight's gradient.
         let x = random(&[2, 4, 16], 4);
         let up = random(&[2, 4, 16], 5);
         let ga = (rms_norm(&x, w.as_tensor(), 1e-5).unwrap() * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let gb = (crate::slm::model::rms_norm(&x, w.as_tensor(), 1e-5).unwrap() * &up)
+        let gb = (crate::models::llama::model::rms_norm(&x, w.as_tensor(), 1e-5).unwrap() * &up)
             .unwrap()
             .sum_all()
             .unwrap()

@@ -28,10 +28,10 @@ use candle_core::Device;
 use serde_json::{json, Value};
 use tokenizers::Tokenizer;
 
-use super::openai::{answer_from, Answer, Completion, Usage};
+use super::openai::{answer_from, open_answer_cache, Answer, Completion, Usage};
 use super::prompt::{AnswerError, Message};
-use super::response_cache::ResponseCache;
-use crate::slm::model::{Llama, PrefixCache, Trainable};
+use crate::cache::RecordCache;
+use crate::models::llama::{self, Llama, PrefixCache, Trainable};
 
 /// What every answer starts with; the model chooses only the label.
 const ANSWER_PREFIX: &str = "{\"label\": \"";
@@ -43,7 +43,7 @@ const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['r
 /// The project's SmolLM2-135M-Instruct GGUF (`data/models`, fetched by
 /// `scripts/setup.sh`), if present.
 pub fn default_model() -> Option<PathBuf> {
-    crate::slm::load::project_gguf()
+    llama::load::project_gguf()
 }
 
 pub struct LocalLlm {
@@ -59,7 +59,7 @@ pub struct LocalLlm {
     eos_token: String,
     name: String,
     path: PathBuf,
-    cache: Option<Mutex<ResponseCache>>,
+    cache: Option<Mutex<RecordCache>>,
 }
 
 impl LocalLlm {
@@ -71,7 +71,7 @@ impl LocalLlm {
         let content =
             gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", path.display()))?;
         let template = content.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
-        let loaded = crate::slm::load::load_gguf(path, &Device::Cpu)?;
+        let loaded = llama::load::load_gguf(path, &Device::Cpu)?;
         let model = Llama::from_weights(loaded.config, loaded.weights, None, Trainable::NONE, 0)
             .with_context(|| format!("{}: building the model", path.display()))?;
         let tokenizer = loaded.tokenizer;
@@ -103,7 +103,7 @@ impl LocalLlm {
             .collect();
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let cache = match cache_dir {
-            Some(dir) => Some(Mutex::new(ResponseCache::open(dir, &format!("local-{name}"))?)),
+            Some(dir) => Some(Mutex::new(open_answer_cache(dir, &format!("local-{name}"))?)),
             None => None,
         };
         Ok(LocalLlm {
@@ -174,7 +174,7 @@ impl LocalLlm {
             .iter()
             .map(|q| {
                 let cache = self.cache.as_ref()?.lock().expect("cache lock");
-                let hit = cache.get(&self.cache_key(q, labels))?.clone();
+                let hit = cache.get_json::<Completion>(crate::cache::key(self.cache_key(q, labels).as_bytes()))?;
                 Some(answer_from(hit, labels, 1, true))
             })
             .collect();
@@ -211,7 +211,11 @@ impl LocalLlm {
                         };
                         if let Some(cache) = &self.cache {
                             let key = self.cache_key(question, labels);
-                            if let Err(e) = cache.lock().expect("cache lock").put(&key, &completion) {
+                            if let Err(e) = cache
+                                .lock()
+                                .expect("cache lock")
+                                .insert_json(crate::cache::key(key.as_bytes()), &completion)
+                            {
                                 tracing::warn!("could not cache an answer: {e:#}");
                             }
                         }

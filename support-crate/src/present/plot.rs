@@ -13,7 +13,7 @@ pub struct Svg(pub String);
 impl Svg {
     /// evcxr's display hook.
     pub fn evcxr_display(&self) {
-        crate::notebook::emit("image/svg+xml", &self.0);
+        super::notebook::emit("image/svg+xml", &self.0);
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

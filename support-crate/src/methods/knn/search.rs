@@ -1,21 +1,14 @@
-//! Exact cosine K-nearest-neighbour classification over L2-normalised
-//! embeddings: queries are scored against the training set in chunks of a
-//! matrix product (memory stays bounded: no n×n matrix), the top k kept per
-//! query, and a vote decides the class. k and the vote are chosen on the
-//! validation split; test is predicted once.
+//! Exact cosine K-nearest-neighbour search over L2-normalised embeddings:
+//! queries are scored against the training set in chunks of a matrix
+//! product (memory stays bounded: no n×n matrix), the top k kept per query,
+//! and a vote decides the class.
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{Device, Tensor};
-use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::EmbeddingCache;
-use crate::embed::{EmbedConfig, EmbedStats, Embedder, Embeddings};
-use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
-use crate::Dataset;
+use crate::models::Embeddings;
 
 /// How neighbours vote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,6 +104,24 @@ impl KnnClassifier {
             .unwrap_or(0)
     }
 
+    /// Each class's share of the vote of the first `k` of `neighbours`:
+    /// neighbours per class over k (majority), or summed similarity over the
+    /// total (weighted; shares of the counts where similarities sum to ≤ 0).
+    pub fn vote_shares(&self, neighbours: &[Neighbour], k: usize, vote: Vote) -> Vec<f32> {
+        let used = &neighbours[..k.min(neighbours.len())];
+        let mut count = vec![0f32; self.num_classes];
+        let mut weight = vec![0f32; self.num_classes];
+        for n in used {
+            let c = self.labels[n.index as usize];
+            count[c] += 1.0;
+            weight[c] += n.similarity;
+        }
+        let total: f32 = weight.iter().sum();
+        let shares = if vote == Vote::Weighted && total > 0.0 { weight } else { count };
+        let sum: f32 = shares.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+        shares.into_iter().map(|s| s / sum).collect()
+    }
+
     pub fn predict(&self, queries: &Embeddings, k: usize, vote: Vote) -> Result<Vec<usize>> {
         Ok(self.neighbours(queries, k)?.iter().map(|n| self.vote(n, k, vote)).collect())
     }
@@ -145,12 +156,9 @@ pub struct SweepPoint {
 /// The best point of a sweep: highest accuracy; ties go to the smaller k,
 /// then to the majority vote (the simpler model).
 pub fn choose(points: &[SweepPoint]) -> Option<SweepPoint> {
-    points.iter().copied().max_by(|a, b| {
-        a.accuracy
-            .total_cmp(&b.accuracy)
-            .then(b.k.cmp(&a.k))
-            .then((a.vote == Vote::Majority).cmp(&(b.vote == Vote::Majority)))
-    })
+    let mut simplest_first = points.to_vec();
+    simplest_first.sort_by_key(|p| (p.k, p.vote != Vote::Majority));
+    crate::method::choose_best(&simplest_first, |p| p.accuracy).copied()
 }
 
 /// The `k` highest scores of `row`, best first; ties by lower index.
@@ -169,139 +177,6 @@ fn top_k(row: &[f32], k: usize) -> Vec<Neighbour> {
         best.truncate(k);
     }
     best
-}
-
-/// The K-NN experiment's settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KnnConfig {
-    pub embed: EmbedConfig,
-    /// Candidate k values, chosen on validation.
-    pub ks: Vec<usize>,
-    pub votes: Vec<Vote>,
-    pub bootstrap: Bootstrap,
-}
-
-impl Default for KnnConfig {
-    fn default() -> Self {
-        KnnConfig {
-            embed: EmbedConfig { model: crate::embed::default_model(), ..EmbedConfig::default() },
-            ks: vec![1, 3, 5, 7, 9, 11, 15, 21, 31, 41, 51],
-            votes: vec![Vote::Majority, Vote::Weighted],
-            bootstrap: Bootstrap::default(),
-        }
-    }
-}
-
-/// Embeddings of the three splits, in split order.
-pub struct SplitEmbeddings {
-    pub train: Embeddings,
-    pub validation: Embeddings,
-    pub test: Embeddings,
-    pub stats: EmbedStats,
-}
-
-/// Embed every split through the on-disk cache.
-pub fn embed_splits(ds: &Dataset, embedder: &Embedder, cache_dir: &Path, progress: bool) -> Result<SplitEmbeddings> {
-    let mut cache = EmbeddingCache::open(cache_dir, &embedder.config().model, embedder.dim)?;
-    let mut stats = EmbedStats::default();
-    let mut embed = |examples: &[crate::Example]| -> Result<Embeddings> {
-        let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-        let (emb, s) = embedder.embed_cached(&texts, &mut cache, progress)?;
-        stats.texts += s.texts;
-        stats.cached += s.cached;
-        stats.truncated += s.truncated;
-        stats.seconds += s.seconds;
-        Ok(emb)
-    };
-    let (train, validation, test) = (embed(&ds.train)?, embed(&ds.validation)?, embed(&ds.test)?);
-    Ok(SplitEmbeddings { train, validation, test, stats })
-}
-
-/// Everything a K-NN run produced.
-pub struct KnnRun {
-    pub sweep: Vec<SweepPoint>,
-    pub chosen: SweepPoint,
-    /// Test predictions, in test order.
-    pub predictions: Vec<usize>,
-    /// The chosen-k neighbours of each test item.
-    pub test_neighbours: Vec<Vec<Neighbour>>,
-    pub metrics: Metrics,
-    /// Test search time: similarity products, top-k and vote.
-    pub search: Throughput,
-}
-
-/// Choose k and the vote on validation, then predict test once.
-pub fn run(ds: &Dataset, emb: &SplitEmbeddings, config: &KnnConfig) -> Result<KnnRun> {
-    let knn = KnnClassifier::new(&emb.train, ds.train.iter().map(|e| e.label).collect(), ds.num_classes())?;
-    let k_max = config.ks.iter().copied().max().unwrap_or(1);
-    let validation_neighbours = knn.neighbours(&emb.validation, k_max)?;
-    let validation_labels: Vec<usize> = ds.validation.iter().map(|e| e.label).collect();
-    let sweep = knn.sweep(&validation_neighbours, &validation_labels, &config.ks, &config.votes);
-    let chosen = choose(&sweep).context("no k to choose from")?;
-    tracing::info!(k = chosen.k, vote = %chosen.vote, validation_accuracy = chosen.accuracy, "chosen on validation");
-
-    let (result, search) = Throughput::measure(ds.test.len(), || -> Result<_> {
-        let neighbours = knn.neighbours(&emb.test, chosen.k)?;
-        let predictions: Vec<usize> = neighbours.iter().map(|n| knn.vote(n, chosen.k, chosen.vote)).collect();
-        Ok((neighbours, predictions))
-    });
-    let (test_neighbours, predictions) = result?;
-    let labels: Vec<usize> = ds.test.iter().map(|e| e.label).collect();
-    let preds: Vec<Option<usize>> = predictions.iter().map(|&p| Some(p)).collect();
-    let metrics = evaluate(&labels, &preds, &ds.labels, config.bootstrap);
-    Ok(KnnRun { sweep, chosen, predictions, test_neighbours, metrics, search })
-}
-
-/// Validation accuracy against k, one line per vote.
-pub fn sweep_chart(sweep: &[SweepPoint]) -> Result<crate::plot::Svg> {
-    let votes: Vec<Vote> = sweep.iter().fold(Vec::new(), |mut v, p| {
-        if !v.contains(&p.vote) {
-            v.push(p.vote);
-        }
-        v
-    });
-    let series = votes
-        .iter()
-        .map(|&vote| {
-            let points = sweep.iter().filter(|p| p.vote == vote).map(|p| (p.k as f64, 100.0 * p.accuracy)).collect();
-            (format!("{vote} vote"), points)
-        })
-        .collect();
-    crate::plot::LineChart {
-        title: "K-NN: validation accuracy against k",
-        x_label: "k (neighbours)",
-        y_label: "validation accuracy (%)",
-        series,
-    }
-    .render_zoomed((760, 380))
-}
-
-/// Misclassified test items with their nearest training neighbours.
-pub fn error_table(ds: &Dataset, run: &KnnRun, rows: usize, neighbours: usize) -> Result<DataFrame> {
-    let errors: Vec<usize> =
-        (0..ds.test.len()).filter(|&i| run.predictions[i] != ds.test[i].label).take(rows).collect();
-    let name = |c: usize| ds.labels[c].clone();
-    let describe = |i: usize| {
-        run.test_neighbours[i]
-            .iter()
-            .take(neighbours)
-            .map(|n| {
-                let e = &ds.train[n.index as usize];
-                format!("[{} {:.2}] {}", name(e.label), n.similarity, e.text)
-            })
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
-    Ok(DataFrame::new_infer_height(vec![
-        Column::new("test row".into(), errors.iter().map(|&i| ds.test[i].index as u64).collect::<Vec<_>>()),
-        Column::new("text".into(), errors.iter().map(|&i| ds.test[i].text.clone()).collect::<Vec<_>>()),
-        Column::new("true".into(), errors.iter().map(|&i| name(ds.test[i].label)).collect::<Vec<_>>()),
-        Column::new("predicted".into(), errors.iter().map(|&i| name(run.predictions[i])).collect::<Vec<_>>()),
-        Column::new(
-            "nearest neighbours [class similarity]".into(),
-            errors.iter().map(|&i| describe(i)).collect::<Vec<_>>(),
-        ),
-    ])?)
 }
 
 #[cfg(test)]
@@ -366,6 +241,9 @@ mod tests {
         assert_eq!(knn.vote(&n(&[(2, 0.5), (0, 0.5)]), 2, Vote::Majority), 0);
         let q = normalised(&[[1.0, 0.05], [0.05, 1.0]]);
         assert_eq!(knn.predict(&q, 1, Vote::Majority).unwrap(), vec![0, 1]);
+        assert_eq!(knn.vote_shares(&neigh, 5, Vote::Majority), vec![0.4, 0.6]);
+        let weighted = knn.vote_shares(&neigh, 5, Vote::Weighted);
+        assert!((weighted[0] - 1.97 / 2.27).abs() < 1e-6, "{weighted:?}");
     }
 
     #[test]

@@ -592,7 +592,7 @@ pub fn random_weights(config: &LlamaConfig, seed: u64, device: &Device) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slm::ops::tests::max_abs_diff;
+    use crate::models::llama::ops::tests::max_abs_diff;
 
     fn ids(rows: &[Vec<u32>]) -> (Tensor, Vec<usize>) {
         let t = rows.iter().map(|r| r.len()).max().unwrap();

@@ -313,7 +313,7 @@ impl CustomOp2 for AttentionBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slm::ops::tests::{max_abs_diff, random};
+    use crate::models::llama::ops::tests::{max_abs_diff, random};
     use candle_core::{Device, Var, D};
 
     fn tables(t: usize, d: usize) -> (Tensor, Tensor, Arc<RotaryRows>) {

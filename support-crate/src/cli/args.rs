@@ -1,0 +1,348 @@
+//! The command line's arguments. Every default lives in the library's
+//! config structs; a flag here only overrides it. Flags whose default depends
+//! on the profile (full or `--smoke`) are optional and say so.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use crate::data::{self, DataConfig, Source};
+use crate::methods::finetune::{Finetune, FinetuneConfig};
+use crate::methods::knn::{Knn, KnnConfig};
+use crate::methods::llm::backend::DEFAULT_SERVER_MODEL;
+use crate::methods::llm::{BackendConfig, Llm, LlmConfig, Price};
+use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
+use crate::models::embedder::EmbedConfig;
+use crate::paths::{self, Profile};
+
+/// Which data to use and how to split it.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// AG News directory: the CSV release (train.csv/test.csv) or the Hugging
+    /// Face parquet files. Default: data/ag_news if present, else download
+    /// fancyzhx/ag_news with hf-hub (respects HF_HOME and HF_HUB_OFFLINE).
+    #[arg(long, env = "AG_NEWS_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Name of the CSV train file in --data-dir (default: train.csv, else train_subset.csv).
+    #[arg(long)]
+    pub train_file: Option<String>,
+    /// Your own data instead of AG News: a CSV (with a header) or parquet file
+    /// with a text and a label column.
+    #[arg(long, conflicts_with_all = ["data_dir", "train_file"])]
+    pub train: Option<PathBuf>,
+    /// Test file for --train (same columns). Without it a stratified
+    /// --test-fraction of --train becomes the test split.
+    #[arg(long, requires = "train")]
+    pub test: Option<PathBuf>,
+    /// Text column of --train/--test.
+    #[arg(long, default_value = "text")]
+    pub text_column: String,
+    /// Label column of --train/--test: class names or integer indices.
+    #[arg(long, default_value = "label")]
+    pub label_column: String,
+    /// Class names, comma-separated, for integer labels (index i gets the i-th name).
+    #[arg(long, value_delimiter = ',')]
+    pub label_names: Option<Vec<String>>,
+    /// Share of the test split carved from --train when there is no --test.
+    #[arg(long, default_value_t = DataConfig::default().test_fraction)]
+    pub test_fraction: f64,
+    /// Share of train held out (stratified) for validation (a smoke run uses 0.1).
+    #[arg(long, default_value_t = DataConfig::default().validation_fraction)]
+    pub validation_fraction: f64,
+    /// Seed of every split, sample and random choice of the methods.
+    #[arg(long, default_value_t = DataConfig::default().seed)]
+    pub seed: u64,
+    /// Use a small stratified sample (minute-scale check); results go to
+    /// data/smoke/. Also set by SMOKE=1.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+impl DataArgs {
+    pub fn profile(&self) -> Profile {
+        Profile::from_env_or(self.smoke)
+    }
+
+    /// `out`, else the profile's results directory.
+    pub fn results_dir(&self, out: &Option<PathBuf>) -> PathBuf {
+        out.clone().unwrap_or_else(|| paths::results_dir(self.profile()))
+    }
+
+    pub fn load(&self) -> Result<data::Dataset> {
+        let source = match &self.train {
+            Some(train) => Source::Custom {
+                train: train.clone(),
+                test: self.test.clone(),
+                text_column: self.text_column.clone(),
+                label_column: self.label_column.clone(),
+                label_names: self.label_names.clone(),
+            },
+            None => Source::locate(self.data_dir.as_deref(), self.train_file.as_deref())?,
+        };
+        if !(0.0..1.0).contains(&self.validation_fraction) || !(0.0..1.0).contains(&self.test_fraction) {
+            bail!("--validation-fraction and --test-fraction must be in [0, 1)");
+        }
+        // A smoke run uses the smoke sample and split, as the notebooks do under SMOKE=1.
+        let profile = self.profile();
+        let base = DataConfig::for_profile(profile);
+        let config = DataConfig {
+            seed: self.seed,
+            test_fraction: self.test_fraction,
+            validation_fraction: if profile.is_smoke() { base.validation_fraction } else { self.validation_fraction },
+            ..base
+        };
+        tracing::info!(source = %source.describe(), "loading data");
+        let ds = data::load(&source, &config)?;
+        tracing::info!(
+            train = ds.train.len(),
+            validation = ds.validation.len(),
+            test = ds.test.len(),
+            classes = ds.num_classes(),
+            "loaded"
+        );
+        Ok(ds)
+    }
+}
+
+/// Where a run's record goes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutArgs {
+    /// Directory of the run record (<experiment>.json and .predictions.csv).
+    /// Default: results/, or data/smoke/results for a smoke run (which must
+    /// not overwrite the committed results).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EdaArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct KnnArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Sentence embedder: a local directory or a Hugging Face id
+    /// (default: data/models/all-MiniLM-L6-v2 if present, else
+    /// sentence-transformers/all-MiniLM-L6-v2). Any BERT-family
+    /// sentence-transformers model works.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Longer texts are truncated (and counted).
+    #[arg(long, default_value_t = EmbedConfig::default().max_tokens)]
+    pub max_tokens: usize,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = EmbedConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// Candidate k values, chosen on validation.
+    #[arg(long, value_delimiter = ',', default_values_t = KnnConfig::default().ks)]
+    pub ks: Vec<usize>,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+impl KnnArgs {
+    pub fn method(&self) -> Knn {
+        let defaults = KnnConfig::default();
+        Knn::new(KnnConfig {
+            embed: EmbedConfig {
+                model: self.model.clone().unwrap_or(defaults.embed.model.clone()),
+                max_tokens: self.max_tokens,
+                batch_size: self.batch_size,
+            },
+            ks: self.ks.clone(),
+            ..defaults
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Base model: a .gguf file, a Hugging Face directory, or a Hugging Face id
+    /// (default: the SmolLM2-135M-Instruct GGUF in data/models if present,
+    /// else HuggingFaceTB/SmolLM2-135M-Instruct). Any Llama-family model works.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Train on a seeded stratified sample of this many training items
+    /// (default 12,000: what fits in 45 minutes on 2 cores; smoke 240; 0 = all).
+    #[arg(long)]
+    pub max_train: Option<usize>,
+    /// Passes over the training items (default 1).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Peak learning rate (linear warm-up, cosine decay; default 2e-4).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Rows per forward/backward pass (default 16; smoke 8).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Passes accumulated per optimiser step (default 1).
+    #[arg(long)]
+    pub grad_accum: Option<usize>,
+    /// Keep the bottom N transformer layers (and the embedding) frozen (default 18; smoke 26).
+    #[arg(long)]
+    pub frozen_layers: Option<usize>,
+    /// Tokens kept per text; longer texts are truncated and counted (default 128).
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Optimiser steps between validation passes (default 250; smoke 10).
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Optimiser steps between checkpoints (default 100; smoke 10).
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Where the classifier and its checkpoint go (default: data/finetuned/smollm2-ag-news).
+    #[arg(long)]
+    pub model_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Train and validate only: no test evaluation and no results file (for
+    /// choosing hyper-parameters on validation).
+    #[arg(long)]
+    pub validation_only: bool,
+}
+
+impl FinetuneArgs {
+    /// The profile's defaults with the flags given.
+    pub fn method(&self) -> Finetune {
+        let profile = self.data.profile();
+        let mut method = Finetune::for_profile(profile);
+        let config: &mut FinetuneConfig = &mut method.config;
+        if let Some(model) = &self.model {
+            config.model = model.clone();
+        }
+        let t = &mut config.train;
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { t.$field = v; })* };
+        }
+        set!(epochs, learning_rate, batch_size, grad_accum, frozen_layers, max_len, eval_every, checkpoint_every);
+        if let Some(n) = self.max_train {
+            config.max_train = (n > 0).then_some(n);
+        }
+        if let Some(dir) = &self.model_out {
+            method.out_dir = dir.clone();
+        }
+        method
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct LlmArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Server base URL up to /v1 (e.g. https://api.openai.com/v1, http://localhost:11434/v1).
+    /// Without one, the embedded GGUF model answers in-process (see --gguf).
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Model name as the server knows it.
+    #[arg(long, env = "OPENAI_MODEL", default_value = DEFAULT_SERVER_MODEL)]
+    pub model: String,
+    /// The embedded model when no server is set: a llama-family .gguf file
+    /// (default: data/models/SmolLM2-135M-Instruct/*.gguf, from `bash scripts/setup.sh`).
+    #[arg(long)]
+    pub gguf: Option<PathBuf>,
+    /// Embedded model: tokens of several items run in one forward pass.
+    #[arg(long, default_value_t = BackendConfig::default().pack_tokens)]
+    pub pack_tokens: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = BackendConfig::default().concurrency)]
+    pub concurrency: usize,
+    /// Seconds before a request is abandoned (then retried).
+    #[arg(long, default_value_t = BackendConfig::default().timeout.as_secs_f64())]
+    pub timeout: f64,
+    /// Validation items each prompt variant is tried on (default 400; smoke 40).
+    #[arg(long)]
+    pub validation_items: Option<usize>,
+    /// Test items (a seeded stratified sample; default all; smoke 80).
+    #[arg(long)]
+    pub test_items: Option<usize>,
+    /// Price per million input tokens, USD (for the cost estimate).
+    #[arg(long, default_value_t = 0.0)]
+    pub price_in: f64,
+    /// Price per million output tokens, USD.
+    #[arg(long, default_value_t = 0.0)]
+    pub price_out: f64,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+impl LlmArgs {
+    /// The server from OPENAI_BASE_URL / --base-url, else the embedded model.
+    pub fn method(&self) -> Llm {
+        let mut config = LlmConfig::for_profile(self.data.profile());
+        config.price = Price { input_per_million: self.price_in, output_per_million: self.price_out };
+        if let Some(n) = self.validation_items {
+            config.validation_items = n;
+        }
+        if self.test_items.is_some() {
+            config.test_items = self.test_items;
+        }
+        let backend = BackendConfig {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            gguf: self.gguf.clone(),
+            concurrency: self.concurrency,
+            timeout: Duration::from_secs_f64(self.timeout),
+            pack_tokens: self.pack_tokens,
+            ..BackendConfig::default()
+        };
+        Llm { config, backend }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct BaselineArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A term must occur in at least this many training texts.
+    #[arg(long, default_value_t = TfidfConfig::default().min_df)]
+    pub min_df: usize,
+    /// Regularisation strengths C to try (chosen on validation).
+    #[arg(long, value_delimiter = ',', default_values_t = TfidfConfig::default().cs)]
+    pub cs: Vec<f64>,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+impl BaselineArgs {
+    pub fn method(&self) -> TfidfBaseline {
+        TfidfBaseline::new(TfidfConfig { min_df: self.min_df, cs: self.cs.clone(), ..TfidfConfig::default() })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Directory of the run records (default: results/).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Where the charts go (default: assets/).
+    #[arg(long)]
+    pub assets: Option<PathBuf>,
+    /// The README whose results table is regenerated (default: README.md).
+    #[arg(long)]
+    pub readme: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct AllArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A classifier directory written by `slm-vs-llm finetune` (default: data/finetuned/smollm2-ag-news).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Texts to classify (e.g. "headline. description").
+    #[arg(required = true)]
+    pub texts: Vec<String>,
+}

@@ -1,0 +1,270 @@
+//! `slm-vs-llm bench ...`: throughput against the Python reference stack
+//! and the hardware limit, measured in one run.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use super::{command_line, DataArgs};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Sentences/s of the embedder on real test texts, against
+    /// sentence-transformers (PyTorch, CPU) on the same texts when --python is given.
+    Embed {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Sentence embedder directory or Hugging Face id (default as for `knn`).
+        #[arg(long)]
+        model: Option<String>,
+        /// How many test texts (the first ones, in file order).
+        #[arg(long, default_value_t = 2000)]
+        texts: usize,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// A Python with sentence-transformers (scripts/bench.sh makes one).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Fine-tuning (tokens/s, batch × 128 tokens, AdamW, embedding and the
+    /// bottom layers frozen) and batched inference (test texts/s) of the SLM
+    /// classifier, against PyTorch + transformers on the same weights and
+    /// token ids when --python is given.
+    Slm {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Base model (default as for `finetune`).
+        #[arg(long)]
+        model: Option<String>,
+        /// Test texts (the first ones, in file order) for the token stream and inference.
+        #[arg(long, default_value_t = 512)]
+        texts: usize,
+        #[arg(long, default_value_t = 18)]
+        frozen_layers: usize,
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 128)]
+        seq_len: usize,
+        /// Timed training steps (after one warm-up step). 10-step runs of either
+        /// side varied by up to 8% on this machine; 30 halve that.
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        #[arg(long, default_value_t = 32)]
+        infer_batch: usize,
+        /// A Python with torch and transformers (scripts/bench.sh makes one).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Items/s of the embedded constrained LLM classifier against an
+    /// OpenAI-compatible server (OPENAI_BASE_URL; `bash scripts/with-llama-server.sh`
+    /// starts llama.cpp's on the same GGUF), same few-shot prompts, no cache.
+    Llm {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The embedded model (default: data/models/SmolLM2-135M-Instruct/*.gguf).
+        #[arg(long)]
+        gguf: Option<PathBuf>,
+        /// Test items (seeded stratified sample).
+        #[arg(long, default_value_t = 200)]
+        items: usize,
+        /// The server (default: none, the embedded side only).
+        #[arg(long, env = "OPENAI_BASE_URL")]
+        base_url: Option<String>,
+        #[arg(long, env = "OPENAI_MODEL", default_value = "SmolLM2-135M-Instruct")]
+        model: String,
+        /// Requests in flight at once on the server.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// The TF-IDF + logistic regression baseline against scikit-learn on the
+    /// same split and settings: accuracy difference and fit + predict time.
+    Baseline {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Regularisation strength (use the one `baseline` chose on validation).
+        #[arg(long, default_value_t = 3.0)]
+        c: f64,
+        #[arg(long, default_value_t = 2)]
+        min_df: usize,
+        /// A Python with scikit-learn (scripts/bench.sh makes one).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// K-NN search time (all test queries against the train split, from the
+    /// embedding cache) against the time of its matrix product alone.
+    Knn {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Timings are the best of this many runs.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+}
+
+pub fn run_bench(bench: &BenchCommand) -> Result<()> {
+    let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
+    use crate::models::embedder::{EmbedConfig, Embedder};
+    let load_embedder = |model: &Option<String>, batch_size: usize| {
+        let model = model.clone().unwrap_or_else(crate::models::embedder::default_model);
+        Embedder::load(&EmbedConfig { model, batch_size, ..EmbedConfig::default() })
+    };
+    let (name, report) = match bench {
+        BenchCommand::Embed { data, model, texts, batch_size, python, .. } => {
+            let ds = data.load()?;
+            let mut test = ds.test.clone();
+            test.sort_by_key(|e| e.index);
+            let texts: Vec<&str> = test.iter().take(*texts).map(|e| e.text.as_str()).collect();
+            let embedder = load_embedder(model, *batch_size)?;
+            let b = crate::bench::embed(&embedder, &texts, python.as_deref())?;
+            println!(
+                "Rust (candle): {:.1} sentences/s ({} texts in {:.2} s)",
+                b.rust_sentences_per_second, b.texts, b.rust_seconds
+            );
+            if let (Some(p), Some(r)) = (&b.python, b.ratio) {
+                println!(
+                    "sentence-transformers: {:.1} sentences/s; ratio Rust/Python {r:.2}x",
+                    p["sentences_per_second"].as_f64().unwrap_or(0.0)
+                );
+            }
+            ("embed", serde_json::to_value(&b)?)
+        }
+        BenchCommand::Knn { data, model, k, repeats, .. } => {
+            let ds = data.load()?;
+            let embedder = load_embedder(model, 64)?;
+            let embedder = crate::methods::knn::CachedEmbedder::new(embedder)?;
+            let (train, _) = embedder.embed(&crate::data::texts(&ds.train), true)?;
+            let (test, _) = embedder.embed(&crate::data::texts(&ds.test), true)?;
+            let b = crate::bench::knn(&train, &test, *k, *repeats)?;
+            println!(
+                "{} queries x {} train x {} dims: matmul {:.3} s ({:.0} GFLOP/s), full search (top-{} + vote) {:.3} s: {:.2}x the matmul",
+                b.queries, b.train, b.dim, b.matmul_seconds, b.matmul_gflops, b.k, b.search_seconds, b.ratio
+            );
+            ("knn", serde_json::to_value(&b)?)
+        }
+        BenchCommand::Slm {
+            data,
+            model,
+            texts,
+            frozen_layers,
+            batch_size,
+            seq_len,
+            steps,
+            infer_batch,
+            python,
+            ..
+        } => {
+            let ds = data.load()?;
+            let mut test = ds.test.clone();
+            test.sort_by_key(|e| e.index);
+            let texts: Vec<&str> = test.iter().take(*texts).map(|e| e.text.as_str()).collect();
+            let model = model.clone().unwrap_or_else(crate::models::llama::default_model);
+            let b = crate::bench::slm(
+                &model,
+                &texts,
+                *frozen_layers,
+                *batch_size,
+                *seq_len,
+                *steps,
+                *infer_batch,
+                python.as_deref(),
+            )?;
+            println!(
+                "training ({} x {} tokens, {} bottom layers frozen): {:.0} tokens/s, PyTorch {}: {}",
+                b.train_batch,
+                b.train_seq_len,
+                b.frozen_layers,
+                b.rust_train_tokens_per_second,
+                b.python_train.as_ref().map_or("-".into(), |p| format!("{:.0} tokens/s", p["tokens_per_second"])),
+                ratio(b.train_ratio)
+            );
+            println!(
+                "inference (batch {}): {:.1} texts/s, PyTorch {}: {}",
+                b.infer_batch,
+                b.rust_infer_rows_per_second,
+                b.python_infer.as_ref().map_or("-".into(), |p| format!("{:.1} texts/s", p["rows_per_second"])),
+                ratio(b.infer_ratio)
+            );
+            ("slm", serde_json::to_value(&b)?)
+        }
+        BenchCommand::Llm { data, gguf, items, base_url, model, concurrency, .. } => {
+            use crate::methods::llm::local::{self, LocalLlm};
+            use crate::methods::llm::openai::{ClientConfig, Endpoint, OpenAiClient};
+            let ds = data.load()?;
+            let gguf = gguf
+                .clone()
+                .or_else(local::default_model)
+                .context("no GGUF: run `bash scripts/setup.sh` or pass --gguf")?;
+            let llm = LocalLlm::load(&gguf, None)?;
+            let server = match Endpoint::from_env(base_url.clone(), model.clone(), None) {
+                None => None,
+                Some(endpoint) => {
+                    let config = ClientConfig { concurrency: *concurrency, cache_dir: None, ..Default::default() };
+                    Some(std::sync::Arc::new(OpenAiClient::new(endpoint, config)?))
+                }
+            };
+            let b = crate::bench::llm(&ds, &llm, server.as_ref(), *items, data.seed)?;
+            println!(
+                "{} items, {}: embedded {:.2} items/s ({:.1}% accurate); server {}; agreement {}; ratio {}",
+                b.items,
+                b.prompt_variant,
+                b.embedded.items_per_second,
+                100.0 * b.embedded.accuracy,
+                b.server.as_ref().map_or("-".into(), |s| format!(
+                    "{:.2} items/s ({:.1}% accurate, {} errors)",
+                    s.items_per_second,
+                    100.0 * s.accuracy,
+                    s.errors
+                )),
+                b.agreement.map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
+                ratio(b.ratio)
+            );
+            ("llm", serde_json::to_value(&b)?)
+        }
+        BenchCommand::Baseline { data, c, min_df, python, .. } => {
+            let ds = data.load()?;
+            let b = crate::bench::baseline(&ds, *c, *min_df, python.as_deref())?;
+            println!(
+                "TF-IDF + logistic regression (C = {c}): {:.2}% test accuracy, fit {:.2} s, predict {:.3} s; scikit-learn {}; accuracy difference {} points, speed ratio {}",
+                100.0 * b.rust_accuracy,
+                b.rust_fit_seconds,
+                b.rust_predict_seconds,
+                b.python.as_ref().map_or("-".into(), |p| format!("{:.2}% in {:.2} + {:.3} s", 100.0 * p["accuracy"].as_f64().unwrap_or(0.0), p["fit_seconds"], p["predict_seconds"])),
+                b.accuracy_difference_points.map_or("-".into(), |d| format!("{d:+.2}")),
+                b.speed_ratio.map_or("-".into(), |r| format!("{r:.2}x")),
+            );
+            ("baseline", serde_json::to_value(&b)?)
+        }
+    };
+    let out = match bench {
+        BenchCommand::Embed { out, .. }
+        | BenchCommand::Knn { out, .. }
+        | BenchCommand::Slm { out, .. }
+        | BenchCommand::Llm { out, .. }
+        | BenchCommand::Baseline { out, .. } => out,
+    };
+    std::fs::create_dir_all(out)?;
+    let path = out.join(format!("bench_{name}.json"));
+    let report = serde_json::json!({
+        "command": command_line(),
+        "hardware": crate::results::Hardware::detect(),
+        "result": report,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+    println!("Wrote {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The `slm-vs-llm` command: the notebooks' experiments without Jupyter.
+//! Each experiment command builds one method from its flags and runs it
+//! through [`method::run`], the same call the notebooks make.
+
+pub mod args;
+pub mod bench;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+pub use args::DataArgs;
+use args::{AllArgs, BaselineArgs, EdaArgs, FinetuneArgs, KnnArgs, LlmArgs, PredictArgs, ReportArgs};
+
+use crate::method::{self, Method, MethodRun, RunContext, RunOptions, TrainingSet};
+use crate::methods::{finetune, knn, llm};
+use crate::paths::{self, Profile};
+use crate::present::eda::{self, Eda, LengthUnit};
+use crate::{Dataset, Split};
+
+/// Fine-tuned small language model vs. generic LLM vs. embeddings + K-NN vs.
+/// TF-IDF, on AG News or your own labelled texts.
+///
+/// Logging follows RUST_LOG (default: info), e.g. RUST_LOG=debug.
+#[derive(Parser, Debug)]
+#[command(name = "slm-vs-llm", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Explore the dataset: class balance, lengths, distinctive words, text
+    /// quirks and duplicates (the leakage check). Prints the tables and
+    /// writes the numbers to results/eda.json and the plots beside it.
+    Eda(EdaArgs),
+    /// Embeddings + K-nearest neighbours: embed every split with a sentence
+    /// embedder (cached on disk), choose k and the vote on validation, then
+    /// predict test once. Writes results/knn.json and results/knn.predictions.csv.
+    Knn(KnnArgs),
+    /// Fine-tune a small language model (default SmolLM2-135M-Instruct) as a
+    /// classifier: train on train, validate during training, save the
+    /// classifier (a Hugging Face LlamaForSequenceClassification directory),
+    /// evaluate on test. Re-running the same command resumes an interrupted
+    /// run from its checkpoint. Writes results/finetune_slm.json and
+    /// results/finetune_slm.predictions.csv.
+    Finetune(FinetuneArgs),
+    /// A generic LLM with structured output: over an OpenAI-compatible server
+    /// (OPENAI_BASE_URL: OpenAI, Ollama, vLLM, llama.cpp's server) or, with
+    /// none set, the embedded GGUF model in-process with decoding constrained
+    /// to the schema. The prompt variant (zero- or few-shot) is chosen on
+    /// validation, then test is asked once. Answers are cached, so a re-run
+    /// or an interrupted run costs nothing twice. Writes
+    /// results/llm_<model>.json and its predictions.
+    Llm(LlmArgs),
+    /// The classic baseline: TF-IDF over word unigrams and bigrams and a
+    /// multinomial logistic regression (L-BFGS), its regularisation chosen on
+    /// validation. Writes results/baseline_tfidf.json and its predictions.
+    Baseline(BaselineArgs),
+    /// Every experiment in order — eda, then every method (knn, finetune,
+    /// baseline, llm) — then the report. Resumes through the caches and
+    /// checkpoints; --smoke runs it all on a small sample in minutes (results
+    /// then go to data/smoke/, the committed results and the README are left alone).
+    All(AllArgs),
+    /// The comparison: read every run record in results/, write the charts to
+    /// assets/ (accuracy with intervals as PNG and SVG, per-class F1, accuracy
+    /// against speed) and the README's results table between its markers.
+    Report(ReportArgs),
+    /// Classify texts with a classifier saved by `finetune`: prints the class
+    /// and the probability of every class.
+    Predict(PredictArgs),
+    /// Benchmarks: throughput against the Python reference stack and the
+    /// hardware limit, measured in one run. Writes results/bench_<name>.json.
+    Bench {
+        #[command(subcommand)]
+        bench: bench::BenchCommand,
+    },
+    /// Check executed notebooks for error outputs and panics; exits non-zero
+    /// if any cell failed.
+    CheckNotebook {
+        /// Executed .ipynb files.
+        #[arg(required = true)]
+        notebooks: Vec<PathBuf>,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> Result<()> {
+    // Show whole tables in the terminal unless the user configured polars otherwise.
+    for (key, value) in [("POLARS_FMT_MAX_ROWS", "40"), ("POLARS_FMT_STR_LEN", "80"), ("POLARS_FMT_MAX_COLS", "20")] {
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, value);
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Eda(args) => run_eda(&args.data, &args.out.out),
+        Command::Knn(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out).map(drop),
+        Command::Finetune(args) => run_finetune(&args),
+        Command::Baseline(args) => {
+            run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out).map(drop)
+        }
+        Command::Llm(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out).map(drop),
+        Command::Report(args) => run_report(&args),
+        Command::All(args) => run_all(&args.data),
+        Command::Predict(args) => run_predict(&args),
+        Command::Bench { bench } => bench::run_bench(&bench),
+        Command::CheckNotebook { notebooks } => check_notebooks(&notebooks),
+    }
+}
+
+/// The command as typed, for the results record.
+pub fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("slm-vs-llm {}", args.join(" "))
+}
+
+fn context(data: &DataArgs) -> RunContext {
+    RunContext { profile: data.profile(), seed: data.seed, progress: true }
+}
+
+fn options(method: &dyn Method, data: &DataArgs) -> RunOptions {
+    RunOptions { context: context(data), test_items: method.test_items(), command: command_line() }
+}
+
+/// Runs one method through [`method::run`], prints what it chose and how it
+/// scored, and writes its record.
+fn run_and_report(method: &dyn Method, ds: &Dataset, data: &DataArgs, out: &Option<PathBuf>) -> Result<MethodRun> {
+    let run = method::run(method, ds, &options(method, data))?;
+    describe_choice(&run);
+    let r = &run.record;
+    println!("{} ({}): test {}", r.method, r.model, r.metrics.summary());
+    println!("{}", r.metrics.per_class_table()?);
+    let path = run.write(&data.results_dir(out))?;
+    println!("Wrote {}", path.display());
+    Ok(run)
+}
+
+/// One line on what the method chose on validation.
+fn describe_choice(run: &MethodRun) {
+    if let Some(k) = run.fitted_as::<knn::FittedKnn>() {
+        println!(
+            "K-NN: k = {}, {} vote (validation accuracy {:.2}%)",
+            k.chosen.k,
+            k.chosen.vote,
+            100.0 * k.chosen.accuracy
+        );
+    } else if let Some(t) = run.fitted_as::<crate::methods::tfidf::FittedTfidf>() {
+        println!("TF-IDF: {} features, C = {} chosen on validation", t.tfidf.len(), t.chosen_c);
+    } else if let Some(l) = run.fitted_as::<llm::FittedLlm>() {
+        for s in &l.sweep {
+            println!("validation, {}: {:.2}% ({} invalid of {})", s.variant, 100.0 * s.accuracy, s.invalid, s.items);
+        }
+        println!("{} ({}): {}", l.backend.model(), l.backend.endpoint(), l.chosen);
+    } else if let Some(f) = run.fitted_as::<finetune::FittedClassifier>() {
+        describe_training(f);
+    }
+}
+
+fn describe_training(f: &finetune::FittedClassifier) {
+    let s = &f.state;
+    println!(
+        "Fine-tuned {} ({} of {} parameters trained, {} steps, {:.0} s, {:.0} tokens/s)",
+        f.model_source,
+        f.trainable_params,
+        f.total_params,
+        s.step,
+        s.train_seconds,
+        s.tokens as f64 / s.train_seconds.max(1e-9)
+    );
+    for v in &s.validation {
+        println!(
+            "  step {:>5} ({:>6.0} s): validation accuracy {:.2}%, loss {:.4}",
+            v.step,
+            v.seconds,
+            100.0 * v.accuracy,
+            v.loss
+        );
+    }
+}
+
+fn run_finetune(args: &FinetuneArgs) -> Result<()> {
+    let method = args.method();
+    let ds = args.data.load()?;
+    if args.validation_only {
+        let fitted = method.fit_classifier(&TrainingSet::of(&ds), &context(&args.data))?;
+        describe_training(&fitted);
+        return Ok(());
+    }
+    run_and_report(&method, &ds, &args.data, &args.out.out)?;
+    println!("Classifier: {}", method.out_dir.display());
+    Ok(())
+}
+
+fn run_report(args: &ReportArgs) -> Result<()> {
+    let results = args.results.clone().unwrap_or_else(|| paths::results_dir(Profile::Full));
+    let assets = args.assets.clone().unwrap_or_else(|| paths::assets_dir(Profile::Full));
+    let readme = args.readme.clone().unwrap_or_else(|| paths::project_root().join("README.md"));
+    let table = crate::present::report::write(&results, &assets, Some(&readme))?;
+    print!("{table}");
+    println!("Wrote the charts to {} and the table to {}", assets.display(), readme.display());
+    Ok(())
+}
+
+fn run_all(data: &DataArgs) -> Result<()> {
+    let profile = data.profile();
+    let results = data.results_dir(&None);
+    let assets = paths::assets_dir(profile);
+    let methods = crate::methods::registry(profile);
+    let steps = methods.len() + 2;
+    let mut times = Vec::new();
+    let started = std::time::Instant::now();
+    let mut timed = |name: &str, step: usize, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        println!("\n=== [{step}/{steps}] {name} ===");
+        let t = std::time::Instant::now();
+        f().with_context(|| format!("step {name} failed; re-run `slm-vs-llm all` to resume"))?;
+        times.push((name.to_string(), t.elapsed().as_secs_f64()));
+        Ok(())
+    };
+    timed("eda", 1, &mut || run_eda(data, &Some(results.clone())))?;
+    let ds = data.load()?;
+    for (i, method) in methods.iter().enumerate() {
+        timed(method.name(), i + 2, &mut || {
+            run_and_report(method.as_ref(), &ds, data, &Some(results.clone())).map(drop)
+        })?;
+    }
+    println!("\n=== [{steps}/{steps}] report ===");
+    let readme = paths::project_root().join("README.md");
+    let table = crate::present::report::write(&results, &assets, (!profile.is_smoke()).then_some(readme.as_path()))?;
+    println!("\nWall time per step:");
+    for (name, seconds) in &times {
+        println!("  {name:<10} {:>8.1} min", seconds / 60.0);
+    }
+    println!("  {:<10} {:>8.1} min\n", "total", started.elapsed().as_secs_f64() / 60.0);
+    print!("{table}");
+    println!("\nResults in {}, charts in {}", results.display(), assets.display());
+    Ok(())
+}
+
+fn run_predict(args: &PredictArgs) -> Result<()> {
+    let dir = args.model.clone().unwrap_or_else(|| paths::finetuned_dir(finetune::CLASSIFIER_NAME, Profile::Full));
+    let classifier = finetune::load_classifier(&dir)?;
+    let texts: Vec<String> = args.texts.iter().map(|t| crate::data::normalize(t)).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for (text, probs) in texts.iter().zip(classifier.predict(&texts)?) {
+        let best = method::argmax(&probs);
+        let all: Vec<String> = classifier.labels.iter().zip(&probs).map(|(l, p)| format!("{l} {p:.3}")).collect();
+        println!("{}\t{}\t{}", classifier.labels[best], all.join("  "), text);
+    }
+    Ok(())
+}
+
+fn run_eda(data: &DataArgs, out: &Option<PathBuf>) -> Result<()> {
+    let ds = data.load()?;
+    let eda = Eda::run(&ds)?;
+    println!("Data: {}", ds.source);
+    for (title, table) in [
+        ("Class balance", &eda.class_balance),
+        ("Length of the model input (train)", &eda.lengths),
+        ("Most distinctive words per class (log-odds z-score, train)", &eda.distinctive_words),
+        ("Text quirks (rows)", &eda.quirks),
+        ("Duplicates (normalised text; near = word-3-gram Jaccard >= 0.8)", &eda.duplicates),
+        ("Near-duplicate pairs", &eda.duplicate_pairs),
+    ] {
+        println!("\n## {title}\n{table}");
+    }
+    let out = data.results_dir(out);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let json = out.join("eda.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&eda.summary)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    for (unit, name) in [(LengthUnit::Words, "eda_length_words.svg"), (LengthUnit::Chars, "eda_length_chars.svg")] {
+        eda::length_distribution_chart(&ds, Split::Train, unit)?.save(&out.join(name))?;
+    }
+    println!("\nLeakage check: {}", eda.summary.leakage());
+    println!("\nWrote {} and the length plots in {}", json.display(), out.display());
+    Ok(())
+}
+
+fn check_notebooks(notebooks: &[PathBuf]) -> Result<()> {
+    let mut failed = 0;
+    for nb in notebooks {
+        let errors = crate::present::notebook::errors_in_executed(nb)?;
+        if errors.is_empty() {
+            println!("{}: clean", nb.display());
+        }
+        for e in &errors {
+            eprintln!("{}: {e}", nb.display());
+        }
+        failed += usize::from(!errors.is_empty());
+    }
+    if failed > 0 {
+        bail!("{failed} notebook(s) hold error outputs");
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! The seam every method plugs into.
+//!
+//! A [`Method`] is a configured, unfitted classifier. [`Method::fit`] trains
+//! it on a training set — any subset, any seed — making every choice of its
+//! own (k, C, a prompt variant, when to stop) on the validation split only,
+//! and returns a [`Fitted`] classifier that labels texts and gives a score
+//! for every class. [`run`] does that for one method on a dataset, predicts
+//! the test split once and returns the run record with its predictions; the
+//! CLI, `all` and the notebooks all go through it, so they produce the same
+//! records.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{stratified_sample, Dataset, Example};
+use crate::metrics::{evaluate as score, Bootstrap, Metrics, Throughput};
+use crate::paths::Profile;
+use crate::results::{self, DataSizes, Hardware, Prediction, RunRecord};
+
+/// The labelled data a method may learn from. Test is not in it.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingSet<'a> {
+    pub train: &'a [Example],
+    /// Every choice a method makes is made here.
+    pub validation: &'a [Example],
+    /// Class names, in label order.
+    pub labels: &'a [String],
+}
+
+impl<'a> TrainingSet<'a> {
+    /// All of `ds`'s train and validation splits.
+    pub fn of(ds: &'a Dataset) -> Self {
+        TrainingSet { train: &ds.train, validation: &ds.validation, labels: &ds.labels }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// What every fit and prediction may need to know about the run.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub profile: Profile,
+    /// Every random choice of the method derives from this seed.
+    pub seed: u64,
+    /// Show progress bars (the CLI) or not (notebooks, tests).
+    pub progress: bool,
+}
+
+impl Default for RunContext {
+    fn default() -> Self {
+        RunContext { profile: Profile::Full, seed: 42, progress: false }
+    }
+}
+
+/// What the results call a fitted method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// File stem under `results/`, e.g. "knn".
+    pub experiment: String,
+    /// Human name, e.g. "embeddings + K-NN".
+    pub method: String,
+    /// The model, e.g. "all-MiniLM-L6-v2".
+    pub model: String,
+}
+
+/// One text's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    /// `None` when the method gave no valid answer (scored as wrong).
+    pub label: Option<usize>,
+    /// One score per class, in label order ([`Fitted::scores`] says what they are);
+    /// `None` when there are none (an invalid answer).
+    pub scores: Option<Vec<f32>>,
+    /// Why there is no valid answer.
+    pub error: Option<String>,
+}
+
+impl Output {
+    /// The class with the highest score, and the scores.
+    pub fn from_scores(scores: Vec<f32>) -> Self {
+        Output { label: Some(argmax(&scores)), scores: Some(scores), error: None }
+    }
+}
+
+/// The index of the highest value (the last of equal ones, as `Iterator::max_by`).
+pub fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
+}
+
+/// The answers to a batch of texts.
+#[derive(Debug, Clone, Default)]
+pub struct Predicted {
+    /// One per text, in input order.
+    pub outputs: Vec<Output>,
+    /// What answering cost in seconds, where the wall clock is not it
+    /// (answers served from a cache count with what they cost when computed).
+    pub cost_seconds: Option<f64>,
+    /// Method-specific numbers about these answers (tokens, latency, ...).
+    pub details: serde_json::Value,
+}
+
+/// A method before fitting: its configuration.
+pub trait Method {
+    /// Short name for logs and progress, e.g. "knn".
+    fn name(&self) -> &str;
+
+    /// Trains on `data.train`, choosing on `data.validation` only.
+    fn fit(&self, data: &TrainingSet, ctx: &RunContext) -> Result<Box<dyn Fitted>>;
+
+    /// How many test items a run asks by default: a seeded stratified
+    /// sample where every answer costs (an LLM in a smoke run), else all.
+    fn test_items(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// A fitted classifier.
+pub trait Fitted: Any {
+    fn identity(&self) -> Identity;
+
+    /// The settings, and what was chosen on validation.
+    fn config(&self) -> serde_json::Value;
+
+    /// What producing this classifier cost (`items`: training examples processed).
+    fn training(&self) -> Option<Throughput>;
+
+    /// Training examples it learned from.
+    fn trained_on(&self) -> usize;
+
+    /// What [`Output::scores`] are, e.g. "class probabilities (softmax)".
+    fn scores(&self) -> &'static str;
+
+    /// Method-specific numbers about the fit (validation sweep, parameters, ...).
+    fn extra(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Labels and scores for `texts`.
+    fn predict(&self, texts: &[&str], ctx: &RunContext) -> Result<Predicted>;
+
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The candidate with the highest score; ties go to the earliest, so list
+/// candidates simplest first.
+pub fn choose_best<T>(candidates: &[T], score: impl Fn(&T) -> f64) -> Option<&T> {
+    candidates.iter().fold(None, |best: Option<&T>, c| match best {
+        Some(b) if score(c) <= score(b) => Some(b),
+        _ => Some(c),
+    })
+}
+
+/// Validation accuracy of `predict` on `examples` (a missing answer is wrong).
+pub fn accuracy(examples: &[Example], predictions: &[Option<usize>]) -> f64 {
+    let correct = examples.iter().zip(predictions).filter(|(e, p)| **p == Some(e.label)).count();
+    correct as f64 / examples.len().max(1) as f64
+}
+
+/// How a run is made and recorded.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub context: RunContext,
+    /// Predict a seeded stratified sample of this many test items (default: all).
+    pub test_items: Option<usize>,
+    /// The command that reproduces the run, for the record.
+    pub command: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { context: RunContext::default(), test_items: None, command: String::new() }
+    }
+}
+
+/// A method's run: the record, the test items asked and the answers, and
+/// the fitted classifier (for a notebook to look inside).
+pub struct MethodRun {
+    pub record: RunRecord,
+    /// The test items predicted, in the order of `outputs`.
+    pub test: Vec<Example>,
+    pub outputs: Vec<Output>,
+    pub fitted: Box<dyn Fitted>,
+}
+
+impl MethodRun {
+    pub fn metrics(&self) -> &Metrics {
+        &self.record.metrics
+    }
+
+    /// The fitted classifier as its own type, e.g. `run.fitted_as::<knn::FittedKnn>()`.
+    pub fn fitted_as<T: 'static>(&self) -> Option<&T> {
+        self.fitted.as_any().downcast_ref()
+    }
+
+    /// One row per test item: index, label, prediction and the scores.
+    pub fn predictions(&self) -> Vec<Prediction> {
+        self.test
+            .iter()
+            .zip(&self.outputs)
+            .map(|(e, o)| Prediction { index: e.index, label: e.label, prediction: o.label, scores: o.scores.clone() })
+            .collect()
+    }
+
+    /// Writes `<experiment>.json` and `<experiment>.predictions.csv` to `dir`; returns the JSON's path.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        results::write(dir, &self.record, &self.predictions())?;
+        Ok(results::json_path(dir, &self.record.experiment))
+    }
+}
+
+/// Fits `method` on `ds`'s train split (choices on validation), then predicts test once.
+pub fn run(method: &dyn Method, ds: &Dataset, options: &RunOptions) -> Result<MethodRun> {
+    tracing::info!(method = method.name(), train = ds.train.len(), validation = ds.validation.len(), "fitting");
+    let fitted = method.fit(&TrainingSet::of(ds), &options.context)?;
+    evaluate(fitted, ds, options)
+}
+
+/// The test items a run predicts: all of test, or a seeded stratified sample.
+pub fn test_items(ds: &Dataset, options: &RunOptions) -> Result<Vec<Example>> {
+    match options.test_items {
+        Some(0) => bail!("zero test items asked for"),
+        Some(n) if n < ds.test.len() => {
+            Ok(stratified_sample(ds.test.clone(), ds.num_classes(), n, options.context.seed))
+        }
+        _ => Ok(ds.test.clone()),
+    }
+}
+
+/// Predicts the test items once with a fitted classifier and scores it.
+pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> Result<MethodRun> {
+    let test = test_items(ds, options)?;
+    let texts: Vec<&str> = test.iter().map(|e| e.text.as_str()).collect();
+    let identity = fitted.identity();
+    tracing::info!(experiment = %identity.experiment, items = test.len(), "predicting test");
+    let (predicted, wall) = Throughput::measure(test.len(), || fitted.predict(&texts, &options.context));
+    let predicted = predicted?;
+    if predicted.outputs.len() != test.len() {
+        bail!("{}: {} answers for {} test items", identity.experiment, predicted.outputs.len(), test.len());
+    }
+    let labels: Vec<usize> = test.iter().map(|e| e.label).collect();
+    let answers: Vec<Option<usize>> = predicted.outputs.iter().map(|o| o.label).collect();
+    let bootstrap = Bootstrap::default();
+    let metrics = score(&labels, &answers, &ds.labels, bootstrap);
+    let inference = predicted.cost_seconds.map_or(wall, |s| Throughput::new(s, test.len()));
+    let mut timings = BTreeMap::from([("test_inference".to_string(), inference)]);
+    if let Some(training) = fitted.training() {
+        timings.insert("training".into(), training);
+    }
+    let mut extra = match fitted.extra() {
+        serde_json::Value::Object(map) => map,
+        serde_json::Value::Null => Default::default(),
+        other => [("fit".to_string(), other)].into_iter().collect(),
+    };
+    if let serde_json::Value::Object(details) = predicted.details {
+        extra.extend(details);
+    }
+    extra.insert("test_sample".into(), (test.len() < ds.test.len()).into());
+    extra.insert("peak_memory_mib".into(), crate::results::peak_memory_mib().into());
+    let record = RunRecord {
+        schema_version: results::SCHEMA_VERSION,
+        experiment: identity.experiment,
+        method: identity.method,
+        model: identity.model,
+        command: options.command.clone(),
+        config: fitted.config(),
+        seeds: [
+            ("split".to_string(), ds.seed),
+            ("method".to_string(), options.context.seed),
+            ("bootstrap".to_string(), bootstrap.seed),
+        ]
+        .into(),
+        data: DataSizes { train: fitted.trained_on(), test: test.len(), ..DataSizes::of(ds) },
+        hardware: Hardware::detect(),
+        timings,
+        scores: fitted.scores().to_string(),
+        metrics,
+        extra: serde_json::Value::Object(extra),
+    };
+    Ok(MethodRun { record, test, outputs: predicted.outputs, fitted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choose_best_prefers_the_earliest_on_ties() {
+        let c = [(1, 0.5), (2, 0.7), (3, 0.7), (4, 0.6)];
+        assert_eq!(choose_best(&c, |x| x.1), Some(&(2, 0.7)));
+        assert_eq!(choose_best(&[] as &[(i32, f64)], |x| x.1), None);
+    }
+
+    #[test]
+    fn argmax_takes_the_last_of_equal_scores() {
+        assert_eq!(argmax(&[0.1, 0.4, 0.4, 0.1]), 2);
+    }
+}

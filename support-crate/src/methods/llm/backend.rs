@@ -1,0 +1,138 @@
+//! Where the LLM's answers come from: an OpenAI-compatible server, or the
+//! embedded GGUF model in-process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::local::LocalLlm;
+use super::openai::{Answer, OpenAiClient};
+use super::prompt::Message;
+
+/// Where the answers come from.
+pub enum Backend {
+    /// An OpenAI-compatible server.
+    Server(Arc<OpenAiClient>),
+    /// The embedded GGUF model, decoding constrained to the schema.
+    Local(Box<LocalLlm>),
+}
+
+/// Which LLM answers, and how it is reached.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// A server's base URL up to `/v1`; `None`: the embedded model.
+    pub base_url: Option<String>,
+    /// The model name on the server.
+    pub model: String,
+    /// The embedded model's GGUF file (default: [`super::local::default_model`]).
+    pub gguf: Option<PathBuf>,
+    /// Requests in flight at once (server).
+    pub concurrency: usize,
+    /// Before a request is abandoned, then retried (server).
+    pub timeout: Duration,
+    /// Tokens of several items per forward pass (embedded).
+    pub pack_tokens: usize,
+    /// Where answers are cached (`None`: nowhere).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The server model asked when none is named.
+pub const DEFAULT_SERVER_MODEL: &str = "gpt-4o-mini";
+
+impl Default for BackendConfig {
+    /// The embedded model; answers cached in `data/cache/llm`.
+    fn default() -> Self {
+        BackendConfig {
+            base_url: None,
+            model: DEFAULT_SERVER_MODEL.into(),
+            gguf: None,
+            concurrency: 4,
+            timeout: Duration::from_secs(60),
+            pack_tokens: 512,
+            cache_dir: Some(crate::paths::cache_dir().join("llm")),
+        }
+    }
+}
+
+impl BackendConfig {
+    /// The defaults with `OPENAI_BASE_URL` and `OPENAI_MODEL` from the
+    /// environment; the key is read from `OPENAI_API_KEY` when connecting.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let defaults = Self::default();
+        BackendConfig {
+            base_url: var("OPENAI_BASE_URL"),
+            model: var("OPENAI_MODEL").unwrap_or(defaults.model.clone()),
+            ..defaults
+        }
+    }
+}
+
+impl Backend {
+    /// The server when a base URL is set, else the embedded GGUF model.
+    pub fn open(config: &BackendConfig) -> Result<Self> {
+        use super::openai::{ClientConfig, Endpoint};
+        // The key comes from OPENAI_API_KEY only, never from a flag (shell history, process lists).
+        if let Some(endpoint) = Endpoint::from_env(config.base_url.clone(), config.model.clone(), None) {
+            let client_config = ClientConfig {
+                timeout: config.timeout,
+                concurrency: config.concurrency,
+                cache_dir: config.cache_dir.clone(),
+                ..Default::default()
+            };
+            return Ok(Backend::Server(Arc::new(OpenAiClient::new(endpoint, client_config)?)));
+        }
+        let Some(gguf) = config.gguf.clone().or_else(super::local::default_model) else {
+            bail!(
+                "no LLM: set OPENAI_BASE_URL (and OPENAI_API_KEY where the server needs one) for a server, or run \
+                 `bash scripts/setup.sh` (fetches the embedded SmolLM2 GGUF to data/models) or give a .gguf file"
+            );
+        };
+        let mut llm = LocalLlm::load(&gguf, config.cache_dir.as_deref())?;
+        llm.pack_tokens = config.pack_tokens;
+        Ok(Backend::Local(Box::new(llm)))
+    }
+
+    /// Answers every question; failures are recorded in the answers, never dropped.
+    pub fn ask_all(
+        &self,
+        questions: Vec<Vec<Message>>,
+        schema: &serde_json::Value,
+        labels: &[String],
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Answer>> {
+        match self {
+            Backend::Server(client) => client.ask_all(questions, schema, labels, progress),
+            Backend::Local(llm) => llm.ask_all(&questions, schema, labels, progress),
+        }
+    }
+
+    /// The model's name as results name it.
+    pub fn model(&self) -> String {
+        match self {
+            Backend::Server(client) => client.endpoint().model.clone(),
+            Backend::Local(llm) => llm.name().to_string(),
+        }
+    }
+
+    /// The server's base URL, or where the embedded model ran.
+    pub fn endpoint(&self) -> String {
+        match self {
+            Backend::Server(client) => client.endpoint().base_url.clone(),
+            Backend::Local(llm) => {
+                let file = llm.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                format!("in-process (candle, {file})")
+            }
+        }
+    }
+
+    /// How structured output was obtained.
+    pub fn dialect(&self) -> Option<String> {
+        match self {
+            Backend::Server(client) => client.dialect().map(|d| format!("{d:?}")),
+            Backend::Local(_) => Some("constrained decoding".into()),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The networks, with no knowledge of experiments: the Llama decoder (the
+//! fine-tuned SLM and the in-process LLM) and the BERT sentence embedder.
+
+pub mod bert;
+pub mod embedder;
+pub mod llama;
+
+pub use embedder::{Embedder, Embeddings};

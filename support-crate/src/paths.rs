@@ -1,0 +1,116 @@
+//! Where things live, found at run time: the project root, and under it the
+//! data, model, cache, checkpoint and results directories; and the run
+//! profile (full or smoke) that decides which of them a run writes to.
+
+use std::path::{Path, PathBuf};
+
+/// How big a run is. A smoke run is a minute-scale end-to-end check on a
+/// small stratified sample; it writes under `data/smoke/` so it never
+/// touches the committed results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    Full,
+    Smoke,
+}
+
+impl Profile {
+    /// Smoke when asked (a `--smoke` flag) or when `SMOKE` is set to a true value.
+    pub fn from_env_or(smoke_flag: bool) -> Self {
+        if smoke_flag || smoke_env() {
+            Profile::Smoke
+        } else {
+            Profile::Full
+        }
+    }
+
+    /// The profile `SMOKE` asks for (what the notebooks use).
+    pub fn from_env() -> Self {
+        Self::from_env_or(false)
+    }
+
+    pub fn is_smoke(self) -> bool {
+        self == Profile::Smoke
+    }
+}
+
+fn smoke_env() -> bool {
+    std::env::var("SMOKE").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false" | "no"))
+}
+
+/// The project root: `SLM_PROJECT_DIR` if set, else the nearest ancestor of
+/// the current directory holding this project's `support-crate/`, else the
+/// current directory (an installed binary run in the user's own folder).
+pub fn project_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SLM_PROJECT_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    cwd.ancestors().find(|dir| dir.join("support-crate/Cargo.toml").is_file()).map(Path::to_path_buf).unwrap_or(cwd)
+}
+
+/// `data/` under the project root: data sets, models, caches, checkpoints.
+pub fn data_dir() -> PathBuf {
+    project_root().join("data")
+}
+
+/// The models fetched by `scripts/setup.sh` (`data/models`).
+pub fn models_dir() -> PathBuf {
+    data_dir().join("models")
+}
+
+/// The on-disk caches: `SLM_CACHE_DIR`, else `data/cache`.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("SLM_CACHE_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => data_dir().join("cache"),
+    }
+}
+
+/// Where run records go: `results/`, or `data/smoke/results` for a smoke run.
+pub fn results_dir(profile: Profile) -> PathBuf {
+    match profile {
+        Profile::Full => project_root().join("results"),
+        Profile::Smoke => data_dir().join("smoke/results"),
+    }
+}
+
+/// Where the report's charts go: `assets/`, or `data/smoke/assets`.
+pub fn assets_dir(profile: Profile) -> PathBuf {
+    match profile {
+        Profile::Full => project_root().join("assets"),
+        Profile::Smoke => data_dir().join("smoke/assets"),
+    }
+}
+
+/// The fine-tuned classifier and its checkpoint (`data/finetuned/<name>`,
+/// `-smoke` appended for smoke runs so the two never share a checkpoint).
+pub fn finetuned_dir(name: &str, profile: Profile) -> PathBuf {
+    let name = if profile.is_smoke() { format!("{name}-smoke") } else { name.to_string() };
+    data_dir().join("finetuned").join(name)
+}
+
+/// A file-name-safe form of a model name: `a/b.c` → `a_b_c`.
+pub fn slug(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_project_root_is_found_from_a_subdirectory() {
+        // Tests run in support-crate/, one level below the root.
+        let root = project_root();
+        assert!(root.join("support-crate/Cargo.toml").is_file(), "{}", root.display());
+        assert_eq!(results_dir(Profile::Full), root.join("results"));
+        assert_eq!(finetuned_dir("x", Profile::Smoke), root.join("data/finetuned/x-smoke"));
+    }
+
+    #[test]
+    fn slugs_are_file_names() {
+        assert_eq!(slug("sentence-transformers/all-MiniLM-L6-v2"), "sentence-transformers_all-MiniLM-L6-v2");
+    }
+}
