@@ -156,11 +156,15 @@ fn ask(
 impl Llm {
     /// Opens the backend and chooses the prompt variant on validation.
     pub fn fit_llm(&self, data: &TrainingSet, ctx: &RunContext) -> Result<FittedLlm> {
+        self.fit_on(Backend::open(&self.backend)?, data, ctx)
+    }
+
+    /// Chooses the prompt variant on validation, asking `backend`.
+    pub fn fit_on(&self, backend: Backend, data: &TrainingSet, ctx: &RunContext) -> Result<FittedLlm> {
         let config = &self.config;
         if config.variants.is_empty() {
             bail!("no prompt variant to try");
         }
-        let backend = Backend::open(&self.backend)?;
         let classes = data.num_classes();
         let validation = stratified_sample(data.validation.to_vec(), classes, config.validation_items, ctx.seed);
         let texts: Vec<&str> = validation.iter().map(|e| e.text.as_str()).collect();
@@ -318,24 +322,30 @@ impl Fitted for FittedLlm {
     }
 }
 
-impl FittedLlm {
-    /// Labels for a few texts with the chosen prompt: text, label, the answer, latency.
-    pub fn classify_table(&self, texts: &[&str]) -> Result<DataFrame> {
-        let answers = self.backend.ask_all(
-            texts.iter().map(|t| messages(self.chosen, t, &self.labels, &self.shots)).collect(),
-            &answer_schema(&self.labels, false),
-            &self.labels,
-            &ProgressBar::hidden(),
-        )?;
-        let label = |a: &Answer| a.label.map_or_else(|| "(no answer)".to_string(), |l| self.labels[l].clone());
-        Ok(DataFrame::new_infer_height(vec![
-            Column::new("text".into(), texts.to_vec()),
-            Column::new("label".into(), answers.iter().map(label).collect::<Vec<_>>()),
-            Column::new("answer".into(), answers.iter().map(shown_answer).collect::<Vec<_>>()),
-            Column::new("seconds".into(), answers.iter().map(|a| a.latency_seconds).collect::<Vec<_>>()),
-        ])?)
-    }
+/// Labels for a few texts asked with `variant` and `shots`: text, label, the answer, latency.
+pub fn classify_table(
+    backend: &Backend,
+    labels: &[String],
+    variant: PromptVariant,
+    shots: &[Example],
+    texts: &[&str],
+) -> Result<DataFrame> {
+    let answers = backend.ask_all(
+        texts.iter().map(|t| messages(variant, t, labels, shots)).collect(),
+        &answer_schema(labels, false),
+        labels,
+        &ProgressBar::hidden(),
+    )?;
+    let label = |a: &Answer| a.label.map_or_else(|| "(no answer)".to_string(), |l| labels[l].clone());
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("text".into(), texts.to_vec()),
+        Column::new("label".into(), answers.iter().map(label).collect::<Vec<_>>()),
+        Column::new("answer".into(), answers.iter().map(shown_answer).collect::<Vec<_>>()),
+        Column::new("seconds".into(), answers.iter().map(|a| a.latency_seconds).collect::<Vec<_>>()),
+    ])?)
+}
 
+impl FittedLlm {
     /// Validation accuracy of each prompt variant.
     pub fn sweep_table(&self) -> Result<DataFrame> {
         Ok(DataFrame::new_infer_height(vec![
