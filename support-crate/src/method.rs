@@ -163,19 +163,13 @@ pub fn accuracy(examples: &[Example], predictions: &[Option<usize>]) -> f64 {
 }
 
 /// How a run is made and recorded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub context: RunContext,
     /// Predict a seeded stratified sample of this many test items (default: all).
     pub test_items: Option<usize>,
     /// The command that reproduces the run, for the record.
     pub command: String,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions { context: RunContext::default(), test_items: None, command: String::new() }
-    }
 }
 
 /// A method's run: the record, the test items asked and the answers, and

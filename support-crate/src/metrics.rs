@@ -117,27 +117,6 @@ impl Metrics {
             self.invalid
         )
     }
-
-    /// Precision, recall, F1 and support per class.
-    pub fn per_class_table(&self) -> anyhow::Result<polars::prelude::DataFrame> {
-        use polars::prelude::{Column, DataFrame};
-        let pct = |f: fn(&ClassScores) -> f64| {
-            self.per_class.iter().map(|c| (1000.0 * f(c)).round() / 10.0).collect::<Vec<_>>()
-        };
-        Ok(DataFrame::new_infer_height(vec![
-            Column::new("class".into(), self.per_class.iter().map(|c| c.label.clone()).collect::<Vec<_>>()),
-            Column::new("precision %".into(), pct(|c| c.precision)),
-            Column::new("recall %".into(), pct(|c| c.recall)),
-            Column::new("F1 %".into(), pct(|c| c.f1)),
-            Column::new("support".into(), self.per_class.iter().map(|c| c.support as u64).collect::<Vec<_>>()),
-        ])?)
-    }
-
-    /// The confusion matrix as a heat map.
-    pub fn confusion_chart(&self, title: &str) -> anyhow::Result<crate::present::plot::Svg> {
-        let labels: Vec<String> = self.per_class.iter().map(|c| c.label.clone()).collect();
-        crate::present::plot::confusion_heatmap(title, &labels, &self.confusion, &self.invalid_per_class)
-    }
 }
 
 /// 95% percentile bootstrap interval of the mean of `correct`.

@@ -1,10 +1,35 @@
-//! Tables of a method's run that every method shares: its wrong answers
-//! with the scores behind them, and its invalid answers with the reason.
+//! The tables every method shares: per-class scores and the confusion
+//! matrix of an evaluation (methods of `Metrics`, kept here with the other
+//! views), a run's wrong answers with the scores behind them, and its
+//! invalid answers with the reason.
 
 use anyhow::Result;
 use polars::prelude::{Column, DataFrame};
 
 use crate::method::MethodRun;
+use crate::metrics::{ClassScores, Metrics};
+
+impl Metrics {
+    /// Precision, recall, F1 and support per class.
+    pub fn per_class_table(&self) -> Result<DataFrame> {
+        let pct = |f: fn(&ClassScores) -> f64| {
+            self.per_class.iter().map(|c| (1000.0 * f(c)).round() / 10.0).collect::<Vec<_>>()
+        };
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("class".into(), self.per_class.iter().map(|c| c.label.clone()).collect::<Vec<_>>()),
+            Column::new("precision %".into(), pct(|c| c.precision)),
+            Column::new("recall %".into(), pct(|c| c.recall)),
+            Column::new("F1 %".into(), pct(|c| c.f1)),
+            Column::new("support".into(), self.per_class.iter().map(|c| c.support as u64).collect::<Vec<_>>()),
+        ])?)
+    }
+
+    /// The confusion matrix as a heat map.
+    pub fn confusion_chart(&self, title: &str) -> Result<super::plot::Svg> {
+        let labels: Vec<String> = self.per_class.iter().map(|c| c.label.clone()).collect();
+        super::plot::confusion_heatmap(title, &labels, &self.confusion, &self.invalid_per_class)
+    }
+}
 
 /// "World 0.81, Sports 0.02, ...", or "(none)".
 pub fn format_scores(labels: &[String], scores: Option<&[f32]>) -> String {

@@ -187,8 +187,6 @@ pub fn lbfgs(
     (x, max_iter)
 }
 
-/// Validation accuracy of one regularisation strength.
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,8 +35,6 @@ fn ngrams(text: &str) -> Vec<String> {
     out
 }
 
-/// Settings of the vectoriser and the classifier.
-
 /// A fitted TF-IDF vocabulary.
 pub struct Tfidf {
     vocabulary: HashMap<String, u32>,

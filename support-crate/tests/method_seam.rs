@@ -1,0 +1,145 @@
+//! The method seam end to end on synthetic data: a method written here (as
+//! a user would add a fifth one) and the TF-IDF baseline both go through
+//! `method::run`, and their records and predictions files (with a score per
+//! class) round-trip and recompute.
+
+use std::any::Any;
+
+use slm_vs_llm::data::Example;
+use slm_vs_llm::method::{self, Fitted, Identity, Method, Output, Predicted, RunContext, RunOptions, TrainingSet};
+use slm_vs_llm::methods::tfidf::TfidfBaseline;
+use slm_vs_llm::metrics::Throughput;
+use slm_vs_llm::results::{json_path, predictions_path, read_predictions, read_record, recompute};
+use slm_vs_llm::Dataset;
+
+const WORDS: [&[&str]; 3] = [
+    &["goal", "match", "team", "league"],
+    &["stock", "market", "shares", "profit"],
+    &["chip", "software", "phone", "laptop"],
+];
+
+fn dataset() -> Dataset {
+    let make = |offset: usize, n: usize| -> Vec<Example> {
+        (0..n)
+            .map(|i| {
+                let label = i % 3;
+                let w = WORDS[label];
+                let text = format!("{} {} {} item{}", w[i % 4], w[(i / 3) % 4], w[(i + 1) % 4], i + offset);
+                Example::new(i + offset, label, String::new(), text)
+            })
+            .collect()
+    };
+    Dataset {
+        source: "synthetic".into(),
+        labels: vec!["sports".into(), "business".into(), "tech".into()],
+        train: make(0, 120),
+        validation: make(1000, 30),
+        test: make(2000, 60),
+        seed: 7,
+    }
+}
+
+/// Predicts the class most frequent in train: the smallest possible method.
+struct MajorityClass;
+
+struct FittedMajority {
+    class: usize,
+    classes: usize,
+    trained_on: usize,
+}
+
+impl Method for MajorityClass {
+    fn name(&self) -> &str {
+        "majority"
+    }
+
+    fn fit(&self, data: &TrainingSet, _ctx: &RunContext) -> anyhow::Result<Box<dyn Fitted>> {
+        let mut counts = vec![0usize; data.num_classes()];
+        data.train.iter().for_each(|e| counts[e.label] += 1);
+        let class = (0..counts.len()).max_by_key(|&c| (counts[c], std::cmp::Reverse(c))).unwrap_or(0);
+        Ok(Box::new(FittedMajority { class, classes: data.num_classes(), trained_on: data.train.len() }))
+    }
+}
+
+impl Fitted for FittedMajority {
+    fn identity(&self) -> Identity {
+        Identity { experiment: "majority".into(), method: "majority class".into(), model: "none".into() }
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::json!({ "class": self.class })
+    }
+    fn training(&self) -> Option<Throughput> {
+        None
+    }
+    fn trained_on(&self) -> usize {
+        self.trained_on
+    }
+    fn scores(&self) -> &'static str {
+        "1 for the majority class"
+    }
+    fn predict(&self, texts: &[&str], _ctx: &RunContext) -> anyhow::Result<Predicted> {
+        let scores: Vec<f32> = (0..self.classes).map(|c| f32::from(u8::from(c == self.class))).collect();
+        Ok(Predicted {
+            outputs: texts.iter().map(|_| Output::from_scores(scores.clone())).collect(),
+            ..Default::default()
+        })
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn check_round_trip(run: &method::MethodRun) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = run.write(dir.path()).unwrap();
+    assert_eq!(json, json_path(dir.path(), &run.record.experiment));
+    let record = read_record(&json).unwrap();
+    assert_eq!(record, run.record);
+    let predictions = read_predictions(&predictions_path(dir.path(), &record.experiment)).unwrap();
+    assert_eq!(predictions, run.predictions());
+    assert_eq!(recompute(&record, &predictions), record.metrics);
+    let header = std::fs::read_to_string(predictions_path(dir.path(), &record.experiment)).unwrap();
+    assert!(header.starts_with("index,label,prediction,sports,business,tech\n"), "{header}");
+}
+
+#[test]
+fn a_method_written_outside_the_crate_runs_through_the_seam() {
+    let ds = dataset();
+    let run = method::run(&MajorityClass, &ds, &RunOptions::default()).unwrap();
+    assert_eq!(run.record.experiment, "majority");
+    assert_eq!(run.record.metrics.items, 60);
+    assert!((run.record.metrics.accuracy - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(run.record.seeds["split"], 7);
+    assert!(run.fitted_as::<FittedMajority>().is_some());
+    check_round_trip(&run);
+}
+
+#[test]
+fn the_baseline_chooses_on_validation_and_scores_every_class() {
+    let ds = dataset();
+    let run = method::run(&TfidfBaseline::default(), &ds, &RunOptions::default()).unwrap();
+    assert!(run.record.metrics.accuracy > 0.9, "{}", run.record.metrics.summary());
+    assert!(run.record.timings.contains_key("training") && run.record.timings.contains_key("test_inference"));
+    for o in &run.outputs {
+        let s = o.scores.as_ref().unwrap();
+        assert_eq!(s.len(), 3);
+        assert!((s.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert_eq!(o.label, Some(method::argmax(s)));
+    }
+    check_round_trip(&run);
+}
+
+#[test]
+fn a_test_sample_is_seeded_stratified_and_stated() {
+    let ds = dataset();
+    let options = RunOptions { test_items: Some(30), ..RunOptions::default() };
+    let a = method::run(&MajorityClass, &ds, &options).unwrap();
+    let b = method::run(&MajorityClass, &ds, &options).unwrap();
+    assert_eq!(a.test, b.test);
+    assert_eq!(a.record.data.test, 30);
+    assert_eq!(a.record.extra["test_sample"], true);
+    let per_class = (0..3).map(|c| a.test.iter().filter(|e| e.label == c).count()).collect::<Vec<_>>();
+    assert_eq!(per_class, vec![10, 10, 10]);
+    let zero = RunOptions { test_items: Some(0), ..RunOptions::default() };
+    assert!(method::run(&MajorityClass, &ds, &zero).is_err());
+}
