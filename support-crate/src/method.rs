@@ -275,6 +275,7 @@ pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> 
         scores: fitted.scores().to_string(),
         metrics,
         extra: serde_json::Value::Object(extra),
+        predictions_xxh3: None,
     };
     Ok(MethodRun { record, test, outputs: predicted.outputs, fitted })
 }

@@ -107,6 +107,10 @@ pub struct RunRecord {
     /// Method-specific numbers (tokens, cost, truncations, ...).
     #[serde(default)]
     pub extra: serde_json::Value,
+    /// xxh3-64 (hex) of the predictions file written with this record, so a
+    /// record is never read beside predictions of another run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions_xxh3: Option<String>,
 }
 
 /// One evaluated test item: `index` is the 0-based row of the original test file.
@@ -128,15 +132,67 @@ pub fn predictions_path(dir: &Path, experiment: &str) -> PathBuf {
     dir.join(format!("{experiment}.predictions.csv"))
 }
 
-/// Write the record and its predictions under `dir`.
+/// Writes the record and its predictions under `dir`: both to temporary
+/// files first, then renamed into place, predictions before the record,
+/// which holds the predictions' checksum. An interruption leaves the old
+/// pair, or new predictions that the old record's checksum rejects — never
+/// a pair that reads as consistent but is not.
 pub fn write(dir: &Path, record: &RunRecord, predictions: &[Prediction]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let json = json_path(dir, &record.experiment);
-    std::fs::write(&json, serde_json::to_string_pretty(record)? + "\n")
-        .with_context(|| format!("writing {}", json.display()))?;
+    let csv = predictions_csv(&record.data.labels, predictions)?;
+    let record = RunRecord { predictions_xxh3: Some(checksum(csv.as_bytes())), ..record.clone() };
     let csv_path = predictions_path(dir, &record.experiment);
-    std::fs::write(&csv_path, predictions_csv(&record.data.labels, predictions)?)
-        .with_context(|| format!("writing {}", csv_path.display()))
+    let json_path = json_path(dir, &record.experiment);
+    let csv_tmp = write_temporary(&csv_path, csv.as_bytes())?;
+    let json_tmp = write_temporary(&json_path, (serde_json::to_string_pretty(&record)? + "\n").as_bytes())?;
+    std::fs::rename(&csv_tmp, &csv_path).with_context(|| format!("replacing {}", csv_path.display()))?;
+    std::fs::rename(&json_tmp, &json_path).with_context(|| format!("replacing {}", json_path.display()))
+}
+
+fn checksum(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+/// `bytes` in `<path>.tmp`, synced to disk; returns that path.
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    let tmp = PathBuf::from(name);
+    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    Ok(tmp)
+}
+
+/// A record with its predictions, checked against each other: the
+/// predictions file exists, matches the record's checksum (records since
+/// it was added) and has one row per evaluated item.
+pub fn read_run(json: &Path) -> Result<(RunRecord, Vec<Prediction>)> {
+    let record = read_record(json)?;
+    let dir = json.parent().unwrap_or(Path::new("."));
+    let csv_path = predictions_path(dir, &record.experiment);
+    let bytes = std::fs::read(&csv_path)
+        .with_context(|| format!("{}: its predictions file {} is missing", json.display(), csv_path.display()))?;
+    if let Some(expected) = &record.predictions_xxh3 {
+        if checksum(&bytes) != *expected {
+            bail!(
+                "{}: does not belong to {} (checksum differs): re-run the experiment",
+                csv_path.display(),
+                json.display()
+            );
+        }
+    }
+    let predictions = read_predictions(&csv_path)?;
+    if predictions.len() != record.metrics.items {
+        bail!(
+            "{}: {} predictions for {} evaluated items in {}",
+            csv_path.display(),
+            predictions.len(),
+            record.metrics.items,
+            json.display()
+        );
+    }
+    Ok((record, predictions))
 }
 
 /// `index,label,prediction,<class>...`: an empty prediction is no valid
@@ -253,6 +309,7 @@ mod tests {
             scores: "demo probabilities".into(),
             metrics,
             extra: serde_json::Value::Null,
+            predictions_xxh3: None,
         }
     }
 
@@ -271,10 +328,37 @@ mod tests {
         let csv = std::fs::read_to_string(predictions_path(dir.path(), "demo")).unwrap();
         assert_eq!(csv, "index,label,prediction,a,b\n5,0,0,0.75,0.25\n1,1,,,\n9,1,1,0.125,0.875\n");
         let back = read_record(&json_path(dir.path(), "demo")).unwrap();
-        assert_eq!(back, rec);
+        assert_eq!(back, RunRecord { predictions_xxh3: back.predictions_xxh3.clone(), ..rec.clone() });
+        assert_eq!(read_run(&json_path(dir.path(), "demo")).unwrap(), (back.clone(), preds.clone()));
         let read = read_predictions(&predictions_path(dir.path(), "demo")).unwrap();
         assert_eq!(read, preds);
         assert_eq!(recompute(&back, &read), rec.metrics);
+    }
+
+    #[test]
+    fn a_record_beside_foreign_missing_or_short_predictions_is_refused() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let preds = vec![
+            Prediction { index: 0, label: 0, prediction: Some(0), scores: None },
+            Prediction { index: 1, label: 1, prediction: Some(0), scores: None },
+        ];
+        let rec = record(evaluate(&[0, 1], &[Some(0), Some(0)], &names, Bootstrap::default()));
+        let dir = tempfile::tempdir().unwrap();
+        let (json, csv) = (json_path(dir.path(), "demo"), predictions_path(dir.path(), "demo"));
+        write(dir.path(), &rec, &preds).unwrap();
+        assert!(read_run(&json).is_ok());
+        assert!(!dir.path().join("demo.json.tmp").exists());
+        // Predictions of another run beside this record.
+        std::fs::write(&csv, "index,label,prediction,a,b\n0,0,1,,\n1,1,0,,\n").unwrap();
+        assert!(format!("{:#}", read_run(&json).unwrap_err()).contains("checksum differs"));
+        // Without a checksum (an older record) the item count is still checked.
+        let mut old = read_record(&json).unwrap();
+        old.predictions_xxh3 = None;
+        std::fs::write(&json, serde_json::to_string(&old).unwrap()).unwrap();
+        std::fs::write(&csv, "index,label,prediction\n0,0,1\n").unwrap();
+        assert!(format!("{:#}", read_run(&json).unwrap_err()).contains("1 predictions for 2 evaluated items"));
+        std::fs::remove_file(&csv).unwrap();
+        assert!(format!("{:#}", read_run(&json).unwrap_err()).contains("is missing"));
     }
 
     #[test]

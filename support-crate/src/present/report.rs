@@ -26,7 +26,7 @@ pub fn load_records(dir: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
         .collect();
     paths.sort();
     let mut records =
-        paths.into_iter().map(|p| results::read_record(&p).map(|r| (p, r))).collect::<Result<Vec<_>>>()?;
+        paths.into_iter().map(|p| results::read_run(&p).map(|(r, _)| (p, r))).collect::<Result<Vec<_>>>()?;
     if records.is_empty() {
         bail!("no run records (*.json) in {}: run an experiment first (e.g. `slm-vs-llm all`)", dir.display());
     }
