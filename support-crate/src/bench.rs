@@ -307,7 +307,7 @@ pub struct BaselineBench {
     pub speed_ratio: Option<f64>,
 }
 
-pub fn baseline(ds: &crate::Dataset, c: f64, min_df: usize, python: Option<&Path>) -> Result<BaselineBench> {
+pub fn baseline(ds: &crate::data::Dataset, c: f64, min_df: usize, python: Option<&Path>) -> Result<BaselineBench> {
     use crate::methods::tfidf::{LogisticRegression, Tfidf};
     let train: Vec<&str> = ds.train.iter().map(|e| e.text.as_str()).collect();
     let test: Vec<&str> = ds.test.iter().map(|e| e.text.as_str()).collect();
@@ -325,7 +325,7 @@ pub fn baseline(ds: &crate::Dataset, c: f64, min_df: usize, python: Option<&Path
         None => None,
         Some(py) => {
             let dir = tempfile_dir()?;
-            fn pairs(split: &[crate::Example]) -> Vec<(&str, usize)> {
+            fn pairs(split: &[crate::data::Example]) -> Vec<(&str, usize)> {
                 split.iter().map(|e| (e.text.as_str(), e.label)).collect()
             }
             let path = dir.join("data.json");
@@ -387,7 +387,7 @@ pub struct LlmBench {
 /// (llama.cpp's, serving the same GGUF) on the same few-shot prompts of a
 /// seeded stratified test sample; no response cache on either side.
 pub fn llm(
-    ds: &crate::Dataset,
+    ds: &crate::data::Dataset,
     local: &crate::methods::llm::local::LocalLlm,
     server: Option<&std::sync::Arc<crate::methods::llm::openai::OpenAiClient>>,
     items: usize,

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::data::Dataset;
 use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
-use crate::Dataset;
 
 /// Version of the JSON layout written; readers accept it and the older ones.
 pub const SCHEMA_VERSION: u32 = 2;

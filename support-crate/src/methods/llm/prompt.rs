@@ -115,7 +115,7 @@ pub fn zero_shot(text: &str, labels: &[String]) -> Vec<Message> {
 
 /// Few-shot messages: the zero-shot instructions, then each example as a
 /// user turn answered by the assistant in the schema, then the text.
-pub fn few_shot(text: &str, labels: &[String], examples: &[crate::Example]) -> Vec<Message> {
+pub fn few_shot(text: &str, labels: &[String], examples: &[crate::data::Example]) -> Vec<Message> {
     let mut messages = zero_shot(text, labels);
     let question = messages.pop().expect("zero_shot ends with the question");
     for e in examples {
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn few_shot_puts_solved_examples_before_the_question() {
-        let shots = vec![crate::Example::new(0, 1, "Cup final".into(), "A late goal.".into())];
+        let shots = vec![crate::data::Example::new(0, 1, "Cup final".into(), "A late goal.".into())];
         let m = few_shot("Markets fall.", &labels(), &shots);
         let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
