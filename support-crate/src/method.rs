@@ -229,7 +229,7 @@ pub fn test_items(ds: &Dataset, options: &RunOptions) -> Result<Vec<Example>> {
 /// Predicts the test items once with a fitted classifier and scores it.
 pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> Result<MethodRun> {
     let test = test_items(ds, options)?;
-    let texts: Vec<&str> = test.iter().map(|e| e.text.as_str()).collect();
+    let texts = crate::data::texts(&test);
     let identity = fitted.identity();
     tracing::info!(experiment = %identity.experiment, items = test.len(), "predicting test");
     let (predicted, wall) = Throughput::measure(test.len(), || fitted.predict(&texts, &options.context));
