@@ -141,6 +141,11 @@ pub trait Fitted: Any {
         serde_json::Value::Null
     }
 
+    /// One line on what was chosen on validation, for people (e.g. "k = 31, weighted vote").
+    fn summary(&self) -> String {
+        String::new()
+    }
+
     /// Labels and scores for `texts`.
     fn predict(&self, texts: &[&str], ctx: &RunContext) -> Result<Predicted>;
 

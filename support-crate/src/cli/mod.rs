@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 pub use args::DataArgs;
 use args::{AllArgs, BaselineArgs, EdaArgs, FinetuneArgs, KnnArgs, LlmArgs, PredictArgs, ReportArgs};
 
-use crate::method::{self, Method, MethodRun, RunContext, RunOptions, TrainingSet};
-use crate::methods::{finetune, knn, llm};
+use crate::method::{self, Fitted, Method, MethodRun, RunContext, RunOptions, TrainingSet};
+use crate::methods::finetune;
 use crate::paths::{self, Profile};
 use crate::present::eda::{self, Eda, LengthUnit};
 use crate::{Dataset, Split};
@@ -132,8 +132,8 @@ fn options(method: &dyn Method, data: &DataArgs) -> RunOptions {
 /// scored, and writes its record.
 fn run_and_report(method: &dyn Method, ds: &Dataset, data: &DataArgs, out: &Option<PathBuf>) -> Result<MethodRun> {
     let run = method::run(method, ds, &options(method, data))?;
-    describe_choice(&run);
     let r = &run.record;
+    println!("{}: {}", r.method, run.fitted.summary());
     println!("{} ({}): test {}", r.method, r.model, r.metrics.summary());
     println!("{}", r.metrics.per_class_table()?);
     let path = run.write(&data.results_dir(out))?;
@@ -141,55 +141,12 @@ fn run_and_report(method: &dyn Method, ds: &Dataset, data: &DataArgs, out: &Opti
     Ok(run)
 }
 
-/// One line on what the method chose on validation.
-fn describe_choice(run: &MethodRun) {
-    if let Some(k) = run.fitted_as::<knn::FittedKnn>() {
-        println!(
-            "K-NN: k = {}, {} vote (validation accuracy {:.2}%)",
-            k.chosen.k,
-            k.chosen.vote,
-            100.0 * k.chosen.accuracy
-        );
-    } else if let Some(t) = run.fitted_as::<crate::methods::tfidf::FittedTfidf>() {
-        println!("TF-IDF: {} features, C = {} chosen on validation", t.tfidf.len(), t.chosen_c);
-    } else if let Some(l) = run.fitted_as::<llm::FittedLlm>() {
-        for s in &l.sweep {
-            println!("validation, {}: {:.2}% ({} invalid of {})", s.variant, 100.0 * s.accuracy, s.invalid, s.items);
-        }
-        println!("{} ({}): {}", l.backend.model(), l.backend.endpoint(), l.chosen);
-    } else if let Some(f) = run.fitted_as::<finetune::FittedClassifier>() {
-        describe_training(f);
-    }
-}
-
-fn describe_training(f: &finetune::FittedClassifier) {
-    let s = &f.state;
-    println!(
-        "Fine-tuned {} ({} of {} parameters trained, {} steps, {:.0} s, {:.0} tokens/s)",
-        f.model_source,
-        f.trainable_params,
-        f.total_params,
-        s.step,
-        s.train_seconds,
-        s.tokens as f64 / s.train_seconds.max(1e-9)
-    );
-    for v in &s.validation {
-        println!(
-            "  step {:>5} ({:>6.0} s): validation accuracy {:.2}%, loss {:.4}",
-            v.step,
-            v.seconds,
-            100.0 * v.accuracy,
-            v.loss
-        );
-    }
-}
-
 fn run_finetune(args: &FinetuneArgs) -> Result<()> {
     let method = args.method();
     let ds = args.data.load()?;
     if args.validation_only {
         let fitted = method.fit_classifier(&TrainingSet::of(&ds), &context(&args.data))?;
-        describe_training(&fitted);
+        println!("{}", fitted.summary());
         return Ok(());
     }
     run_and_report(&method, &ds, &args.data, &args.out.out)?;

@@ -18,7 +18,7 @@ use super::bert::Bert;
 pub const DEFAULT_EMBEDDER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// How texts are embedded.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EmbedConfig {
     /// A Hugging Face model id or a local directory (`config.json`,
     /// `tokenizer.json`, `model.safetensors`).

@@ -215,6 +215,21 @@ impl Fitted for FittedClassifier {
         "class probabilities (softmax of the classification head)"
     }
 
+    fn summary(&self) -> String {
+        let s = &self.state;
+        let curve: Vec<String> =
+            s.validation.iter().map(|v| format!("step {} {:.2}%", v.step, 100.0 * v.accuracy)).collect();
+        format!(
+            "{} of {} parameters trained, {} steps in {:.0} s ({:.0} tokens/s); validation {}",
+            self.trainable_params,
+            self.total_params,
+            s.step,
+            s.train_seconds,
+            s.tokens as f64 / s.train_seconds.max(1e-9),
+            curve.join(", ")
+        )
+    }
+
     fn extra(&self) -> serde_json::Value {
         let s = &self.state;
         let best = s.validation.iter().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy));

@@ -8,8 +8,6 @@ pub mod search;
 use std::any::Any;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
-
 pub use embeddings::{CachedEmbedder, EmbedStats};
 pub use search::{choose, KnnClassifier, Neighbour, SweepPoint, Vote};
 
@@ -21,7 +19,7 @@ use crate::models::Embeddings;
 use crate::present::plot::{LineChart, Svg};
 
 /// The K-NN method's settings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KnnConfig {
     /// The sentence embedder (default: all-MiniLM-L6-v2, the project's copy if fetched).
     pub embed: EmbedConfig,
@@ -183,6 +181,11 @@ impl Fitted for FittedKnn {
 
     fn scores(&self) -> &'static str {
         "each class's share of the vote of the k nearest neighbours (majority: neighbours / k; weighted: summed cosine similarity / total)"
+    }
+
+    fn summary(&self) -> String {
+        let c = &self.chosen;
+        format!("k = {}, {} vote chosen on validation ({:.2}%)", c.k, c.vote, 100.0 * c.accuracy)
     }
 
     fn extra(&self) -> serde_json::Value {

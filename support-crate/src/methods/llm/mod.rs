@@ -290,6 +290,21 @@ impl Fitted for FittedLlm {
         "the answer as one-hot (1 for the label the model answered, 0 for the others); none for an invalid answer"
     }
 
+    fn summary(&self) -> String {
+        let sweep: Vec<String> = self
+            .sweep
+            .iter()
+            .map(|s| format!("{} {:.2}% ({} invalid of {})", s.variant, 100.0 * s.accuracy, s.invalid, s.items))
+            .collect();
+        format!(
+            "{} at {}; validation: {}; chosen: {}",
+            self.backend.model(),
+            self.backend.endpoint(),
+            sweep.join(", "),
+            self.chosen
+        )
+    }
+
     fn extra(&self) -> serde_json::Value {
         serde_json::json!({
             "endpoint": self.backend.endpoint(),

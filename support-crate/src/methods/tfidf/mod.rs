@@ -137,6 +137,10 @@ impl Fitted for FittedTfidf {
         "class probabilities of the logistic regression (softmax)"
     }
 
+    fn summary(&self) -> String {
+        format!("{} features; C = {} chosen on validation", self.tfidf.len(), self.chosen_c)
+    }
+
     fn extra(&self) -> serde_json::Value {
         serde_json::json!({ "features": self.tfidf.len(), "chosen_c": self.chosen_c, "sweep": self.sweep })
     }
