@@ -1,6 +1,6 @@
 //! Throughput (GFLOP/s) of candle's matrix products on the fine-tune's linear
 //! layers (1,024 tokens) in the layouts forward and backward use: why
-//! `slm::ops::linear` computes the weight gradient as `gᵀ·x` directly rather
+//! `models::llama::ops::linear` computes the weight gradient as `gᵀ·x` directly rather
 //! than letting candle's matmul backward compute `xᵀ·g` and transpose it.
 //!
 //! ```bash

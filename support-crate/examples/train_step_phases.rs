@@ -1,7 +1,7 @@
 //! Where a fine-tuning step's time goes: forward, backward and optimiser of
 //! one step (batch 8 × 128 tokens, embedding and the bottom 18 layers frozen,
 //! as `bench slm`), and a gradient-free forward of the same batch. The
-//! profile that led to the fused ops in `slm/attention.rs` and `slm/ops.rs`.
+//! profile that led to the fused ops in `models/llama/attention.rs` and `models/llama/ops.rs`.
 //! `STEPS=N` sets the number of timed steps (default 8).
 //!
 //! ```bash
