@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 pub use args::DataArgs;
 use args::{AllArgs, BaselineArgs, EdaArgs, FinetuneArgs, KnnArgs, LlmArgs, PredictArgs, ReportArgs};
 
-use crate::method::{self, Fitted, Method, MethodRun, RunContext, RunOptions, TrainingSet};
+use crate::method::{self, Fitted, Method, RunContext, RunOptions, TrainingSet};
 use crate::methods::finetune;
 use crate::paths::{self, Profile};
 use crate::present::eda::{self, Eda, LengthUnit};
@@ -100,12 +100,10 @@ pub fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Eda(args) => run_eda(&args.data, &args.out.out),
-        Command::Knn(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out).map(drop),
+        Command::Knn(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
         Command::Finetune(args) => run_finetune(&args),
-        Command::Baseline(args) => {
-            run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out).map(drop)
-        }
-        Command::Llm(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out).map(drop),
+        Command::Baseline(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
+        Command::Llm(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
         Command::Report(args) => run_report(&args),
         Command::All(args) => run_all(&args.data),
         Command::Predict(args) => run_predict(&args),
@@ -130,7 +128,7 @@ fn options(method: &dyn Method, data: &DataArgs) -> RunOptions {
 
 /// Runs one method through [`method::run`], prints what it chose and how it
 /// scored, and writes its record.
-fn run_and_report(method: &dyn Method, ds: &Dataset, data: &DataArgs, out: &Option<PathBuf>) -> Result<MethodRun> {
+fn run_and_report(method: &dyn Method, ds: &Dataset, data: &DataArgs, out: &Option<PathBuf>) -> Result<()> {
     let run = method::run(method, ds, &options(method, data))?;
     let r = &run.record;
     println!("{}: {}", r.method, run.fitted.summary());
@@ -138,7 +136,7 @@ fn run_and_report(method: &dyn Method, ds: &Dataset, data: &DataArgs, out: &Opti
     println!("{}", r.metrics.per_class_table()?);
     let path = run.write(&data.results_dir(out))?;
     println!("Wrote {}", path.display());
-    Ok(run)
+    Ok(())
 }
 
 fn run_finetune(args: &FinetuneArgs) -> Result<()> {
