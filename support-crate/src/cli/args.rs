@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::data::{self, DataConfig, Source};
@@ -16,6 +16,38 @@ use crate::methods::llm::{BackendConfig, Llm, LlmConfig, Price};
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
 use crate::models::embedder::EmbedConfig;
 use crate::paths::{self, Profile};
+
+/// A finite number above zero (seconds, prices' neighbours, strengths).
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a finite number above 0")),
+    }
+}
+
+/// A finite number of at least zero (prices).
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a finite number of at least 0")),
+    }
+}
+
+/// A share in [0, 1).
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a share in [0, 1)")),
+    }
+}
+
+/// A count of at least one.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
 
 /// Which data to use and how to split it.
 #[derive(Args, Debug, Clone)]
@@ -46,10 +78,10 @@ pub struct DataArgs {
     #[arg(long, value_delimiter = ',')]
     pub label_names: Option<Vec<String>>,
     /// Share of the test split carved from --train when there is no --test.
-    #[arg(long, default_value_t = DataConfig::default().test_fraction)]
+    #[arg(long, default_value_t = DataConfig::default().test_fraction, value_parser = fraction)]
     pub test_fraction: f64,
     /// Share of train held out (stratified) for validation (a smoke run uses 0.1).
-    #[arg(long, default_value_t = DataConfig::default().validation_fraction)]
+    #[arg(long, default_value_t = DataConfig::default().validation_fraction, value_parser = fraction)]
     pub validation_fraction: f64,
     /// Seed of every split, sample and random choice of the methods.
     #[arg(long, default_value_t = DataConfig::default().seed)]
@@ -81,9 +113,6 @@ impl DataArgs {
             },
             None => Source::locate(self.data_dir.as_deref(), self.train_file.as_deref())?,
         };
-        if !(0.0..1.0).contains(&self.validation_fraction) || !(0.0..1.0).contains(&self.test_fraction) {
-            bail!("--validation-fraction and --test-fraction must be in [0, 1)");
-        }
         // A smoke run uses the smoke sample and split, as the notebooks do under SMOKE=1.
         let profile = self.profile();
         let base = DataConfig::for_profile(profile);
@@ -135,13 +164,13 @@ pub struct KnnArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// Longer texts are truncated (and counted).
-    #[arg(long, default_value_t = EmbedConfig::default().max_tokens)]
+    #[arg(long, default_value_t = EmbedConfig::default().max_tokens, value_parser = at_least_one)]
     pub max_tokens: usize,
     /// Texts per forward pass.
-    #[arg(long, default_value_t = EmbedConfig::default().batch_size)]
+    #[arg(long, default_value_t = EmbedConfig::default().batch_size, value_parser = at_least_one)]
     pub batch_size: usize,
     /// Candidate k values, chosen on validation.
-    #[arg(long, value_delimiter = ',', default_values_t = KnnConfig::default().ks)]
+    #[arg(long, value_delimiter = ',', default_values_t = KnnConfig::default().ks, value_parser = at_least_one)]
     pub ks: Vec<usize>,
     #[command(flatten)]
     pub out: OutArgs,
@@ -176,22 +205,22 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub max_train: Option<usize>,
     /// Passes over the training items (default 1).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub epochs: Option<usize>,
     /// Peak learning rate (linear warm-up, cosine decay; default 2e-4).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub learning_rate: Option<f64>,
     /// Rows per forward/backward pass (default 16; smoke 8).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub batch_size: Option<usize>,
     /// Passes accumulated per optimiser step (default 1).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub grad_accum: Option<usize>,
     /// Keep the bottom N transformer layers (and the embedding) frozen (default 18; smoke 26).
     #[arg(long)]
     pub frozen_layers: Option<usize>,
     /// Tokens kept per text; longer texts are truncated and counted (default 128).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub max_len: Option<usize>,
     /// Optimiser steps between validation passes (default 250; smoke 10).
     #[arg(long)]
@@ -250,25 +279,25 @@ pub struct LlmArgs {
     #[arg(long)]
     pub gguf: Option<PathBuf>,
     /// Embedded model: tokens of several items run in one forward pass.
-    #[arg(long, default_value_t = BackendConfig::default().pack_tokens)]
+    #[arg(long, default_value_t = BackendConfig::default().pack_tokens, value_parser = at_least_one)]
     pub pack_tokens: usize,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = BackendConfig::default().concurrency)]
+    #[arg(long, default_value_t = BackendConfig::default().concurrency, value_parser = at_least_one)]
     pub concurrency: usize,
     /// Seconds before a request is abandoned (then retried).
-    #[arg(long, default_value_t = BackendConfig::default().timeout.as_secs_f64())]
+    #[arg(long, default_value_t = BackendConfig::default().timeout.as_secs_f64(), value_parser = positive)]
     pub timeout: f64,
     /// Validation items each prompt variant is tried on (default 400; smoke 40).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub validation_items: Option<usize>,
     /// Test items (a seeded stratified sample; default all; smoke 80).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub test_items: Option<usize>,
     /// Price per million input tokens, USD (for the cost estimate).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub price_in: f64,
     /// Price per million output tokens, USD.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub price_out: f64,
     #[command(flatten)]
     pub out: OutArgs,
@@ -303,10 +332,10 @@ pub struct BaselineArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// A term must occur in at least this many training texts.
-    #[arg(long, default_value_t = TfidfConfig::default().min_df)]
+    #[arg(long, default_value_t = TfidfConfig::default().min_df, value_parser = at_least_one)]
     pub min_df: usize,
     /// Regularisation strengths C to try (chosen on validation).
-    #[arg(long, value_delimiter = ',', default_values_t = TfidfConfig::default().cs)]
+    #[arg(long, value_delimiter = ',', default_values_t = TfidfConfig::default().cs, value_parser = positive)]
     pub cs: Vec<f64>,
     #[command(flatten)]
     pub out: OutArgs,

@@ -254,3 +254,31 @@ fn check_notebooks(notebooks: &[PathBuf]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parses(args: &[&str]) -> bool {
+        Cli::try_parse_from(std::iter::once("slm-vs-llm").chain(args.iter().copied())).is_ok()
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_with_a_message_not_a_panic() {
+        for bad in ["NaN", "-1", "0", "1e400", "inf"] {
+            assert!(!parses(&["llm", "--timeout", bad]), "--timeout {bad}");
+        }
+        assert!(parses(&["llm", "--timeout", "1e3"]));
+        assert!(!parses(&["llm", "--test-items", "0"]));
+        assert!(!parses(&["llm", "--concurrency", "0"]));
+        assert!(!parses(&["llm", "--price-in", "-0.5"]));
+        assert!(parses(&["llm", "--price-in", "0"]));
+        assert!(!parses(&["knn", "--ks", "5,0"]));
+        assert!(!parses(&["baseline", "--cs", "1,NaN"]));
+        assert!(!parses(&["finetune", "--batch-size", "0"]));
+        assert!(!parses(&["eda", "--validation-fraction", "1"]));
+        assert!(parses(&["eda", "--validation-fraction", "0.1"]));
+        let err = Cli::try_parse_from(["slm-vs-llm", "llm", "--timeout", "NaN"]).unwrap_err().to_string();
+        assert!(err.contains("not a finite number above 0"), "{err}");
+    }
+}
