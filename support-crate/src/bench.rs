@@ -309,9 +309,8 @@ pub struct BaselineBench {
 
 pub fn baseline(ds: &crate::data::Dataset, c: f64, min_df: usize, python: Option<&Path>) -> Result<BaselineBench> {
     use crate::methods::tfidf::{LogisticRegression, Tfidf};
-    let train: Vec<&str> = ds.train.iter().map(|e| e.text.as_str()).collect();
-    let test: Vec<&str> = ds.test.iter().map(|e| e.text.as_str()).collect();
-    let train_y: Vec<usize> = ds.train.iter().map(|e| e.label).collect();
+    let (train, test) = (crate::data::texts(&ds.train), crate::data::texts(&ds.test));
+    let train_y = crate::data::labels(&ds.train);
     let start = Instant::now();
     let tfidf = Tfidf::fit(&train, min_df);
     let model = LogisticRegression::fit(&tfidf.transform(&train), &train_y, ds.num_classes(), tfidf.len(), c, 1000);

@@ -242,7 +242,7 @@ pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> 
     if predicted.outputs.len() != test.len() {
         bail!("{}: {} answers for {} test items", identity.experiment, predicted.outputs.len(), test.len());
     }
-    let labels: Vec<usize> = test.iter().map(|e| e.label).collect();
+    let labels = crate::data::labels(&test);
     let answers: Vec<Option<usize>> = predicted.outputs.iter().map(|o| o.label).collect();
     let bootstrap = Bootstrap::default();
     let metrics = score(&labels, &answers, &ds.labels, bootstrap);

@@ -134,6 +134,11 @@ pub fn texts(examples: &[Example]) -> Vec<&str> {
     examples.iter().map(|e| e.text.as_str()).collect()
 }
 
+/// The labels of `examples`, in order.
+pub fn labels(examples: &[Example]) -> Vec<usize> {
+    examples.iter().map(|e| e.label).collect()
+}
+
 /// How the splits are made from what was loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataConfig {

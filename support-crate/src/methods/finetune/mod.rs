@@ -124,8 +124,8 @@ impl Finetune {
             train_texts: truncated(&train_enc),
             validation_texts: truncated(&val_enc),
         };
-        let train_labels: Vec<usize> = train_examples.iter().map(|e| e.label).collect();
-        let val_labels: Vec<usize> = data.validation.iter().map(|e| e.label).collect();
+        let train_labels = crate::data::labels(&train_examples);
+        let val_labels = crate::data::labels(data.validation);
 
         let model = Llama::from_weights(
             loaded.config.clone(),

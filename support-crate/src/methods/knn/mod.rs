@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 pub use embeddings::{CachedEmbedder, EmbedStats};
 pub use search::{choose, KnnClassifier, Neighbour, SweepPoint, Vote};
 
-use crate::data::{texts, Example};
+use crate::data::{labels, texts, Example};
 use crate::method::{Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
 use crate::metrics::Throughput;
 use crate::models::embedder::{EmbedConfig, Embedder};
@@ -82,10 +82,10 @@ impl Knn {
             "embeddings ready"
         );
 
-        let classifier = KnnClassifier::new(&train, data.train.iter().map(|e| e.label).collect(), data.num_classes())?;
+        let classifier = KnnClassifier::new(&train, labels(data.train), data.num_classes())?;
         let k_max = self.config.ks.iter().copied().max().unwrap_or(1);
         let validation_neighbours = classifier.neighbours(&validation, k_max)?;
-        let validation_labels: Vec<usize> = data.validation.iter().map(|e| e.label).collect();
+        let validation_labels = labels(data.validation);
         let sweep = classifier.sweep(&validation_neighbours, &validation_labels, &self.config.ks, &self.config.votes);
         let chosen = choose(&sweep).context("no k to choose from")?;
         tracing::info!(k = chosen.k, vote = %chosen.vote, validation_accuracy = chosen.accuracy, "chosen on validation");

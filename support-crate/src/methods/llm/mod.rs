@@ -167,7 +167,7 @@ impl Llm {
         }
         let classes = data.num_classes();
         let validation = stratified_sample(data.validation.to_vec(), classes, config.validation_items, ctx.seed);
-        let texts: Vec<&str> = validation.iter().map(|e| e.text.as_str()).collect();
+        let texts = crate::data::texts(&validation);
         let max_shots =
             config.variants.iter().map(|v| if let PromptVariant::FewShot(k) = v { *k } else { 0 }).max().unwrap_or(0);
         let all_shots = shots(data.train, classes, max_shots, ctx.seed);

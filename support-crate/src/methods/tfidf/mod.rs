@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use logistic::{lbfgs, LogisticRegression};
 pub use vectorizer::{words, SparseRow, Tfidf};
 
-use crate::data::texts;
+use crate::data::{labels, texts};
 use crate::method::{choose_best, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
 use crate::metrics::Throughput;
 
@@ -73,8 +73,8 @@ impl TfidfBaseline {
             bail!("no regularisation strength to try");
         }
         let (train_texts, val_texts) = (texts(data.train), texts(data.validation));
-        let train_y: Vec<usize> = data.train.iter().map(|e| e.label).collect();
-        let val_y: Vec<usize> = data.validation.iter().map(|e| e.label).collect();
+        let train_y = labels(data.train);
+        let val_y = labels(data.validation);
         let classes = data.num_classes();
         let fit_once = |c: f64| -> (Tfidf, LogisticRegression) {
             let tfidf = Tfidf::fit(&train_texts, config.min_df);
