@@ -219,6 +219,7 @@ fn run_eda(data: &DataArgs, out: &Option<PathBuf>) -> Result<()> {
         ("Length of the model input (train)", &eda.lengths),
         ("Most distinctive words per class (log-odds z-score, train)", &eda.distinctive_words),
         ("Text quirks (rows)", &eda.quirks),
+        ("Model inputs still entity- or tag-shaped after normalize", &eda.quirks_left),
         ("Duplicates (normalised text; near = word-3-gram Jaccard >= 0.8)", &eda.duplicates),
         ("Near-duplicate pairs", &eda.duplicate_pairs),
     ] {

@@ -203,7 +203,7 @@ pub fn quirk_counts(ds: &Dataset) -> Result<(DataFrame, Vec<QuirkCount>)> {
         counts.push(QuirkCount {
             quirk: name.to_string(),
             raw: Split::ALL.map(|s| count(s, false)),
-            after_normalize: Split::ALL.iter().map(|&s| count(s, true)).sum(),
+            after_normalize: Split::ALL.map(|s| count(s, true)),
         });
     }
     let mut columns = vec![col("quirk", counts.iter().map(|c| c.quirk.clone()).collect::<Vec<_>>())];
@@ -212,8 +212,49 @@ pub fn quirk_counts(ds: &Dataset) -> Result<(DataFrame, Vec<QuirkCount>)> {
     }
     let test_n = ds.test.len().max(1) as f64;
     columns.push(col("test %", counts.iter().map(|c| round(100.0 * c.raw[2] as f64 / test_n, 1)).collect::<Vec<_>>()));
-    columns.push(col("rows left after normalize", counts.iter().map(|c| c.after_normalize as u64).collect::<Vec<_>>()));
+    for (i, split) in Split::ALL.iter().enumerate() {
+        let left = counts.iter().map(|c| c.after_normalize[i] as u64).collect::<Vec<_>>();
+        columns.push(col(&format!("{split} rows after normalize"), left));
+    }
     Ok((frame(columns)?, counts))
+}
+
+/// The model inputs that still show an entity- or tag-shaped quirk after
+/// [`crate::data::normalize`], with the text around the first match, so a
+/// reader can judge each by eye (the counter is broader than the cleaner).
+pub fn quirks_left(ds: &Dataset) -> Result<DataFrame> {
+    const CHECKED: [usize; 3] = [2, 3, 4]; // HTML entity, entity without &, HTML tag
+    let mut rows: Vec<(Split, usize, &str, String)> = Vec::new();
+    for split in Split::ALL {
+        for e in ds.split(split) {
+            let positions = Quirks::positions(&e.text);
+            if let Some(&q) = CHECKED.iter().find(|&&q| positions[q].is_some()) {
+                let at = positions[q].unwrap_or(0);
+                rows.push((split, e.index, Quirks::NAMES[q], excerpt(&e.text, at, 40)));
+            }
+        }
+    }
+    frame(vec![
+        col("split", rows.iter().map(|r| r.0.name().to_string()).collect::<Vec<_>>()),
+        col("row", rows.iter().map(|r| r.1 as u64).collect::<Vec<_>>()),
+        col("quirk", rows.iter().map(|r| r.2.to_string()).collect::<Vec<_>>()),
+        col("where", rows.iter().map(|r| r.3.clone()).collect::<Vec<_>>()),
+    ])
+}
+
+/// Up to `context` characters either side of byte offset `at`, with `…` where cut.
+fn excerpt(text: &str, at: usize, context: usize) -> String {
+    let start = text[..at].char_indices().rev().nth(context.saturating_sub(1)).map_or(0, |(i, _)| i);
+    let end = text[at..].char_indices().nth(context).map_or(text.len(), |(i, _)| at + i);
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.push_str(&text[start..end]);
+    if end < text.len() {
+        out.push('…');
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -221,8 +262,8 @@ pub struct QuirkCount {
     pub quirk: String,
     /// Rows whose raw title or body has the quirk, per split (train, validation, test).
     pub raw: [usize; 3],
-    /// Rows of all splits whose model input still has it.
-    pub after_normalize: usize,
+    /// Rows whose model input still has it, per split.
+    pub after_normalize: [usize; 3],
 }
 
 /// Duplicate rows between two groups of examples.
@@ -471,6 +512,7 @@ pub struct Eda {
     pub distinctive_words: DataFrame,
     pub examples: DataFrame,
     pub quirks: DataFrame,
+    pub quirks_left: DataFrame,
     pub duplicates: DataFrame,
     pub duplicate_pairs: DataFrame,
     pub summary: EdaSummary,
@@ -486,6 +528,7 @@ impl Eda {
             distinctive_words: distinctive_words(ds, Split::Train, 12)?,
             examples: examples_per_class(ds, Split::Train, 2, 7)?,
             quirks,
+            quirks_left: quirks_left(ds)?,
             duplicates: duplicate_table(&dups)?,
             duplicate_pairs: duplicate_pair_table(&pairs)?,
             summary: EdaSummary {
@@ -502,6 +545,13 @@ impl Eda {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpt_cuts_on_character_boundaries() {
+        assert_eq!(excerpt("a\u{2019}bcdef", 4, 2), "a\u{2019}bc…");
+        assert_eq!(excerpt("abcdef", 3, 1), "…cd…");
+        assert_eq!(excerpt("abc", 0, 10), "abc");
+    }
 
     fn ds(train: &[(usize, &str)], test: &[(usize, &str)]) -> Dataset {
         let make = |rows: &[(usize, &str)]| {
