@@ -48,7 +48,14 @@ for nb in "${notebooks[@]}"; do
     status=1
     continue
   fi
-  jupyter nbconvert --to html --output-dir "$out" "$executed" >/dev/null 2>&1
+  if ! jupyter nbconvert --to html --template slm \
+      --TemplateExporter.extra_template_basedirs="$ROOT/scripts/nbconvert" \
+      --output-dir "$out" "$executed" 2>"$out/$name.export.log"; then
+    cat "$out/$name.export.log" >&2
+    echo "FAILED: $name: the HTML export failed" >&2
+    status=1
+    continue
+  fi
   [ "$in_place" = 1 ] && cp "$executed" "$nb"
   echo "$name: ok in $(( $(date +%s) - start )) s -> $out/$name.html" >&2
 done

@@ -124,6 +124,7 @@ pub fn length_distribution_chart(ds: &Dataset, split: Split, unit: LengthUnit) -
         x_label: &format!("length in {name} (bins of {bin})"),
         y_label: "% of the class's texts",
         series,
+        markers: vec![],
     }
     .render((820, 380))
 }
@@ -617,6 +618,6 @@ mod tests {
         let lengths = length_summary(&d, Split::Train).unwrap();
         assert_eq!(lengths.column("max words").unwrap().get(0).unwrap().to_string(), "3.0");
         let svg = length_distribution_chart(&d, Split::Train, LengthUnit::Words).unwrap();
-        assert!(svg.0.contains("<svg"));
+        assert!(svg.markup.contains("<svg"));
     }
 }

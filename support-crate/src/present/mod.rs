@@ -1,7 +1,8 @@
-//! What a reader sees: charts ([`plot`]), tables ([`tables`]), the
-//! comparison across methods ([`report`]), the exploration of the data
+//! What a reader sees: chart primitives ([`plot`]), tables ([`tables`]), the
+//! comparison across methods ([`compare`]'s charts, [`report`]'s table), the exploration of the data
 //! ([`eda`]) and inline display in the notebooks ([`notebook`]).
 
+pub mod compare;
 pub mod eda;
 pub mod notebook;
 pub mod plot;

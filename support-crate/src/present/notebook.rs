@@ -54,19 +54,33 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// Render a DataFrame as a self-contained HTML table.
+/// Longest text shown in a table cell; longer text is cut, and the whole of
+/// it shows when the pointer rests on the cell.
+pub const CELL_CHARS: usize = 160;
+
+/// Render a DataFrame as a self-contained HTML table: numbers right-aligned,
+/// text left-aligned and cut at [`CELL_CHARS`] characters (the full text in
+/// the cell's `title`).
 pub fn html_table(df: &DataFrame) -> String {
     let mut html = String::from("<table class=\"dataframe\">\n<thead><tr>");
-    for name in df.get_column_names() {
-        let _ = write!(html, "<th>{}</th>", escape(name));
+    for column in df.columns() {
+        let align = if column.dtype().is_primitive_numeric() { "right" } else { "left" };
+        let _ = write!(html, "<th style=\"text-align:{align}\">{}</th>", escape(column.name()));
     }
     html.push_str("</tr></thead>\n<tbody>\n");
     for row in 0..df.height() {
         html.push_str("<tr>");
         for column in df.columns() {
             let value = column.get(row).map(cell_text).unwrap_or_default();
-            let align = if column.dtype().is_primitive_numeric() { " style=\"text-align:right\"" } else { "" };
-            let _ = write!(html, "<td{align}>{}</td>", escape(&value));
+            if column.dtype().is_primitive_numeric() {
+                let _ = write!(html, "<td style=\"text-align:right\">{}</td>", escape(&value));
+            } else if value.chars().count() > CELL_CHARS {
+                let cut: String = value.chars().take(CELL_CHARS - 1).collect();
+                let (cut, full) = (escape(cut.trim_end()), escape(&value).replace('"', "&quot;"));
+                let _ = write!(html, "<td style=\"text-align:left\" title=\"{full}\">{cut}…</td>");
+            } else {
+                let _ = write!(html, "<td style=\"text-align:left\">{}</td>", escape(&value));
+            }
         }
         html.push_str("</tr>\n");
     }
@@ -144,9 +158,21 @@ mod tests {
     fn html_table_escapes_and_formats() {
         let df = df!("class" => ["<World>", "Sports"], "share" => [0.25f64, 0.75], "n" => [10i64, 30]).unwrap();
         let html = html_table(&df);
-        assert!(html.contains("<th>class</th><th>share</th><th>n</th>"), "{html}");
-        assert!(html.contains("<td>&lt;World&gt;</td>"));
+        assert!(
+            html.contains("<th style=\"text-align:left\">class</th><th style=\"text-align:right\">share</th>"),
+            "{html}"
+        );
+        assert!(html.contains("<td style=\"text-align:left\">&lt;World&gt;</td>"), "{html}");
         assert!(html.contains(">0.25</td>") && html.contains(">30</td>"), "{html}");
+    }
+
+    #[test]
+    fn long_text_is_cut_with_the_whole_in_the_title() {
+        let long = format!("\"Quoted\" {}", "word ".repeat(60));
+        let html = html_table(&df!("text" => [long.as_str()]).unwrap());
+        let shown = &html[html.rfind("\">").unwrap() + 2..html.rfind("</td>").unwrap()];
+        assert!(shown.ends_with('…') && shown.chars().count() <= CELL_CHARS, "{shown}");
+        assert!(html.contains("title=\"&quot;Quoted&quot; word word"), "{html}");
     }
 
     fn notebook_with(outputs: serde_json::Value) -> tempfile::NamedTempFile {

@@ -1,26 +1,47 @@
-//! Charts drawn with plotters as SVG, shown inline in evcxr notebooks and
-//! written to files by the CLI.
+//! Chart primitives drawn with plotters as SVG, shown inline in evcxr
+//! notebooks and written to files by the CLI. Shared rules: fonts readable
+//! when a chart is shown at the README's width, legends beside or below the
+//! data (never over it), tick labels as plain numbers, and an alt text on
+//! every image.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// An SVG image. In an evcxr notebook, a cell ending in an `Svg` shows it inline.
+/// Font sizes in plotters' units (the SVG shows them at 1/1.24: 18 is 14.5 px).
+pub const TITLE_FONT: u32 = 24;
+pub const LABEL_FONT: u32 = 19;
+pub const TICK_FONT: u32 = 18;
+pub const NOTE_FONT: u32 = 17;
+
+/// An SVG image with its alt text. In an evcxr notebook, a cell ending in an
+/// `Svg` shows it inline; the alt text goes with it as its `text/plain` form
+/// (what screen readers and the HTML export's `alt` attribute use).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Svg(pub String);
+pub struct Svg {
+    pub markup: String,
+    pub alt: String,
+}
 
 impl Svg {
+    pub fn new(markup: String, alt: impl Into<String>) -> Self {
+        Svg { markup, alt: alt.into() }
+    }
+
     /// evcxr's display hook.
     pub fn evcxr_display(&self) {
-        super::notebook::emit("image/svg+xml", &self.0);
+        super::notebook::emit("text/plain", &self.alt);
+        super::notebook::emit("image/svg+xml", &self.markup);
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::write(path, &self.0).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(path, &self.markup).with_context(|| format!("writing {}", path.display()))
     }
 }
 
@@ -43,35 +64,119 @@ pub(crate) fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaError
     anyhow::anyhow!("drawing failed: {e}")
 }
 
-/// The series legend, upper right, the same on every chart.
-pub(crate) fn draw_legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
+/// `1,234,567` for an integer.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A tick label as a plain number: integers without decimals (and `0`, not
+/// `-0.0`), thousands grouped, small numbers to three significant digits
+/// (`0.00001`, not `9.999999999999999e-6`).
+pub fn tick(value: &f64) -> String {
+    let v = if value.abs() < 1e-12 { 0.0 } else { *value };
+    let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
+    if (a - a.round()).abs() <= 1e-9 * a.max(1.0) {
+        return format!("{sign}{}", thousands(a.round() as u64));
+    }
+    let digits = (2 - a.log10().floor() as i32).clamp(0, 12) as usize;
+    let s = format!("{a:.digits$}");
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
+    format!("{sign}{s}")
+}
+
+/// One legend entry: a colour and its name.
+pub struct LegendEntry {
+    pub name: String,
+    pub color: RGBColor,
+}
+
+/// Height in pixels of [`draw_legend_below`]'s block for `n` entries.
+pub fn legend_height(n: usize) -> u32 {
+    12 + 26 * n as u32
+}
+
+/// Width in pixels that [`draw_legend_beside`] needs.
+pub fn legend_width(entries: &[LegendEntry]) -> u32 {
+    let longest = entries.iter().map(|e| e.name.chars().count()).max().unwrap_or(0) as u32;
+    40 + longest * LABEL_FONT * 55 / 124
+}
+
+/// A legend in its own area beside the plot: a colour square and the name,
+/// one entry per line from the top.
+pub fn draw_legend_beside<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[LegendEntry]) -> Result<()> {
+    draw_legend_rows(area, entries, 70)
+}
+
+/// A legend in its own area below the plot, one entry per line.
+pub fn draw_legend_below<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[LegendEntry]) -> Result<()> {
+    draw_legend_rows(area, entries, 6)
+}
+
+fn draw_legend_rows<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[LegendEntry],
+    top: i32,
+) -> Result<()> {
+    let font = ("sans-serif", LABEL_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, entry) in entries.iter().enumerate() {
+        let y = top + 13 + 26 * i as i32;
+        area.draw(&Rectangle::new([(12, y - 7), (26, y + 7)], entry.color.filled())).map_err(draw_error)?;
+        area.draw(&Text::new(entry.name.clone(), (34, y), font.clone())).map_err(draw_error)?;
+    }
+    Ok(())
+}
+
+/// A dashed vertical line across a chart's y range (a chance level, a chosen
+/// k, a length limit) with its label just inside the top.
+fn draw_marker<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    x: f64,
+    y: std::ops::Range<f64>,
+    label: &str,
+) -> Result<()>
 where
-    DB: DrawingBackend + 'a,
-    CT: CoordTranslate,
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
 {
+    let grey = RGBColor(90, 90, 90);
     chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_error)
+        .draw_series(DashedLineSeries::new([(x, y.start), (x, y.end)], 6, 4, grey.stroke_width(2)))
+        .map_err(draw_error)?;
+    let font = ("sans-serif", NOTE_FONT).into_font().color(&grey).pos(Pos::new(HPos::Left, VPos::Top));
+    let top = y.end - (y.end - y.start) * 0.02;
+    chart.plotting_area().draw(&Text::new(format!(" {label}"), (x, top), font)).map_err(draw_error)?;
+    Ok(())
 }
 
 /// One line per named series over a shared x axis, e.g. a length
-/// distribution per class.
+/// distribution per class; the legend sits to the right of the plot.
 pub struct LineChart<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
     pub y_label: &'a str,
     /// (name, points) per series.
     pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Values marked on the x axis with a dashed line and a label (a chosen
+    /// k, a truncation limit).
+    pub markers: Vec<(f64, String)>,
 }
 
 impl LineChart<'_> {
-    /// Axes from zero to the largest value.
+    /// Axes from zero to the largest value. `size` is the plot's; the legend
+    /// adds its width.
     pub fn render(&self, size: (u32, u32)) -> Result<Svg> {
         let (x_max, y_max) = self.max();
+        let x_max = self.markers.iter().map(|m| m.0 * 1.05).fold(x_max, f64::max);
         self.render_in(size, 0.0..x_max.max(1.0), 0.0..(y_max * 1.05).max(1e-9))
     }
 
@@ -81,7 +186,7 @@ impl LineChart<'_> {
         let (x_max, y_max) = self.max();
         let x_min = points.iter().map(|p| p.0).fold(x_max, f64::min);
         let y_min = points.iter().map(|p| p.1).fold(y_max, f64::min);
-        let pad = ((y_max - y_min) * 0.1).max(1e-6);
+        let pad = ((y_max - y_min) * 0.15).max(1e-6);
         self.render_in(size, x_min..x_max.max(x_min + 1.0), (y_min - pad)..(y_max + pad))
     }
 
@@ -90,91 +195,147 @@ impl LineChart<'_> {
         points.fold((0f64, 0f64), |(x_max, y_max), &(x, y)| (x_max.max(x), y_max.max(y)))
     }
 
+    fn legend(&self) -> Vec<LegendEntry> {
+        let names = self.series.iter().map(|(name, _)| name.clone());
+        names.enumerate().map(|(i, name)| LegendEntry { name, color: class_color(i) }).collect()
+    }
+
+    fn alt(&self) -> String {
+        let names: Vec<&str> = self.series.iter().map(|(n, _)| n.as_str()).collect();
+        let mut alt = format!(
+            "Line chart: {}. {} against {}; lines: {}.",
+            self.title,
+            self.y_label,
+            self.x_label,
+            names.join(", ")
+        );
+        for (x, label) in &self.markers {
+            alt.push_str(&format!(" Marked at {}: {label}.", tick(x)));
+        }
+        alt
+    }
+
     fn render_in(&self, size: (u32, u32), x: std::ops::Range<f64>, y: std::ops::Range<f64>) -> Result<Svg> {
+        let legend = self.legend();
+        let legend_w = legend_width(&legend);
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, (size.0 + legend_w, size.1)).into_drawing_area();
             root.fill(&WHITE).map_err(draw_error)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(self.title, ("sans-serif", 20))
+            let (plot, side) = root.split_horizontally(size.0);
+            let mut chart = ChartBuilder::on(&plot)
+                .caption(self.title, ("sans-serif", TITLE_FONT))
                 .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(60)
-                .build_cartesian_2d(x, y)
+                .x_label_area_size(52)
+                .y_label_area_size(72)
+                .build_cartesian_2d(x, y.clone())
                 .map_err(draw_error)?;
             chart
                 .configure_mesh()
                 .x_desc(self.x_label)
                 .y_desc(self.y_label)
+                .x_labels(8)
+                .y_labels(6)
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .label_style(("sans-serif", TICK_FONT))
+                .axis_desc_style(("sans-serif", LABEL_FONT))
                 .light_line_style(WHITE.mix(0.0))
                 .draw()
                 .map_err(draw_error)?;
-            for (i, (name, points)) in self.series.iter().enumerate() {
+            for (i, (_, points)) in self.series.iter().enumerate() {
                 let color = class_color(i);
                 chart
                     .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
-                    .map_err(draw_error)?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                    .map_err(draw_error)?;
             }
-            draw_legend(&mut chart)?;
+            for (at, label) in &self.markers {
+                draw_marker(&mut chart, *at, y.clone(), label)?;
+            }
+            draw_legend_beside(&side, &legend)?;
             root.present().map_err(draw_error)?;
         }
-        Ok(Svg(svg))
+        Ok(Svg::new(svg, self.alt()))
     }
 }
 
 /// A confusion matrix as a heat map: rows are true classes, columns
-/// predicted ones, each cell coloured by its share of the row (recall) and
-/// labelled with its count. A last column counts invalid answers when any.
+/// predicted ones; each cell shows its share of the row (the recall on the
+/// diagonal) and, below it, the count, and is shaded by that share. A last
+/// column counts invalid answers when any.
 pub fn confusion_heatmap(title: &str, labels: &[String], confusion: &[Vec<usize>], invalid: &[usize]) -> Result<Svg> {
     let k = labels.len();
     let with_invalid = invalid.iter().any(|&n| n > 0);
     let cols = k + usize::from(with_invalid);
-    let cell = 90u32;
-    let (left, top) = (110u32, 60u32);
-    let size = (left + cell * cols as u32 + 20, top + cell * k as u32 + 60);
+    let cell = 104u32;
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4) as u32;
+    let (left, top) = (24 + longest * LABEL_FONT * 55 / 124, 64u32);
+    let size =
+        ((left + cell * cols as u32 + 20).max(title.chars().count() as u32 * 11 + 20), top + cell * k as u32 + 74);
     let mut svg = String::new();
+    let mut alt = format!(
+        "Confusion matrix: {title}. Rows are the true class, columns the prediction; share of the row and count."
+    );
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        root.draw(&Text::new(title.to_string(), (10, 10), ("sans-serif", 18))).map_err(draw_error)?;
-        let font = ("sans-serif", 14).into_font();
+        root.draw(&Text::new(title.to_string(), (10, 12), ("sans-serif", TITLE_FONT))).map_err(draw_error)?;
+        let label_font = ("sans-serif", LABEL_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
         for (r, row) in confusion.iter().enumerate() {
             let total = (row.iter().sum::<usize>() + invalid.get(r).copied().unwrap_or(0)).max(1) as f64;
             let y = (top + cell * r as u32) as i32;
-            root.draw(&Text::new(labels[r].clone(), (8, y + cell as i32 / 2 - 7), font.clone())).map_err(draw_error)?;
+            let half = cell as i32 / 2;
+            root.draw(&Text::new(labels[r].clone(), (8, y + half), label_font.clone())).map_err(draw_error)?;
             let values = row.iter().copied().chain(with_invalid.then(|| invalid[r]));
             for (c, count) in values.enumerate() {
                 let share = count as f64 / total;
                 let x = (left + cell * c as u32) as i32;
                 let shade = (255.0 * (1.0 - 0.85 * share)) as u8;
-                let color = RGBColor(shade, shade, 255);
-                root.draw(&Rectangle::new([(x, y), (x + cell as i32 - 2, y + cell as i32 - 2)], color.filled()))
-                    .map_err(draw_error)?;
-                let text_color = if share > 0.5 { &WHITE } else { &BLACK };
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32 - 2, y + cell as i32 - 2)],
+                    RGBColor(shade, shade, 255).filled(),
+                ))
+                .map_err(draw_error)?;
+                let ink = if share > 0.5 { WHITE } else { BLACK };
+                let centre =
+                    |size| ("sans-serif", size).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
+                let name = if c < k { labels[c].as_str() } else { "invalid" };
+                alt.push_str(&format!(" {} as {name}: {:.1}% ({count}).", labels[r], 100.0 * share));
                 root.draw(&Text::new(
-                    format!("{count}"),
-                    (x + 8, y + cell as i32 / 2 - 7),
-                    font.clone().color(text_color),
+                    format!("{:.1}%", 100.0 * share),
+                    (x + half - 1, y + half - 11),
+                    centre(LABEL_FONT),
+                ))
+                .map_err(draw_error)?;
+                root.draw(&Text::new(
+                    format!("({})", thousands(count as u64)),
+                    (x + half - 1, y + half + 13),
+                    centre(NOTE_FONT),
                 ))
                 .map_err(draw_error)?;
             }
         }
-        let y = (top + cell * k as u32 + 8) as i32;
+        let y = (top + cell * k as u32 + 6) as i32;
         let names = labels.iter().cloned().chain(with_invalid.then(|| "invalid".to_string()));
+        let below = ("sans-serif", LABEL_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
         for (c, name) in names.enumerate() {
-            let x = (left + cell * c as u32) as i32;
-            root.draw(&Text::new(name, (x + 4, y), font.clone())).map_err(draw_error)?;
+            let x = (left + cell * c as u32 + cell / 2) as i32;
+            root.draw(&Text::new(name, (x, y), below.clone())).map_err(draw_error)?;
         }
-        root.draw(&Text::new("predicted →   (rows: true class)".to_string(), (left as i32, y + 24), font.clone()))
-            .map_err(draw_error)?;
+        let note = ("sans-serif", NOTE_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Top));
+        root.draw(&Text::new(
+            "predicted →   (rows: true class; % of the row)".to_string(),
+            (left as i32, y + 32),
+            note,
+        ))
+        .map_err(draw_error)?;
         root.present().map_err(draw_error)?;
     }
-    Ok(Svg(svg))
+    Ok(Svg::new(svg, alt))
 }
 
-/// Points coloured by class, e.g. a 2-D projection of embeddings.
+/// Points coloured by class, e.g. a 2-D projection of embeddings; the legend
+/// sits to the right of the plot.
 pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)]) -> Result<Svg> {
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y, _) in points {
@@ -183,69 +344,154 @@ pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)]) -> 
     if points.is_empty() {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
+    let legend: Vec<LegendEntry> =
+        labels.iter().enumerate().map(|(i, name)| LegendEntry { name: name.clone(), color: class_color(i) }).collect();
+    let plot_w = 700;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (720, 560)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (plot_w + legend_width(&legend), 560)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+        let (plot, side) = root.split_horizontally(plot_w);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(title, ("sans-serif", TITLE_FONT))
             .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(40)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(draw_error)?;
-        chart.configure_mesh().light_line_style(WHITE.mix(0.0)).draw().map_err(draw_error)?;
-        for (class, name) in labels.iter().enumerate() {
+        chart
+            .configure_mesh()
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .label_style(("sans-serif", TICK_FONT))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(draw_error)?;
+        for (class, _) in labels.iter().enumerate() {
             let color = class_color(class);
+            let members = points.iter().filter(|p| p.2 == class);
             chart
-                .draw_series(
-                    points
-                        .iter()
-                        .filter(|p| p.2 == class)
-                        .map(|&(x, y, _)| Circle::new((x, y), 2, color.mix(0.6).filled())),
-                )
-                .map_err(draw_error)?
-                .label(name.as_str())
-                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+                .draw_series(members.map(|&(x, y, _)| Circle::new((x, y), 2, color.mix(0.6).filled())))
+                .map_err(draw_error)?;
         }
-        draw_legend(&mut chart)?;
+        draw_legend_beside(&side, &legend)?;
         root.present().map_err(draw_error)?;
     }
-    Ok(Svg(svg))
+    Ok(Svg::new(
+        svg,
+        format!("Scatter plot: {title}; {} points coloured by class ({}).", points.len(), labels.join(", ")),
+    ))
+}
+
+/// The text elements of an SVG drawn by plotters, as approximate boxes
+/// (left, top, right, bottom) with their text: what the label-overlap checks
+/// of the chart tests compare. Rotated text (axis titles) is left out.
+#[cfg(test)]
+pub(crate) fn text_boxes(svg: &str) -> Vec<([f64; 4], String)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(tag[at..at + tag[at..].find('"')?].to_string())
+    };
+    let mut boxes = Vec::new();
+    let mut rest = svg;
+    while let Some(start) = rest.find("<text") {
+        let tag_end = start + rest[start..].find('>').unwrap();
+        let close = tag_end + rest[tag_end..].find("</text>").unwrap();
+        let (tag, text) = (&rest[start..tag_end], rest[tag_end + 1..close].trim().to_string());
+        rest = &rest[close..];
+        if tag.contains("transform=") || text.is_empty() {
+            continue;
+        }
+        let num = |name| attr(tag, name).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let (x, y, size) = (num("x"), num("y"), num("font-size"));
+        let width = text.chars().count() as f64 * size * 0.6;
+        let left = match attr(tag, "text-anchor").as_deref() {
+            Some("middle") => x - width / 2.0,
+            Some("end") => x - width,
+            _ => x,
+        };
+        let top = match attr(tag, "dy").as_deref() {
+            Some("0.76em") => y,
+            Some("0.5ex") => y - size / 2.0,
+            Some("-0.5ex") => y - size,
+            _ => y - 0.8 * size,
+        };
+        boxes.push(([left, top, left + width, top + size], text));
+    }
+    boxes
+}
+
+/// Pairs of text boxes that overlap by more than a pixel.
+#[cfg(test)]
+pub(crate) fn overlapping_labels(svg: &str) -> Vec<(String, String)> {
+    let boxes = text_boxes(svg);
+    let mut overlaps = Vec::new();
+    for (i, (a, ta)) in boxes.iter().enumerate() {
+        for (b, tb) in &boxes[i + 1..] {
+            let dx = a[2].min(b[2]) - a[0].max(b[0]);
+            let dy = a[3].min(b[3]) - a[1].max(b[1]);
+            if dx > 1.0 && dy > 1.0 {
+                overlaps.push((ta.clone(), tb.clone()));
+            }
+        }
+    }
+    overlaps
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn has_text(svg: &Svg, t: &str) -> bool {
+        svg.markup.lines().any(|l| l.trim() == t)
+    }
+
     #[test]
-    fn line_chart_renders_every_series() {
+    fn ticks_are_plain_numbers() {
+        assert_eq!(tick(&-0.0), "0");
+        assert_eq!(tick(&9.999999999999999e-6), "0.00001");
+        assert_eq!(tick(&0.25), "0.25");
+        assert_eq!(tick(&12.0), "12");
+        assert_eq!(tick(&12.5), "12.5");
+        assert_eq!(tick(&1000.0), "1,000");
+        assert_eq!(tick(&-3.0), "-3");
+        assert_eq!(tick(&0.123456), "0.123");
+    }
+
+    #[test]
+    fn line_chart_renders_every_series_its_markers_and_no_overlaps() {
         let chart = LineChart {
             title: "t",
             x_label: "x",
             y_label: "y",
-            series: vec![("a".into(), vec![(0.0, 1.0), (1.0, 2.0)]), ("b".into(), vec![(0.0, 0.5)])],
+            series: vec![("a".into(), vec![(0.0, 1.0), (10.0, 2.0)]), ("b".into(), vec![(0.0, 0.5), (10.0, 0.7)])],
+            markers: vec![(7.0, "chosen k = 7".into())],
         };
-        let svg = chart.render((400, 300)).unwrap().0;
-        assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
-        let has_text = |t: &str| svg.lines().any(|l| l.trim() == t);
-        assert!(has_text("a") && has_text("b") && has_text("t"), "title or legend names missing");
+        let svg = chart.render((500, 300)).unwrap();
+        assert!(svg.markup.starts_with("<svg"), "{}", &svg.markup[..50]);
+        assert!(has_text(&svg, "a") && has_text(&svg, "b") && has_text(&svg, "t"), "title or legend names missing");
+        assert!(has_text(&svg, "chosen k = 7"), "marker label missing");
+        assert!(svg.alt.contains("chosen k = 7"), "{}", svg.alt);
+        assert!(!svg.markup.contains("-0.0") && !svg.markup.contains(".0<"), "float noise in ticks");
+        assert_eq!(overlapping_labels(&svg.markup), Vec::<(String, String)>::new());
     }
 
     #[test]
-    fn heatmap_shows_counts_and_invalid_column() {
-        let labels = vec!["x".to_string(), "y".to_string()];
-        let svg = confusion_heatmap("cm", &labels, &[vec![5, 1], vec![0, 7]], &[0, 2]).unwrap().0;
-        let has_text = |t: &str| svg.lines().any(|l| l.trim() == t);
-        assert!(has_text("7") && has_text("invalid") && has_text("cm"), "{svg}");
-        let svg = confusion_heatmap("cm", &labels, &[vec![5, 1], vec![0, 7]], &[0, 0]).unwrap().0;
-        assert!(!svg.contains("invalid"));
+    fn heatmap_shows_row_shares_counts_and_invalid_column() {
+        let labels = vec!["World".to_string(), "Sci/Tech".to_string()];
+        let svg = confusion_heatmap("cm", &labels, &[vec![5, 1], vec![0, 7]], &[0, 2]).unwrap();
+        assert!(has_text(&svg, "(7)") && has_text(&svg, "77.8%") && has_text(&svg, "invalid"), "{}", svg.markup);
+        assert!(svg.alt.contains("Sci/Tech as Sci/Tech: 77.8% (7)"), "{}", svg.alt);
+        assert_eq!(overlapping_labels(&svg.markup), Vec::<(String, String)>::new());
+        let svg = confusion_heatmap("cm", &labels, &[vec![5, 1], vec![0, 7]], &[0, 0]).unwrap();
+        assert!(!svg.markup.contains("invalid"));
     }
 
     #[test]
-    fn scatter_has_a_legend_entry_per_class() {
+    fn scatter_has_a_legend_entry_per_class_outside_the_plot() {
         let labels = vec!["x".to_string(), "y".to_string()];
-        let svg = scatter("s", &labels, &[(0.0, 0.0, 0), (1.0, 2.0, 1)]).unwrap().0;
-        assert_eq!(svg.matches("<circle").count(), 4);
+        let svg = scatter("s", &labels, &[(0.0, 0.0, 0), (1.0, 2.0, 1)]).unwrap();
+        assert_eq!(svg.markup.matches("<circle").count(), 2);
+        assert!(has_text(&svg, "x") && has_text(&svg, "y"));
     }
 }

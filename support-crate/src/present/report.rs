@@ -5,11 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use plotters::prelude::*;
-
-use super::plot::{class_color, draw_error, draw_legend, Svg};
+use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart};
+use super::plot::{thousands, Svg};
 use crate::results::{self, RunRecord};
+use anyhow::{bail, Context, Result};
 
 /// Files in `results/` that are not run records.
 fn is_record_file(path: &Path) -> bool {
@@ -68,21 +67,9 @@ fn duration(seconds: f64) -> String {
     }
 }
 
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn rate(per_second: f64) -> String {
     if per_second >= 1000.0 {
-        thousands(per_second.round() as usize)
+        thousands(per_second.round() as u64)
     } else if per_second >= 10.0 {
         format!("{per_second:.1}")
     } else {
@@ -103,7 +90,7 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> String {
             "| {} | {} | {} | {:.2}% [{:.2}, {:.2}]{} | {:.4} | {} | {} | {} | {} | `{}` |\n",
             r.method,
             r.model,
-            thousands(m.items),
+            thousands(m.items as u64),
             100.0 * m.accuracy,
             100.0 * m.accuracy_ci95[0],
             100.0 * m.accuracy_ci95[1],
@@ -135,115 +122,6 @@ pub fn replace_table(readme: &str, table: &str) -> Result<String> {
     Ok(format!("{}{TABLE_START}\n{table}{}", &readme[..start], &readme[end..]))
 }
 
-fn label(r: &RunRecord) -> String {
-    format!("{} ({})", r.method, r.model)
-}
-
-/// One horizontal bar per method with its 95% interval, best on top.
-pub fn accuracy_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
-    let n = records.len();
-    let lowest = records.iter().map(|(_, r)| r.metrics.accuracy_ci95[0]).fold(1.0, f64::min);
-    let x_min = ((100.0 * lowest - 5.0) / 5.0).floor().max(0.0) * 5.0;
-    let mut svg = String::new();
-    {
-        // Room for the longest "method (model)" label at 15 px sans-serif.
-        let label_width = records.iter().map(|(_, r)| label(r).chars().count()).max().unwrap_or(10) as u32 * 8 + 20;
-        let root = SVGBackend::with_string(&mut svg, (label_width + 620, 120 + 60 * n as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("AG News test accuracy (95% bootstrap interval)", ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(label_width)
-            .build_cartesian_2d(x_min..100.0, 0.0..n as f64)
-            .map_err(draw_error)?;
-        let names: Vec<String> = records.iter().map(|(_, r)| label(r)).collect();
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .x_desc("accuracy (%)")
-            .y_labels(2 * n + 1)
-            .y_label_formatter(&|y| {
-                let row = y.floor() as usize;
-                if (y - row as f64 - 0.5).abs() < 1e-9 {
-                    names.get(n - 1 - row).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .y_label_style(("sans-serif", 15))
-            .draw()
-            .map_err(draw_error)?;
-        for (i, (_, r)) in records.iter().enumerate() {
-            let row = (n - 1 - i) as f64;
-            let acc = 100.0 * r.metrics.accuracy;
-            let [lo, hi] = r.metrics.accuracy_ci95.map(|v| 100.0 * v);
-            chart
-                .draw_series([
-                    Rectangle::new([(x_min, row + 0.2), (acc, row + 0.8)], class_color(i).mix(0.75).filled())
-                        .into_dyn(),
-                    PathElement::new(vec![(lo, row + 0.5), (hi, row + 0.5)], BLACK.stroke_width(2)).into_dyn(),
-                    PathElement::new(vec![(lo, row + 0.4), (lo, row + 0.6)], BLACK.stroke_width(2)).into_dyn(),
-                    PathElement::new(vec![(hi, row + 0.4), (hi, row + 0.6)], BLACK.stroke_width(2)).into_dyn(),
-                    Text::new(format!("{acc:.2}%"), (hi + 0.4, row + 0.62), ("sans-serif", 16)).into_dyn(),
-                ])
-                .map_err(draw_error)?;
-        }
-        root.present().map_err(draw_error)?;
-    }
-    Ok(Svg(svg))
-}
-
-/// Per-class F1 of each method, one group of bars per class.
-pub fn per_class_f1_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
-    let classes: Vec<String> = records[0].1.metrics.per_class.iter().map(|c| c.label.clone()).collect();
-    let n = records.len();
-    let lowest = records.iter().flat_map(|(_, r)| r.metrics.per_class.iter().map(|c| c.f1)).fold(1.0, f64::min);
-    let y_min = ((100.0 * lowest - 5.0) / 5.0).floor().max(0.0) * 5.0;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Per-class F1 on the test split", ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..classes.len() as f64, y_min..100.0)
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(classes.len() * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                if (x - i as f64 - 0.5).abs() < 1e-9 {
-                    classes.get(i).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .y_desc("F1 (%)")
-            .draw()
-            .map_err(draw_error)?;
-        let width = 0.8 / n as f64;
-        for (k, (_, r)) in records.iter().enumerate() {
-            let color = class_color(k);
-            chart
-                .draw_series(r.metrics.per_class.iter().enumerate().map(|(c, s)| {
-                    let x0 = c as f64 + 0.1 + k as f64 * width;
-                    Rectangle::new([(x0, y_min), (x0 + width * 0.9, 100.0 * s.f1)], color.mix(0.8).filled())
-                }))
-                .map_err(draw_error)?
-                .label(label(r))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
-        }
-        draw_legend(&mut chart)?;
-        root.present().map_err(draw_error)?;
-    }
-    Ok(Svg(svg))
-}
-
 /// The price put on this machine's time in the cost panel: an assumption
 /// (about an on-demand 2-vCPU cloud machine), stated on the chart.
 pub const MACHINE_USD_PER_HOUR: f64 = 0.10;
@@ -253,57 +131,6 @@ pub const MACHINE_USD_PER_HOUR: f64 = 0.10;
 pub fn total_cost_per_1000(r: &RunRecord) -> Option<f64> {
     let machine_hours = 1000.0 / inference_items_per_second(r)? / 3600.0;
     Some(cost_per_1000(r) + machine_hours * MACHINE_USD_PER_HOUR)
-}
-
-/// Accuracy against inference speed (items/s) and against cost per 1,000
-/// items, both on log scales, one point per method.
-pub fn accuracy_speed_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
-    let point = |i: usize, r: &RunRecord, x: Option<f64>| Some((x?, 100.0 * r.metrics.accuracy, label(r), i));
-    let speed: Vec<_> =
-        records.iter().enumerate().filter_map(|(i, (_, r))| point(i, r, inference_items_per_second(r))).collect();
-    let cost: Vec<_> =
-        records.iter().enumerate().filter_map(|(i, (_, r))| point(i, r, total_cost_per_1000(r))).collect();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (1400, 520)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_error)?;
-        let (left, right) = root.split_horizontally(700);
-        scatter(&left, &speed, "Accuracy against speed", "test items / s (log)", 60.0)?;
-        let caption = format!("Accuracy against cost (machine time at ${MACHINE_USD_PER_HOUR:.2}/h + API price)");
-        scatter(&right, &cost, &caption, "USD per 1,000 items (log)", 60.0)?;
-        root.present().map_err(draw_error)?;
-    }
-    Ok(Svg(svg))
-}
-
-/// One labelled point per method on a log-x, linear-y (accuracy %) chart;
-/// `room` widens the x range to the right for the labels.
-fn scatter<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    points: &[(f64, f64, String, usize)],
-    caption: &str,
-    x_desc: &str,
-    room: f64,
-) -> Result<()> {
-    let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
-    let (lo, hi) = if points.is_empty() { (1.0, 10.0) } else { (lo, hi) };
-    let (y_lo, y_hi) = points.iter().fold((100.0f64, 0.0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 18))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(((lo / 3.0)..hi * room).log_scale(), (y_lo - 3.0).max(0.0)..(y_hi + 2.0).min(100.0))
-        .map_err(draw_error)?;
-    chart.configure_mesh().x_desc(x_desc).y_desc("accuracy (%)").draw().map_err(draw_error)?;
-    for (x, y, name, i) in points {
-        let color = class_color(*i);
-        chart.draw_series(std::iter::once(Circle::new((*x, *y), 7, color.filled()))).map_err(draw_error)?;
-        chart
-            .draw_series(std::iter::once(Text::new(name.clone(), (*x, *y + 0.5), ("sans-serif", 13))))
-            .map_err(draw_error)?;
-    }
-    Ok(())
 }
 
 /// Rasterises an SVG chart to PNG (system fonts for the text).
@@ -324,7 +151,7 @@ pub fn save_png(svg: &Svg, path: &Path) -> Result<()> {
     } else {
         tracing::warn!("no system font found: the PNG chart has no text (install fonts-dejavu)");
     }
-    let tree = usvg::Tree::from_str(&svg.0, &options).context("parsing the chart's SVG")?;
+    let tree = usvg::Tree::from_str(&svg.markup, &options).context("parsing the chart's SVG")?;
     let size = tree.size().to_int_size();
     let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).context("empty chart")?;
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
@@ -371,6 +198,7 @@ mod tests {
         assert_eq!(thousands(7600), "7,600");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(rate(130_569.6), "130,570");
     }
 
     #[test]

@@ -26,8 +26,9 @@ pub fn token_length_chart(encoded: &[Encoded], labels: &[usize], names: &[String
             (name.clone(), points)
         })
         .collect();
-    let title = format!("Tokens per text (SmolLM2 tokenizer, bins of 4; truncated at {max_len})");
-    LineChart { title: &title, x_label: "tokens", y_label: "% of texts", series }.render((760, 360))
+    let markers = vec![(max_len as f64, format!("cut at {max_len} tokens"))];
+    let title = "Tokens per text (SmolLM2 tokenizer, bins of 4)";
+    LineChart { title, x_label: "tokens", y_label: "% of texts", series, markers }.render((760, 360))
 }
 
 /// Training loss (mean over a centred window of steps) and validation loss.
@@ -45,6 +46,7 @@ pub fn loss_chart(state: &TrainState, window: usize) -> Result<Svg> {
         x_label: "optimiser step",
         y_label: "loss",
         series: vec![(format!("train (mean of {window} steps)"), smoothed), ("validation".into(), validation)],
+        markers: vec![],
     }
     .render((760, 360))
 }
@@ -57,6 +59,7 @@ pub fn validation_chart(state: &TrainState) -> Result<Svg> {
         x_label: "optimiser step",
         y_label: "accuracy (%)",
         series: vec![("validation".into(), points)],
+        markers: vec![],
     }
     .render_zoomed((760, 320))
 }

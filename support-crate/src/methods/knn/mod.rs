@@ -222,7 +222,7 @@ impl Fitted for FittedKnn {
 }
 
 /// Validation accuracy against k, one line per vote.
-pub fn sweep_chart(sweep: &[SweepPoint]) -> Result<Svg> {
+pub fn sweep_chart(sweep: &[SweepPoint], chosen: &SweepPoint) -> Result<Svg> {
     let votes: Vec<Vote> = sweep.iter().fold(Vec::new(), |mut v, p| {
         if !v.contains(&p.vote) {
             v.push(p.vote);
@@ -241,6 +241,7 @@ pub fn sweep_chart(sweep: &[SweepPoint]) -> Result<Svg> {
         x_label: "k (neighbours)",
         y_label: "validation accuracy (%)",
         series,
+        markers: vec![(chosen.k as f64, format!("chosen: k = {}, {} vote", chosen.k, chosen.vote))],
     }
     .render_zoomed((760, 380))
 }
