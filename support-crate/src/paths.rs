@@ -51,6 +51,19 @@ pub fn project_root() -> PathBuf {
 }
 
 /// `data/` under the project root: data sets, models, caches, checkpoints.
+/// `path` relative to the project root when it lies inside it (what a
+/// notebook or a record shows: no machine-specific absolute paths), else as is.
+pub fn relative(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    let root = project_root();
+    let root = root.canonicalize().unwrap_or(root);
+    let full = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    match full.strip_prefix(&root) {
+        Ok(inside) => inside.display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
+}
+
 pub fn data_dir() -> PathBuf {
     project_root().join("data")
 }

@@ -3,8 +3,11 @@
 //! views), a run's wrong answers with the scores behind them, and its
 //! invalid answers with the reason.
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use polars::prelude::{Column, DataFrame};
+use serde::Serialize;
 
 use crate::method::MethodRun;
 use crate::metrics::{ClassScores, Metrics};
@@ -85,4 +88,95 @@ pub fn invalid_table(run: &MethodRun, labels: &[String], rows: usize) -> Result<
             bad.iter().map(|&i| run.outputs[i].error.clone().unwrap_or_default()).collect::<Vec<_>>(),
         ),
     ])?)
+}
+
+/// Settings as a two-column table in alphabetical order, nested fields with
+/// dotted names (`train.learning_rate`), `None` as empty: a configuration a
+/// reader can scan.
+pub fn settings_table(settings: &impl Serialize) -> Result<DataFrame> {
+    fn flatten(prefix: &str, value: &serde_json::Value, rows: &mut Vec<(String, String)>) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (name, v) in fields {
+                    let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+                    flatten(&key, v, rows);
+                }
+            }
+            serde_json::Value::String(s) => rows.push((prefix.to_string(), s.clone())),
+            serde_json::Value::Null => rows.push((prefix.to_string(), String::new())),
+            other => rows.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut rows = Vec::new();
+    flatten("", &serde_json::to_value(settings)?, &mut rows);
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("setting".into(), rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()),
+        Column::new("value".into(), rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>()),
+    ])?)
+}
+
+/// A small CSV file with a header row as a table: columns whose every value
+/// is a number become numbers, the rest text.
+pub fn csv_table(path: &Path) -> Result<DataFrame> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    for (line, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{}: line {}", path.display(), line + 2))?;
+        if record.len() != header.len() {
+            bail!("{}: line {} has {} fields, the header {}", path.display(), line + 2, record.len(), header.len());
+        }
+        for (column, value) in cells.iter_mut().zip(record.iter()) {
+            column.push(value.to_string());
+        }
+    }
+    let columns = header
+        .iter()
+        .zip(cells)
+        .map(|(name, values)| match values.iter().map(|v| v.parse::<f64>()).collect::<Result<Vec<f64>, _>>() {
+            Ok(numbers) => Column::new(name.into(), numbers),
+            Err(_) => Column::new(name.into(), values),
+        })
+        .collect();
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_flatten_with_dotted_names() {
+        #[derive(Serialize)]
+        struct Inner {
+            rate: f64,
+        }
+        #[derive(Serialize)]
+        struct Settings {
+            model: String,
+            train: Inner,
+            limit: Option<usize>,
+        }
+        let df = settings_table(&Settings { model: "m".into(), train: Inner { rate: 2e-4 }, limit: None }).unwrap();
+        let strings = |name: &str| {
+            let column = df.column(name).unwrap().str().unwrap().clone();
+            (0..column.len()).map(|i| column.get(i).unwrap_or_default().to_string()).collect::<Vec<_>>()
+        };
+        let (names, values) = (strings("setting"), strings("value"));
+        assert_eq!(names, ["limit", "model", "train.rate"]);
+        assert_eq!(values, ["", "m", "0.0002"]);
+    }
+
+    #[test]
+    fn csv_table_types_columns_and_names_a_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sweep.csv");
+        std::fs::write(&path, "layers,note\n26,fast\n18,chosen\n").unwrap();
+        let df = csv_table(&path).unwrap();
+        assert_eq!(df.column("layers").unwrap().f64().unwrap().get(1), Some(18.0));
+        assert_eq!(df.column("note").unwrap().str().unwrap().get(0), Some("fast"));
+        std::fs::write(&path, "layers,note\n26,fast,extra\n").unwrap();
+        let err = format!("{:#}", csv_table(&path).unwrap_err());
+        assert!(err.contains("sweep.csv") && err.contains("line 2"), "{err}");
+    }
 }
