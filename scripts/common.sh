@@ -80,6 +80,18 @@ ensure_models() {
   fi
 }
 
+# Headless Chromium for the browser test of the exported notebooks (Debian's package).
+ensure_chromium() {
+  if ! command -v chromium >/dev/null; then
+    log "installing Chromium (Debian's package) for the browser test"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+  fi
+}
+
 setup_all() {
   ensure_rust
   ensure_evcxr

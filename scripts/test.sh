@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # All tests: formatting, clippy, cargo test, the notebook pipeline's own test
 # (a failing notebook must fail), the LLM client against a real llama.cpp
-# server, `slm-vs-llm all --smoke` end to end, and a SMOKE=1 run of every
-# notebook.
+# server, `slm-vs-llm all --smoke` end to end, a SMOKE=1 run of every
+# notebook, and the exported pages in headless Chromium.
 source "$(dirname "$0")/common.sh"
 setup_all
 cd "$ROOT"
@@ -20,4 +20,7 @@ cli_release all --smoke
 log "notebook pipeline: a deliberately failing notebook must fail"
 "$ROOT/scripts/test-notebook-pipeline.sh"
 log "SMOKE=1 run of every notebook"
-SMOKE=1 "$ROOT/scripts/run-notebooks.sh" --out "$(mktemp -d)"
+pages="$(mktemp -d)"
+SMOKE=1 "$ROOT/scripts/run-notebooks.sh" --out "$pages"
+log "the exported pages in headless Chromium"
+"$ROOT/scripts/test-html.sh" "$pages"

@@ -45,3 +45,24 @@ fn readme_table_is_generated_from_the_results() {
         "README.md's results table is stale: run `cargo run --release -- report`"
     );
 }
+
+/// Every image and file the README links to inside the repository exists.
+#[test]
+fn readme_links_to_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for part in readme.split("](").skip(1) {
+        let target = part.split(')').next().unwrap_or("").split('#').next().unwrap_or("");
+        if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+            continue;
+        }
+        checked += 1;
+        if !root.join(target).exists() {
+            missing.push(target.to_string());
+        }
+    }
+    assert!(checked > 0, "no relative links found in README.md");
+    assert!(missing.is_empty(), "README.md links to missing files: {missing:?}");
+}

@@ -5,7 +5,7 @@
 pub mod args;
 pub mod bench;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -84,6 +84,16 @@ enum Command {
         #[arg(required = true)]
         notebooks: Vec<PathBuf>,
     },
+    /// Check a notebook page as a browser rendered it (scripts/test-html.sh
+    /// dumps the DOM with headless Chromium): every chart of the executed
+    /// notebook shown as an image with alt text, no error output. Exits
+    /// non-zero on any problem.
+    CheckPage {
+        /// The DOM the browser dumped.
+        dom: PathBuf,
+        /// The executed .ipynb the page was exported from.
+        notebook: PathBuf,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -109,6 +119,7 @@ pub fn main() -> Result<()> {
         Command::Predict(args) => run_predict(&args),
         Command::Bench { bench } => bench::run_bench(&bench),
         Command::CheckNotebook { notebooks } => check_notebooks(&notebooks),
+        Command::CheckPage { dom, notebook } => check_page(&dom, &notebook),
     }
 }
 
@@ -253,6 +264,19 @@ fn check_notebooks(notebooks: &[PathBuf]) -> Result<()> {
     if failed > 0 {
         bail!("{failed} notebook(s) hold error outputs");
     }
+    Ok(())
+}
+
+fn check_page(dom: &Path, notebook: &Path) -> Result<()> {
+    let page = std::fs::read_to_string(dom).with_context(|| format!("reading {}", dom.display()))?;
+    let problems = crate::present::notebook::problems_in_rendered_page(&page, notebook)?;
+    for p in &problems {
+        eprintln!("{}: {p}", notebook.display());
+    }
+    if !problems.is_empty() {
+        bail!("{} problem(s) on the rendered page of {}", problems.len(), notebook.display());
+    }
+    println!("{}: rendered page ok", notebook.display());
     Ok(())
 }
 

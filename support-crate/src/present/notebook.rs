@@ -141,6 +141,47 @@ pub fn errors_in_executed(path: &Path) -> Result<Vec<String>> {
     Ok(errors)
 }
 
+/// Problems of a notebook page as a browser rendered it (`dom`: the DOM that
+/// headless Chromium dumps after loading the exported HTML), against the
+/// executed notebook it came from: every chart present as an image with a
+/// real alt text, and no error or stderr output shown. Empty: the page is fine.
+pub fn problems_in_rendered_page(dom: &str, executed: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(executed).with_context(|| format!("reading {}", executed.display()))?;
+    let nb: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a notebook", executed.display()))?;
+    let charts = nb["cells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|cell| cell["outputs"].as_array().into_iter().flatten())
+        .filter(|output| output["data"].get("image/svg+xml").is_some())
+        .count();
+    let mut problems = Vec::new();
+    if !dom.contains("jp-Notebook") {
+        problems.push("the page has no notebook in it (did it load?)".to_string());
+    }
+    let images: Vec<&str> = dom.split("<img").skip(1).map(|tag| &tag[..tag.find('>').unwrap_or(tag.len())]).collect();
+    let svg_images = images.iter().filter(|tag| tag.contains("data:image/svg+xml")).count();
+    if svg_images != charts {
+        problems.push(format!("{svg_images} chart images on the page, {charts} in the notebook"));
+    }
+    for tag in &images {
+        let alt = tag.split("alt=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("");
+        if alt.trim().is_empty() || alt.starts_with("No description") {
+            problems.push(format!("an image without alt text: <img{}>", &tag[..tag.len().min(80)]));
+        }
+    }
+    for marker in [
+        "application/vnd.jupyter.stderr",
+        "jp-OutputArea-output jp-RenderedText\" data-mime-type=\"application/vnd.jupyter.error",
+    ] {
+        if dom.contains(marker) {
+            problems.push(format!("the page shows error output ({marker})"));
+        }
+    }
+    Ok(problems)
+}
+
 fn joined(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p.as_str()).collect(),
@@ -173,6 +214,21 @@ mod tests {
         let shown = &html[html.rfind("\">").unwrap() + 2..html.rfind("</td>").unwrap()];
         assert!(shown.ends_with('…') && shown.chars().count() <= CELL_CHARS, "{shown}");
         assert!(html.contains("title=\"&quot;Quoted&quot; word word"), "{html}");
+    }
+
+    #[test]
+    fn a_rendered_page_must_show_every_chart_with_alt_text_and_no_errors() {
+        let nb = notebook_with(serde_json::json!([
+            {"output_type": "execute_result", "data": {"image/svg+xml": "<svg/>", "text/plain": "A chart"}}
+        ]));
+        let good = "<div class=\"jp-Notebook\"><img src=\"data:image/svg+xml;base64,AA\" alt=\"A chart\"></div>";
+        assert_eq!(problems_in_rendered_page(good, nb.path()).unwrap(), Vec::<String>::new());
+        let no_alt = good.replace("alt=\"A chart\"", "alt=\"No description has been provided for this image\"");
+        assert_eq!(problems_in_rendered_page(&no_alt, nb.path()).unwrap().len(), 1);
+        let missing = "<div class=\"jp-Notebook\"></div>";
+        assert!(problems_in_rendered_page(missing, nb.path()).unwrap()[0].contains("0 chart images"));
+        let stderr = format!("{good}<div data-mime-type=\"application/vnd.jupyter.stderr\">boom</div>");
+        assert_eq!(problems_in_rendered_page(&stderr, nb.path()).unwrap().len(), 1);
     }
 
     fn notebook_with(outputs: serde_json::Value) -> tempfile::NamedTempFile {
