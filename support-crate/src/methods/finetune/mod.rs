@@ -18,13 +18,15 @@ pub mod views;
 use std::any::Any;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::Device;
+
+use crate::cache::{text_key, RecordCache};
 use serde::Serialize;
 
 use batch::{encode_all, Encoded};
 use classifier::{predict_probs, Classifier};
-use train::{train, Control, Labelled, TrainConfig, TrainState};
+use train::{checkpoint_belongs, checkpoint_dir, train, Control, Labelled, TrainConfig, TrainState};
 
 use crate::data::{stratified_sample, Example};
 use crate::method::{Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
@@ -136,8 +138,15 @@ impl Finetune {
         )?;
         let total_params = model.params().iter().map(|p| p.tensor.elem_count()).sum();
         let fingerprint = fingerprint(&loaded.source, &train_examples, data.validation, data.labels);
-        let control =
-            Control { checkpoint_dir: Some(self.out_dir.join("checkpoint")), stop_at: None, progress: ctx.progress };
+        let checkpoint = checkpoint_dir(&self.out_dir, tc, &fingerprint);
+        // Checkpoints used to live in one `checkpoint/` directory: adopt a matching one.
+        let legacy = self.out_dir.join("checkpoint");
+        if !checkpoint.exists() && checkpoint_belongs(&legacy, tc, &fingerprint) {
+            std::fs::create_dir_all(checkpoint.parent().expect("under out_dir"))?;
+            std::fs::rename(&legacy, &checkpoint)?;
+        }
+        tracing::info!("checkpoint: {}", crate::paths::relative(&checkpoint));
+        let control = Control { checkpoint_dir: Some(checkpoint), stop_at: None, progress: ctx.progress };
         let trained = train(
             model,
             Labelled { texts: &train_enc, labels: &train_labels },
@@ -248,21 +257,65 @@ impl Fitted for FittedClassifier {
     }
 
     /// Batched (length-sorted, `eval_batch_size` rows) inference.
+    /// Class probabilities, cached on disk per classifier and text (with what
+    /// each cost to compute), so re-running a notebook or `finetune` after a
+    /// finished run does not repeat minutes of test inference.
     fn predict(&self, texts: &[&str], ctx: &RunContext) -> Result<Predicted> {
         let c = &self.classifier;
         let encoded = encode_all(&c.tokenizer, texts, c.max_len)?;
-        let probs = predict_probs(&c.model, &encoded, c.pad, self.config.eval_batch_size, ctx.progress)?;
+        let mut cache = RecordCache::open(
+            &crate::paths::cache_dir().join("classifier").join(format!("{}.cache", self.weights_id())),
+            &format!("class probabilities of classifier {}", self.weights_id()),
+        )?;
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| cache.get(text_key(texts[i])).is_none()).collect();
+        if !missing.is_empty() {
+            let todo: Vec<Encoded> = missing.iter().map(|&i| encoded[i].clone()).collect();
+            let start = std::time::Instant::now();
+            let probs = predict_probs(&c.model, &todo, c.pad, self.config.eval_batch_size, ctx.progress)?;
+            let seconds = start.elapsed().as_secs_f64() / todo.len() as f64;
+            for (&i, probs) in missing.iter().zip(probs) {
+                cache.insert_json(text_key(texts[i]), &CachedProbabilities { probs, seconds })?;
+            }
+            cache.flush()?;
+        }
+        let cached: Vec<CachedProbabilities> = texts
+            .iter()
+            .map(|t| cache.get_json(text_key(t)).context("a classifier cache entry vanished"))
+            .collect::<Result<_>>()?;
         Ok(Predicted {
-            outputs: probs.into_iter().map(Output::from_scores).collect(),
-            cost_seconds: None,
+            cost_seconds: Some(cached.iter().map(|c| c.seconds).sum()),
+            outputs: cached.into_iter().map(|c| Output::from_scores(c.probs)).collect(),
             details: serde_json::json!({
                 "test_truncated_texts": encoded.iter().filter(|e| e.dropped > 0).count(),
+                "test_texts_from_cache": texts.len() - missing.len(),
             }),
         })
     }
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// One text's class probabilities and what computing them cost (seconds).
+#[derive(Serialize, serde::Deserialize)]
+struct CachedProbabilities {
+    probs: Vec<f32>,
+    seconds: f64,
+}
+
+impl FittedClassifier {
+    /// Identifies the trained weights: the settings, the data and the step
+    /// they were trained to (training is deterministic, and a resumed run ends
+    /// bit for bit where an uninterrupted one does).
+    fn weights_id(&self) -> String {
+        let key = format!(
+            "{}\n{}\n{}",
+            serde_json::to_string(&self.config).unwrap_or_default(),
+            self.state.fingerprint,
+            self.state.step
+        );
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
     }
 }
 

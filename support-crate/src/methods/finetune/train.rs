@@ -299,6 +299,21 @@ fn save_checkpoint(dir: &Path, model: &Llama, optimiser: &AdamW, state: &TrainSt
 /// Restores a checkpoint made with the same configuration, model and data;
 /// `Ok(None)` when there is none. A checkpoint of a different run is an
 /// error rather than silently mixed in.
+/// Where the checkpoint of a run with `config` on the data `fingerprint`
+/// lives under `out_dir`: one directory per configuration and data, so a run
+/// with other settings starts its own instead of refusing this one, and the
+/// same settings resume (or, when finished, return at once).
+pub fn checkpoint_dir(out_dir: &Path, config: &TrainConfig, fingerprint: &str) -> PathBuf {
+    let key = format!("{}\n{fingerprint}", serde_json::to_string(config).unwrap_or_default());
+    out_dir.join("checkpoints").join(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))
+}
+
+/// Whether `dir` holds a checkpoint of exactly this configuration and data.
+pub fn checkpoint_belongs(dir: &Path, config: &TrainConfig, fingerprint: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(CHECKPOINT_STATE)) else { return false };
+    serde_json::from_str::<TrainState>(&text).is_ok_and(|s| s.config == *config && s.fingerprint == fingerprint)
+}
+
 fn load_checkpoint(
     dir: &Path,
     model: &Llama,
@@ -329,4 +344,21 @@ fn load_checkpoint(
     }
     optimiser.restore_moments(&tensors, state.step)?;
     Ok(Some(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_configuration_and_data_has_its_own_checkpoint_directory() {
+        let out = Path::new("out");
+        let config = TrainConfig::default();
+        let other = TrainConfig { learning_rate: 1e-4, ..TrainConfig::default() };
+        assert_eq!(checkpoint_dir(out, &config, "data"), checkpoint_dir(out, &config.clone(), "data"));
+        assert_ne!(checkpoint_dir(out, &config, "data"), checkpoint_dir(out, &other, "data"));
+        assert_ne!(checkpoint_dir(out, &config, "data"), checkpoint_dir(out, &config, "other data"));
+        assert!(checkpoint_dir(out, &config, "data").starts_with("out/checkpoints"));
+        assert!(!checkpoint_belongs(Path::new("/nonexistent"), &config, "data"));
+    }
 }
