@@ -255,3 +255,38 @@ fn real_ag_news_is_clean_after_normalize() {
     }
     assert!(left.len() <= english.len(), "{left:?}");
 }
+
+fn custom(dir: &TempDir, labels: &[&str], names: Option<&[&str]>) -> Result<slm_vs_llm::Dataset, DataError> {
+    let mut csv = String::from("text,label\n");
+    for i in 0..40 {
+        csv.push_str(&format!("sentence {i},{}\n", labels[i % labels.len()]));
+    }
+    let train = dir.path().join("custom.csv");
+    std::fs::write(&train, csv).unwrap();
+    let source = Source::Custom {
+        train,
+        test: None,
+        text_column: "text".into(),
+        label_column: "label".into(),
+        label_names: names.map(|n| n.iter().map(|s| s.to_string()).collect()),
+    };
+    load(&source, &DataConfig::default())
+}
+
+#[test]
+fn integer_labels_make_one_class_per_value_and_bad_label_sets_are_refused() {
+    let dir = TempDir::new().unwrap();
+    // 1..4 is four classes, not five with a phantom class 0.
+    let ds = custom(&dir, &["1", "2", "3", "4"], None).unwrap();
+    assert_eq!(ds.labels, ["1", "2", "3", "4"]);
+    // A huge value is a class like any other: no allocation up to it, no panic.
+    let ds = custom(&dir, &["7", "18446744073709551615"], None).unwrap();
+    assert_eq!(ds.labels, ["7", "18446744073709551615"]);
+    let one = custom(&dir, &["1"], None).unwrap_err().to_string();
+    assert!(one.contains("at least 2 classes"), "{one}");
+    let repeated = custom(&dir, &["a", "b"], Some(&["a", "a"])).unwrap_err().to_string();
+    assert!(repeated.contains("repeat"), "{repeated}");
+    // Integer labels index the given names from 0.
+    let out_of_range = custom(&dir, &["1", "2"], Some(&["neg", "pos"])).unwrap_err().to_string();
+    assert!(out_of_range.contains("from 0 to 1"), "{out_of_range}");
+}

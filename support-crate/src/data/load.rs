@@ -334,30 +334,43 @@ fn read_parquet(path: &Path, columns: &Columns) -> Result<Vec<Row>, DataError> {
 /// Class names of a custom dataset and how its raw labels map to them.
 struct LabelSet {
     names: Vec<String>,
-    /// Raw labels are integer indices into `names` (else they are names).
-    by_index: bool,
+    map: LabelMap,
+}
+
+enum LabelMap {
+    /// Raw labels are the names.
+    Names,
+    /// Raw labels are 0-based indices into the names given with the data.
+    Index,
+    /// Raw labels are integers, each distinct value a class (sorted): labels
+    /// 1..4 make four classes, not five with a phantom class 0.
+    Values(Vec<usize>),
 }
 
 impl LabelSet {
     fn new(names: Option<Vec<String>>, rows: &[Row], path: &Path) -> Result<Self, DataError> {
+        let invalid = |problem: String| DataError::Invalid { path: path.into(), problem };
         let all_integers = rows.iter().all(|r| r.label.parse::<usize>().is_ok());
         let set = match names {
-            Some(names) => LabelSet { names, by_index: all_integers },
+            Some(names) => {
+                let distinct: BTreeSet<&String> = names.iter().collect();
+                if distinct.len() < names.len() {
+                    return Err(invalid(format!("the label names {names:?} repeat a name")));
+                }
+                LabelSet { names, map: if all_integers { LabelMap::Index } else { LabelMap::Names } }
+            }
             None if all_integers => {
-                let distinct: BTreeSet<usize> = rows.iter().filter_map(|r| r.label.parse().ok()).collect();
-                let max = distinct.last().copied().unwrap_or(0);
-                LabelSet { names: (0..=max).map(|i| i.to_string()).collect(), by_index: true }
+                let values: Vec<usize> =
+                    rows.iter().filter_map(|r| r.label.parse().ok()).collect::<BTreeSet<usize>>().into_iter().collect();
+                LabelSet { names: values.iter().map(|v| v.to_string()).collect(), map: LabelMap::Values(values) }
             }
             None => {
                 let distinct: BTreeSet<&str> = rows.iter().map(|r| r.label.as_str()).collect();
-                LabelSet { names: distinct.into_iter().map(str::to_string).collect(), by_index: false }
+                LabelSet { names: distinct.into_iter().map(str::to_string).collect(), map: LabelMap::Names }
             }
         };
         if set.names.len() < 2 {
-            return Err(DataError::Invalid {
-                path: path.into(),
-                problem: format!("needs at least 2 classes, found {:?}", set.names),
-            });
+            return Err(invalid(format!("needs at least 2 classes, found {:?}", set.names)));
         }
         Ok(set)
     }
@@ -366,26 +379,29 @@ impl LabelSet {
         rows.into_iter()
             .enumerate()
             .map(|(index, row)| {
-                let label = if self.by_index {
-                    row.label.parse::<usize>().ok().filter(|&i| i < self.names.len())
-                } else {
-                    self.names.iter().position(|n| *n == row.label)
+                let label = match &self.map {
+                    LabelMap::Names => self.names.iter().position(|n| *n == row.label),
+                    LabelMap::Index => row.label.parse::<usize>().ok().filter(|&i| i < self.names.len()),
+                    LabelMap::Values(values) => {
+                        row.label.parse::<usize>().ok().and_then(|v| values.binary_search(&v).ok())
+                    }
                 };
                 let label = label.ok_or_else(|| DataError::Malformed {
                     path: path.into(),
                     line: row.line,
-                    problem: format!("unknown label {:?}; expected one of {:?}", row.label, self.expected()),
+                    problem: format!("unknown label {:?}; expected {}", row.label, self.expected()),
                 })?;
                 Ok(Example::new(index, label, String::new(), row.text))
             })
             .collect()
     }
 
-    fn expected(&self) -> Vec<String> {
-        if self.by_index {
-            (0..self.names.len()).map(|i| i.to_string()).collect()
-        } else {
-            self.names.clone()
+    fn expected(&self) -> String {
+        match self.map {
+            LabelMap::Index => {
+                format!("an index from 0 to {} into the label names {:?}", self.names.len() - 1, self.names)
+            }
+            LabelMap::Names | LabelMap::Values(_) => format!("one of {:?}", self.names),
         }
     }
 }
