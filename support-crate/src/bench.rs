@@ -418,7 +418,7 @@ pub fn llm(
             let s = side(&answers, start.elapsed().as_secs_f64());
             let same = answers.iter().zip(&local_answers).filter(|(a, b)| a.label.is_some() && a.label == b.label);
             let agreement = same.count() as f64 / sample.len().max(1) as f64;
-            (Some(s), Some(agreement), Some(client.endpoint().base_url.clone()), Some(client.concurrency()))
+            (Some(s), Some(agreement), Some(client.endpoint().display_url()), Some(client.concurrency()))
         }
     };
     Ok(LlmBench {

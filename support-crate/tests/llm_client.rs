@@ -286,3 +286,72 @@ fn dialect_is_discovered_once(rejects: Rejects) {
     assert_eq!(formats.iter().filter(|f| *f == "json_schema").count(), 1, "{formats:?}");
     assert_eq!(formats.len(), 1 + 6 + 3);
 }
+
+/// A server that answers every request with `status` and a body echoing the key.
+fn refusing_server(status: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let reply = format!("{{\"error\": {{\"message\": \"Incorrect API key provided: {KEY}\"}}}}");
+            respond(&mut stream, status, "", &reply);
+        }
+    });
+    url
+}
+
+fn client_for(url: &str) -> Arc<OpenAiClient> {
+    let endpoint =
+        Endpoint { base_url: url.into(), model: "test-model".into(), api_key: Some(Secret::new(KEY.into())) };
+    let config = ClientConfig {
+        timeout: Duration::from_millis(500),
+        max_retries: 2,
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(20),
+        concurrency: 4,
+        ..Default::default()
+    };
+    Arc::new(OpenAiClient::new(endpoint, config).unwrap())
+}
+
+#[test]
+fn a_refused_key_fails_the_run_loudly_without_the_key_in_the_error() {
+    for status in ["401 Unauthorized", "403 Forbidden", "404 Not Found"] {
+        let client = client_for(&refusing_server(status));
+        let schema = answer_schema(&labels(), false);
+        let err = client
+            .ask_all(questions(20), &schema, &labels(), &indicatif::ProgressBar::hidden())
+            .expect_err("a refused run is an error");
+        let message = format!("{err:#}");
+        assert!(message.contains(&status[..3]) && message.contains("OPENAI_API_KEY"), "{message}");
+        assert!(!message.contains(KEY) && message.contains("***"), "the key leaked: {message}");
+    }
+}
+
+#[test]
+fn a_dead_server_fails_the_run_loudly() {
+    // Bind, then close: nothing listens on this port.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let client = client_for(&format!("http://user:pw@127.0.0.1:{port}/v1"));
+    let schema = answer_schema(&labels(), false);
+    let err = client
+        .ask_all(questions(6), &schema, &labels(), &indicatif::ProgressBar::hidden())
+        .expect_err("no answer at all is an error");
+    let message = format!("{err:#}");
+    assert!(message.contains("6 of the 6 requests"), "{message}");
+    assert!(!message.contains("pw@"), "credentials in the URL leaked: {message}");
+}

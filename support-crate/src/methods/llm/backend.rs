@@ -120,7 +120,7 @@ impl Backend {
     /// The server's base URL, or where the embedded model ran.
     pub fn endpoint(&self) -> String {
         match self {
-            Backend::Server(client) => client.endpoint().base_url.clone(),
+            Backend::Server(client) => client.endpoint().display_url(),
             Backend::Local(llm) => {
                 let file = llm.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
                 format!("in-process (candle, {file})")

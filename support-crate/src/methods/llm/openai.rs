@@ -49,7 +49,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Where requests go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     /// Up to and including `/v1`, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
@@ -64,6 +64,37 @@ impl Endpoint {
         let base_url = base_url.or_else(|| std::env::var("OPENAI_BASE_URL").ok()).filter(|u| !u.is_empty())?;
         let api_key = api_key.or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty()).map(Secret);
         Some(Endpoint { base_url: base_url.trim_end_matches('/').to_string(), model, api_key })
+    }
+
+    /// The base URL as it may be shown, logged or stored: without a user,
+    /// password or query string (`http://user:secret@host/v1?key=k` becomes
+    /// `http://host/v1`), which may carry credentials.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.base_url)
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("base_url", &self.display_url())
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .finish()
+    }
+}
+
+/// `url` without userinfo and query string.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let path = if path.is_empty() { String::new() } else { format!("/{path}") };
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
     }
 }
 
@@ -176,15 +207,31 @@ pub struct OpenAiClient {
     dialect: Mutex<Option<Dialect>>,
     discovery: tokio::sync::Mutex<()>,
     cache: Option<Mutex<RecordCache>>,
+    /// Set when the server refused the requests themselves (401, 403, 404):
+    /// nothing more is asked, and the run fails.
+    refused: Mutex<Option<String>>,
+    /// Items given up on without any response from the server (connection
+    /// refused or lost, timeouts).
+    unreachable: std::sync::atomic::AtomicUsize,
 }
 
+/// Longest response body read; a larger one is an error, not a memory hog.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+/// Longest wait a `Retry-After` header may ask for (a longer one is cut, with a warning).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 enum Failure {
-    /// Worth another try (timeout, connection, 429, 5xx), after at least this long.
+    /// Worth another try (429, 5xx, a malformed response), after at least this long.
     Retry(String, Option<Duration>),
+    /// No response at all (timeout, connection refused or lost): worth another try.
+    NoResponse(String),
     /// The server does not speak this dialect of structured output.
     Dialect(String),
-    /// Final (401, 404, malformed response, ...).
+    /// Final for this item (another 4xx).
     Fatal(String),
+    /// The server refuses the requests themselves (401, 403, 404: a wrong key,
+    /// base URL or model): final for the whole run.
+    Refused(String),
 }
 
 impl OpenAiClient {
@@ -201,6 +248,8 @@ impl OpenAiClient {
             dialect: Mutex::new(None),
             discovery: tokio::sync::Mutex::new(()),
             cache,
+            refused: Mutex::new(None),
+            unreachable: Default::default(),
         })
     }
 
@@ -246,12 +295,12 @@ impl OpenAiClient {
         if let Some(key) = &self.endpoint.api_key {
             request = request.bearer_auth(key.expose());
         }
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
-                return Err(Failure::Retry(format!("timed out after {:?}", self.config.timeout), None))
+                return Err(Failure::NoResponse(format!("timed out after {:?}", self.config.timeout)))
             }
-            Err(e) => return Err(Failure::Retry(format!("request failed: {}", without_url(&e)), None)),
+            Err(e) => return Err(Failure::NoResponse(format!("request failed: {}", without_url(&e)))),
         };
         let status = response.status();
         let retry_after = response
@@ -259,14 +308,35 @@ impl OpenAiClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|s| Duration::from_secs_f64(s.clamp(0.0, 300.0)));
-        let text = match response.text().await {
-            Ok(t) => t,
-            Err(e) if e.is_timeout() => return Err(Failure::Retry("timed out reading the response".into(), None)),
-            Err(e) => {
-                return Err(Failure::Retry(format!("connection lost reading the response: {}", without_url(&e)), None))
+            .filter(|s| s.is_finite())
+            .map(|s| {
+                let asked = Duration::from_secs_f64(s.clamp(0.0, 1e6));
+                if asked > MAX_RETRY_AFTER {
+                    tracing::warn!("the server asked to wait {asked:?} (Retry-After); waiting {MAX_RETRY_AFTER:?}");
+                }
+                asked.min(MAX_RETRY_AFTER)
+            });
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > MAX_RESPONSE_BYTES {
+                        return Err(Failure::Retry(format!("response larger than {MAX_RESPONSE_BYTES} bytes"), None));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(Failure::NoResponse("timed out reading the response".into())),
+                Err(e) => {
+                    return Err(Failure::NoResponse(format!(
+                        "connection lost reading the response: {}",
+                        without_url(&e)
+                    )))
+                }
             }
-        };
+        }
+        // A server may echo the key in an error: it must not reach a log, an error or the cache.
+        let text = self.scrub(&String::from_utf8_lossy(&body));
         let snippet: String = text.chars().take(300).collect();
         // A server that does not know this response_format says so in a 400 or 422 — or,
         // llama-cpp-python 0.3.16, a 500 whose body names the field: not worth retrying.
@@ -283,6 +353,9 @@ impl OpenAiClient {
             && (snippet.contains("response_format") || snippet.contains("json_schema") || snippet.contains("schema"))
         {
             return Err(Failure::Dialect(format!("{status}: {snippet}")));
+        }
+        if matches!(status.as_u16(), 401 | 403 | 404) {
+            return Err(Failure::Refused(format!("HTTP {status}: {snippet}")));
         }
         if !status.is_success() {
             return Err(Failure::Fatal(format!("HTTP {status}: {snippet}")));
@@ -301,9 +374,14 @@ impl OpenAiClient {
                 return answer_from(hit, labels, 0, true);
             }
         }
+        if let Some(refusal) = self.refusal() {
+            return failed_answer(refusal, 0);
+        }
         // Until a dialect is known, one request at a time finds it: the others
-        // wait rather than each being rejected by the same server.
-        let _discovering = match self.dialect() {
+        // wait rather than each being rejected by the same server. The lock is
+        // let go while this request waits to retry, so one failing item does
+        // not hold up the rest.
+        let mut discovering = match self.dialect() {
             Some(_) => None,
             None => Some(self.discovery.lock().await),
         };
@@ -314,6 +392,7 @@ impl OpenAiClient {
             None => Dialect::FALLBACKS.to_vec(),
         };
         let mut retries = 0;
+        let mut reached = false;
         while !dialects.is_empty() {
             let dialect = dialects[0];
             attempts += 1;
@@ -339,31 +418,65 @@ impl OpenAiClient {
                     last_error = e;
                     dialects.remove(0);
                 }
-                Err(Failure::Retry(e, wait)) => {
-                    last_error = e;
+                Err(failure @ (Failure::Retry(..) | Failure::NoResponse(_))) => {
+                    let wait = match failure {
+                        Failure::Retry(e, wait) => {
+                            (last_error, reached) = (e, true);
+                            wait
+                        }
+                        Failure::NoResponse(e) => {
+                            last_error = e;
+                            None
+                        }
+                        _ => unreachable!(),
+                    };
                     if retries >= self.config.max_retries {
                         break;
                     }
                     retries += 1;
                     let delay = wait.unwrap_or_else(|| backoff(&self.config, retries));
                     tracing::debug!(retry = retries, ?delay, "retrying: {last_error}");
+                    drop(discovering.take());
                     tokio::time::sleep(delay).await;
+                    if let Some(refusal) = self.refusal() {
+                        return failed_answer(refusal, attempts);
+                    }
+                    if self.dialect().is_none() {
+                        discovering = Some(self.discovery.lock().await);
+                    }
+                    dialects = match self.dialect() {
+                        Some(d) => vec![d],
+                        None => dialects,
+                    };
                 }
                 Err(Failure::Fatal(e)) => {
                     last_error = e;
                     break;
                 }
+                Err(Failure::Refused(e)) => {
+                    tracing::error!("the server refused the request: {e}");
+                    self.refused.lock().expect("refusal lock").get_or_insert(e.clone());
+                    return failed_answer(e, attempts);
+                }
             }
         }
-        Answer {
-            label: None,
-            content: None,
-            error: Some(AnswerError::Request(last_error)),
-            usage: Usage::default(),
-            latency_seconds: 0.0,
-            compute_seconds: 0.0,
-            attempts,
-            cached: false,
+        if !reached {
+            self.unreachable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        tracing::warn!(attempts, "no answer after {retries} retries: {last_error}");
+        failed_answer(last_error, attempts)
+    }
+
+    /// Why the server refused the requests, once it has.
+    pub fn refusal(&self) -> Option<String> {
+        self.refused.lock().expect("refusal lock").clone()
+    }
+
+    /// `text` with the API key, if any, replaced by `***`.
+    fn scrub(&self, text: &str) -> String {
+        match &self.endpoint.api_key {
+            Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "***"),
+            _ => text.to_string(),
         }
     }
 
@@ -381,6 +494,7 @@ impl OpenAiClient {
             .build()
             .context("starting the async runtime")?;
         let limit = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+        let unreachable_before = self.unreachable.load(std::sync::atomic::Ordering::Relaxed);
         runtime.block_on(async {
             let mut handles = Vec::with_capacity(questions.len());
             for messages in questions {
@@ -397,8 +511,51 @@ impl OpenAiClient {
             for h in handles {
                 answers.push(h.await.context("a request task panicked")?);
             }
+            let unreachable = self.unreachable.load(std::sync::atomic::Ordering::Relaxed) - unreachable_before;
+            self.check_answers(&answers, unreachable)?;
             Ok(answers)
         })
+    }
+
+    /// A run in which the server refused the requests (401, 403, 404), or in
+    /// which most items never reached it (a dead or vanished server), is an
+    /// error, not a table of invalid answers: the caller stops and writes no
+    /// results, and a re-run asks only what is not cached yet.
+    fn check_answers(&self, answers: &[Answer], unreachable: usize) -> Result<()> {
+        let display = self.endpoint.display_url();
+        if let Some(refusal) = self.refusal() {
+            anyhow::bail!(
+                "{display} refused the requests ({refusal}); check OPENAI_API_KEY, OPENAI_BASE_URL and the model name ({})",
+                self.endpoint.model
+            );
+        }
+        let asked = answers.iter().filter(|a| !a.cached).count();
+        if unreachable > 0 && 2 * unreachable > asked {
+            let last = answers.iter().rev().find_map(|a| match &a.error {
+                Some(AnswerError::Request(e)) => Some(e.as_str()),
+                _ => None,
+            });
+            anyhow::bail!(
+                "{unreachable} of the {asked} requests to {display} got no response at all (last error: {}); \
+                 is the server up? Answers received so far are cached: a re-run asks only the rest",
+                last.unwrap_or("unknown")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// An answer that is an error.
+fn failed_answer(error: String, attempts: u32) -> Answer {
+    Answer {
+        label: None,
+        content: None,
+        error: Some(AnswerError::Request(error)),
+        usage: Usage::default(),
+        latency_seconds: 0.0,
+        compute_seconds: 0.0,
+        attempts,
+        cached: false,
     }
 }
 
@@ -458,5 +615,25 @@ pub(crate) fn answer_from(c: Completion, labels: &[String], attempts: u32, cache
         compute_seconds: c.compute_seconds,
         attempts,
         cached,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_credentials_before_they_are_shown() {
+        assert_eq!(redact_url("http://user:secret@host:8080/v1"), "http://host:8080/v1");
+        assert_eq!(redact_url("https://api.example.com/v1?api-key=k#x"), "https://api.example.com/v1");
+        assert_eq!(redact_url("http://localhost:11434/v1"), "http://localhost:11434/v1");
+        assert_eq!(redact_url("host/v1"), "host/v1");
+        let endpoint = Endpoint {
+            base_url: "http://user:secret@host/v1".into(),
+            model: "m".into(),
+            api_key: Some(Secret("sk-123".into())),
+        };
+        let shown = format!("{endpoint:?} {}", endpoint.display_url());
+        assert!(!shown.contains("secret") && !shown.contains("sk-123"), "{shown}");
     }
 }
