@@ -92,6 +92,24 @@ fn broken_quoting() {
 }
 
 #[test]
+fn a_stray_quote_or_an_open_quote_is_an_error_not_a_merged_row() {
+    // A lone quote inside a quoted field.
+    let test = format!("{GOOD_ROWS}\"1\",\"Title with a \"stray quote\",\"body\"\n");
+    let dir = ag_news_dir(many_rows(8).as_bytes(), test.as_bytes());
+    let msg = load_dir(dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("test.csv:5:") && msg.contains("stray"), "{msg}");
+    // A quote left open on the last line (it used to become an extra row).
+    let test = format!("{GOOD_ROWS}\"1\",\"Title\",\"body never closed\n");
+    let dir = ag_news_dir(many_rows(8).as_bytes(), test.as_bytes());
+    let msg = load_dir(dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("test.csv:5:") && msg.contains("not closed"), "{msg}");
+    // Windows line ends are fine.
+    let dir = ag_news_dir(many_rows(8).replace('\n', "\r\n").as_bytes(), GOOD_ROWS.as_bytes());
+    let ds = load_dir(dir.path()).unwrap();
+    assert_eq!(ds.train.len() + ds.validation.len(), 8);
+}
+
+#[test]
 fn invalid_utf8() {
     let mut test = GOOD_ROWS.as_bytes().to_vec();
     test.extend_from_slice(b"\"2\",\"bad \xff byte\",\"d\"\n");
