@@ -355,3 +355,32 @@ fn a_dead_server_fails_the_run_loudly() {
     assert!(message.contains("6 of the 6 requests"), "{message}");
     assert!(!message.contains("pw@"), "credentials in the URL leaked: {message}");
 }
+
+#[test]
+fn a_huge_response_body_is_an_error_not_a_memory_hog() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let size = 4 << 20;
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n");
+            let chunk = vec![b' '; 64 << 10];
+            for _ in 0..size / chunk.len() {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let client = client_for(&url);
+    let schema = answer_schema(&labels(), false);
+    let err = client.ask_all(questions(2), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("2 of 2 requests") && message.contains("larger than"), "{message}");
+}

@@ -217,6 +217,9 @@ pub struct OpenAiClient {
 
 /// Longest response body read; a larger one is an error, not a memory hog.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+/// Largest share of a run's requests that may fail (after their retries) and
+/// still count as answers that were wrong; above it the run is an error.
+pub const MAX_FAILED_SHARE: f64 = 0.5;
 /// Longest wait a `Retry-After` header may ask for (a longer one is cut, with a warning).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -530,14 +533,24 @@ impl OpenAiClient {
             );
         }
         let asked = answers.iter().filter(|a| !a.cached).count();
+        let last = answers.iter().rev().find_map(|a| match &a.error {
+            Some(AnswerError::Request(e)) => Some(e.as_str()),
+            _ => None,
+        });
         if unreachable > 0 && 2 * unreachable > asked {
-            let last = answers.iter().rev().find_map(|a| match &a.error {
-                Some(AnswerError::Request(e)) => Some(e.as_str()),
-                _ => None,
-            });
             anyhow::bail!(
                 "{unreachable} of the {asked} requests to {display} got no response at all (last error: {}); \
                  is the server up? Answers received so far are cached: a re-run asks only the rest",
+                last.unwrap_or("unknown")
+            );
+        }
+        let failed = answers.iter().filter(|a| matches!(a.error, Some(AnswerError::Request(_)))).count();
+        if failed > 0 && failed as f64 > MAX_FAILED_SHARE * answers.len() as f64 {
+            anyhow::bail!(
+                "{failed} of {} requests to {display} failed after their retries, more than {:.0}% (last error: {}; \
+                 the log has each one's). Answers received are cached: a re-run asks only the rest",
+                answers.len(),
+                100.0 * MAX_FAILED_SHARE,
                 last.unwrap_or("unknown")
             );
         }
