@@ -91,14 +91,17 @@ impl Source {
     }
 
     /// A short description for reports.
+    /// What the data is, for logs, notebooks and records; paths inside the
+    /// project are shown relative to it (no machine-specific prefix).
     pub fn describe(&self) -> String {
+        use crate::paths::relative;
         match self {
-            Source::AgNewsCsv { dir, train_file } => format!("AG News CSV {} ({train_file}, test.csv)", dir.display()),
-            Source::AgNewsParquet { dir } => format!("AG News parquet {}", dir.display()),
+            Source::AgNewsCsv { dir, train_file } => format!("AG News CSV {} ({train_file}, test.csv)", relative(dir)),
+            Source::AgNewsParquet { dir } => format!("AG News parquet {}", relative(dir)),
             Source::AgNewsHub { repo, revision } => format!("hf-hub dataset {repo}@{revision}"),
             Source::Custom { train, test, .. } => match test {
-                Some(test) => format!("{} + {}", train.display(), test.display()),
-                None => train.display().to_string(),
+                Some(test) => format!("{} + {}", relative(train), relative(test)),
+                None => relative(train),
             },
         }
     }
