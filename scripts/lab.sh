@@ -12,4 +12,6 @@ source "$(dirname "$0")/common.sh"
 setup_all
 log "starting JupyterLab in $ROOT/notebooks (SMOKE=${SMOKE:-0}); stop it with Ctrl-C"
 cd "$ROOT/notebooks"
-exec jupyter lab --notebook-dir "$ROOT/notebooks" "$@"
+root_flag=()
+[ "$(id -u)" = 0 ] && root_flag=(--allow-root)   # containers and CI machines run as root
+exec jupyter lab --notebook-dir "$ROOT/notebooks" "${root_flag[@]}" "$@"
