@@ -69,6 +69,9 @@ pub struct Identity {
     pub model: String,
 }
 
+/// Unanswered items whose error a run record keeps (in `extra.errors`).
+pub const MAX_ERRORS_KEPT: usize = 200;
+
 /// One text's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Output {
@@ -258,6 +261,17 @@ pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> 
     };
     if let serde_json::Value::Object(details) = predicted.details {
         extra.extend(details);
+    }
+    // Why each unanswered item has no answer, by its row in the test file (the
+    // first MAX_ERRORS_KEPT; the count of all is in the metrics).
+    let errors: Vec<serde_json::Value> = test
+        .iter()
+        .zip(&predicted.outputs)
+        .filter_map(|(e, o)| o.error.as_ref().map(|error| serde_json::json!({"index": e.index, "error": error})))
+        .take(MAX_ERRORS_KEPT)
+        .collect();
+    if !errors.is_empty() {
+        extra.insert("errors".into(), errors.into());
     }
     extra.insert("test_sample".into(), (test.len() < ds.test.len()).into());
     extra.insert("peak_memory_mib".into(), crate::results::peak_memory_mib().into());

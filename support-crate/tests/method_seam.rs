@@ -79,10 +79,12 @@ impl Fitted for FittedMajority {
     }
     fn predict(&self, texts: &[&str], _ctx: &RunContext) -> anyhow::Result<Predicted> {
         let scores: Vec<f32> = (0..self.classes).map(|c| f32::from(u8::from(c == self.class))).collect();
-        Ok(Predicted {
-            outputs: texts.iter().map(|_| Output::from_scores(scores.clone())).collect(),
-            ..Default::default()
-        })
+        // One item fails, as an LLM's request can: the record must say which and why.
+        let answer = |text: &&str| match text.ends_with("item2010") {
+            true => Output { label: None, scores: None, error: Some("request failed: timed out".into()) },
+            false => Output::from_scores(scores.clone()),
+        };
+        Ok(Predicted { outputs: texts.iter().map(answer).collect(), ..Default::default() })
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -112,6 +114,8 @@ fn a_method_written_outside_the_crate_runs_through_the_seam() {
     assert!((run.record.metrics.accuracy - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(run.record.seeds["split"], 7);
     assert!(run.fitted_as::<FittedMajority>().is_some());
+    assert_eq!(run.record.metrics.invalid, 1);
+    assert_eq!(run.record.extra["errors"], serde_json::json!([{"index": 2010, "error": "request failed: timed out"}]));
     check_round_trip(&run);
 }
 
