@@ -79,7 +79,7 @@ pub fn accuracy_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
         let note = ("sans-serif", NOTE_FONT).into_font().color(&grey).pos(Pos::new(HPos::Left, VPos::Bottom));
         chart
             .plotting_area()
-            .draw(&Text::new(format!(" chance ({})", format_args!("{}%", tick(&chance))), (chance, 0.02), note))
+            .draw(&Text::new(format!(" chance ({}%)", tick(&chance)), (chance, 0.02), note))
             .map_err(draw_error)?;
         let value_font = ("sans-serif", LABEL_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Right, VPos::Bottom));
         for (i, (_, r)) in records.iter().enumerate() {
