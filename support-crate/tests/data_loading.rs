@@ -229,20 +229,7 @@ fn custom_csv_with_label_names_any_number_of_classes() {
 #[test]
 fn custom_integer_labels_with_names() {
     let dir = TempDir::new().unwrap();
-    let mut csv = String::from("text,label\n");
-    for i in 0..30 {
-        csv.push_str(&format!("sentence {i},{}\n", i % 2));
-    }
-    let train = dir.path().join("sentiment.csv");
-    std::fs::write(&train, csv).unwrap();
-    let source = Source::Custom {
-        train,
-        test: None,
-        text_column: "text".into(),
-        label_column: "label".into(),
-        label_names: Some(vec!["negative".into(), "positive".into()]),
-    };
-    let ds = load(&source, &DataConfig::default()).unwrap();
+    let ds = custom(&dir, &["0", "1"], Some(&["negative", "positive"])).unwrap();
     assert_eq!(ds.labels, ["negative", "positive"]);
     assert!(ds.train.iter().all(|e| e.label == e.index % 2));
 }

@@ -187,26 +187,35 @@ pub fn examples_per_class(ds: &Dataset, split: Split, n: usize, seed: u64) -> Re
 
 /// Rows with each text quirk per split, raw and after [`crate::data::normalize`].
 pub fn quirk_counts(ds: &Dataset) -> Result<(DataFrame, Vec<QuirkCount>)> {
-    let mut counts = Vec::new();
-    for (q, name) in Quirks::NAMES.iter().enumerate() {
-        let count = |split: Split, clean: bool| {
-            ds.split(split)
-                .iter()
-                .filter(|e| {
-                    if clean {
-                        Quirks::of(&e.text).flags()[q]
-                    } else {
-                        Quirks::of(&e.title).flags()[q] || Quirks::of(&e.body).flags()[q]
-                    }
-                })
-                .count()
-        };
-        counts.push(QuirkCount {
+    // Rows with each quirk per split, raw (title or body) and as the models see them:
+    // every text is scanned once, not once per quirk.
+    let per_split = |clean: bool| {
+        Split::ALL.map(|split| {
+            let mut rows = [0usize; Quirks::NAMES.len()];
+            for e in ds.split(split) {
+                let flags = if clean {
+                    Quirks::of(&e.text).flags()
+                } else {
+                    let (title, body) = (Quirks::of(&e.title).flags(), Quirks::of(&e.body).flags());
+                    std::array::from_fn(|q| title[q] || body[q])
+                };
+                for (count, flag) in rows.iter_mut().zip(flags) {
+                    *count += usize::from(flag);
+                }
+            }
+            rows
+        })
+    };
+    let (raw, clean) = (per_split(false), per_split(true));
+    let counts: Vec<QuirkCount> = Quirks::NAMES
+        .iter()
+        .enumerate()
+        .map(|(q, name)| QuirkCount {
             quirk: name.to_string(),
-            raw: Split::ALL.map(|s| count(s, false)),
-            after_normalize: Split::ALL.map(|s| count(s, true)),
-        });
-    }
+            raw: raw.map(|rows| rows[q]),
+            after_normalize: clean.map(|rows| rows[q]),
+        })
+        .collect();
     let mut columns = vec![col("quirk", counts.iter().map(|c| c.quirk.clone()).collect::<Vec<_>>())];
     for (i, split) in Split::ALL.iter().enumerate() {
         columns.push(col(&format!("{split} rows"), counts.iter().map(|c| c.raw[i] as u64).collect::<Vec<_>>()));

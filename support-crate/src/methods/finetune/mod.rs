@@ -263,9 +263,10 @@ impl Fitted for FittedClassifier {
     fn predict(&self, texts: &[&str], ctx: &RunContext) -> Result<Predicted> {
         let c = &self.classifier;
         let encoded = encode_all(&c.tokenizer, texts, c.max_len)?;
+        let weights = self.weights_id();
         let mut cache = RecordCache::open(
-            &crate::paths::cache_dir().join("classifier").join(format!("{}.cache", self.weights_id())),
-            &format!("class probabilities of classifier {}", self.weights_id()),
+            &crate::paths::cache_dir().join("classifier").join(format!("{weights}.cache")),
+            &format!("class probabilities of classifier {weights}"),
         )?;
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| cache.get(text_key(texts[i])).is_none()).collect();
         if !missing.is_empty() {
