@@ -76,27 +76,10 @@ fn start(plan: fn(usize, usize) -> Fault, rejects: Rejects) -> Server {
             let Ok(mut stream) = stream else { continue };
             let (r, f, a) = (r.clone(), f.clone(), a.clone());
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                    if lower.trim() == format!("authorization: bearer {}", KEY.to_ascii_lowercase()) {
-                        a.fetch_add(1, Ordering::SeqCst);
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
+                let Some((headers, body)) = read_request(&stream) else { return };
+                if headers.contains(&format!("authorization: bearer {}", KEY.to_ascii_lowercase())) {
+                    a.fetch_add(1, Ordering::SeqCst);
                 }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
                 let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
                 let format = request["response_format"]["type"].as_str().unwrap_or_default().to_string();
                 f.lock().unwrap().push(format.clone());
@@ -287,31 +270,51 @@ fn dialect_is_discovered_once(rejects: Rejects) {
     assert_eq!(formats.len(), 1 + 6 + 3);
 }
 
-/// A server that answers every request with `status` and a body echoing the key.
-fn refusing_server(status: &'static str) -> String {
+/// One HTTP request from `stream`: its header lines (trimmed, lower-cased)
+/// and its body; `None` when the client hung up.
+fn read_request(stream: &TcpStream) -> Option<(Vec<String>, Vec<u8>)> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let (mut headers, mut length) = (Vec::new(), 0);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let header = line.trim().to_ascii_lowercase();
+        if let Some(v) = header.strip_prefix("content-length:") {
+            length = v.trim().parse().ok()?;
+        }
+        headers.push(header);
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((headers, body))
+}
+
+/// A loopback server that reads each request and answers it with `reply`; its base URL.
+fn loopback_server(reply: impl Fn(&mut TcpStream) + Send + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
+            if read_request(&stream).is_some() {
+                reply(&mut stream);
             }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let reply = format!("{{\"error\": {{\"message\": \"Incorrect API key provided: {KEY}\"}}}}");
-            respond(&mut stream, status, "", &reply);
         }
     });
     url
+}
+
+/// A server that answers every request with `status` and a body echoing the key.
+fn refusing_server(status: &'static str) -> String {
+    loopback_server(move |stream| {
+        let reply = format!("{{\"error\": {{\"message\": \"Incorrect API key provided: {KEY}\"}}}}");
+        respond(stream, status, "", &reply);
+    })
 }
 
 fn client_for(url: &str) -> Arc<OpenAiClient> {
@@ -358,23 +361,16 @@ fn a_dead_server_fails_the_run_loudly() {
 
 #[test]
 fn a_huge_response_body_is_an_error_not_a_memory_hog() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                line.clear();
-            }
-            let size = 4 << 20;
-            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n");
-            let chunk = vec![b' '; 64 << 10];
-            for _ in 0..size / chunk.len() {
-                if stream.write_all(&chunk).is_err() {
-                    break;
-                }
+    let url = loopback_server(|stream| {
+        let size = 4 << 20;
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+        );
+        let chunk = vec![b' '; 64 << 10];
+        for _ in 0..size / chunk.len() {
+            if stream.write_all(&chunk).is_err() {
+                break;
             }
         }
     });
