@@ -28,6 +28,9 @@ if [ ${#notebooks[@]} -eq 0 ]; then
 fi
 mkdir -p "$out"
 prepare_evcxr
+if [ ! -d "$EVCXR_TMPDIR/target" ]; then
+  log "the first notebook compiles the dependencies for evcxr once (on 2 cores: about 10 minutes)"
+fi
 export SLM_NOTEBOOK_STRICT=1
 
 status=0

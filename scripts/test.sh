@@ -16,7 +16,9 @@ SLM_REQUIRE_MODELS=1 cargo test --locked
 log "LLM client against a real llama.cpp server"
 "$ROOT/scripts/test-llama-server.sh"
 log "slm-vs-llm all --smoke: every experiment end to end on a small sample (results in data/smoke/)"
-cli_release all --smoke
+# The test build (dev profile, numeric crates optimised): no second compile of
+# the dependency tree in the release profile.
+cli all --smoke
 log "notebook pipeline: a deliberately failing notebook must fail"
 "$ROOT/scripts/test-notebook-pipeline.sh"
 log "SMOKE=1 run of every notebook"
