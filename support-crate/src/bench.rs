@@ -393,11 +393,12 @@ pub fn llm(
     seed: u64,
 ) -> Result<LlmBench> {
     use crate::methods::llm::prompt::answer_schema;
-    use crate::methods::llm::{messages, shots, PromptVariant};
-    let variant = PromptVariant::FewShot(1);
+    use crate::methods::llm::{messages, shots, Decoding};
+    // Greedy decoding, as the server decodes: the same work on both sides.
+    let decoding = Decoding::ConstrainedGreedy;
     let sample = crate::data::stratified_sample(ds.test.clone(), ds.num_classes(), items, seed);
     let examples = shots(&ds.train, ds.num_classes(), 1, seed);
-    let questions: Vec<_> = sample.iter().map(|e| messages(variant, &e.text, &ds.labels, &examples)).collect();
+    let questions: Vec<_> = sample.iter().map(|e| messages(&e.text, &ds.labels, &examples)).collect();
     let schema = answer_schema(&ds.labels, false);
     let side = |answers: &[crate::methods::llm::openai::Answer], seconds: f64| LlmSide {
         items_per_second: sample.len() as f64 / seconds,
@@ -408,7 +409,7 @@ pub fn llm(
     };
     let hidden = indicatif::ProgressBar::hidden();
     let start = Instant::now();
-    let local_answers = local.ask_all(&questions, &schema, &ds.labels, &hidden)?;
+    let local_answers = local.ask_all(&questions, &schema, &ds.labels, decoding, &hidden)?;
     let embedded = side(&local_answers, start.elapsed().as_secs_f64());
     let (server_side, agreement, url, concurrency) = match server {
         None => (None, None, None, None),
@@ -423,7 +424,7 @@ pub fn llm(
     };
     Ok(LlmBench {
         items: sample.len(),
-        prompt_variant: variant.to_string(),
+        prompt_variant: "1 fixed demonstration per class, constrained greedy decoding".to_string(),
         ratio: server_side.as_ref().map(|s| embedded.items_per_second / s.items_per_second),
         embedded,
         server: server_side,

@@ -1,12 +1,13 @@
 //! The embedded LLM on the real SmolLM2-135M-Instruct GGUF: the chat template
-//! from the file, answers always inside the schema, packing and the shared
-//! prefix not changing any answer, the cache, and a too-long prompt recorded
-//! as that item's error. Needs data/models (scripts/setup.sh); with
+//! from the file, answers always inside the schema under both decodings,
+//! packing and the shared prefix not changing any answer, label scores that
+//! agree with the label, the cache, and a too-long prompt recorded as that
+//! item's error. Needs data/models (scripts/setup.sh); with
 //! SLM_REQUIRE_MODELS=1 their absence is a failure, not a skip.
 
 use std::path::PathBuf;
 
-use slm_vs_llm::methods::llm::local::LocalLlm;
+use slm_vs_llm::methods::llm::local::{Decoding, LocalLlm, ANSWER_PREFIX};
 use slm_vs_llm::methods::llm::prompt::{answer_schema, few_shot, zero_shot, AnswerError, Message};
 use slm_vs_llm::Example;
 
@@ -60,7 +61,23 @@ fn prompt_is_the_ggufs_chat_template() {
 }
 
 #[test]
+fn the_forced_answer_prefix_is_the_demonstrations_format() {
+    let Some(path) = gguf() else { return };
+    let llm = LocalLlm::load(&path, None).expect("loads");
+    let prompt = llm.prompt_text(&questions()[0]).unwrap();
+    // The demonstrations' answers begin exactly as the forced prefix.
+    assert!(prompt.contains(&format!("{ANSWER_PREFIX}Sports\"}}")), "{prompt}");
+    assert!(prompt.ends_with(&format!("<|im_start|>assistant\n{ANSWER_PREFIX}")), "{prompt}");
+}
+
+#[test]
 fn answers_are_valid_and_independent_of_packing_and_cache() {
+    for decoding in [Decoding::LabelScores, Decoding::ConstrainedGreedy] {
+        check_decoding(decoding);
+    }
+}
+
+fn check_decoding(decoding: Decoding) {
     let Some(path) = gguf() else { return };
     let cache = tempfile::tempdir().unwrap();
     let mut llm = LocalLlm::load(&path, Some(cache.path())).expect("loads");
@@ -68,31 +85,49 @@ fn answers_are_valid_and_independent_of_packing_and_cache() {
     let bar = indicatif::ProgressBar::hidden();
 
     llm.pack_tokens = 1; // one item per forward pass
-    let alone = llm.ask_all(&questions(), &schema, &labels(), &bar).unwrap();
+    let alone = llm.ask_all(&questions(), &schema, &labels(), decoding, &bar).unwrap();
     for (a, text) in alone.iter().zip(TEXTS) {
         assert!(a.error.is_none(), "{text}: {:?}", a.error);
         let label = a.label.expect("a label");
         assert_eq!(a.content.as_deref(), Some(format!("{{\"label\":\"{}\"}}", labels()[label]).as_str()));
         assert!(a.usage.prompt_tokens > 100 && a.usage.completion_tokens > 0);
         assert!(!a.cached);
+        match decoding {
+            Decoding::LabelScores => {
+                let lp = a.label_log_probs.as_ref().expect("label scores");
+                assert_eq!(lp.len(), 4);
+                assert!(lp.iter().all(|&l| l < 0.0 && l.is_finite()), "{lp:?}");
+                assert!(lp.iter().all(|&l| l <= lp[label]), "the label is the most likely: {lp:?}");
+            }
+            Decoding::ConstrainedGreedy => assert!(a.label_log_probs.is_none()),
+        }
     }
 
     let fresh = tempfile::tempdir().unwrap();
     let mut packed_llm = LocalLlm::load(&path, Some(fresh.path())).expect("loads");
     packed_llm.pack_tokens = 10_000; // all items in one forward pass
-    let packed = packed_llm.ask_all(&questions(), &schema, &labels(), &bar).unwrap();
+    let packed = packed_llm.ask_all(&questions(), &schema, &labels(), decoding, &bar).unwrap();
     let labels_of =
         |answers: &[slm_vs_llm::methods::llm::openai::Answer]| answers.iter().map(|a| a.label).collect::<Vec<_>>();
     assert_eq!(labels_of(&packed), labels_of(&alone));
+    for (p, a) in packed.iter().zip(&alone) {
+        if let (Some(p), Some(a)) = (&p.label_log_probs, &a.label_log_probs) {
+            assert!(p.iter().zip(a).all(|(x, y)| (x - y).abs() < 1e-3), "{p:?} vs {a:?}");
+        }
+    }
 
-    // Asked again: every answer from the cache, unchanged.
-    let again = llm.ask_all(&questions(), &schema, &labels(), &bar).unwrap();
+    // Asked again: every answer from the cache, unchanged, scores included.
+    let again = llm.ask_all(&questions(), &schema, &labels(), decoding, &bar).unwrap();
     assert!(again.iter().all(|a| a.cached));
     assert_eq!(labels_of(&again), labels_of(&alone));
+    assert_eq!(
+        again.iter().map(|a| a.label_log_probs.clone()).collect::<Vec<_>>(),
+        alone.iter().map(|a| a.label_log_probs.clone()).collect::<Vec<_>>()
+    );
 
     // Zero-shot prompts share less; the answers are still valid.
     let zero: Vec<Vec<Message>> = TEXTS.iter().map(|t| zero_shot(t, &labels())).collect();
-    assert!(llm.ask_all(&zero, &schema, &labels(), &bar).unwrap().iter().all(|a| a.label.is_some()));
+    assert!(llm.ask_all(&zero, &schema, &labels(), decoding, &bar).unwrap().iter().all(|a| a.label.is_some()));
 }
 
 #[test]
@@ -101,13 +136,62 @@ fn a_prompt_longer_than_the_context_is_that_items_error() {
     let llm = LocalLlm::load(&path, None).expect("loads");
     let long = "news ".repeat(9000);
     let questions = vec![zero_shot(TEXTS[0], &labels()), zero_shot(&long, &labels())];
-    let answers =
-        llm.ask_all(&questions, &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden());
-    let answers = answers.unwrap();
-    assert!(answers[0].label.is_some());
-    assert!(matches!(&answers[1].error, Some(AnswerError::Request(e)) if e.contains("context")), "{:?}", answers[1]);
+    let bar = indicatif::ProgressBar::hidden();
+    for decoding in [Decoding::LabelScores, Decoding::ConstrainedGreedy] {
+        let answers = llm.ask_all(&questions, &answer_schema(&labels(), false), &labels(), decoding, &bar).unwrap();
+        assert!(answers[0].label.is_some());
+        assert!(
+            matches!(&answers[1].error, Some(AnswerError::Request(e)) if e.contains("context")),
+            "{:?}",
+            answers[1]
+        );
+    }
     // A rationale is a server feature: asked of the embedded model, a clear error.
-    let err =
-        llm.ask_all(&questions[..1], &answer_schema(&labels(), true), &labels(), &indicatif::ProgressBar::hidden());
+    let err = llm.ask_all(&questions[..1], &answer_schema(&labels(), true), &labels(), Decoding::LabelScores, &bar);
     assert!(err.unwrap_err().to_string().contains("rationale"));
+}
+
+#[test]
+fn retrieved_demonstrations_come_from_train_only_and_are_seeded() {
+    use slm_vs_llm::method::TrainingSet;
+    use slm_vs_llm::methods::llm::{Demonstrations, LlmConfig, PromptBuilder};
+    let Some(weights) = common::real_model_file("all-MiniLM-L6-v2/model.safetensors") else { return };
+    let example = |index: usize, label: usize, text: &str| Example {
+        index,
+        label,
+        title: String::new(),
+        body: text.to_string(),
+        text: text.to_string(),
+    };
+    let train: Vec<Example> =
+        TEXTS.iter().enumerate().map(|(i, t)| example(i, [1, 2, 3, 0, 3, 1, 2, 0][i], t)).collect();
+    let validation = vec![example(100, 1, "Lakers beat the Celtics in overtime.")];
+    // The test items are near-copies of training texts: only the training rows may come back.
+    let test = ["Yankees beat Red Sox 5-3 at Fenway.", "OPEC weighs output cut as oil climbs."];
+    let labels = labels();
+    let data = TrainingSet { train: &train, validation: &validation, labels: &labels };
+    let mut config = LlmConfig::for_profile(slm_vs_llm::Profile::Smoke);
+    config.embed.model = weights.parent().unwrap().display().to_string();
+    let cache = tempfile::tempdir().unwrap();
+    std::env::set_var("SLM_CACHE_DIR", cache.path());
+    let prompts = PromptBuilder::new(&config, &data, 42, false).unwrap();
+    let nearest_last = Demonstrations::Retrieved { count: 3, balanced: false, nearest_last: true };
+    let shown = prompts.demonstrations_for(&test, nearest_last).unwrap();
+    for (t, demos) in test.iter().zip(&shown) {
+        assert_eq!(demos.len(), 3);
+        assert!(demos.iter().all(|d| train.contains(d)), "{t}: {demos:?}");
+        assert!(demos.iter().all(|d| !test.contains(&d.text.as_str())));
+    }
+    // The nearest comes last, next to the question: the Yankees headline for the baseball item.
+    assert_eq!(shown[0].last().unwrap().index, 0);
+    assert_eq!(shown[1].last().unwrap().index, 1);
+    assert_eq!(prompts.demonstrations_for(&test, nearest_last).unwrap(), shown, "deterministic");
+    let per_class = Demonstrations::Retrieved { count: 1, balanced: true, nearest_last: false };
+    let balanced = prompts.demonstrations_for(&test, per_class).unwrap();
+    for demos in &balanced {
+        let mut classes: Vec<usize> = demos.iter().map(|d| d.label).collect();
+        classes.sort();
+        assert_eq!(classes, [0, 1, 2, 3]);
+    }
+    assert_eq!(balanced[0][0].index, 0, "nearest first");
 }

@@ -12,7 +12,7 @@ use crate::data::{self, DataConfig, Source};
 use crate::methods::finetune::{Finetune, FinetuneConfig};
 use crate::methods::knn::{Knn, KnnConfig};
 use crate::methods::llm::backend::DEFAULT_SERVER_MODEL;
-use crate::methods::llm::{BackendConfig, Llm, LlmConfig, Price};
+use crate::methods::llm::{BackendConfig, Decoding, Llm, LlmConfig, Price};
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
 use crate::models::embedder::EmbedConfig;
 use crate::paths::{self, Profile};
@@ -287,6 +287,11 @@ pub struct LlmArgs {
     /// Seconds before a request is abandoned (then retried).
     #[arg(long, default_value_t = BackendConfig::default().timeout.as_secs_f64(), value_parser = positive)]
     pub timeout: f64,
+    /// Embedded model: score every whole label (label-scores: gives a
+    /// distribution over labels, which calibration needs) or decode the
+    /// label token by token (constrained-greedy).
+    #[arg(long, value_enum, default_value_t = Decoding::LabelScores)]
+    pub decoding: Decoding,
     /// Validation items each prompt variant is tried on (default 400; smoke 40).
     #[arg(long, value_parser = at_least_one)]
     pub validation_items: Option<usize>,
@@ -308,6 +313,7 @@ impl LlmArgs {
     pub fn method(&self) -> Llm {
         let mut config = LlmConfig::for_profile(self.data.profile());
         config.price = Price { input_per_million: self.price_in, output_per_million: self.price_out };
+        config.decoding = self.decoding;
         if let Some(n) = self.validation_items {
             config.validation_items = n;
         }

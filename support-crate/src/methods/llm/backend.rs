@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use super::local::LocalLlm;
+use super::local::{Decoding, LocalLlm};
 use super::openai::{Answer, OpenAiClient};
 use super::prompt::Message;
 
@@ -95,17 +95,20 @@ impl Backend {
         Ok(Backend::Local(Box::new(llm)))
     }
 
-    /// Answers every question; failures are recorded in the answers, never dropped.
+    /// Answers every question; failures are recorded in the answers, never
+    /// dropped. `decoding` applies to the embedded model; a server decodes
+    /// under its own structured-output constraint.
     pub fn ask_all(
         &self,
         questions: Vec<Vec<Message>>,
         schema: &serde_json::Value,
         labels: &[String],
+        decoding: Decoding,
         progress: &indicatif::ProgressBar,
     ) -> Result<Vec<Answer>> {
         match self {
             Backend::Server(client) => client.ask_all(questions, schema, labels, progress),
-            Backend::Local(llm) => llm.ask_all(&questions, schema, labels, progress),
+            Backend::Local(llm) => llm.ask_all(&questions, schema, labels, decoding, progress),
         }
     }
 
@@ -132,7 +135,7 @@ impl Backend {
     pub fn dialect(&self) -> Option<String> {
         match self {
             Backend::Server(client) => client.dialect().map(|d| format!("{d:?}")),
-            Backend::Local(_) => Some("constrained decoding".into()),
+            Backend::Local(_) => Some("constrained to the labels in-process".into()),
         }
     }
 }

@@ -7,16 +7,25 @@
 //! CPUs (`examples/quantized_vs_f32.rs`); quantised kernels win only for
 //! one-token decoding, which constrained answers barely need.
 //!
-//! Answers are produced by **constrained greedy decoding**: the prompt is the
-//! GGUF's own chat template; the answer's fixed JSON (`{"label": "`) is
-//! forced; then at each step only tokens that keep the text a prefix of
-//! `<label>"}` for some label are allowed, and the most likely one is taken.
-//! Once a single label remains, the rest of the JSON is forced without
-//! running the model (jump-forward decoding), so an answer usually costs one
-//! forward pass over the item's own tokens. The keys and values of the prompt
-//! prefix that all questions share (instructions, few-shot examples) are
-//! computed once and reused for every item, and several items' own tokens are
-//! packed into one forward pass.
+//! The prompt is the GGUF's own chat template, and the answer's fixed JSON
+//! (`{"label":"`, byte for byte as the demonstrations show it) is forced.
+//! Then one of two [`Decoding`]s:
+//!
+//! - **label scoring** (the default): the log-probability of every whole
+//!   answer `<label>"}`, all its tokens, in one forward pass over the item
+//!   and its candidate answers packed as branches. The answer is the most
+//!   likely label, and the four log-probabilities are the scores that
+//!   calibration and confidences use.
+//! - **constrained greedy decoding**: at each step only tokens that keep the
+//!   text a prefix of `<label>"}` for some label are allowed, and the most
+//!   likely one is taken. Once a single label remains, the rest of the JSON
+//!   is forced without running the model (jump-forward decoding).
+//!
+//! Either way the answer text is rebuilt from the chosen label, not sampled
+//! text. The keys and values of the prompt prefix that all questions share
+//! (instructions, fixed demonstrations) are computed once and reused for
+//! every item, and several items' own tokens are packed into one forward
+//! pass.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,6 +34,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::Device;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokenizers::Tokenizer;
 
@@ -33,8 +43,40 @@ use super::prompt::{AnswerError, Message};
 use crate::cache::RecordCache;
 use crate::models::llama::{self, Llama, PrefixCache, Trainable};
 
-/// What every answer starts with; the model chooses only the label.
-const ANSWER_PREFIX: &str = "{\"label\": \"";
+/// What every answer starts with; the model chooses only the label. Written
+/// as `serde_json` writes the demonstrations' answers, so the model is shown
+/// and forced into the same format.
+pub const ANSWER_PREFIX: &str = "{\"label\":\"";
+
+/// How the embedded model turns its next-token distributions into a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoding {
+    /// The log-probability of every whole label; the most likely one wins.
+    #[default]
+    LabelScores,
+    /// Token by token, the most likely token that keeps a label possible.
+    ConstrainedGreedy,
+}
+
+impl std::fmt::Display for Decoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Decoding::LabelScores => "label scoring",
+            Decoding::ConstrainedGreedy => "constrained greedy decoding",
+        })
+    }
+}
+
+/// Tokens (as text) with their probabilities, most likely first.
+pub type TokenProbs = Vec<(String, f32)>;
+
+/// What the model decided for one item.
+struct Decided {
+    label: usize,
+    /// Each label's log-probability (label scoring only).
+    log_probs: Option<Vec<f32>>,
+}
 
 /// Used when a GGUF carries no chat template.
 const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + \
@@ -147,14 +189,20 @@ impl LocalLlm {
         Ok(self.tokenizer.encode(text, false).map_err(anyhow::Error::msg)?.get_ids().to_vec())
     }
 
-    fn cache_key(&self, messages: &[Message], labels: &[String]) -> String {
+    fn cache_key(&self, messages: &[Message], labels: &[String], decoding: Decoding) -> String {
         json!({
             "model": self.name,
             "messages": messages,
-            "decoding": "greedy, constrained to {\"label\": enum}",
+            "answer_prefix": ANSWER_PREFIX,
+            "decoding": decoding,
             "labels": labels,
         })
         .to_string()
+    }
+
+    /// The rendered prompt with the forced answer prefix: the exact text the model continues.
+    pub fn prompt_text(&self, messages: &[Message]) -> Result<String> {
+        Ok(self.prompt(messages)? + ANSWER_PREFIX)
     }
 
     /// Answers every question (label-only schema), reusing the key/value
@@ -165,6 +213,7 @@ impl LocalLlm {
         questions: &[Vec<Message>],
         schema: &Value,
         labels: &[String],
+        decoding: Decoding,
         progress: &indicatif::ProgressBar,
     ) -> Result<Vec<Answer>> {
         if schema["properties"].get("rationale").is_some() {
@@ -174,7 +223,8 @@ impl LocalLlm {
             .iter()
             .map(|q| {
                 let cache = self.cache.as_ref()?.lock().expect("cache lock");
-                let hit = cache.get_json::<Completion>(crate::cache::key(self.cache_key(q, labels).as_bytes()))?;
+                let hit =
+                    cache.get_json::<Completion>(crate::cache::key(self.cache_key(q, labels, decoding).as_bytes()))?;
                 Some(answer_from(hit, labels, 1, true))
             })
             .collect();
@@ -182,35 +232,44 @@ impl LocalLlm {
         let mut prompts = Vec::new();
         for (i, q) in questions.iter().enumerate() {
             if answers[i].is_none() {
-                prompts.push((i, self.encode(&(self.prompt(q)? + ANSWER_PREFIX))?));
+                prompts.push((i, self.encode(&self.prompt_text(q)?)?));
             }
         }
         let prefix = self.model.prefix_cache(&shared_prefix(prompts.iter().map(|(_, ids)| ids.as_slice())))?;
         let forced = self.encode(ANSWER_PREFIX)?.len() as u64;
-        for pack in packs(&prompts, prefix.tokens().len(), self.pack_tokens) {
+        let candidates = self.candidates(labels)?;
+        let per_item = match decoding {
+            Decoding::LabelScores => candidates.iter().map(|c| c.len() - 1).sum(),
+            Decoding::ConstrainedGreedy => 0,
+        };
+        for pack in packs(&prompts, prefix.tokens().len(), self.pack_tokens, per_item) {
             let started = Instant::now();
             let suffixes: Vec<&[u32]> = pack.iter().map(|(_, ids)| &ids[prefix.tokens().len()..]).collect();
-            let decided = self.decide(&prefix, &suffixes, labels);
+            let decided = match decoding {
+                Decoding::LabelScores => self.score(&prefix, &suffixes, &candidates),
+                Decoding::ConstrainedGreedy => self.decide(&prefix, &suffixes, labels),
+            };
             let latency = started.elapsed().as_secs_f64();
             let share = latency / pack.len() as f64;
             for ((i, ids), result) in pack.iter().zip(decided) {
                 let question = &questions[*i];
                 answers[*i] = Some(match result {
-                    Ok(content) => {
+                    Ok(decided) => {
                         let usage = Usage {
                             prompt_tokens: ids.len() as u64 - forced,
-                            completion_tokens: self.encode(&content)?.len() as u64,
+                            completion_tokens: candidates[decided.label].len() as u64,
                         };
                         let completion = Completion {
-                            content: Some(content),
+                            content: Some(json!({ "label": labels[decided.label] }).to_string()),
                             refusal: None,
                             finish_reason: Some("stop".into()),
                             usage,
                             latency_seconds: latency,
                             compute_seconds: share,
+                            label_log_probs: decided.log_probs,
                         };
                         if let Some(cache) = &self.cache {
-                            let key = self.cache_key(question, labels);
+                            let key = self.cache_key(question, labels, decoding);
                             if let Err(e) = cache
                                 .lock()
                                 .expect("cache lock")
@@ -225,6 +284,7 @@ impl LocalLlm {
                         label: None,
                         content: None,
                         error: Some(AnswerError::Request(format!("{e:#}"))),
+                        label_log_probs: None,
                         usage: Usage::default(),
                         latency_seconds: latency,
                         compute_seconds: share,
@@ -238,11 +298,73 @@ impl LocalLlm {
         Ok(answers.into_iter().map(|a| a.expect("every question answered")).collect())
     }
 
+    /// The `n` most likely next tokens after `messages` and the forced answer
+    /// prefix: over the whole vocabulary (what the model would say freely),
+    /// and among the tokens that begin some label (what the schema lets it
+    /// say), renormalised there. Token text and probability.
+    pub fn next_tokens(&self, messages: &[Message], labels: &[String], n: usize) -> Result<(TokenProbs, TokenProbs)> {
+        let ids = self.encode(&self.prompt_text(messages)?)?;
+        let (last, context) = ids.split_last().context("an empty prompt")?;
+        let prefix = self.model.prefix_cache(context)?;
+        let logits = self.model.continuation_logits(&prefix, &[&[*last]])?.squeeze(0)?.to_vec1::<f32>()?;
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let p: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+        let total: f32 = p.iter().sum();
+        let choice = LabelChoice::new(labels);
+        let allowed: Vec<usize> = (0..p.len())
+            .filter(|&id| self.token_bytes.get(id).and_then(|b| b.as_deref()).is_some_and(|b| choice.allows(b)))
+            .collect();
+        let allowed_total: f32 = allowed.iter().map(|&id| p[id]).sum();
+        let text = |id: usize| match self.token_bytes.get(id).and_then(|b| b.as_deref()) {
+            Some(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
+            None => self.tokenizer.id_to_token(id as u32).unwrap_or_default(),
+        };
+        let top = |ids: Vec<usize>, norm: f32| {
+            let mut ids = ids;
+            ids.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+            ids.into_iter().take(n).map(|id| (text(id), p[id] / norm)).collect::<Vec<_>>()
+        };
+        Ok((top((0..p.len()).collect(), total), top(allowed, allowed_total)))
+    }
+
+    /// Each label's answer past the forced prefix, `<label>"}`, as tokens.
+    pub fn candidates(&self, labels: &[String]) -> Result<Vec<Vec<u32>>> {
+        labels.iter().map(|l| self.encode(&answer_rest(l))).collect()
+    }
+
+    /// The log-probability of each label's whole answer after each
+    /// continuation of the cached prefix (each ending in [`ANSWER_PREFIX`]),
+    /// packed into one forward pass; an item that does not fit the context
+    /// gets an error of its own.
+    fn score(&self, prefix: &PrefixCache, suffixes: &[&[u32]], candidates: &[Vec<u32>]) -> Vec<Result<Decided>> {
+        let max = self.model.config.max_position_embeddings;
+        let longest = candidates.iter().map(Vec::len).max().unwrap_or(0);
+        let fits = |s: &[u32]| prefix.tokens().len() + s.len() + longest <= max;
+        let runnable: Vec<&[u32]> = suffixes.iter().copied().filter(|s| fits(s)).collect();
+        let mut scored = match self.model.candidate_log_probs(prefix, &runnable, candidates) {
+            Ok(scores) => scores.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => runnable.iter().map(|_| Err(anyhow::anyhow!("forward pass failed: {e}"))).collect(),
+        }
+        .into_iter();
+        suffixes
+            .iter()
+            .map(|s| {
+                if !fits(s) {
+                    let needed = prefix.tokens().len() + s.len() + longest;
+                    bail!("the prompt needs {needed} tokens; the model's context is {max}");
+                }
+                let log_probs: Vec<f32> = scored.next().expect("one score row per runnable item")?;
+                let label = argmax(&log_probs);
+                Ok(Decided { label, log_probs: Some(log_probs) })
+            })
+            .collect()
+    }
+
     /// The answers for continuations of the cached prefix (each ending in
     /// [`ANSWER_PREFIX`]), decoded together; a failure stays with its item.
-    fn decide(&self, prefix: &PrefixCache, suffixes: &[&[u32]], labels: &[String]) -> Vec<Result<String>> {
+    fn decide(&self, prefix: &PrefixCache, suffixes: &[&[u32]], labels: &[String]) -> Vec<Result<Decided>> {
         let max = self.model.config.max_position_embeddings;
-        let mut results: Vec<Option<Result<String>>> = suffixes
+        let mut results: Vec<Option<Result<Decided>>> = suffixes
             .iter()
             .map(|s| {
                 let needed = prefix.tokens().len() + s.len() + labels.iter().map(|l| l.len()).max().unwrap_or(0) + 2;
@@ -274,7 +396,7 @@ impl LocalLlm {
                 };
                 choice.advance(self.token_bytes[token as usize].as_deref().unwrap_or_default());
                 match choice.decided() {
-                    Some(label) => results[i] = Some(Ok(json!({ "label": labels[label] }).to_string())),
+                    Some(label) => results[i] = Some(Ok(Decided { label, log_probs: None })),
                     None => {
                         ids.push(token);
                         still_open.push((i, ids, choice));
@@ -299,13 +421,25 @@ fn shared_prefix<'a>(mut prompts: impl Iterator<Item = &'a [u32]>) -> Vec<u32> {
     first[..shared].to_vec()
 }
 
+/// The answer past the forced prefix: the label as a JSON string's content, then `"}`.
+fn answer_rest(label: &str) -> String {
+    let quoted = serde_json::to_string(label).expect("a string serialises");
+    format!("{}}}", &quoted[1..])
+}
+
+/// The index of the largest value (the first on ties).
+pub fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
+}
+
 /// Consecutive prompts grouped so that each group's own tokens (past the
-/// shared prefix) stay within `budget` (a longer prompt goes alone).
-fn packs<T>(prompts: &[(usize, Vec<T>)], shared: usize, budget: usize) -> Vec<&[(usize, Vec<T>)]> {
+/// shared prefix, plus `per_item` more each) stay within `budget` (a longer
+/// prompt goes alone).
+fn packs<T>(prompts: &[(usize, Vec<T>)], shared: usize, budget: usize, per_item: usize) -> Vec<&[(usize, Vec<T>)]> {
     let mut groups = Vec::new();
     let (mut start, mut tokens) = (0, 0);
     for (i, (_, ids)) in prompts.iter().enumerate() {
-        let own = ids.len() - shared;
+        let own = ids.len() - shared + per_item;
         if i > start && tokens + own > budget {
             groups.push(&prompts[start..i]);
             (start, tokens) = (i, 0);
@@ -327,14 +461,7 @@ pub struct LabelChoice {
 
 impl LabelChoice {
     pub fn new(labels: &[String]) -> Self {
-        let remaining = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let quoted = serde_json::to_string(l).expect("a string serialises");
-                (i, format!("{}}}", &quoted[1..]).into_bytes())
-            })
-            .collect();
+        let remaining = labels.iter().enumerate().map(|(i, l)| (i, answer_rest(l).into_bytes())).collect();
         LabelChoice { remaining }
     }
 
@@ -442,7 +569,15 @@ mod tests {
 
         let items: Vec<(usize, Vec<u32>)> =
             [5, 3, 4, 9, 1].iter().enumerate().map(|(i, &n)| (i, vec![0; n + 2])).collect();
-        let sizes: Vec<Vec<usize>> = packs(&items, 2, 8).iter().map(|g| g.iter().map(|(i, _)| *i).collect()).collect();
+        let sizes: Vec<Vec<usize>> =
+            packs(&items, 2, 8, 0).iter().map(|g| g.iter().map(|(i, _)| *i).collect()).collect();
+        assert_eq!(sizes, vec![vec![0, 1], vec![2], vec![3], vec![4]]);
+        let sizes: Vec<Vec<usize>> =
+            packs(&items, 2, 10, 0).iter().map(|g| g.iter().map(|(i, _)| *i).collect()).collect();
+        assert_eq!(sizes, vec![vec![0, 1], vec![2], vec![3, 4]]);
+        // One more token per item (the label branches of label scoring) splits the last pack.
+        let sizes: Vec<Vec<usize>> =
+            packs(&items, 2, 10, 1).iter().map(|g| g.iter().map(|(i, _)| *i).collect()).collect();
         assert_eq!(sizes, vec![vec![0, 1], vec![2], vec![3], vec![4]]);
     }
 

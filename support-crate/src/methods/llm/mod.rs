@@ -1,16 +1,23 @@
-//! The generic LLM with structured outputs: prompted (zero-shot, or with
-//! solved examples from train), its answer constrained to a JSON schema.
-//! The prompt variant is chosen on a seeded stratified sample of
-//! validation; latency, token usage and cost are recorded.
+//! The generic LLM with structured outputs: prompted (zero-shot, with fixed
+//! solved examples from train, or with the training examples most similar
+//! to the item), its answer constrained to a JSON schema. The embedded model
+//! scores every label, and its label distribution can be calibrated against
+//! its prior. The prompt and the calibration are chosen on a seeded
+//! stratified sample of validation; latency, token usage and cost are
+//! recorded.
 //!
 //! - [`backend`]: an OpenAI-compatible server or the embedded GGUF model;
 //! - [`openai`]: the client for any OpenAI-compatible server, with schema
 //!   dialect fallback, retries, a concurrency limit and the answer cache;
-//! - [`local`]: the embedded default, a GGUF run in-process with decoding
-//!   constrained to the schema;
-//! - [`prompt`]: messages, the answer's JSON schema, validation of answers.
+//! - [`local`]: the embedded default, a GGUF run in-process: label scoring or
+//!   constrained greedy decoding;
+//! - [`prompt`]: messages, the answer's JSON schema, validation of answers;
+//! - [`demonstrations`]: fixed or retrieved solved examples;
+//! - [`calibration`]: dividing out the model's label prior.
 
 pub mod backend;
+pub mod calibration;
+pub mod demonstrations;
 pub mod local;
 pub mod openai;
 pub mod prompt;
@@ -24,30 +31,31 @@ use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 
 pub use backend::{Backend, BackendConfig};
+pub use calibration::Calibration;
+pub use demonstrations::{Demonstrations, Retriever};
+pub use local::Decoding;
 use openai::Answer;
-use prompt::{answer_schema, few_shot, zero_shot, Message};
+use prompt::{answer_schema, Message};
 
 use crate::data::{stratified_sample, Example};
-use crate::method::{accuracy, choose_best, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
+use crate::method::{choose_best, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
+use crate::methods::knn::CachedEmbedder;
 use crate::metrics::Throughput;
+use crate::models::embedder::{EmbedConfig, Embedder};
 use crate::paths::Profile;
 use crate::results::RunRecord;
 
-/// How the question is put.
+/// How the question is put and the answer read: the demonstrations shown and
+/// the calibration applied to the label distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PromptVariant {
-    /// The classes with a description each, then the text.
-    ZeroShot,
-    /// As zero-shot, preceded by this many solved examples per class from train.
-    FewShot(usize),
+pub struct Prompting {
+    pub demonstrations: Demonstrations,
+    pub calibration: Calibration,
 }
 
-impl std::fmt::Display for PromptVariant {
+impl std::fmt::Display for Prompting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PromptVariant::ZeroShot => write!(f, "zero-shot"),
-            PromptVariant::FewShot(k) => write!(f, "few-shot ({k} per class)"),
-        }
+        write!(f, "{}, {}", self.demonstrations, self.calibration)
     }
 }
 
@@ -60,55 +68,102 @@ pub struct Price {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LlmConfig {
-    /// Tried on validation; on equal accuracy the earlier (shorter prompt) wins.
-    pub variants: Vec<PromptVariant>,
+    /// Tried on validation, each with every calibration; on equal accuracy
+    /// the earlier (cheaper) one wins.
+    pub demonstrations: Vec<Demonstrations>,
+    /// Tried on validation where the answers carry label scores (the
+    /// embedded model); a server's answers are used as they are.
+    pub calibrations: Vec<Calibration>,
+    /// How the embedded model reads a label off its next-token distributions.
+    pub decoding: Decoding,
+    /// Also decode the chosen prompt greedily on validation (embedded model)
+    /// and report how often it agrees with label scoring.
+    pub compare_greedy: bool,
     /// Validation items each variant is tried on (seeded stratified sample).
     pub validation_items: usize,
     /// Test items to ask (seeded stratified sample); `None` = all.
     pub test_items: Option<usize>,
     pub rationale: bool,
     pub price: Price,
+    /// The system prompt; `None`: [`prompt::instructions`], the label names
+    /// with a description each and the answer's format.
+    pub instructions: Option<String>,
+    /// The sentence embedder that retrieves demonstrations.
+    #[serde(skip)]
+    pub embed: EmbedConfig,
 }
 
 impl LlmConfig {
-    /// 400 validation items per variant and all of test; smoke: 40 and 80.
+    /// Zero-shot, 1, 2 and 4 fixed examples per class and three kinds of
+    /// retrieved ones, each uncalibrated and calibrated both ways; 400
+    /// validation items per variant and all of test. Smoke: three prompts,
+    /// 40 and 80 items.
     pub fn for_profile(profile: Profile) -> Self {
         let smoke = profile.is_smoke();
+        let retrieved = |count, balanced, nearest_last| Demonstrations::Retrieved { count, balanced, nearest_last };
+        let demonstrations = if smoke {
+            vec![Demonstrations::None, Demonstrations::Fixed { per_class: 1 }, retrieved(4, false, true)]
+        } else {
+            vec![
+                Demonstrations::None,
+                Demonstrations::Fixed { per_class: 1 },
+                Demonstrations::Fixed { per_class: 2 },
+                Demonstrations::Fixed { per_class: 4 },
+                retrieved(4, false, true),
+                retrieved(4, false, false),
+                retrieved(1, true, true),
+            ]
+        };
         LlmConfig {
-            variants: vec![PromptVariant::ZeroShot, PromptVariant::FewShot(1)],
+            demonstrations,
+            calibrations: vec![Calibration::None, Calibration::ContentFree, Calibration::ValidationPrior],
+            decoding: Decoding::LabelScores,
+            compare_greedy: true,
             validation_items: if smoke { 40 } else { 400 },
             test_items: if smoke { Some(80) } else { None },
             rationale: false,
             price: Price::default(),
+            instructions: None,
+            embed: EmbedConfig { model: crate::models::embedder::default_model(), ..EmbedConfig::default() },
         }
     }
 }
 
-/// The messages for one text under a variant.
-pub fn messages(variant: PromptVariant, text: &str, labels: &[String], shots: &[Example]) -> Vec<Message> {
-    match variant {
-        PromptVariant::ZeroShot => zero_shot(text, labels),
-        PromptVariant::FewShot(_) => few_shot(text, labels, shots),
-    }
+/// The messages for one text with the default instructions, after its
+/// demonstrations (none: zero-shot).
+pub fn messages(text: &str, labels: &[String], demonstrations: &[Example]) -> Vec<Message> {
+    prompt::conversation(&prompt::instructions(labels), text, labels, demonstrations)
 }
 
 /// `k` training examples per class, seeded, interleaved by class.
 pub fn shots(train: &[Example], num_classes: usize, k: usize, seed: u64) -> Vec<Example> {
-    let picked = stratified_sample(train.to_vec(), num_classes, k * num_classes, seed);
-    let mut by_class: Vec<Vec<Example>> = vec![Vec::new(); num_classes];
-    for e in picked {
-        by_class[e.label].push(e);
-    }
-    (0..k).flat_map(|i| by_class.iter().filter_map(move |c| c.get(i).cloned())).collect()
+    demonstrations::fixed(train, num_classes, k, seed)
 }
 
-/// Validation accuracy of one prompt variant.
+/// Validation scores of one prompting.
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantScore {
-    pub variant: PromptVariant,
+    pub prompting: Prompting,
     pub accuracy: f64,
+    /// Each class's recall, in label order.
+    pub recall: Vec<f64>,
+    /// The lowest of them (a model that never says "World" has 0).
+    pub min_recall: f64,
     pub invalid: usize,
     pub items: usize,
+    /// Items per second of asking (compute time; cached answers count what they cost).
+    pub items_per_second: f64,
+    pub prompt_tokens_per_item: f64,
+}
+
+/// How label scoring and constrained greedy decoding compare on validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct GreedyComparison {
+    pub items: usize,
+    /// Share of items where both give the same label (before calibration).
+    pub agreement: f64,
+    pub greedy_accuracy: f64,
+    pub label_scoring_accuracy: f64,
 }
 
 /// The prompted LLM, as a [`Method`].
@@ -124,81 +179,270 @@ impl Llm {
     }
 }
 
-/// The backend and the prompt chosen on validation.
+/// Retrieval of demonstrations: the embedder for new texts and the index of the training split.
+pub struct Retrieval {
+    pub embedder: CachedEmbedder,
+    pub retriever: Retriever,
+}
+
+impl Retrieval {
+    /// Embeds the training split (cached on disk, shared with K-NN).
+    pub fn build(config: &EmbedConfig, train: &[Example], num_classes: usize, progress: bool) -> Result<Self> {
+        let embedder = CachedEmbedder::new(Embedder::load(config)?)?;
+        let (embeddings, _) = embedder.embed(&crate::data::texts(train), progress)?;
+        let retriever = Retriever::new(train, &embeddings, num_classes)?;
+        Ok(Retrieval { embedder, retriever })
+    }
+
+    /// The demonstrations for each text, in prompt order.
+    pub fn for_texts(&self, texts: &[&str], demonstrations: Demonstrations) -> Result<Vec<Vec<Example>>> {
+        let Demonstrations::Retrieved { count, balanced, nearest_last } = demonstrations else {
+            bail!("{demonstrations} is not retrieved");
+        };
+        let (queries, _) = self.embedder.embed(texts, false)?;
+        self.retriever.retrieve(&queries, count, balanced, nearest_last)
+    }
+}
+
+/// What every prompt needs besides the text: the system prompt, the labels,
+/// the fixed demonstrations and the retrieval index.
+pub struct PromptBuilder {
+    pub system: String,
+    pub labels: Vec<String>,
+    /// The largest fixed set; a smaller one is its first `k × classes`.
+    pub fixed: Vec<Example>,
+    pub retrieval: Option<Retrieval>,
+}
+
+impl PromptBuilder {
+    /// Fixed demonstrations for the largest `Fixed` variant, the retrieval
+    /// index if any variant retrieves.
+    pub fn new(config: &LlmConfig, data: &TrainingSet, seed: u64, progress: bool) -> Result<Self> {
+        let classes = data.num_classes();
+        let variants = &config.demonstrations;
+        let max_fixed = variants
+            .iter()
+            .map(|v| if let Demonstrations::Fixed { per_class } = v { *per_class } else { 0 })
+            .max()
+            .unwrap_or(0);
+        let retrieval = if variants.iter().any(Demonstrations::is_retrieved) {
+            Some(Retrieval::build(&config.embed, data.train, classes, progress)?)
+        } else {
+            None
+        };
+        Ok(PromptBuilder {
+            system: config.instructions.clone().unwrap_or_else(|| prompt::instructions(data.labels)),
+            labels: data.labels.to_vec(),
+            fixed: shots(data.train, classes, max_fixed, seed),
+            retrieval,
+        })
+    }
+
+    /// The demonstrations each text is shown.
+    pub fn demonstrations_for(&self, texts: &[&str], demonstrations: Demonstrations) -> Result<Vec<Vec<Example>>> {
+        Ok(match demonstrations {
+            Demonstrations::None => vec![Vec::new(); texts.len()],
+            Demonstrations::Fixed { per_class } => {
+                let fixed: Vec<Example> = self.fixed.iter().take(per_class * self.labels.len()).cloned().collect();
+                vec![fixed; texts.len()]
+            }
+            Demonstrations::Retrieved { .. } => {
+                let Some(retrieval) = &self.retrieval else { bail!("no retrieval index for {demonstrations}") };
+                retrieval.for_texts(texts, demonstrations)?
+            }
+        })
+    }
+
+    /// The messages of every text.
+    pub fn questions(&self, texts: &[&str], demonstrations: Demonstrations) -> Result<Vec<Vec<Message>>> {
+        let shown = self.demonstrations_for(texts, demonstrations)?;
+        Ok(texts.iter().zip(&shown).map(|(t, d)| prompt::conversation(&self.system, t, &self.labels, d)).collect())
+    }
+}
+
+/// The backend and the prompting chosen on validation.
 pub struct FittedLlm {
     pub config: LlmConfig,
     pub backend: Backend,
+    pub prompts: PromptBuilder,
     pub sweep: Vec<VariantScore>,
-    pub chosen: PromptVariant,
-    /// The solved examples the chosen prompt shows.
-    pub shots: Vec<Example>,
-    pub labels: Vec<String>,
+    pub chosen: Prompting,
+    /// The label prior divided out (calibrated prompting only).
+    pub prior: Option<Vec<f64>>,
+    pub greedy: Option<GreedyComparison>,
     trained_on: usize,
 }
 
 fn ask(
     backend: &Backend,
-    texts: &[&str],
-    variant: PromptVariant,
+    questions: Vec<Vec<Message>>,
     labels: &[String],
-    shots: &[Example],
+    decoding: Decoding,
     progress: bool,
     what: &str,
 ) -> Result<Vec<Answer>> {
     let schema = answer_schema(labels, false);
-    let questions = texts.iter().map(|t| messages(variant, t, labels, shots)).collect();
-    let bar = crate::progress::bar(texts.len() as u64, what, progress);
-    let answers = backend.ask_all(questions, &schema, labels, &bar);
+    let bar = crate::progress::bar(questions.len() as u64, what, progress);
+    let answers = backend.ask_all(questions, &schema, labels, decoding, &bar);
     bar.finish_and_clear();
     answers
 }
 
+/// The label each answer gives under `prior` (none: the answer's own), and
+/// its distribution over labels when the answer carries label scores.
+fn read_answer(answer: &Answer, prior: Option<&[f64]>) -> (Option<usize>, Option<Vec<f64>>) {
+    match (&answer.label_log_probs, answer.error.is_none()) {
+        (Some(log_probs), true) => {
+            let mut p = calibration::distribution(log_probs);
+            if let Some(prior) = prior {
+                p = calibration::calibrate(&p, prior);
+            }
+            (Some(calibration::argmax(&p)), Some(p))
+        }
+        _ => (answer.label, None),
+    }
+}
+
+/// Accuracy and each class's recall of `predicted` on `examples`.
+fn accuracy_and_recall(examples: &[Example], predicted: &[Option<usize>], classes: usize) -> (f64, Vec<f64>) {
+    let mut right = vec![0usize; classes];
+    let mut total = vec![0usize; classes];
+    for (e, p) in examples.iter().zip(predicted) {
+        total[e.label] += 1;
+        right[e.label] += usize::from(*p == Some(e.label));
+    }
+    let accuracy = right.iter().sum::<usize>() as f64 / examples.len().max(1) as f64;
+    let recall =
+        (0..classes).map(|c| if total[c] > 0 { right[c] as f64 / total[c] as f64 } else { f64::NAN }).collect();
+    (accuracy, recall)
+}
+
 impl Llm {
-    /// Opens the backend and chooses the prompt variant on validation.
+    /// Opens the backend and chooses the prompting on validation.
     pub fn fit_llm(&self, data: &TrainingSet, ctx: &RunContext) -> Result<FittedLlm> {
         self.fit_on(Backend::open(&self.backend)?, data, ctx)
     }
 
-    /// Chooses the prompt variant on validation, asking `backend`.
+    /// Chooses the prompting on validation, asking `backend`: every
+    /// demonstration variant is asked once, and each calibration is scored
+    /// on the same answers.
     pub fn fit_on(&self, backend: Backend, data: &TrainingSet, ctx: &RunContext) -> Result<FittedLlm> {
         let config = &self.config;
-        if config.variants.is_empty() {
+        if config.demonstrations.is_empty() {
             bail!("no prompt variant to try");
         }
         let classes = data.num_classes();
+        let prompts = PromptBuilder::new(config, data, ctx.seed, ctx.progress)?;
         let validation = stratified_sample(data.validation.to_vec(), classes, config.validation_items, ctx.seed);
         let texts = crate::data::texts(&validation);
-        let max_shots =
-            config.variants.iter().map(|v| if let PromptVariant::FewShot(k) = v { *k } else { 0 }).max().unwrap_or(0);
-        let all_shots = shots(data.train, classes, max_shots, ctx.seed);
-        let shots_for = |v: PromptVariant| -> Vec<Example> {
-            match v {
-                PromptVariant::FewShot(k) => all_shots.iter().take(k * classes).cloned().collect(),
-                PromptVariant::ZeroShot => Vec::new(),
-            }
-        };
         let mut sweep = Vec::new();
-        for &variant in &config.variants {
-            let answers = ask(&backend, &texts, variant, data.labels, &shots_for(variant), ctx.progress, "validation")?;
-            let labels: Vec<Option<usize>> = answers.iter().map(|a| a.label).collect();
-            let score = VariantScore {
-                variant,
-                accuracy: accuracy(&validation, &labels),
-                invalid: answers.iter().filter(|a| a.error.is_some()).count(),
-                items: validation.len(),
-            };
-            tracing::info!(%variant, accuracy = score.accuracy, invalid = score.invalid, "validation");
-            sweep.push(score);
+        let mut priors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for &demonstrations in &config.demonstrations {
+            let questions = prompts.questions(&texts, demonstrations)?;
+            let answers = ask(&backend, questions, data.labels, config.decoding, ctx.progress, "validation")?;
+            let compute: f64 = answers.iter().map(|a| a.compute_seconds).sum();
+            let invalid = answers.iter().filter(|a| a.error.is_some()).count();
+            let dists: Option<Vec<Vec<f64>>> = answers.iter().map(|a| read_answer(a, None).1).collect();
+            for &calibration in &config.calibrations {
+                let (predicted, prior): (Vec<Option<usize>>, Option<Vec<f64>>) = match (calibration, &dists) {
+                    (Calibration::None, _) => (answers.iter().map(|a| read_answer(a, None).0).collect(), None),
+                    // Calibration needs every label's score; a retrieved prompt has no single content-free version.
+                    (_, None) => continue,
+                    (Calibration::ContentFree, Some(_)) if demonstrations.is_retrieved() => continue,
+                    (Calibration::ContentFree, Some(_)) => {
+                        let prior = self.content_free_prior(&backend, &prompts, demonstrations, classes)?;
+                        (answers.iter().map(|a| read_answer(a, Some(&prior)).0).collect(), Some(prior))
+                    }
+                    (Calibration::ValidationPrior, Some(d)) => (
+                        calibration::cross_fitted_labels(d, classes).into_iter().map(Some).collect(),
+                        Some(calibration::mean_distribution(d, classes)),
+                    ),
+                };
+                let prompting = Prompting { demonstrations, calibration };
+                if let Some(prior) = prior {
+                    priors.insert(prompting.to_string(), prior);
+                }
+                let (accuracy, recall) = accuracy_and_recall(&validation, &predicted, classes);
+                let min_recall = recall.iter().copied().filter(|r| !r.is_nan()).fold(1.0, f64::min);
+                let score = VariantScore {
+                    prompting,
+                    accuracy,
+                    recall,
+                    min_recall,
+                    invalid,
+                    items: validation.len(),
+                    items_per_second: answers.len() as f64 / compute.max(f64::EPSILON),
+                    prompt_tokens_per_item: answers.iter().map(|a| a.usage.prompt_tokens as f64).sum::<f64>()
+                        / answers.len().max(1) as f64,
+                };
+                tracing::info!(%prompting, accuracy, min_recall, invalid, "validation");
+                sweep.push(score);
+            }
         }
-        let chosen = choose_best(&sweep, |s| s.accuracy).expect("variants is not empty").variant;
+        let chosen = choose_best(&sweep, |s| s.accuracy).expect("demonstrations is not empty").prompting;
+        let prior = priors.get(&chosen.to_string()).cloned();
+        let greedy = match (&backend, config.compare_greedy, config.decoding) {
+            (Backend::Local(_), true, Decoding::LabelScores) => {
+                Some(self.compare_greedy(&backend, &prompts, chosen.demonstrations, &validation, &texts, ctx)?)
+            }
+            _ => None,
+        };
         Ok(FittedLlm {
             config: config.clone(),
             backend,
-            shots: shots_for(chosen),
+            prompts,
             sweep,
             chosen,
-            labels: data.labels.to_vec(),
+            prior,
+            greedy,
             trained_on: data.train.len(),
+        })
+    }
+
+    /// The mean label distribution of the content-free inputs through the prompt.
+    fn content_free_prior(
+        &self,
+        backend: &Backend,
+        prompts: &PromptBuilder,
+        demonstrations: Demonstrations,
+        classes: usize,
+    ) -> Result<Vec<f64>> {
+        let texts = calibration::CONTENT_FREE_INPUTS.to_vec();
+        let answers =
+            ask(backend, prompts.questions(&texts, demonstrations)?, &prompts.labels, self.config.decoding, false, "")?;
+        let dists: Vec<Vec<f64>> = answers.iter().filter_map(|a| read_answer(a, None).1).collect();
+        if dists.len() < answers.len() {
+            bail!("a content-free input got no label scores");
+        }
+        Ok(calibration::mean_distribution(&dists, classes))
+    }
+
+    /// Label scoring against constrained greedy decoding on the same validation prompts.
+    fn compare_greedy(
+        &self,
+        backend: &Backend,
+        prompts: &PromptBuilder,
+        demonstrations: Demonstrations,
+        validation: &[Example],
+        texts: &[&str],
+        ctx: &RunContext,
+    ) -> Result<GreedyComparison> {
+        let questions = prompts.questions(texts, demonstrations)?;
+        let labels = &prompts.labels;
+        // Answered during the sweep: served from the answer cache when there is one.
+        let scored = ask(backend, questions.clone(), labels, Decoding::LabelScores, false, "")?;
+        let greedy = ask(backend, questions, labels, Decoding::ConstrainedGreedy, ctx.progress, "greedy decoding")?;
+        let scored: Vec<Option<usize>> = scored.iter().map(|a| a.label).collect();
+        let greedy: Vec<Option<usize>> = greedy.iter().map(|a| a.label).collect();
+        let n = validation.len().max(1) as f64;
+        let right = |labels: &[Option<usize>]| {
+            validation.iter().zip(labels).filter(|(e, l)| **l == Some(e.label)).count() as f64 / n
+        };
+        Ok(GreedyComparison {
+            items: validation.len(),
+            agreement: scored.iter().zip(&greedy).filter(|(a, b)| a.is_some() && a == b).count() as f64 / n,
+            greedy_accuracy: right(&greedy),
+            label_scoring_accuracy: right(&scored),
         })
     }
 }
@@ -227,7 +471,13 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 impl FittedLlm {
     /// Answers to `texts` with the chosen prompt.
     pub fn ask(&self, texts: &[&str], progress: bool) -> Result<Vec<Answer>> {
-        ask(&self.backend, texts, self.chosen, &self.labels, &self.shots, progress, "test")
+        let questions = self.prompts.questions(texts, self.chosen.demonstrations)?;
+        ask(&self.backend, questions, &self.prompts.labels, self.config.decoding, progress, "test")
+    }
+
+    /// The label and the (calibrated) label distribution of an answer.
+    pub fn read(&self, answer: &Answer) -> (Option<usize>, Option<Vec<f64>>) {
+        read_answer(answer, self.prior.as_deref())
     }
 
     /// Latency, tokens, cost and errors of a batch of answers.
@@ -266,8 +516,8 @@ impl Fitted for FittedLlm {
         Identity {
             experiment: format!("llm_{}", slug(&model)),
             method: match self.backend {
-                Backend::Server(_) => format!("generic LLM, {} structured output", self.chosen),
-                Backend::Local(_) => format!("generic LLM in-process, {}, constrained decoding", self.chosen),
+                Backend::Server(_) => format!("generic LLM, {}, structured output", self.chosen.demonstrations),
+                Backend::Local(_) => format!("generic LLM in-process, {}, {}", self.chosen, self.config.decoding),
             },
             model,
         }
@@ -287,21 +537,33 @@ impl Fitted for FittedLlm {
     }
 
     fn scores(&self) -> &'static str {
-        "the answer as one-hot (1 for the label the model answered, 0 for the others); none for an invalid answer"
+        match self.backend {
+            Backend::Local(_) => {
+                "each label's probability: the softmax of the whole labels' log-probabilities, divided by the prior \
+                 and renormalised when calibrated; none for a failed item"
+            }
+            Backend::Server(_) => {
+                "the answer as one-hot (1 for the label the model answered, 0 for the others); none for an invalid answer"
+            }
+        }
     }
 
     fn summary(&self) -> String {
-        let sweep: Vec<String> = self
+        let uncalibrated: Vec<String> = self
             .sweep
             .iter()
-            .map(|s| format!("{} {:.2}% ({} invalid of {})", s.variant, 100.0 * s.accuracy, s.invalid, s.items))
+            .filter(|s| s.prompting.calibration == Calibration::None)
+            .map(|s| format!("{} {:.1}%", s.prompting.demonstrations, 100.0 * s.accuracy))
             .collect();
+        let chosen = self.sweep.iter().find(|s| s.prompting == self.chosen).map_or(f64::NAN, |s| s.accuracy);
         format!(
-            "{} at {}; validation: {}; chosen: {}",
+            "{} at {}; validation ({} items), uncalibrated: {}; chosen: {} ({:.1}%)",
             self.backend.model(),
             self.backend.endpoint(),
-            sweep.join(", "),
-            self.chosen
+            self.config.validation_items,
+            uncalibrated.join(", "),
+            self.chosen,
+            100.0 * chosen
         )
     }
 
@@ -309,7 +571,13 @@ impl Fitted for FittedLlm {
         serde_json::json!({
             "endpoint": self.backend.endpoint(),
             "dialect": self.backend.dialect(),
-            "prompt_variant": self.chosen,
+            "prompting": self.chosen,
+            "decoding": match self.backend {
+                Backend::Local(_) => self.config.decoding.to_string(),
+                Backend::Server(_) => "the server's structured output; no label scores (calibration not applicable)".into(),
+            },
+            "prior": self.prior,
+            "greedy_comparison": self.greedy,
             "variant_sweep": self.sweep,
         })
     }
@@ -320,13 +588,16 @@ impl Fitted for FittedLlm {
         let answers = self.ask(texts, ctx.progress)?;
         let cost_seconds =
             answers.iter().any(|a| a.cached).then(|| answers.iter().map(|a| a.compute_seconds).sum::<f64>());
-        let classes = self.labels.len();
+        let classes = self.prompts.labels.len();
         let outputs = answers
             .iter()
-            .map(|a| Output {
-                label: a.label,
-                scores: a.label.map(|l| (0..classes).map(|c| f32::from(u8::from(c == l))).collect()),
-                error: a.error.as_ref().map(|e| e.to_string()),
+            .map(|a| {
+                let (label, dist) = self.read(a);
+                let scores = match dist {
+                    Some(p) => Some(p.iter().map(|&x| x as f32).collect()),
+                    None => label.map(|l| (0..classes).map(|c| f32::from(u8::from(c == l))).collect()),
+                };
+                Output { label, scores, error: a.error.as_ref().map(|e| e.to_string()) }
             })
             .collect();
         Ok(Predicted { outputs, cost_seconds, details: self.details(&answers) })
@@ -337,46 +608,137 @@ impl Fitted for FittedLlm {
     }
 }
 
-/// Labels for a few texts asked with `variant` and `shots`: text, label, the answer, latency.
-pub fn classify_table(
-    backend: &Backend,
-    labels: &[String],
-    variant: PromptVariant,
-    shots: &[Example],
-    texts: &[&str],
-) -> Result<DataFrame> {
-    let answers = backend.ask_all(
-        texts.iter().map(|t| messages(variant, t, labels, shots)).collect(),
-        &answer_schema(labels, false),
-        labels,
-        &ProgressBar::hidden(),
-    )?;
-    let label = |a: &Answer| a.label.map_or_else(|| "(no answer)".to_string(), |l| labels[l].clone());
-    Ok(DataFrame::new_infer_height(vec![
+/// Labels for a few texts asked with the chosen prompting: text, label, the
+/// answer, each label's probability where the backend scores labels, latency.
+pub fn classify_table(fitted: &FittedLlm, texts: &[&str]) -> Result<DataFrame> {
+    let answers = fitted.ask(texts, false)?;
+    let labels = &fitted.prompts.labels;
+    let read: Vec<(Option<usize>, Option<Vec<f64>>)> = answers.iter().map(|a| fitted.read(a)).collect();
+    let name = |l: Option<usize>| l.map_or_else(|| "(no answer)".to_string(), |l| labels[l].clone());
+    let mut columns = vec![
         Column::new("text".into(), texts.to_vec()),
-        Column::new("label".into(), answers.iter().map(label).collect::<Vec<_>>()),
+        Column::new("label".into(), read.iter().map(|(l, _)| name(*l)).collect::<Vec<_>>()),
         Column::new("answer".into(), answers.iter().map(shown_answer).collect::<Vec<_>>()),
-        Column::new("seconds".into(), answers.iter().map(|a| a.latency_seconds).collect::<Vec<_>>()),
-    ])?)
+    ];
+    if read.iter().all(|(_, d)| d.is_some()) {
+        for (c, label) in labels.iter().enumerate() {
+            let p: Vec<f64> = read.iter().map(|(_, d)| d.as_ref().map_or(f64::NAN, |d| round(d[c], 3))).collect();
+            columns.push(Column::new(format!("p({label})").into(), p));
+        }
+    }
+    columns
+        .push(Column::new("seconds".into(), answers.iter().map(|a| round(a.latency_seconds, 3)).collect::<Vec<_>>()));
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
 }
 
 impl FittedLlm {
-    /// Validation accuracy of each prompt variant.
+    /// Validation accuracy of each prompting, with the lowest class recall and the speed.
     pub fn sweep_table(&self) -> Result<DataFrame> {
+        let col = |f: &dyn Fn(&VariantScore) -> f64| self.sweep.iter().map(f).collect::<Vec<_>>();
         Ok(DataFrame::new_infer_height(vec![
-            Column::new("prompt".into(), self.sweep.iter().map(|s| s.variant.to_string()).collect::<Vec<_>>()),
-            Column::new("validation items".into(), self.sweep.iter().map(|s| s.items as u64).collect::<Vec<_>>()),
             Column::new(
-                "accuracy %".into(),
-                self.sweep.iter().map(|s| (1000.0 * s.accuracy).round() / 10.0).collect::<Vec<_>>(),
+                "demonstrations".into(),
+                self.sweep.iter().map(|s| s.prompting.demonstrations.to_string()).collect::<Vec<_>>(),
             ),
+            Column::new(
+                "calibration".into(),
+                self.sweep.iter().map(|s| s.prompting.calibration.to_string()).collect::<Vec<_>>(),
+            ),
+            Column::new("accuracy %".into(), col(&|s| round(100.0 * s.accuracy, 1))),
+            Column::new("lowest class recall %".into(), col(&|s| round(100.0 * s.min_recall, 1))),
             Column::new("invalid".into(), self.sweep.iter().map(|s| s.invalid as u64).collect::<Vec<_>>()),
+            Column::new("prompt tokens / item".into(), col(&|s| s.prompt_tokens_per_item.round())),
+            Column::new("items/s".into(), col(&|s| round(s.items_per_second, 1))),
             Column::new(
                 "chosen".into(),
-                self.sweep.iter().map(|s| if s.variant == self.chosen { "✓" } else { "" }).collect::<Vec<_>>(),
+                self.sweep.iter().map(|s| if s.prompting == self.chosen { "✓" } else { "" }).collect::<Vec<_>>(),
             ),
         ])?)
     }
+
+    /// Each prompting's recall per class on validation: where a bias sends a class's items elsewhere.
+    pub fn recall_table(&self) -> Result<DataFrame> {
+        let mut columns = vec![Column::new(
+            "prompting".into(),
+            self.sweep.iter().map(|s| s.prompting.to_string()).collect::<Vec<_>>(),
+        )];
+        for (c, label) in self.prompts.labels.iter().enumerate() {
+            let recall: Vec<f64> = self.sweep.iter().map(|s| round(100.0 * s.recall[c], 1)).collect();
+            columns.push(Column::new(format!("{label} recall %").into(), recall));
+        }
+        Ok(DataFrame::new_infer_height(columns)?)
+    }
+
+    /// For one text: each label's probability as the model gives it, the
+    /// prior divided out, and the calibrated probability.
+    pub fn calibration_table(&self, text: &str) -> Result<DataFrame> {
+        let answer = self.ask(&[text], false)?.remove(0);
+        let Some(log_probs) = &answer.label_log_probs else {
+            bail!("this backend gives no label scores: {}", shown_answer(&answer));
+        };
+        let raw = calibration::distribution(log_probs);
+        let prior = self.prior.clone().unwrap_or_else(|| vec![f64::NAN; raw.len()]);
+        let calibrated = match &self.prior {
+            Some(prior) => calibration::calibrate(&raw, prior),
+            None => raw.clone(),
+        };
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new("label".into(), self.prompts.labels.clone()),
+            Column::new("log p(answer)".into(), log_probs.iter().map(|&l| round(f64::from(l), 2)).collect::<Vec<_>>()),
+            Column::new("p model".into(), raw.iter().map(|&p| round(p, 3)).collect::<Vec<_>>()),
+            Column::new("prior".into(), prior.iter().map(|&p| round(p, 3)).collect::<Vec<_>>()),
+            Column::new("p calibrated".into(), calibrated.iter().map(|&p| round(p, 3)).collect::<Vec<_>>()),
+        ])?)
+    }
+}
+
+/// Each label's whole-answer log-probability for one question (embedded
+/// model), and the distribution over labels it gives.
+pub fn label_scores_table(llm: &local::LocalLlm, messages: &[Message], labels: &[String]) -> Result<DataFrame> {
+    let schema = answer_schema(labels, false);
+    let answer = llm.ask_all(&[messages.to_vec()], &schema, labels, Decoding::LabelScores, &ProgressBar::hidden())?;
+    let answer = answer.into_iter().next().expect("one answer");
+    let Some(log_probs) = answer.label_log_probs else {
+        bail!("no label scores: {}", answer.error.map(|e| e.to_string()).unwrap_or_default());
+    };
+    let candidates = llm.candidates(labels)?;
+    let p = calibration::distribution(&log_probs);
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("label".into(), labels.to_vec()),
+        Column::new("answer tokens".into(), candidates.iter().map(|c| c.len() as u64).collect::<Vec<_>>()),
+        Column::new("log p(answer)".into(), log_probs.iter().map(|&l| round(f64::from(l), 2)).collect::<Vec<_>>()),
+        Column::new("p among labels".into(), p.iter().map(|&x| round(x, 3)).collect::<Vec<_>>()),
+    ])?)
+}
+
+/// Demonstrations in prompt order: label and text.
+pub fn demonstrations_table(shown: &[Example], labels: &[String]) -> Result<DataFrame> {
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("position".into(), (1..=shown.len() as u64).collect::<Vec<_>>()),
+        Column::new("label".into(), shown.iter().map(|e| labels[e.label].clone()).collect::<Vec<_>>()),
+        Column::new("text".into(), shown.iter().map(|e| e.text.clone()).collect::<Vec<_>>()),
+    ])?)
+}
+
+/// The most likely next tokens after the forced answer prefix, before and
+/// after the schema's mask (see [`local::LocalLlm::next_tokens`]).
+pub fn next_token_table(llm: &local::LocalLlm, messages: &[Message], labels: &[String], n: usize) -> Result<DataFrame> {
+    let (free, allowed) = llm.next_tokens(messages, labels, n)?;
+    let rows = free.len().max(allowed.len());
+    let cell = |v: &[(String, f32)], i: usize| v.get(i).map(|(t, _)| t.clone()).unwrap_or_default();
+    let prob = |v: &[(String, f32)], i: usize| v.get(i).map_or(f64::NAN, |(_, p)| round(f64::from(*p), 4));
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("rank".into(), (1..=rows as u64).collect::<Vec<_>>()),
+        Column::new("any token".into(), (0..rows).map(|i| cell(&free, i)).collect::<Vec<_>>()),
+        Column::new("p".into(), (0..rows).map(|i| prob(&free, i)).collect::<Vec<_>>()),
+        Column::new("allowed token".into(), (0..rows).map(|i| cell(&allowed, i)).collect::<Vec<_>>()),
+        Column::new("p among allowed".into(), (0..rows).map(|i| prob(&allowed, i)).collect::<Vec<_>>()),
+    ])?)
 }
 
 /// The model's text, or the error that replaced it.

@@ -168,6 +168,9 @@ pub struct Answer {
     /// The model's text, when there was one.
     pub content: Option<String>,
     pub error: Option<AnswerError>,
+    /// The log-probability of each label's whole answer, where the backend
+    /// scored every label (the embedded model's label scoring).
+    pub label_log_probs: Option<Vec<f32>>,
     pub usage: Usage,
     /// Wall time of the request that produced the answer (also when it is
     /// served from the cache now).
@@ -192,6 +195,9 @@ pub struct Completion {
     pub latency_seconds: f64,
     #[serde(default)]
     pub compute_seconds: f64,
+    /// As [`Answer::label_log_probs`].
+    #[serde(default)]
+    pub label_log_probs: Option<Vec<f32>>,
 }
 
 /// The answer cache of `model` in `dir`: successful completions by a hash
@@ -564,6 +570,7 @@ fn failed_answer(error: String, attempts: u32) -> Answer {
         label: None,
         content: None,
         error: Some(AnswerError::Request(error)),
+        label_log_probs: None,
         usage: Usage::default(),
         latency_seconds: 0.0,
         compute_seconds: 0.0,
@@ -604,6 +611,7 @@ fn parse_completion(text: &str) -> std::result::Result<Completion, String> {
         usage,
         latency_seconds: 0.0,
         compute_seconds: 0.0,
+        label_log_probs: None,
     })
 }
 
@@ -623,6 +631,7 @@ pub(crate) fn answer_from(c: Completion, labels: &[String], attempts: u32, cache
         label,
         content: c.content,
         error,
+        label_log_probs: c.label_log_probs,
         usage: c.usage,
         latency_seconds: c.latency_seconds,
         compute_seconds: c.compute_seconds,

@@ -103,27 +103,35 @@ pub fn describe_labels(labels: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Zero-shot messages: the classes with a description each, then the text.
-pub fn zero_shot(text: &str, labels: &[String]) -> Vec<Message> {
-    let system = format!(
+/// The default system prompt: the classes with a description each, and the answer's format.
+pub fn instructions(labels: &[String]) -> String {
+    format!(
         "You classify news articles by topic. The topics are:\n{}\nAnswer with a JSON object {{\"label\": \"<topic>\"}} \
          using exactly one of the topic names.",
         describe_labels(labels).join("\n")
-    );
-    vec![Message::system(system), Message::user(text)]
+    )
 }
 
-/// Few-shot messages: the zero-shot instructions, then each example as a
-/// user turn answered by the assistant in the schema, then the text.
-pub fn few_shot(text: &str, labels: &[String], examples: &[crate::data::Example]) -> Vec<Message> {
-    let mut messages = zero_shot(text, labels);
-    let question = messages.pop().expect("zero_shot ends with the question");
+/// The messages of one question: the system prompt, each solved example as
+/// a user turn answered by the assistant in the schema, then the text.
+pub fn conversation(system: &str, text: &str, labels: &[String], examples: &[crate::data::Example]) -> Vec<Message> {
+    let mut messages = vec![Message::system(system)];
     for e in examples {
         messages.push(Message::user(e.text.clone()));
         messages.push(Message::assistant(serde_json::json!({"label": labels[e.label]}).to_string()));
     }
-    messages.push(question);
+    messages.push(Message::user(text));
     messages
+}
+
+/// Zero-shot messages with the default instructions.
+pub fn zero_shot(text: &str, labels: &[String]) -> Vec<Message> {
+    conversation(&instructions(labels), text, labels, &[])
+}
+
+/// Few-shot messages with the default instructions.
+pub fn few_shot(text: &str, labels: &[String], examples: &[crate::data::Example]) -> Vec<Message> {
+    conversation(&instructions(labels), text, labels, examples)
 }
 
 #[cfg(test)]

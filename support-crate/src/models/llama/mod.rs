@@ -14,4 +14,4 @@ pub mod model;
 pub mod ops;
 
 pub use load::{default_model, load, LoadedModel};
-pub use model::{Llama, LlamaConfig, PrefixCache, Trainable};
+pub use model::{Llama, LlamaConfig, PrefixCache, Segment, Trainable};

@@ -293,6 +293,40 @@ impl PrefixCache {
     }
 }
 
+/// Tokens of a packed forward pass that continue the cached prefix and,
+/// when `parent` is set, an earlier segment of the same pass (a tree of
+/// continuations: e.g. one question and the answers it is scored with).
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    pub tokens: &'a [u32],
+    pub parent: Option<usize>,
+}
+
+impl<'a> Segment<'a> {
+    pub fn root(tokens: &'a [u32]) -> Self {
+        Segment { tokens, parent: None }
+    }
+}
+
+/// Where each segment starts in the packed sequence.
+fn segment_starts(segments: &[Segment]) -> Vec<usize> {
+    segments
+        .iter()
+        .scan(0, |next, s| {
+            let start = *next;
+            *next += s.tokens.len();
+            Some(start)
+        })
+        .collect()
+}
+
+/// `log softmax(logits)[target]`, in f64 for the sum.
+fn log_softmax_at(logits: &[f32], target: usize) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    (f64::from(logits[target] - max) - sum.ln()) as f32
+}
+
 /// Rotary tables `[t, head_dim / 2]` for the positions of a forward pass.
 struct RopeTables {
     cos: Tensor,
@@ -466,7 +500,7 @@ impl Llama {
         if prefix.is_empty() {
             return Ok(empty);
         }
-        let (_, layers) = self.run_packed(&empty, &[prefix])?;
+        let (_, layers) = self.run_segments(&empty, &[Segment::root(prefix)])?;
         Ok(PrefixCache { layers, tokens: prefix.to_vec() })
     }
 
@@ -475,19 +509,102 @@ impl Llama {
     /// matmuls than one at a time); each attends to the prefix and to its own
     /// earlier tokens only, at the positions it would have alone.
     pub fn continuation_logits(&self, prefix: &PrefixCache, continuations: &[&[u32]]) -> Result<Tensor> {
-        let (last, _) = self.run_packed(prefix, continuations)?;
-        linear(&last, &self.embed)
+        let segments: Vec<Segment> = continuations.iter().map(|c| Segment::root(c)).collect();
+        let (hidden, _) = self.run_segments(prefix, &segments)?;
+        let ends: Vec<u32> = segment_starts(&segments)
+            .iter()
+            .zip(&segments)
+            .map(|(start, s)| (start + s.tokens.len() - 1) as u32)
+            .collect();
+        self.lm_head_rows(&hidden, ends)
     }
 
-    /// The normalised last-token states of each packed continuation, and every layer's keys and values.
-    fn run_packed(&self, prefix: &PrefixCache, continuations: &[&[u32]]) -> Result<(Tensor, Vec<KeyValues>)> {
+    /// The log-probability of each candidate answer after each continuation
+    /// of the cached prefix, `[n][candidates]`: the sum over the candidate's
+    /// tokens of log p(token | prefix, continuation, the candidate's earlier
+    /// tokens). One forward pass: every continuation is packed with its
+    /// candidates as branches that see it but not each other.
+    pub fn candidate_log_probs(
+        &self,
+        prefix: &PrefixCache,
+        continuations: &[&[u32]],
+        candidates: &[Vec<u32>],
+    ) -> Result<Vec<Vec<f32>>> {
+        if candidates.iter().any(|c| c.is_empty()) {
+            candle_core::bail!("an empty candidate");
+        }
+        if continuations.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Per continuation: the continuation, then each candidate but its last
+        // token (the last token is predicted, never input).
+        let mut segments = Vec::new();
+        let mut roots = Vec::with_capacity(continuations.len());
+        for c in continuations {
+            let root = segments.len();
+            roots.push(root);
+            segments.push(Segment::root(c));
+            for cand in candidates.iter().filter(|cand| cand.len() > 1) {
+                segments.push(Segment { tokens: &cand[..cand.len() - 1], parent: Some(root) });
+            }
+        }
+        let starts = segment_starts(&segments);
+        // The rows whose next-token distribution is read, and the token each must predict.
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        for &root in &roots {
+            let last = starts[root] + segments[root].tokens.len() - 1;
+            let mut branch = root + 1;
+            for cand in candidates {
+                rows.push(last as u32);
+                targets.push(cand[0]);
+                if cand.len() > 1 {
+                    for (j, &token) in cand[1..].iter().enumerate() {
+                        rows.push((starts[branch] + j) as u32);
+                        targets.push(token);
+                    }
+                    branch += 1;
+                }
+            }
+        }
+        let (hidden, _) = self.run_segments(prefix, &segments)?;
+        let logits = self.lm_head_rows(&hidden, rows)?.to_vec2::<f32>()?;
+        let mut token_log_probs =
+            logits.iter().zip(&targets).map(|(row, &target)| log_softmax_at(row, target as usize));
+        let mut scores = Vec::with_capacity(roots.len());
+        for _ in &roots {
+            scores.push(candidates.iter().map(|cand| token_log_probs.by_ref().take(cand.len()).sum()).collect());
+        }
+        Ok(scores)
+    }
+
+    /// Logits of the tied LM head at `rows` of the final hidden states.
+    fn lm_head_rows(&self, hidden: &Tensor, rows: Vec<u32>) -> Result<Tensor> {
+        let picked = hidden.index_select(&Tensor::new(rows, hidden.device())?, 0)?;
+        linear(&rms_norm(&picked, &self.norm.tensor, self.config.rms_norm_eps)?, &self.embed)
+    }
+
+    /// The final hidden states `[t, h]` (before the last norm) of packed
+    /// segments after the cached prefix, and every layer's keys and values.
+    /// A segment attends to the prefix, to its ancestors' tokens and to its
+    /// own earlier tokens, at the positions it would have in one sequence.
+    fn run_segments(&self, prefix: &PrefixCache, segments: &[Segment]) -> Result<(Tensor, Vec<KeyValues>)> {
         let device = self.embed.tensor.device();
         let p = prefix.tokens.len();
-        let t: usize = continuations.iter().map(|c| c.len()).sum();
-        if continuations.iter().any(|c| c.is_empty()) {
+        let t: usize = segments.iter().map(|s| s.tokens.len()).sum();
+        if segments.is_empty() || segments.iter().any(|s| s.tokens.is_empty()) {
             candle_core::bail!("an empty continuation");
         }
-        let longest = continuations.iter().map(|c| c.len()).max().unwrap_or(0);
+        // Tokens before each segment in its own sequence, past the prefix.
+        let mut before = Vec::with_capacity(segments.len());
+        for (i, s) in segments.iter().enumerate() {
+            before.push(match s.parent {
+                None => 0,
+                Some(q) if q < i => before[q] + segments[q].tokens.len(),
+                Some(q) => candle_core::bail!("segment {i}'s parent {q} does not come before it"),
+            });
+        }
+        let longest = segments.iter().zip(&before).map(|(s, b)| b + s.tokens.len()).max().unwrap_or(0);
         if p + longest > self.config.max_position_embeddings {
             candle_core::bail!(
                 "{} tokens are more than the model's {}",
@@ -495,23 +612,28 @@ impl Llama {
                 self.config.max_position_embeddings
             );
         }
+        let starts = segment_starts(segments);
+        let width = p + t;
         let mut positions = Vec::with_capacity(t);
-        let mut mask = vec![f32::NEG_INFINITY; t * (p + t)];
-        let mut start = 0;
-        for c in continuations {
-            for i in 0..c.len() {
-                positions.push((p + i) as u32);
-                let row = &mut mask[(start + i) * (p + t)..(start + i + 1) * (p + t)];
+        let mut mask = vec![f32::NEG_INFINITY; t * width];
+        for (i, s) in segments.iter().enumerate() {
+            for j in 0..s.tokens.len() {
+                positions.push((p + before[i] + j) as u32);
+                let row = &mut mask[(starts[i] + j) * width..(starts[i] + j + 1) * width];
                 row[..p].fill(0.0);
-                row[p + start..=p + start + i].fill(0.0);
+                row[p + starts[i]..=p + starts[i] + j].fill(0.0);
+                let mut parent = s.parent;
+                while let Some(q) = parent {
+                    row[p + starts[q]..p + starts[q] + segments[q].tokens.len()].fill(0.0);
+                    parent = segments[q].parent;
+                }
             }
-            start += c.len();
         }
-        let mask = Tensor::from_vec(mask, (1, 1, t, p + t), device)?;
+        let mask = Tensor::from_vec(mask, (1, 1, t, width), device)?;
         let positions = Tensor::new(positions, device)?;
         let tables =
             RopeTables { cos: self.cos.index_select(&positions, 0)?, sin: self.sin.index_select(&positions, 0)? };
-        let ids: Vec<u32> = continuations.iter().flat_map(|c| c.iter().copied()).collect();
+        let ids: Vec<u32> = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
         let mut x = self.embed.tensor.embedding(&Tensor::new(ids, device)?)?.unsqueeze(0)?;
         let mut layers = Vec::with_capacity(self.blocks.len());
         for (l, block) in self.blocks.iter().enumerate() {
@@ -519,15 +641,7 @@ impl Llama {
             x = y.detach();
             layers.push(kv);
         }
-        let ends: Vec<u32> = continuations
-            .iter()
-            .scan(0usize, |end, c| {
-                *end += c.len();
-                Some(*end as u32 - 1)
-            })
-            .collect();
-        let last = x.squeeze(0)?.index_select(&Tensor::new(ends, device)?, 0)?;
-        Ok((rms_norm(&last, &self.norm.tensor, self.config.rms_norm_eps)?, layers))
+        Ok((x.squeeze(0)?, layers))
     }
 
     /// Weights in Hugging Face names and layout (fused matrices split again),
@@ -655,6 +769,70 @@ mod tests {
         let alone = model.continuation_logits(&empty, &[&prefix]).unwrap();
         let (x, lengths) = ids(&[prefix.to_vec()]);
         assert!(max_abs_diff(&alone, &model.lm_logits(&x, &lengths).unwrap()) < 1e-4);
+    }
+
+    /// log p(sequence[start..] | sequence[..start]) from plain full-sequence forwards, one per token.
+    fn full_sequence_log_prob(model: &Llama, sequence: &[u32], start: usize) -> f32 {
+        (start..sequence.len())
+            .map(|k| {
+                let (x, lengths) = ids(&[sequence[..k].to_vec()]);
+                let logits = model.lm_logits(&x, &lengths).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+                logits[sequence[k] as usize] - max - sum.ln()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn candidate_log_probs_equal_full_sequence_log_probs() {
+        let cfg = LlamaConfig::tiny();
+        let weights = random_weights(&cfg, 11, &Device::Cpu).unwrap();
+        let model = Llama::new(cfg, &weights, None, Trainable::NONE, 0).unwrap();
+        let prefix = [3u32, 14, 15, 9];
+        let continuations: [&[u32]; 3] = [&[5, 35, 8], &[9], &[7, 9, 3, 2, 30]];
+        // One-token, two-token and three-token answers, sharing first tokens.
+        let candidates = vec![vec![40u32], vec![41, 42], vec![41, 43, 44], vec![45, 46]];
+        for cache in [model.prefix_cache(&prefix).unwrap(), model.prefix_cache(&[]).unwrap()] {
+            let scores = model.candidate_log_probs(&cache, &continuations, &candidates).unwrap();
+            for (i, c) in continuations.iter().enumerate() {
+                let context: Vec<u32> = cache.tokens().iter().chain(c.iter()).copied().collect();
+                for (j, cand) in candidates.iter().enumerate() {
+                    let sequence: Vec<u32> = context.iter().chain(cand).copied().collect();
+                    let expected = full_sequence_log_prob(&model, &sequence, context.len());
+                    let got = scores[i][j];
+                    assert!((got - expected).abs() < 1e-3, "continuation {i}, candidate {j}: {got} vs {expected}");
+                }
+            }
+        }
+        assert!(model.candidate_log_probs(&model.prefix_cache(&prefix).unwrap(), &continuations, &[vec![]]).is_err());
+    }
+
+    #[test]
+    fn a_segment_sees_its_ancestors_and_not_its_siblings() {
+        let cfg = LlamaConfig::tiny();
+        let weights = random_weights(&cfg, 12, &Device::Cpu).unwrap();
+        let model = Llama::new(cfg, &weights, None, Trainable::NONE, 0).unwrap();
+        let empty = model.prefix_cache(&[]).unwrap();
+        let (root, left, right) = ([3u32, 4, 5], [6u32, 7], [8u32, 9, 10]);
+        let segments = [
+            Segment::root(&root),
+            Segment { tokens: &left, parent: Some(0) },
+            Segment { tokens: &right, parent: Some(0) },
+            Segment { tokens: &[11], parent: Some(2) },
+        ];
+        let (hidden, _) = model.run_segments(&empty, &segments).unwrap();
+        // The last token of each branch equals a plain run of its whole path.
+        let last = |rows: u32, path: Vec<u32>| {
+            let got = model.lm_head_rows(&hidden, vec![rows]).unwrap();
+            let alone = model.continuation_logits(&empty, &[&path]).unwrap();
+            max_abs_diff(&got, &alone)
+        };
+        assert!(last(4, vec![3, 4, 5, 6, 7]) < 1e-4);
+        assert!(last(7, vec![3, 4, 5, 8, 9, 10]) < 1e-4);
+        assert!(last(8, vec![3, 4, 5, 8, 9, 10, 11]) < 1e-4);
+        let backwards = [Segment { tokens: &left, parent: Some(1) }];
+        assert!(model.run_segments(&empty, &backwards).is_err());
     }
 
     #[test]
