@@ -62,7 +62,7 @@ pub enum BenchCommand {
     },
     /// Items/s of the embedded constrained LLM classifier against an
     /// OpenAI-compatible server (OPENAI_BASE_URL; `bash scripts/with-llama-server.sh`
-    /// starts llama.cpp's on the same GGUF), same few-shot prompts, no cache.
+    /// starts llama.cpp's on the same GGUF), same few-shot prompts, both greedy, no cache.
     Llm {
         #[command(flatten)]
         data: DataArgs,

@@ -49,10 +49,11 @@ enum Command {
     Finetune(FinetuneArgs),
     /// A generic LLM with structured output: over an OpenAI-compatible server
     /// (OPENAI_BASE_URL: OpenAI, Ollama, vLLM, llama.cpp's server) or, with
-    /// none set, the embedded GGUF model in-process with decoding constrained
-    /// to the schema. The prompt variant (zero- or few-shot) is chosen on
-    /// validation, then test is asked once. Answers are cached, so a re-run
-    /// or an interrupted run costs nothing twice. Writes
+    /// none set, the embedded GGUF model in-process, which scores every
+    /// label. The demonstrations (none, fixed ones from train, or the most
+    /// similar training texts) and the calibration of the label distribution
+    /// are chosen on validation, then test is asked once. Answers are cached,
+    /// so a re-run or an interrupted run costs nothing twice. Writes
     /// results/llm_<model>.json and its predictions.
     Llm(LlmArgs),
     /// The classic baseline: TF-IDF over word unigrams and bigrams and a

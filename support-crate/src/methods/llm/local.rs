@@ -293,6 +293,12 @@ impl LocalLlm {
                     },
                 });
             }
+            // An interrupted run keeps every pack answered so far.
+            if let Some(cache) = &self.cache {
+                if let Err(e) = cache.lock().expect("cache lock").flush() {
+                    tracing::warn!("could not write the answer cache: {e:#}");
+                }
+            }
             progress.inc(pack.len() as u64);
         }
         Ok(answers.into_iter().map(|a| a.expect("every question answered")).collect())
