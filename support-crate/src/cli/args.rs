@@ -292,10 +292,10 @@ pub struct LlmArgs {
     /// label token by token (constrained-greedy).
     #[arg(long, value_enum, default_value_t = Decoding::LabelScores)]
     pub decoding: Decoding,
-    /// Validation items each prompt variant is tried on (default 400; smoke 40).
+    /// Validation items each prompt variant is tried on (default 400; smoke 24).
     #[arg(long, value_parser = at_least_one)]
     pub validation_items: Option<usize>,
-    /// Test items (a seeded stratified sample; default all; smoke 80).
+    /// Test items (a seeded stratified sample; default all; smoke 40).
     #[arg(long, value_parser = at_least_one)]
     pub test_items: Option<usize>,
     /// Price per million input tokens, USD (for the cost estimate).

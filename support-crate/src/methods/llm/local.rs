@@ -434,7 +434,7 @@ fn answer_rest(label: &str) -> String {
 }
 
 /// The index of the largest value (the first on ties).
-pub fn argmax(values: &[f32]) -> usize {
+fn argmax(values: &[f32]) -> usize {
     values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
