@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where the prior that label distributions are divided by comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Calibration {
     /// None: the model's own distribution.

@@ -11,7 +11,7 @@ use crate::methods::knn::{KnnClassifier, Neighbour};
 use crate::models::Embeddings;
 
 /// Which solved examples come before the question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Demonstrations {
     /// None: the instructions and the text (zero-shot).

@@ -360,7 +360,7 @@ impl LocalLlm {
                     bail!("the prompt needs {needed} tokens; the model's context is {max}");
                 }
                 let log_probs: Vec<f32> = scored.next().expect("one score row per runnable item")?;
-                let label = argmax(&log_probs);
+                let label = crate::method::argmax(&log_probs);
                 Ok(Decided { label, log_probs: Some(log_probs) })
             })
             .collect()
@@ -431,11 +431,6 @@ fn shared_prefix<'a>(mut prompts: impl Iterator<Item = &'a [u32]>) -> Vec<u32> {
 fn answer_rest(label: &str) -> String {
     let quoted = serde_json::to_string(label).expect("a string serialises");
     format!("{}}}", &quoted[1..])
-}
-
-/// The index of the largest value (the first on ties).
-fn argmax(values: &[f32]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
 /// Consecutive prompts grouped so that each group's own tokens (past the

@@ -23,7 +23,7 @@ pub mod openai;
 pub mod prompt;
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Result};
 use indicatif::ProgressBar;
@@ -38,7 +38,7 @@ use openai::Answer;
 use prompt::{answer_schema, Message};
 
 use crate::data::{stratified_sample, Example};
-use crate::method::{choose_best, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
+use crate::method::{accuracy, choose_best, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
 use crate::methods::knn::CachedEmbedder;
 use crate::metrics::Throughput;
 use crate::models::embedder::{EmbedConfig, Embedder};
@@ -47,7 +47,7 @@ use crate::results::RunRecord;
 
 /// How the question is put and the answer read: the demonstrations shown and
 /// the calibration applied to the label distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Prompting {
     pub demonstrations: Demonstrations,
     pub calibration: Calibration,
@@ -336,7 +336,7 @@ impl Llm {
         let validation = stratified_sample(data.validation.to_vec(), classes, config.validation_items, ctx.seed);
         let texts = crate::data::texts(&validation);
         let mut sweep = Vec::new();
-        let mut priors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut priors: HashMap<Prompting, Vec<f64>> = HashMap::new();
         for &demonstrations in &config.demonstrations {
             let questions = prompts.questions(&texts, demonstrations)?;
             let answers = ask(&backend, questions, data.labels, config.decoding, ctx.progress, "validation")?;
@@ -360,7 +360,7 @@ impl Llm {
                 };
                 let prompting = Prompting { demonstrations, calibration };
                 if let Some(prior) = prior {
-                    priors.insert(prompting.to_string(), prior);
+                    priors.insert(prompting, prior);
                 }
                 let (accuracy, recall) = accuracy_and_recall(&validation, &predicted, classes);
                 let min_recall = recall.iter().copied().filter(|r| !r.is_nan()).fold(1.0, f64::min);
@@ -380,7 +380,7 @@ impl Llm {
             }
         }
         let chosen = choose_best(&sweep, |s| s.accuracy).expect("demonstrations is not empty").prompting;
-        let prior = priors.get(&chosen.to_string()).cloned();
+        let prior = priors.remove(&chosen);
         let greedy = match (&backend, config.compare_greedy, config.decoding) {
             (Backend::Local(_), true, Decoding::LabelScores) => {
                 Some(self.compare_greedy(&backend, &prompts, chosen.demonstrations, &validation, &texts, ctx)?)
@@ -434,15 +434,12 @@ impl Llm {
         let greedy = ask(backend, questions, labels, Decoding::ConstrainedGreedy, ctx.progress, "greedy decoding")?;
         let scored: Vec<Option<usize>> = scored.iter().map(|a| a.label).collect();
         let greedy: Vec<Option<usize>> = greedy.iter().map(|a| a.label).collect();
-        let n = validation.len().max(1) as f64;
-        let right = |labels: &[Option<usize>]| {
-            validation.iter().zip(labels).filter(|(e, l)| **l == Some(e.label)).count() as f64 / n
-        };
+        let same = scored.iter().zip(&greedy).filter(|(a, b)| a.is_some() && a == b).count();
         Ok(GreedyComparison {
             items: validation.len(),
-            agreement: scored.iter().zip(&greedy).filter(|(a, b)| a.is_some() && a == b).count() as f64 / n,
-            greedy_accuracy: right(&greedy),
-            label_scoring_accuracy: right(&scored),
+            agreement: same as f64 / validation.len().max(1) as f64,
+            greedy_accuracy: accuracy(validation, &greedy),
+            label_scoring_accuracy: accuracy(validation, &scored),
         })
     }
 }
