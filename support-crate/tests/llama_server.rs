@@ -3,7 +3,8 @@
 //! stopped by scripts/test-llama-server.sh, which sets SLM_LLAMA_SERVER_URL.
 //! Its 0.3 release rejects `response_format.type = "json_schema"` with 422:
 //! the client must discover the `json_object` + schema dialect by itself,
-//! and every answer must be valid JSON with a label from the enum.
+//! and every answer must be valid JSON with a label from the enum, its
+//! labels scored from the server's `top_logprobs`.
 //! Skipped without the variable, unless SLM_REQUIRE_LLAMA_SERVER=1.
 
 use std::sync::Arc;
@@ -37,6 +38,10 @@ fn classifies_through_a_real_llama_cpp_server() {
     for (text, a) in texts.iter().zip(&answers) {
         assert!(a.error.is_none(), "{text}: {:?} ({:?})", a.error, a.content);
         assert!(a.label.is_some() && a.usage.prompt_tokens > 0, "{text}: {a:?}");
-        eprintln!("{:<10} {text}", labels[a.label.unwrap()]);
+        // llama.cpp's server returns `top_logprobs`: every label gets a score.
+        let scores = a.label_log_probs.as_ref().unwrap_or_else(|| panic!("{text}: no label scores: {a:?}"));
+        assert!(scores.len() == labels.len() && scores.iter().all(|s| s.is_finite() && *s <= 1e-4), "{scores:?}");
+        eprintln!("{:<10} {text} (label log-probabilities {scores:?})", labels[a.label.unwrap()]);
     }
+    assert_eq!(client.label_scoring(), "4 answers scored from the top-20 logprobs");
 }

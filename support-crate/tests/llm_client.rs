@@ -294,15 +294,16 @@ fn read_request(stream: &TcpStream) -> Option<(Vec<String>, Vec<u8>)> {
     Some((headers, body))
 }
 
-/// A loopback server that reads each request and answers it with `reply`; its base URL.
-fn loopback_server(reply: impl Fn(&mut TcpStream) + Send + 'static) -> String {
+/// A loopback server that reads each request and answers it with `reply`
+/// (given the request's JSON body); its base URL.
+fn loopback_server(reply: impl Fn(&mut TcpStream, &serde_json::Value) + Send + Sync + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            if read_request(&stream).is_some() {
-                reply(&mut stream);
+            if let Some((_, body)) = read_request(&stream) {
+                reply(&mut stream, &serde_json::from_slice(&body).unwrap_or_default());
             }
         }
     });
@@ -311,7 +312,7 @@ fn loopback_server(reply: impl Fn(&mut TcpStream) + Send + 'static) -> String {
 
 /// A server that answers every request with `status` and a body echoing the key.
 fn refusing_server(status: &'static str) -> String {
-    loopback_server(move |stream| {
+    loopback_server(move |stream, _| {
         let reply = format!("{{\"error\": {{\"message\": \"Incorrect API key provided: {KEY}\"}}}}");
         respond(stream, status, "", &reply);
     })
@@ -361,7 +362,7 @@ fn a_dead_server_fails_the_run_loudly() {
 
 #[test]
 fn a_huge_response_body_is_an_error_not_a_memory_hog() {
-    let url = loopback_server(|stream| {
+    let url = loopback_server(|stream, _| {
         let size = 4 << 20;
         let _ = write!(
             stream,
@@ -379,4 +380,72 @@ fn a_huge_response_body_is_an_error_not_a_memory_hog() {
     let err = client.ask_all(questions(2), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("2 of 2 requests") && message.contains("larger than"), "{message}");
+}
+
+/// A chat completion whose answer `{"label":"<label>"}` comes with OpenAI's
+/// `logprobs`: the label one token, 0.7 likely, "Sports" 0.2 and "Sci" 0.05
+/// as alternatives at its position.
+fn completion_with_logprobs(label: &str) -> String {
+    let ln = |p: f64| p.ln();
+    let top = |first: &str| {
+        serde_json::json!([
+            {"token": first, "logprob": ln(0.7), "bytes": null},
+            {"token": "Sports", "logprob": ln(0.2), "bytes": null},
+            {"token": "Sci", "logprob": ln(0.05), "bytes": null},
+        ])
+    };
+    serde_json::json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1_700_000_000u64, "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": format!("{{\"label\":\"{label}\"}}")},
+            "logprobs": {"content": [
+                {"token": "{\"label\":\"", "logprob": 0.0, "bytes": null, "top_logprobs": []},
+                {"token": label, "logprob": ln(0.7), "bytes": null, "top_logprobs": top(label)},
+                {"token": "\"}", "logprob": 0.0, "bytes": null, "top_logprobs": []},
+            ]}}],
+        "usage": {"prompt_tokens": 42, "completion_tokens": 3, "total_tokens": 45}
+    })
+    .to_string()
+}
+
+#[test]
+fn labels_are_scored_from_the_servers_logprobs() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let url = loopback_server(move |stream, request| {
+        seen.lock().unwrap().push((request["logprobs"].clone(), request["top_logprobs"].clone()));
+        respond(stream, "200 OK", "", &completion_with_logprobs("World"));
+    });
+    let client = client_for(&url);
+    let answers =
+        client.ask_all(questions(3), &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    for a in &answers {
+        assert_eq!(a.label, Some(0), "{a:?}");
+        let scores = a.label_log_probs.as_ref().expect("label scores from logprobs");
+        // World 0.7, Sports 0.2, Business (nothing listed) the least listed 0.05, Sci/Tech 0.05.
+        let expected = [0.7f64, 0.2, 0.05, 0.05].map(|p| p.ln() as f32);
+        for (s, e) in scores.iter().zip(expected) {
+            assert!((s - e).abs() < 1e-5, "{scores:?}");
+        }
+    }
+    assert!(asked.lock().unwrap().iter().all(|(l, n)| l == &serde_json::json!(true) && n == &serde_json::json!(20)));
+    assert_eq!(client.label_scoring(), "3 answers scored from the top-20 logprobs");
+}
+
+#[test]
+fn a_server_that_rejects_logprobs_is_asked_without_them_and_says_so() {
+    let url = loopback_server(|stream, request| {
+        if request.get("logprobs").is_some() {
+            let body = r#"{"error":{"message":"logprobs is not supported by this model","type":"invalid_request_error","param":"logprobs"}}"#;
+            respond(stream, "400 Bad Request", "", body);
+        } else {
+            respond(stream, "200 OK", "", &completion("{\"label\": \"Business\"}", "stop", None));
+        }
+    });
+    let client = client_for(&url);
+    let answers =
+        client.ask_all(questions(4), &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    assert!(answers.iter().all(|a| a.label == Some(2) && a.error.is_none() && a.label_log_probs.is_none()), "{answers:?}");
+    let scoring = client.label_scoring();
+    assert!(scoring.starts_with("none: the server rejected logprobs") && scoring.contains("not supported"), "{scoring}");
 }

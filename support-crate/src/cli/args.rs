@@ -12,7 +12,7 @@ use crate::data::{self, DataConfig, Source};
 use crate::methods::finetune::{Finetune, FinetuneConfig};
 use crate::methods::knn::{Knn, KnnConfig};
 use crate::methods::llm::backend::DEFAULT_SERVER_MODEL;
-use crate::methods::llm::{BackendConfig, Decoding, Llm, LlmConfig, Price};
+use crate::methods::llm::{BackendConfig, Decoding, Demonstrations, Llm, LlmConfig, Price};
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
 use crate::models::embedder::EmbedConfig;
 use crate::paths::{self, Profile};
@@ -287,11 +287,19 @@ pub struct LlmArgs {
     /// Seconds before a request is abandoned (then retried).
     #[arg(long, default_value_t = BackendConfig::default().timeout.as_secs_f64(), value_parser = positive)]
     pub timeout: f64,
-    /// Embedded model: score every whole label (label-scores: gives a
-    /// distribution over labels, which calibration needs) or decode the
-    /// label token by token (constrained-greedy).
+    /// Score every label (label-scores: a distribution over labels, which
+    /// calibration needs; the embedded model scores whole labels, a server's
+    /// scores come from its top logprobs) or take the label the model decodes
+    /// under the schema (constrained-greedy).
     #[arg(long, value_enum, default_value_t = Decoding::LabelScores)]
     pub decoding: Decoding,
+    /// The demonstrations to compare on validation, comma-separated: none,
+    /// fixed:K (K per class, the same for every item), nearest:K (the K most
+    /// similar training texts, nearest last), nearest-first:K, per-class:K
+    /// (default: none,fixed:1,fixed:2,fixed:4,nearest:4,nearest-first:4,per-class:1;
+    /// smoke: none,fixed:1,nearest:4).
+    #[arg(long, value_delimiter = ',')]
+    pub demonstrations: Vec<Demonstrations>,
     /// Validation items each prompt variant is tried on (default 400; smoke 24).
     #[arg(long, value_parser = at_least_one)]
     pub validation_items: Option<usize>,
@@ -314,6 +322,9 @@ impl LlmArgs {
         let mut config = LlmConfig::for_profile(self.data.profile());
         config.price = Price { input_per_million: self.price_in, output_per_million: self.price_out };
         config.decoding = self.decoding;
+        if !self.demonstrations.is_empty() {
+            config.demonstrations = self.demonstrations.clone();
+        }
         if let Some(n) = self.validation_items {
             config.validation_items = n;
         }

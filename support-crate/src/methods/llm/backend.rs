@@ -131,6 +131,15 @@ impl Backend {
         }
     }
 
+    /// How labels were scored: the embedded model's whole-label
+    /// log-probabilities, or what the server's logprobs gave.
+    pub fn label_scoring(&self) -> String {
+        match self {
+            Backend::Server(client) => client.label_scoring(),
+            Backend::Local(_) => "every whole label's log-probability, in-process".into(),
+        }
+    }
+
     /// How structured output was obtained.
     pub fn dialect(&self) -> Option<String> {
         match self {

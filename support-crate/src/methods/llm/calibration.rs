@@ -68,13 +68,14 @@ pub fn argmax(values: &[f64]) -> usize {
 
 /// Labels of validation items calibrated with a prior from validation,
 /// without scoring any item with a prior it helped estimate: items at even
-/// positions get the odd items' prior and the other way round.
-pub fn cross_fitted_labels(dists: &[Vec<f64>], classes: usize) -> Vec<usize> {
+/// positions get the odd items' prior and the other way round. An item
+/// without a distribution (a failed answer) has no label.
+pub fn cross_fitted_labels(dists: &[Option<Vec<f64>>], classes: usize) -> Vec<Option<usize>> {
     let half = |parity: usize| -> Vec<Vec<f64>> {
-        dists.iter().enumerate().filter(|(i, _)| i % 2 == parity).map(|(_, d)| d.clone()).collect()
+        dists.iter().enumerate().filter(|(i, _)| i % 2 == parity).filter_map(|(_, d)| d.clone()).collect()
     };
     let priors = [mean_distribution(&half(1), classes), mean_distribution(&half(0), classes)];
-    dists.iter().enumerate().map(|(i, d)| argmax(&calibrate(d, &priors[i % 2]))).collect()
+    dists.iter().enumerate().map(|(i, d)| d.as_ref().map(|d| argmax(&calibrate(d, &priors[i % 2])))).collect()
 }
 
 #[cfg(test)]
@@ -112,10 +113,13 @@ mod tests {
     #[test]
     fn cross_fitting_uses_the_other_half_only() {
         // Items 0 and 2 (even) are scored with the mean of item 1 and 3 (odd).
-        let dists = vec![vec![0.6, 0.4], vec![0.9, 0.1], vec![0.45, 0.55], vec![0.9, 0.1]];
+        let dists = vec![Some(vec![0.6, 0.4]), Some(vec![0.9, 0.1]), Some(vec![0.45, 0.55]), Some(vec![0.9, 0.1])];
         // Odd prior (0.9, 0.1): item 0 → 0.6/0.9 < 0.4/0.1 → label 1.
         // Even prior (0.525, 0.475): item 1 → 0.9/0.525 > 0.1/0.475 → label 0.
-        assert_eq!(cross_fitted_labels(&dists, 2), [1, 0, 1, 0]);
+        assert_eq!(cross_fitted_labels(&dists, 2), [Some(1), Some(0), Some(1), Some(0)]);
+        let mut failed = dists.clone();
+        failed.push(None);
+        assert_eq!(cross_fitted_labels(&failed, 2)[4], None, "a failed item stays unlabelled");
         assert_eq!(mean_distribution(&[], 4), vec![0.25; 4]);
     }
 }

@@ -42,6 +42,31 @@ impl std::fmt::Display for Demonstrations {
     }
 }
 
+/// The command line's names: `none`, `fixed:K` (K per class), `nearest:K`
+/// (the K most similar, nearest last), `nearest-first:K`, `per-class:K` (K
+/// most similar of each class, nearest last).
+impl std::str::FromStr for Demonstrations {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        if s == "none" {
+            return Ok(Demonstrations::None);
+        }
+        let usage = || format!("{s:?}: expected none, fixed:K, nearest:K, nearest-first:K or per-class:K (K ≥ 1)");
+        let (kind, k) = s.split_once(':').ok_or_else(usage)?;
+        let k: usize = k.parse().ok().filter(|&k| k >= 1).ok_or_else(usage)?;
+        let retrieved = |balanced, nearest_last| Demonstrations::Retrieved { count: k, balanced, nearest_last };
+        Ok(match kind {
+            "fixed" => Demonstrations::Fixed { per_class: k },
+            "nearest" => retrieved(false, true),
+            "nearest-first" => retrieved(false, false),
+            "per-class" => retrieved(true, true),
+            _ => return Err(usage()),
+        })
+    }
+}
+
 impl Demonstrations {
     pub fn is_retrieved(&self) -> bool {
         matches!(self, Demonstrations::Retrieved { .. })
@@ -118,6 +143,25 @@ impl Retriever {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn demonstrations_are_named_on_the_command_line() {
+        let parsed: Vec<Demonstrations> =
+            ["none", "fixed:2", "nearest:4", "nearest-first:4", "per-class:1"].iter().map(|s| s.parse().unwrap()).collect();
+        assert_eq!(
+            parsed,
+            [
+                Demonstrations::None,
+                Demonstrations::Fixed { per_class: 2 },
+                Demonstrations::Retrieved { count: 4, balanced: false, nearest_last: true },
+                Demonstrations::Retrieved { count: 4, balanced: false, nearest_last: false },
+                Demonstrations::Retrieved { count: 1, balanced: true, nearest_last: true },
+            ]
+        );
+        for bad in ["fixed", "fixed:0", "nearest:x", "random:3"] {
+            assert!(bad.parse::<Demonstrations>().unwrap_err().contains("expected none"), "{bad}");
+        }
+    }
 
     fn example(i: usize, label: usize) -> Example {
         Example::new(i, label, format!("t{i}"), String::new())

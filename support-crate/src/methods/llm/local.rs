@@ -267,6 +267,7 @@ impl LocalLlm {
                             latency_seconds: latency,
                             compute_seconds: share,
                             label_log_probs: decided.log_probs,
+                            tokens: None,
                         };
                         if let Some(cache) = &self.cache {
                             let key = self.cache_key(question, labels, decoding);

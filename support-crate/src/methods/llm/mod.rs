@@ -11,6 +11,7 @@
 //!   dialect fallback, retries, a concurrency limit and the answer cache;
 //! - [`local`]: the embedded default, a GGUF run in-process: label scoring or
 //!   constrained greedy decoding;
+//! - [`logprobs`]: label scores from a server's `top_logprobs`;
 //! - [`prompt`]: messages, the answer's JSON schema, validation of answers;
 //! - [`demonstrations`]: fixed or retrieved solved examples;
 //! - [`calibration`]: dividing out the model's label prior.
@@ -19,6 +20,7 @@ pub mod backend;
 pub mod calibration;
 pub mod demonstrations;
 pub mod local;
+pub mod logprobs;
 pub mod openai;
 pub mod prompt;
 
@@ -289,9 +291,10 @@ fn ask(
 }
 
 /// The label each answer gives under `prior` (none: the answer's own), and
-/// its distribution over labels when the answer carries label scores.
-fn read_answer(answer: &Answer, prior: Option<&[f64]>) -> (Option<usize>, Option<Vec<f64>>) {
-    match (&answer.label_log_probs, answer.error.is_none()) {
+/// its distribution over labels when the answer carries label scores and
+/// `decoding` reads them (constrained greedy decoding takes the answer as it is).
+fn read_answer(answer: &Answer, prior: Option<&[f64]>, decoding: Decoding) -> (Option<usize>, Option<Vec<f64>>) {
+    match (&answer.label_log_probs, answer.error.is_none() && decoding == Decoding::LabelScores) {
         (Some(log_probs), true) => {
             let mut p = calibration::distribution(log_probs);
             if let Some(prior) = prior {
@@ -342,20 +345,26 @@ impl Llm {
             let answers = ask(&backend, questions, data.labels, config.decoding, ctx.progress, "validation")?;
             let compute: f64 = answers.iter().map(|a| a.compute_seconds).sum();
             let invalid = answers.iter().filter(|a| a.error.is_some()).count();
-            let dists: Option<Vec<Vec<f64>>> = answers.iter().map(|a| read_answer(a, None).1).collect();
+            let decoding = config.decoding;
+            let dists: Vec<Option<Vec<f64>>> = answers.iter().map(|a| read_answer(a, None, decoding).1).collect();
+            // Calibration needs every label's score of every answered item (failed items stay wrong).
+            let scored = dists.iter().any(Option::is_some)
+                && answers.iter().zip(&dists).all(|(a, d)| d.is_some() || a.error.is_some());
             for &calibration in &config.calibrations {
-                let (predicted, prior): (Vec<Option<usize>>, Option<Vec<f64>>) = match (calibration, &dists) {
-                    (Calibration::None, _) => (answers.iter().map(|a| read_answer(a, None).0).collect(), None),
-                    // Calibration needs every label's score; a retrieved prompt has no single content-free version.
-                    (_, None) => continue,
-                    (Calibration::ContentFree, Some(_)) if demonstrations.is_retrieved() => continue,
-                    (Calibration::ContentFree, Some(_)) => {
-                        let prior = self.content_free_prior(&backend, &prompts, demonstrations, classes)?;
-                        (answers.iter().map(|a| read_answer(a, Some(&prior)).0).collect(), Some(prior))
+                let (predicted, prior): (Vec<Option<usize>>, Option<Vec<f64>>) = match calibration {
+                    Calibration::None => (answers.iter().map(|a| read_answer(a, None, decoding).0).collect(), None),
+                    _ if !scored => continue,
+                    // A retrieved prompt has no single content-free version.
+                    Calibration::ContentFree if demonstrations.is_retrieved() => continue,
+                    Calibration::ContentFree => {
+                        let Some(prior) = self.content_free_prior(&backend, &prompts, demonstrations, classes)? else {
+                            continue;
+                        };
+                        (answers.iter().map(|a| read_answer(a, Some(&prior), decoding).0).collect(), Some(prior))
                     }
-                    (Calibration::ValidationPrior, Some(d)) => (
-                        calibration::cross_fitted_labels(d, classes).into_iter().map(Some).collect(),
-                        Some(calibration::mean_distribution(d, classes)),
+                    Calibration::ValidationPrior => (
+                        calibration::cross_fitted_labels(&dists, classes),
+                        Some(calibration::mean_distribution(&dists.iter().flatten().cloned().collect::<Vec<_>>(), classes)),
                     ),
                 };
                 let prompting = Prompting { demonstrations, calibration };
@@ -381,9 +390,9 @@ impl Llm {
         }
         let chosen = choose_best(&sweep, |s| s.accuracy).expect("demonstrations is not empty").prompting;
         let prior = priors.remove(&chosen);
-        let greedy = match (&backend, config.compare_greedy, config.decoding) {
-            (Backend::Local(_), true, Decoding::LabelScores) => {
-                Some(self.compare_greedy(&backend, &prompts, chosen.demonstrations, &validation, &texts, ctx)?)
+        let greedy = match (config.compare_greedy, config.decoding) {
+            (true, Decoding::LabelScores) => {
+                self.compare_greedy(&backend, &prompts, chosen.demonstrations, &validation, &texts, ctx)?
             }
             _ => None,
         };
@@ -399,25 +408,30 @@ impl Llm {
         })
     }
 
-    /// The mean label distribution of the content-free inputs through the prompt.
+    /// The mean label distribution of the content-free inputs through the
+    /// prompt; `None` (with a warning) when one of them got no label scores.
     fn content_free_prior(
         &self,
         backend: &Backend,
         prompts: &PromptBuilder,
         demonstrations: Demonstrations,
         classes: usize,
-    ) -> Result<Vec<f64>> {
+    ) -> Result<Option<Vec<f64>>> {
         let texts = calibration::CONTENT_FREE_INPUTS.to_vec();
-        let answers =
-            ask(backend, prompts.questions(&texts, demonstrations)?, &prompts.labels, self.config.decoding, false, "")?;
-        let dists: Vec<Vec<f64>> = answers.iter().filter_map(|a| read_answer(a, None).1).collect();
+        let decoding = self.config.decoding;
+        let answers = ask(backend, prompts.questions(&texts, demonstrations)?, &prompts.labels, decoding, false, "")?;
+        let dists: Vec<Vec<f64>> = answers.iter().filter_map(|a| read_answer(a, None, decoding).1).collect();
         if dists.len() < answers.len() {
-            bail!("a content-free input got no label scores");
+            tracing::warn!(%demonstrations, "a content-free input got no label scores: no content-free calibration");
+            return Ok(None);
         }
-        Ok(calibration::mean_distribution(&dists, classes))
+        Ok(Some(calibration::mean_distribution(&dists, classes)))
     }
 
-    /// Label scoring against constrained greedy decoding on the same validation prompts.
+    /// Label scoring against constrained greedy decoding on the same
+    /// validation prompts: the embedded model decodes them again; a server's
+    /// answers are its constrained decode, compared with the labels its
+    /// logprobs score highest (none when they carry no scores).
     fn compare_greedy(
         &self,
         backend: &Backend,
@@ -426,21 +440,32 @@ impl Llm {
         validation: &[Example],
         texts: &[&str],
         ctx: &RunContext,
-    ) -> Result<GreedyComparison> {
+    ) -> Result<Option<GreedyComparison>> {
         let questions = prompts.questions(texts, demonstrations)?;
         let labels = &prompts.labels;
         // Answered during the sweep: served from the answer cache when there is one.
-        let scored = ask(backend, questions.clone(), labels, Decoding::LabelScores, false, "")?;
-        let greedy = ask(backend, questions, labels, Decoding::ConstrainedGreedy, ctx.progress, "greedy decoding")?;
-        let scored: Vec<Option<usize>> = scored.iter().map(|a| a.label).collect();
-        let greedy: Vec<Option<usize>> = greedy.iter().map(|a| a.label).collect();
+        let answers = ask(backend, questions.clone(), labels, Decoding::LabelScores, false, "")?;
+        let (scored, greedy): (Vec<Option<usize>>, Vec<Option<usize>>) = match backend {
+            Backend::Local(_) => {
+                let greedy =
+                    ask(backend, questions, labels, Decoding::ConstrainedGreedy, ctx.progress, "greedy decoding")?;
+                (answers.iter().map(|a| a.label).collect(), greedy.iter().map(|a| a.label).collect())
+            }
+            Backend::Server(_) => {
+                if answers.iter().all(|a| a.label_log_probs.is_none()) {
+                    return Ok(None);
+                }
+                let scored = answers.iter().map(|a| read_answer(a, None, Decoding::LabelScores).0).collect();
+                (scored, answers.iter().map(|a| a.label).collect())
+            }
+        };
         let same = scored.iter().zip(&greedy).filter(|(a, b)| a.is_some() && a == b).count();
-        Ok(GreedyComparison {
+        Ok(Some(GreedyComparison {
             items: validation.len(),
             agreement: same as f64 / validation.len().max(1) as f64,
             greedy_accuracy: accuracy(validation, &greedy),
             label_scoring_accuracy: accuracy(validation, &scored),
-        })
+        }))
     }
 }
 
@@ -474,7 +499,7 @@ impl FittedLlm {
 
     /// The label and the (calibrated) label distribution of an answer.
     pub fn read(&self, answer: &Answer) -> (Option<usize>, Option<Vec<f64>>) {
-        read_answer(answer, self.prior.as_deref())
+        read_answer(answer, self.prior.as_deref(), self.config.decoding)
     }
 
     /// Latency, tokens, cost and errors of a batch of answers.
@@ -513,7 +538,7 @@ impl Fitted for FittedLlm {
         Identity {
             experiment: format!("llm_{}", slug(&model)),
             method: match self.backend {
-                Backend::Server(_) => format!("generic LLM, {}, structured output", self.chosen.demonstrations),
+                Backend::Server(_) => format!("generic LLM, {}, structured output", self.chosen),
                 Backend::Local(_) => format!("generic LLM in-process, {}, {}", self.chosen, self.config.decoding),
             },
             model,
@@ -540,7 +565,9 @@ impl Fitted for FittedLlm {
                  and renormalised when calibrated; none for a failed item"
             }
             Backend::Server(_) => {
-                "the answer as one-hot (1 for the label the model answered, 0 for the others); none for an invalid answer"
+                "each label's probability from the server's top logprobs (read off the token paths to each label), \
+                 divided by the prior and renormalised when calibrated; where the server gave none, the answer as \
+                 one-hot (1 for the label answered); none for an invalid answer"
             }
         }
     }
@@ -569,10 +596,11 @@ impl Fitted for FittedLlm {
             "endpoint": self.backend.endpoint(),
             "dialect": self.backend.dialect(),
             "prompting": self.chosen,
-            "decoding": match self.backend {
+            "decoding": match &self.backend {
                 Backend::Local(_) => self.config.decoding.to_string(),
-                Backend::Server(_) => "the server's structured output; no label scores (calibration not applicable)".into(),
+                Backend::Server(_) => format!("the server's structured output, read by {}", self.config.decoding),
             },
+            "label_scores": self.backend.label_scoring(),
             "prior": self.prior,
             "greedy_comparison": self.greedy,
             "variant_sweep": self.sweep,

@@ -8,6 +8,10 @@
 //!   again in the next dialect — `{type: "json_object", schema}`, then plain
 //!   JSON mode — and the dialect that worked is kept for the endpoint.
 //!   Every answer is validated here whatever the server promised.
+//! - Label scores: `logprobs` with `top_logprobs` are asked for, and each
+//!   label's probability is read off them ([`super::logprobs`]); a server
+//!   that rejects the parameters is asked without them, and a run says why
+//!   its answers carry no scores.
 //! - Resilience: a request timeout; retries with exponential backoff and
 //!   jitter on timeouts, dropped connections, 429 (honouring `Retry-After`)
 //!   and 5xx; a concurrency limit. An item that still fails is an error in
@@ -26,6 +30,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::logprobs::{self, TokenLogprob};
 use super::prompt::{parse_answer, AnswerError, Message};
 use crate::cache::RecordCache;
 
@@ -135,6 +140,9 @@ pub struct ClientConfig {
     pub concurrency: usize,
     pub max_tokens: u32,
     pub temperature: f64,
+    /// Most likely tokens asked for at each position, to score every label
+    /// (OpenAI allows 0-20); `None`: the answer alone.
+    pub top_logprobs: Option<u8>,
     /// Successful responses are cached here (`None`: no cache).
     pub cache_dir: Option<PathBuf>,
 }
@@ -149,6 +157,7 @@ impl Default for ClientConfig {
             concurrency: 4,
             max_tokens: 64,
             temperature: 0.0,
+            top_logprobs: Some(20),
             cache_dir: None,
         }
     }
@@ -198,6 +207,9 @@ pub struct Completion {
     /// As [`Answer::label_log_probs`].
     #[serde(default)]
     pub label_log_probs: Option<Vec<f32>>,
+    /// The response's token logprobs, read into `label_log_probs` before caching.
+    #[serde(skip)]
+    pub tokens: Option<Vec<TokenLogprob>>,
 }
 
 /// The answer cache of `model` in `dir`: successful completions by a hash
@@ -219,6 +231,16 @@ pub struct OpenAiClient {
     /// Items given up on without any response from the server (connection
     /// refused or lost, timeouts).
     unreachable: std::sync::atomic::AtomicUsize,
+    /// Set when the server rejected `logprobs`: asked without them since.
+    logprobs_rejected: Mutex<Option<String>>,
+    /// Answers with label scores, and why the others have none.
+    scoring: Mutex<ScoringTally>,
+}
+
+#[derive(Debug, Default)]
+struct ScoringTally {
+    scored: usize,
+    unscored: std::collections::BTreeMap<String, usize>,
 }
 
 /// Longest response body read; a larger one is an error, not a memory hog.
@@ -236,6 +258,8 @@ enum Failure {
     NoResponse(String),
     /// The server does not speak this dialect of structured output.
     Dialect(String),
+    /// The server rejects `logprobs`/`top_logprobs`.
+    Logprobs(String),
     /// Final for this item (another 4xx).
     Fatal(String),
     /// The server refuses the requests themselves (401, 403, 404: a wrong key,
@@ -259,6 +283,8 @@ impl OpenAiClient {
             cache,
             refused: Mutex::new(None),
             unreachable: Default::default(),
+            logprobs_rejected: Mutex::new(None),
+            scoring: Default::default(),
         })
     }
 
@@ -277,13 +303,69 @@ impl OpenAiClient {
     }
 
     fn body(&self, messages: &[Message], schema: &Value, dialect: Dialect) -> Value {
-        json!({
+        let mut body = json!({
             "model": self.endpoint.model,
             "messages": messages,
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
             "response_format": dialect.response_format(schema),
-        })
+        });
+        if let (Some(n), None) = (self.config.top_logprobs, &*self.logprobs_rejected.lock().expect("logprobs lock")) {
+            body["logprobs"] = json!(true);
+            body["top_logprobs"] = json!(n);
+        }
+        body
+    }
+
+    /// How the answers' labels were scored, and why some were not.
+    pub fn label_scoring(&self) -> String {
+        let Some(n) = self.config.top_logprobs else {
+            return "not asked (the answer alone)".into();
+        };
+        if let Some(rejected) = &*self.logprobs_rejected.lock().expect("logprobs lock") {
+            return format!("none: the server rejected logprobs ({rejected}); the answer alone");
+        }
+        let tally = self.scoring.lock().expect("scoring lock");
+        let mut s = format!("{} answers scored from the top-{n} logprobs", tally.scored);
+        for (reason, count) in &tally.unscored {
+            s.push_str(&format!("; {count} without scores: {reason}"));
+        }
+        s
+    }
+
+    /// Fills in `completion.label_log_probs` from its token logprobs and counts why it could not.
+    fn score_labels(&self, completion: &mut Completion, labels: &[String]) {
+        if self.config.top_logprobs.is_none() {
+            return;
+        }
+        let why = match (&completion.content, completion.tokens.take()) {
+            (_, None) => Some("the server returned no logprobs".to_string()),
+            (None, Some(_)) => Some("no answer text".to_string()),
+            (Some(content), Some(tokens)) => match logprobs::label_log_probs(content, &tokens, labels) {
+                Ok(scores) => {
+                    completion.label_log_probs = Some(scores);
+                    None
+                }
+                Err(e) => Some(format!("{e:?}")),
+            },
+        };
+        let mut tally = self.scoring.lock().expect("scoring lock");
+        match why {
+            None => tally.scored += 1,
+            Some(why) => *tally.unscored.entry(why).or_default() += 1,
+        }
+    }
+
+    /// Counts a cached answer as [`Self::score_labels`] counted it when it was asked.
+    fn count_cached(&self, completion: &Completion) {
+        if self.config.top_logprobs.is_none() {
+            return;
+        }
+        let mut tally = self.scoring.lock().expect("scoring lock");
+        match completion.label_log_probs {
+            Some(_) => tally.scored += 1,
+            None => *tally.unscored.entry("cached without scores".into()).or_default() += 1,
+        }
     }
 
     /// The cache key: everything that determines the answer, not the dialect or the key.
@@ -293,6 +375,7 @@ impl OpenAiClient {
             "messages": messages,
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
+            "top_logprobs": self.config.top_logprobs,
             "schema": schema,
         })
         .to_string()
@@ -347,6 +430,13 @@ impl OpenAiClient {
         // A server may echo the key in an error: it must not reach a log, an error or the cache.
         let text = self.scrub(&String::from_utf8_lossy(&body));
         let snippet: String = text.chars().take(300).collect();
+        if !status.is_success()
+            && status.as_u16() != 429
+            && snippet.contains("logprobs")
+            && !snippet.contains("response_format")
+        {
+            return Err(Failure::Logprobs(format!("{status}: {snippet}")));
+        }
         // A server that does not know this response_format says so in a 400 or 422 — or,
         // llama-cpp-python 0.3.16, a 500 whose body names the field: not worth retrying.
         if !status.is_success() && status.as_u16() != 429 && snippet.contains("response_format") {
@@ -380,6 +470,7 @@ impl OpenAiClient {
             if let Some(hit) =
                 cache.lock().expect("cache lock").get_json::<Completion>(crate::cache::key(key.as_bytes()))
             {
+                self.count_cached(&hit);
                 return answer_from(hit, labels, 0, true);
             }
         }
@@ -406,11 +497,13 @@ impl OpenAiClient {
             let dialect = dialects[0];
             attempts += 1;
             let started = Instant::now();
-            match self.send(&self.body(messages, schema, dialect)).await {
+            let body = self.body(messages, schema, dialect);
+            match self.send(&body).await {
                 Ok(mut completion) => {
                     *self.dialect.lock().expect("dialect lock") = Some(dialect);
                     completion.latency_seconds = started.elapsed().as_secs_f64();
                     completion.compute_seconds = completion.latency_seconds / self.config.concurrency.max(1) as f64;
+                    self.score_labels(&mut completion, labels);
                     if let Some(cache) = &self.cache {
                         if let Err(e) = cache
                             .lock()
@@ -421,6 +514,14 @@ impl OpenAiClient {
                         }
                     }
                     return answer_from(completion, labels, attempts, false);
+                }
+                Err(Failure::Logprobs(e)) if body.get("logprobs").is_some() => {
+                    tracing::warn!("the server rejected logprobs, asking without them (no label scores): {e}");
+                    self.logprobs_rejected.lock().expect("logprobs lock").get_or_insert(e);
+                }
+                Err(Failure::Logprobs(e) | Failure::Fatal(e)) => {
+                    (last_error, reached) = (e, true);
+                    break;
                 }
                 Err(Failure::Dialect(e)) => {
                     tracing::info!(?dialect, "the server rejected this structured-output dialect: {e}");
@@ -457,10 +558,6 @@ impl OpenAiClient {
                         Some(d) => vec![d],
                         None => dialects,
                     };
-                }
-                Err(Failure::Fatal(e)) => {
-                    last_error = e;
-                    break;
                 }
                 Err(Failure::Refused(e)) => {
                     tracing::error!("the server refused the request: {e}");
@@ -612,6 +709,7 @@ fn parse_completion(text: &str) -> std::result::Result<Completion, String> {
         latency_seconds: 0.0,
         compute_seconds: 0.0,
         label_log_probs: None,
+        tokens: logprobs::parse(choice),
     })
 }
 
