@@ -195,3 +195,43 @@ fn retrieved_demonstrations_come_from_train_only_and_are_seeded() {
     }
     assert_eq!(balanced[0][0].index, 0, "nearest first");
 }
+
+/// The real Q4_1 file with its matrices kept quantised (candle's QMatMul)
+/// against the same file dequantised to f32: the same labels on at least 98%
+/// of validation items (zero-shot, label scoring). `SLM_AGREEMENT_ITEMS`
+/// sets how many (default 200).
+#[test]
+fn quantised_weights_give_the_f32_labels() {
+    use slm_vs_llm::data::{load, stratified_sample, DataConfig, Source};
+    use slm_vs_llm::models::llama::WeightFormat;
+    let Some(path) = gguf() else { return };
+    let data_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/ag_news");
+    let Ok(source) = Source::in_directory(&data_dir, None) else {
+        assert!(std::env::var_os("SLM_REQUIRE_MODELS").is_none(), "no AG News in {}", data_dir.display());
+        return;
+    };
+    let data = load(&source, &DataConfig::default()).expect("AG News loads");
+    let n = std::env::var("SLM_AGREEMENT_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let items = stratified_sample(data.validation.clone(), data.labels.len(), n, 42);
+    let questions: Vec<Vec<Message>> = items.iter().map(|e| zero_shot(&e.text, &data.labels)).collect();
+    let schema = answer_schema(&data.labels, false);
+    let answer = |format: WeightFormat| {
+        let llm = LocalLlm::load_with(&path, None, format, u64::MAX).expect("loads");
+        assert_eq!(llm.is_quantized(), format == WeightFormat::Quantized);
+        let started = std::time::Instant::now();
+        let answers = llm
+            .ask_all(&questions, &schema, &data.labels, Decoding::LabelScores, &indicatif::ProgressBar::hidden())
+            .unwrap();
+        let rate = answers.len() as f64 / started.elapsed().as_secs_f64();
+        (answers.into_iter().map(|a| a.label).collect::<Vec<_>>(), rate)
+    };
+    let (dense, dense_rate) = answer(WeightFormat::F32);
+    let (quantized, quantized_rate) = answer(WeightFormat::Quantized);
+    assert!(dense.iter().chain(&quantized).all(Option::is_some), "an item without a label");
+    let same = dense.iter().zip(&quantized).filter(|(a, b)| a == b).count();
+    eprintln!(
+        "quantised vs f32: {same} of {} labels agree; {quantized_rate:.1} vs {dense_rate:.1} items/s",
+        items.len()
+    );
+    assert!(same as f64 >= 0.98 * items.len() as f64, "only {same} of {} labels agree", items.len());
+}

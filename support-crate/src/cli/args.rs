@@ -13,6 +13,7 @@ use crate::methods::finetune::{Finetune, FinetuneConfig};
 use crate::methods::knn::{Knn, KnnConfig};
 use crate::methods::llm::backend::DEFAULT_SERVER_MODEL;
 use crate::methods::llm::{BackendConfig, Decoding, Demonstrations, Llm, LlmConfig, Price};
+use crate::models::llama::WeightFormat;
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
 use crate::models::embedder::EmbedConfig;
 use crate::paths::{self, Profile};
@@ -281,6 +282,15 @@ pub struct LlmArgs {
     /// Embedded model: tokens of several items run in one forward pass.
     #[arg(long, default_value_t = BackendConfig::default().pack_tokens, value_parser = at_least_one)]
     pub pack_tokens: usize,
+    /// Embedded model: dequantise the weight matrices to f32 (fastest on
+    /// CPU), keep them quantised (candle's QMatMul, ~4-8x less memory, for
+    /// 1-8B models on a laptop), or auto: f32 when that fits --memory-budget-gib.
+    #[arg(long, value_enum, default_value_t = WeightFormat::Auto)]
+    pub weights: WeightFormat,
+    /// Embedded model: GiB the f32 weights may take before --weights auto
+    /// keeps them quantised (default: half the memory available now).
+    #[arg(long, value_parser = positive)]
+    pub memory_budget_gib: Option<f64>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = BackendConfig::default().concurrency, value_parser = at_least_one)]
     pub concurrency: usize,
@@ -338,6 +348,8 @@ impl LlmArgs {
             concurrency: self.concurrency,
             timeout: Duration::from_secs_f64(self.timeout),
             pack_tokens: self.pack_tokens,
+            weights: self.weights,
+            memory_budget: self.memory_budget_gib.map(|g| (g * (1u64 << 30) as f64) as u64),
             ..BackendConfig::default()
         };
         Llm { config, backend }

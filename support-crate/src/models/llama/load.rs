@@ -1,9 +1,11 @@
 //! Weights, configuration and tokenizer of a Llama-family model from
 //!
 //! - a GGUF file (llama.cpp format, e.g. the SmolLM2 file from
-//!   `../shared/models/fetch-models`): tensors dequantised to f32, Q and K
-//!   un-permuted from llama.cpp's interleaved rotary layout to the Hugging Face
-//!   half-split one, configuration and tokenizer built from the metadata;
+//!   `../shared/models/fetch-models`): tensors dequantised to f32, or the
+//!   weight matrices kept in their quantised blocks when the f32 copy would
+//!   not fit a memory budget ([`WeightFormat`]); Q and K un-permuted from
+//!   llama.cpp's interleaved rotary layout to the Hugging Face half-split
+//!   one; configuration and tokenizer built from the metadata;
 //! - a Hugging Face directory (`config.json`, `model.safetensors`,
 //!   `tokenizer.json`), including the classifiers this crate saves;
 //! - a Hugging Face model id, through hf-hub (honours `HF_HOME`, `HF_HUB_OFFLINE`).
@@ -12,9 +14,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use super::model::LlamaConfig;
@@ -26,6 +28,8 @@ pub const DEFAULT_SLM: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
 pub struct LoadedModel {
     pub config: LlamaConfig,
     pub weights: HashMap<String, Tensor>,
+    /// Matrices kept in their GGUF blocks (empty unless asked for): inference only.
+    pub quantized: HashMap<String, QTensor>,
     pub tokenizer: Tokenizer,
     /// `id2label` of a saved classifier, in label order.
     pub labels: Option<Vec<String>>,
@@ -125,18 +129,68 @@ pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<LoadedModel> {
                 .collect::<Result<Vec<_>>>()?,
         ),
     };
-    Ok(LoadedModel { config: hf.llama, weights, tokenizer, labels, source: dir.display().to_string() })
+    let source = dir.display().to_string();
+    Ok(LoadedModel { config: hf.llama, weights, quantized: HashMap::new(), tokenizer, labels, source })
 }
 
-/// A llama-architecture GGUF file.
+/// How a GGUF file's weight matrices are held in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightFormat {
+    /// f32 when that copy fits the memory budget, else quantised.
+    #[default]
+    Auto,
+    /// Dequantised to f32: the fastest matmuls on CPU for prompt processing,
+    /// 4 bytes a weight.
+    F32,
+    /// Kept in the file's quantised blocks (candle's `QMatMul`), about 0.5-1
+    /// byte a weight; inference only.
+    Quantized,
+}
+
+impl std::fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WeightFormat::Auto => "auto",
+            WeightFormat::F32 => "f32",
+            WeightFormat::Quantized => "quantized",
+        })
+    }
+}
+
+/// Half of the memory available now (`MemAvailable`), or 8 GiB where it cannot be read.
+pub fn default_memory_budget() -> u64 {
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    });
+    available.map_or(8 << 30, |bytes| bytes / 2)
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+/// A llama-architecture GGUF file, dequantised to f32.
 pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
+    load_gguf_with(path, device, WeightFormat::F32, u64::MAX)
+}
+
+/// A llama-architecture GGUF file, its matrices in `format`: `Auto` keeps
+/// them quantised when their f32 copy would take more than `budget` bytes.
+/// The choice is logged.
+pub fn load_gguf_with(path: &Path, device: &Device, format: WeightFormat, budget: u64) -> Result<LoadedModel> {
     let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let content =
         gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", path.display()))?;
     let meta = Metadata { content: &content, path };
     let arch = meta.string("general.architecture")?;
     if arch != "llama" {
-        bail!("{}: architecture {arch:?}; only llama is supported", path.display());
+        bail!(
+            "{}: architecture {arch:?} is not supported: only llama (SmolLM2, Llama 2/3.x, Mistral 7B in llama.cpp's \
+             llama layout); qwen2 needs attention biases, which this model does not have",
+            path.display()
+        );
     }
     let heads = meta.u32("llama.attention.head_count")? as usize;
     let kv_heads = meta.u32("llama.attention.head_count_kv").map(|v| v as usize).unwrap_or(heads);
@@ -154,30 +208,74 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
         tie_word_embeddings: !content.tensor_infos.contains_key("output.weight"),
     };
     config.max_position_embeddings = config.max_position_embeddings.min(8192);
+    let used: Vec<(&String, String)> =
+        content.tensor_infos.keys().filter_map(|name| Some((name, hf_name(name)?))).collect();
+    let f32_bytes: u64 = used.iter().map(|(n, _)| 4 * content.tensor_infos[*n].shape.elem_count() as u64).sum();
+    let file_bytes: u64 = used
+        .iter()
+        .map(|(n, _)| {
+            let info = &content.tensor_infos[*n];
+            (info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size()) as u64
+        })
+        .sum();
+    let quantize = match format {
+        WeightFormat::F32 => false,
+        WeightFormat::Quantized => true,
+        WeightFormat::Auto => f32_bytes > budget,
+    };
+    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    if quantize {
+        tracing::info!(
+            "{file_name}: weight matrices kept quantised ({:.2} GiB; in f32 {:.2} GiB, memory budget {:.2} GiB, \
+             --weights {format})",
+            gib(file_bytes),
+            gib(f32_bytes),
+            gib(budget.min(u64::MAX / 2))
+        );
+        if file_bytes > budget {
+            tracing::warn!("{file_name}: even quantised, {:.2} GiB is over the memory budget", gib(file_bytes));
+        }
+    } else {
+        tracing::info!("{file_name}: weights dequantised to f32 ({:.2} GiB, --weights {format})", gib(f32_bytes));
+    }
     let mut weights = HashMap::new();
-    for name in content.tensor_infos.keys() {
-        let Some(hf_name) = hf_name(name) else { continue };
-        let t = content
+    let mut quantized = HashMap::new();
+    for (name, hf_name) in used {
+        let q = content
             .tensor(&mut file, name, device)
-            .and_then(|q| q.dequantize(device))
             .with_context(|| format!("{}: reading tensor {name}", path.display()))?;
-        let t = match hf_name.rsplit('.').nth(1) {
-            Some("q_proj") => unpermute(&t, heads)?,
-            Some("k_proj") => unpermute(&t, kv_heads)?,
-            _ => t,
+        let rope_heads = match hf_name.rsplit('.').nth(1) {
+            Some("q_proj") => Some(heads),
+            Some("k_proj") => Some(kv_heads),
+            _ => None,
+        };
+        let is_float = matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+        if quantize && q.shape().rank() == 2 && !is_float {
+            let q = match rope_heads {
+                Some(h) => unpermute_rows(&q, h)?,
+                None => q,
+            };
+            quantized.insert(hf_name, q);
+            continue;
+        }
+        let t = q.dequantize(device).with_context(|| format!("{}: dequantising {name}", path.display()))?;
+        let t = match rope_heads {
+            Some(h) => unpermute(&t, h)?,
+            None => t,
         };
         weights.insert(hf_name, t);
     }
     let tokenizer = gguf_tokenizer(&meta, tokens)?;
-    Ok(LoadedModel { config, weights, tokenizer, labels: None, source: path.display().to_string() })
+    Ok(LoadedModel { config, weights, quantized, tokenizer, labels: None, source: path.display().to_string() })
 }
 
-/// llama.cpp tensor names to Hugging Face ones (`None` for tensors a
-/// classifier does not use, such as an untied `output.weight`).
+/// llama.cpp tensor names to Hugging Face ones (`None` for tensors the model
+/// does not use, such as precomputed rotary tables).
 fn hf_name(gguf: &str) -> Option<String> {
     match gguf {
         "token_embd.weight" => return Some("model.embed_tokens.weight".into()),
         "output_norm.weight" => return Some("model.norm.weight".into()),
+        "output.weight" => return Some("lm_head.weight".into()),
         _ => {}
     }
     let rest = gguf.strip_prefix("blk.")?;
@@ -203,6 +301,26 @@ pub fn unpermute(w: &Tensor, heads: usize) -> Result<Tensor> {
     let (out, inp) = w.dims2()?;
     let half = out / heads / 2;
     Ok(w.reshape((heads, half, 2, inp))?.transpose(1, 2)?.contiguous()?.reshape((out, inp))?)
+}
+
+/// [`unpermute`] on a quantised matrix: whole rows (each a run of blocks
+/// along the input dimension) are moved, nothing is requantised.
+pub fn unpermute_rows(q: &QTensor, heads: usize) -> Result<QTensor> {
+    let (out, inp) = q.shape().dims2()?;
+    let dtype = q.dtype();
+    let row_bytes = inp / dtype.block_size() * dtype.type_size();
+    let data = q.data()?;
+    let half = out / heads / 2;
+    let mut rows = Vec::with_capacity(data.len());
+    for h in 0..heads {
+        for j in 0..2 {
+            for i in 0..half {
+                let old = h * 2 * half + i * 2 + j;
+                rows.extend_from_slice(&data[old * row_bytes..(old + 1) * row_bytes]);
+            }
+        }
+    }
+    Ok(candle_core::quantized::ggml_file::qtensor_from_ggml(dtype, &rows, vec![out, inp], &q.device())?)
 }
 
 /// The inverse of [`unpermute`]: Hugging Face layout to llama.cpp's (for tests and exports).
@@ -235,6 +353,9 @@ impl Metadata<'_> {
     }
 }
 
+/// Llama 3's pre-tokenizer pattern (its `tokenizer.json`, llama.cpp's `llama-bpe`).
+const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 /// A `tokenizers` tokenizer from GGUF metadata (`tokenizer.ggml.model = gpt2`:
 /// byte-level BPE). The pre-tokenizer depends on `tokenizer.ggml.pre`:
 /// SmolLM2 (`smollm`) splits digits one by one before the byte-level split,
@@ -242,12 +363,18 @@ impl Metadata<'_> {
 fn gguf_tokenizer(meta: &Metadata, tokens: Vec<String>) -> Result<Tokenizer> {
     use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
     use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
     use tokenizers::pre_tokenizers::{byte_level::ByteLevel, digits::Digits, sequence::Sequence};
+    use tokenizers::SplitDelimiterBehavior;
     use tokenizers::AddedToken;
 
     let kind = meta.string("tokenizer.ggml.model")?;
     if kind != "gpt2" {
-        bail!("{}: tokenizer model {kind:?}; only byte-level BPE (gpt2) is supported", meta.path.display());
+        bail!(
+            "{}: tokenizer model {kind:?} is not supported (\"llama\" is SentencePiece, as in Mistral 7B and \
+             Llama 2); only byte-level BPE (\"gpt2\": SmolLM2, Llama 3.x) is",
+            meta.path.display()
+        );
     }
     let merges: Vec<(String, String)> = meta
         .strings("tokenizer.ggml.merges")?
@@ -267,12 +394,21 @@ fn gguf_tokenizer(meta: &Metadata, tokens: Vec<String>) -> Result<Tokenizer> {
         "smollm" => {
             tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![Digits::new(true).into(), byte_level.into()])));
         }
-        other => {
-            if !matches!(other, "" | "default" | "gpt2") {
-                tracing::warn!("GGUF pre-tokenizer {other:?} is not known here; using plain byte-level splitting");
-            }
+        "llama-bpe" => {
+            // Llama 3's tokenizer.json: split by this pattern, then byte-level without its own regex.
+            let split = Split::new(SplitPattern::Regex(LLAMA3_PATTERN.into()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(|e| anyhow::anyhow!("the Llama 3 pre-tokenizer pattern: {e}"))?;
+            let bytes = ByteLevel::new(false, true, false);
+            tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![split.into(), bytes.into()])));
+        }
+        "" | "default" | "gpt2" => {
             tokenizer.with_pre_tokenizer(Some(byte_level));
         }
+        other => bail!(
+            "{}: GGUF pre-tokenizer {other:?} is not supported (supported: smollm, llama-bpe, gpt2/default); \
+             splitting text another way would give the model token ids it was not trained on",
+            meta.path.display()
+        ),
     }
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
     tokenizer.with_post_processor(Some(ByteLevel::new(false, true, true)));
@@ -287,4 +423,190 @@ fn gguf_tokenizer(meta: &Metadata, tokens: Vec<String>) -> Result<Tokenizer> {
         tokenizer.add_special_tokens(special).map_err(|e| anyhow::anyhow!("adding special tokens: {e}"))?;
     }
     Ok(tokenizer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::llama::model::{random_weights, Llama};
+    use candle_core::quantized::gguf_file::Value;
+
+    fn config(tied: bool) -> LlamaConfig {
+        LlamaConfig {
+            vocab_size: 64,
+            hidden_size: 64,
+            intermediate_size: 96,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-5,
+            max_position_embeddings: 64,
+            tie_word_embeddings: tied,
+        }
+    }
+
+    /// Random weights under Hugging Face names (with `lm_head.weight` when untied).
+    fn hf_weights(cfg: &LlamaConfig) -> HashMap<String, Tensor> {
+        let mut w = random_weights(cfg, 7, &Device::Cpu).unwrap();
+        if !cfg.tie_word_embeddings {
+            let head = crate::models::llama::model::seeded_normal(&[64, 64], 0.2, 99, &Device::Cpu).unwrap();
+            w.insert("lm_head.weight".into(), head);
+        }
+        w
+    }
+
+    /// Writes `weights` as a llama.cpp GGUF: names and Q/K layout as llama.cpp's
+    /// converter writes them, matrices in `dtype`, a 64-token byte-level vocabulary.
+    fn write_gguf(path: &Path, cfg: &LlamaConfig, weights: &HashMap<String, Tensor>, dtype: GgmlDType, meta: &[(&str, Value)]) {
+        let gguf_name = |hf: &str| -> String {
+            let fixed = [("model.embed_tokens.weight", "token_embd.weight"), ("model.norm.weight", "output_norm.weight"), ("lm_head.weight", "output.weight")];
+            if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
+                return g.to_string();
+            }
+            let rest = hf.strip_prefix("model.layers.").unwrap();
+            let (layer, name) = rest.split_once('.').unwrap();
+            let g = [
+                ("input_layernorm.weight", "attn_norm"), ("self_attn.q_proj.weight", "attn_q"), ("self_attn.k_proj.weight", "attn_k"),
+                ("self_attn.v_proj.weight", "attn_v"), ("self_attn.o_proj.weight", "attn_output"),
+                ("post_attention_layernorm.weight", "ffn_norm"), ("mlp.gate_proj.weight", "ffn_gate"),
+                ("mlp.up_proj.weight", "ffn_up"), ("mlp.down_proj.weight", "ffn_down"),
+            ]
+            .iter()
+            .find(|(h, _)| *h == name)
+            .unwrap()
+            .1;
+            format!("blk.{layer}.{g}.weight")
+        };
+        let tensors: Vec<(String, QTensor)> = weights
+            .iter()
+            .map(|(name, t)| {
+                let t = if name.ends_with("q_proj.weight") {
+                    permute(t, cfg.num_attention_heads).unwrap()
+                } else if name.ends_with("k_proj.weight") {
+                    permute(t, cfg.num_key_value_heads).unwrap()
+                } else {
+                    t.clone()
+                };
+                let dtype = if t.rank() == 2 { dtype } else { GgmlDType::F32 };
+                (gguf_name(name), QTensor::quantize(&t, dtype).unwrap())
+            })
+            .collect();
+        // Byte-level tokens: 63 printable characters and one merge of the first two.
+        let mut tokens: Vec<Value> = (33u8..96).map(|b| Value::String((b as char).to_string())).collect();
+        tokens.push(Value::String("!\"".into()));
+        let base = [
+            ("general.architecture", Value::String("llama".into())),
+            ("llama.attention.head_count", Value::U32(cfg.num_attention_heads as u32)),
+            ("llama.attention.head_count_kv", Value::U32(cfg.num_key_value_heads as u32)),
+            ("llama.embedding_length", Value::U32(cfg.hidden_size as u32)),
+            ("llama.feed_forward_length", Value::U32(cfg.intermediate_size as u32)),
+            ("llama.block_count", Value::U32(cfg.num_hidden_layers as u32)),
+            ("llama.rope.freq_base", Value::F32(cfg.rope_theta as f32)),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(cfg.rms_norm_eps as f32)),
+            ("llama.context_length", Value::U32(cfg.max_position_embeddings as u32)),
+            ("tokenizer.ggml.model", Value::String("gpt2".into())),
+            ("tokenizer.ggml.pre", Value::String("smollm".into())),
+            ("tokenizer.ggml.tokens", Value::Array(tokens)),
+            ("tokenizer.ggml.merges", Value::Array(vec![Value::String("! \"".into())])),
+        ];
+        let mut metadata: Vec<(&str, &Value)> =
+            base.iter().filter(|(k, _)| !meta.iter().any(|(m, _)| m == k)).map(|(k, v)| (*k, v)).collect();
+        metadata.extend(meta.iter().map(|(k, v)| (*k, v)));
+        let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (n.as_str(), q)).collect();
+        let mut file = std::fs::File::create(path).unwrap();
+        gguf_file::write(&mut file, &metadata, &tensors).unwrap();
+    }
+
+    fn logits(model: &Llama) -> Vec<f32> {
+        let ids = Tensor::new(&[[3u32, 17, 42, 5, 9, 60, 1, 33]], &Device::Cpu).unwrap();
+        model.lm_logits(&ids, &[8]).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+    }
+
+    fn model(path: &Path, format: WeightFormat, budget: u64) -> Llama {
+        let loaded = load_gguf_with(path, &Device::Cpu, format, budget).unwrap();
+        Llama::from_quantized(loaded.config, loaded.weights, loaded.quantized).unwrap()
+    }
+
+    #[test]
+    fn quantised_matrices_give_the_f32_models_logits() {
+        for tied in [true, false] {
+            let cfg = config(tied);
+            let weights = hf_weights(&cfg);
+            let reference = logits(&Llama::from_weights(cfg.clone(), weights.clone(), None, crate::models::llama::Trainable::NONE, 0).unwrap());
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("tiny.gguf");
+            write_gguf(&path, &cfg, &weights, GgmlDType::Q8_0, &[]);
+            let f32_model = model(&path, WeightFormat::F32, u64::MAX);
+            let quantized = model(&path, WeightFormat::Quantized, u64::MAX);
+            assert!(!f32_model.is_quantized() && quantized.is_quantized());
+            // Q8_0 weights (and, in QMatMul, Q8_0 activations) against the original f32 weights.
+            let (f, q) = (logits(&f32_model), logits(&quantized));
+            assert!(cosine(&f, &reference) > 0.999, "tied {tied}: f32 path {}", cosine(&f, &reference));
+            assert!(cosine(&q, &reference) > 0.999, "tied {tied}: quantised path {}", cosine(&q, &reference));
+        }
+    }
+
+    #[test]
+    fn auto_keeps_the_weights_quantised_when_f32_would_not_fit_the_budget() {
+        let cfg = config(true);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        write_gguf(&path, &cfg, &hf_weights(&cfg), GgmlDType::Q8_0, &[]);
+        assert!(!model(&path, WeightFormat::Auto, 1 << 30).is_quantized());
+        assert!(model(&path, WeightFormat::Auto, 1 << 10).is_quantized());
+    }
+
+    #[test]
+    fn quantised_rows_are_unpermuted_like_f32_ones() {
+        let w = crate::models::llama::model::seeded_normal(&[16, 64], 1.0, 3, &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let by_rows = unpermute_rows(&q, 2).unwrap().dequantize(&Device::Cpu).unwrap();
+        let by_tensor = unpermute(&q.dequantize(&Device::Cpu).unwrap(), 2).unwrap();
+        let diff = (by_rows - by_tensor).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(diff, 0.0);
+    }
+
+    #[test]
+    fn unsupported_files_say_what_is_unsupported() {
+        let cfg = config(true);
+        let weights = hf_weights(&cfg);
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (("general.architecture", Value::String("qwen2".into())), "\"qwen2\" is not supported"),
+            (("tokenizer.ggml.pre", Value::String("tekken".into())), "pre-tokenizer \"tekken\" is not supported"),
+            (("tokenizer.ggml.model", Value::String("llama".into())), "SentencePiece"),
+        ];
+        for (i, (meta, expected)) in cases.into_iter().enumerate() {
+            let path = dir.path().join(format!("bad{i}.gguf"));
+            write_gguf(&path, &cfg, &weights, GgmlDType::Q8_0, &[meta]);
+            let err = format!("{:#}", load_gguf(&path, &Device::Cpu).err().expect("an error"));
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn llama3_text_is_split_as_llama3_splits_it() {
+        let cfg = config(true);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llama3.gguf");
+        write_gguf(&path, &cfg, &hf_weights(&cfg), GgmlDType::Q8_0, &[("tokenizer.ggml.pre", Value::String("llama-bpe".into()))]);
+        let loaded = load_gguf(&path, &Device::Cpu).unwrap();
+        let pre = loaded.tokenizer.get_pre_tokenizer().unwrap();
+        use tokenizers::PreTokenizer;
+        let mut text = tokenizers::PreTokenizedString::from("Hello 12345 world's");
+        pre.pre_tokenize(&mut text).unwrap();
+        let pieces: Vec<String> = text
+            .get_splits(tokenizers::OffsetReferential::Original, tokenizers::OffsetType::Byte)
+            .into_iter()
+            .map(|(s, _, _)| s.to_string())
+            .collect();
+        // Digits in runs of at most three; the space joins the next word (byte-level "Ġ").
+        assert_eq!(pieces, ["Hello", "Ġ", "123", "45", "Ġworld", "'s"]);
+    }
 }

@@ -13,5 +13,5 @@ pub mod load;
 pub mod model;
 pub mod ops;
 
-pub use load::{default_model, load, LoadedModel};
+pub use load::{default_model, load, LoadedModel, WeightFormat};
 pub use model::{Llama, LlamaConfig, PrefixCache, Segment, Trainable};

@@ -11,11 +11,15 @@
 //! Weights use the Hugging Face layout and names (`model.layers.{i}...`,
 //! rotary embedding in the half-split form); Q/K/V and gate/up projections
 //! are fused into one matrix each at construction, for fewer, larger matmuls.
+//! For inference the matrices may instead stay in their GGUF quantised
+//! blocks ([`Matrix::Quantized`], candle's `QMatMul`): a model whose f32 copy
+//! would not fit in memory still runs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{causal_self_attention, last_token_attention, Heads, RotaryRows};
@@ -110,6 +114,119 @@ impl Param {
     }
 }
 
+/// A weight matrix `[out, in]`, applied as `x · wᵀ`: f32 (trained or
+/// frozen), or still in its GGUF blocks (inference only). A quantised matrix
+/// fused from several (Q, K and V may be quantised differently) keeps its
+/// parts and concatenates their outputs.
+///
+/// A quantised matrix applied to many rows (a prompt, a pack of items) is
+/// dequantised a slice of rows at a time (at most [`DEQUANTIZED_FLOATS`])
+/// into a temporary f32 matrix for the f32 matmul: the same numbers as the
+/// f32 model, at the cost of dequantising once per pass, in a fraction of
+/// the memory. To a few rows (decoding a token) candle's `QMatMul` applies
+/// it directly with integer dot products, which quantise the activations
+/// too: measured on SmolLM2's Q4_1 file, that way changed 6 of 200 zero-shot
+/// labels and ran 6x slower on 70-token items.
+#[derive(Clone)]
+pub enum Matrix {
+    Dense(Param),
+    Quantized(Vec<QMatMul>),
+}
+
+/// Largest temporary f32 slice of a quantised matrix (floats): 32 MiB.
+pub const DEQUANTIZED_FLOATS: usize = 8 << 20;
+/// Rows from which a quantised matrix is dequantised rather than applied by `QMatMul`.
+const DEQUANTIZE_FROM_ROWS: usize = 16;
+
+/// `x · wᵀ` for a quantised `w` (see [`Matrix`]).
+fn quantized_linear(w: &QMatMul, x: &Tensor) -> Result<Tensor> {
+    let QMatMul::QTensor(q) = w else { return w.forward(x) };
+    if x.dims().iter().rev().skip(1).product::<usize>() < DEQUANTIZE_FROM_ROWS {
+        return w.forward(x);
+    }
+    let device = x.device();
+    let (out, inp) = q.shape().dims2()?;
+    let rows_per_slice = (DEQUANTIZED_FLOATS / inp).max(1);
+    if rows_per_slice >= out {
+        return super::ops::linear(x, &q.dequantize(device)?);
+    }
+    let dtype = q.dtype();
+    let row_bytes = inp / dtype.block_size() * dtype.type_size();
+    let data = q.data()?;
+    let mut outs = Vec::with_capacity(out.div_ceil(rows_per_slice));
+    for start in (0..out).step_by(rows_per_slice) {
+        let n = rows_per_slice.min(out - start);
+        let bytes = &data[start * row_bytes..(start + n) * row_bytes];
+        let slice = candle_core::quantized::ggml_file::qtensor_from_ggml(dtype, bytes, vec![n, inp], device)?;
+        outs.push(super::ops::linear(x, &slice.dequantize(device)?)?);
+    }
+    Tensor::cat(&outs, D::Minus1)
+}
+
+impl Matrix {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Matrix::Dense(p) => super::ops::linear(x, &p.tensor),
+            Matrix::Quantized(parts) => {
+                let x = x.contiguous()?;
+                let outs = parts.iter().map(|w| quantized_linear(w, &x)).collect::<Result<Vec<_>>>()?;
+                match outs.as_slice() {
+                    [one] => Ok(one.clone()),
+                    _ => Tensor::cat(&outs, D::Minus1),
+                }
+            }
+        }
+    }
+
+    /// Rows `ids` (an embedding lookup; a quantised one dequantises only those rows).
+    fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Matrix::Dense(p) => p.tensor.embedding(ids),
+            Matrix::Quantized(parts) => match parts.as_slice() {
+                [w] => w.embedding(ids),
+                _ => candle_core::bail!("a fused matrix is not an embedding"),
+            },
+        }
+    }
+
+    /// The f32 parameter (`None`: quantised).
+    pub fn param(&self) -> Option<&Param> {
+        match self {
+            Matrix::Dense(p) => Some(p),
+            Matrix::Quantized(_) => None,
+        }
+    }
+
+    fn is_trained(&self) -> bool {
+        self.param().is_some_and(|p| p.var.is_some())
+    }
+
+    fn detached(&self) -> Matrix {
+        match self {
+            Matrix::Dense(p) => Matrix::Dense(Param { name: p.name.clone(), tensor: p.tensor.detach(), var: None }),
+            Matrix::Quantized(parts) => Matrix::Quantized(parts.clone()),
+        }
+    }
+
+    /// The matrix in f32 (dequantised if need be).
+    fn dense(&self) -> Result<Tensor> {
+        match self {
+            Matrix::Dense(p) => Ok(p.tensor.clone()),
+            Matrix::Quantized(parts) => {
+                let parts = parts
+                    .iter()
+                    .map(|w| match w {
+                        QMatMul::QTensor(q) => q.dequantize(&q.device()),
+                        QMatMul::Tensor(t) => Ok(t.clone()),
+                        QMatMul::TensorF16(t) => t.to_dtype(DType::F32),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&parts, 0)
+            }
+        }
+    }
+}
+
 /// Which weights are trained.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Trainable {
@@ -128,22 +245,24 @@ impl Trainable {
 struct Block {
     attn_norm: Param,
     /// `[q; k; v]` rows stacked: `(heads + 2 kv_heads) * head_dim` × hidden.
-    qkv: Param,
-    o: Param,
+    qkv: Matrix,
+    o: Matrix,
     mlp_norm: Param,
     /// `[gate; up]` rows stacked: `2 intermediate` × hidden.
-    gate_up: Param,
-    down: Param,
+    gate_up: Matrix,
+    down: Matrix,
 }
 
-/// The Llama decoder with a classification head (`score`, no bias) and,
-/// for checks against language-model implementations, the tied LM head.
+/// The Llama decoder with a classification head (`score`, no bias) or an
+/// LM head (the embedding when tied, else `lm_head`).
 pub struct Llama {
     pub config: LlamaConfig,
-    embed: Param,
+    embed: Matrix,
     blocks: Vec<Block>,
     norm: Param,
     score: Option<Param>,
+    /// The untied LM head (`None`: the embedding, or no LM head needed).
+    lm_head: Option<Matrix>,
     cos: Tensor,
     sin: Tensor,
 }
@@ -192,9 +311,9 @@ impl Block {
     /// every reshape would be one more node whose gradient candle allocates,
     /// zero-fills and adds.
     fn forward(&self, x: &Tensor, lengths: &[usize], rotary: &Arc<RotaryRows>, cfg: &LlamaConfig) -> Result<Tensor> {
-        let qkv = linear(&self.norm(x, &self.attn_norm, cfg)?, &self.qkv)?;
+        let qkv = self.qkv.forward(&self.norm(x, &self.attn_norm, cfg)?)?;
         let attn = causal_self_attention(&qkv, Self::heads(cfg), lengths, rotary)?;
-        let x = (x + linear(&attn, &self.o)?)?;
+        let x = (x + self.o.forward(&attn)?)?;
         self.mlp(&x, cfg)
     }
 
@@ -209,9 +328,9 @@ impl Block {
         cfg: &LlamaConfig,
     ) -> Result<Tensor> {
         let t = x.dim(0)? / lengths.len().max(1);
-        let qkv = linear(&self.norm(x, &self.attn_norm, cfg)?, &self.qkv)?;
+        let qkv = self.qkv.forward(&self.norm(x, &self.attn_norm, cfg)?)?;
         let attn = last_token_attention(&qkv, Self::heads(cfg), lengths, rotary)?;
-        let x = (x.index_select(&last_rows(lengths, t, x.device())?, 0)? + linear(&attn, &self.o)?)?;
+        let x = (x.index_select(&last_rows(lengths, t, x.device())?, 0)? + self.o.forward(&attn)?)?;
         self.mlp(&x, cfg)
     }
 
@@ -229,8 +348,8 @@ impl Block {
 
     /// `x + down(swiglu(gate_up(norm(x))))` for `x` `[n, h]`.
     fn mlp(&self, x: &Tensor, cfg: &LlamaConfig) -> Result<Tensor> {
-        let act = swiglu(&linear(&self.norm(x, &self.mlp_norm, cfg)?, &self.gate_up)?)?;
-        x + linear(&act, &self.down)?
+        let act = swiglu(&self.gate_up.forward(&self.norm(x, &self.mlp_norm, cfg)?)?)?;
+        x + self.down.forward(&act)?
     }
 
     /// Inference with the keys and values of earlier tokens (`past`,
@@ -249,7 +368,7 @@ impl Block {
         let (heads, kv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
         let rotate = |x: &Tensor| candle_nn::rotary_emb::rope(x, &rope_tables.cos, &rope_tables.sin);
         let normed = self.norm(x, &self.attn_norm, cfg)?;
-        let qkv = linear(&normed.reshape((b * t, h))?, &self.qkv)?.reshape((b, t, heads + 2 * kv, d))?;
+        let qkv = self.qkv.forward(&normed.reshape((b * t, h))?)?.reshape((b, t, heads + 2 * kv, d))?;
         let q = qkv.narrow(2, 0, heads)?.transpose(1, 2)?.contiguous()?;
         let k = qkv.narrow(2, heads, kv)?.transpose(1, 2)?.contiguous()?;
         let v = qkv.narrow(2, heads + kv, kv)?.transpose(1, 2)?.contiguous()?;
@@ -266,7 +385,7 @@ impl Block {
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h))?;
-        let x = (x.reshape((b * t, h))? + linear(&attn, &self.o)?)?;
+        let x = (x.reshape((b * t, h))? + self.o.forward(&attn)?)?;
         Ok((self.mlp(&x, cfg)?.reshape((b, t, h))?, key_values))
     }
 }
@@ -353,46 +472,102 @@ impl Llama {
     /// model plus one layer.
     pub fn from_weights(
         config: LlamaConfig,
-        mut weights: HashMap<String, Tensor>,
+        weights: HashMap<String, Tensor>,
+        num_labels: Option<usize>,
+        trainable: Trainable,
+        seed: u64,
+    ) -> Result<Self> {
+        Self::build(config, weights, HashMap::new(), num_labels, trainable, seed)
+    }
+
+    /// An inference model (no classification head) whose matrices in
+    /// `quantized` stay in their GGUF blocks; the rest come from `dense`.
+    pub fn from_quantized(
+        config: LlamaConfig,
+        dense: HashMap<String, Tensor>,
+        quantized: HashMap<String, QTensor>,
+    ) -> Result<Self> {
+        Self::build(config, dense, quantized, None, Trainable::NONE, 0)
+    }
+
+    fn build(
+        config: LlamaConfig,
+        mut dense: HashMap<String, Tensor>,
+        mut quantized: HashMap<String, QTensor>,
         num_labels: Option<usize>,
         trainable: Trainable,
         seed: u64,
     ) -> Result<Self> {
         for (name, shape) in config.weight_shapes() {
-            let t = weights.get(&name).ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")))?;
-            if t.dims() != shape.as_slice() {
-                candle_core::bail!("weight {name} has shape {:?}, the config expects {shape:?}", t.dims());
+            let dims = match (dense.get(&name), quantized.get(&name)) {
+                (Some(t), _) => t.dims().to_vec(),
+                (None, Some(q)) => q.shape().dims().to_vec(),
+                (None, None) => candle_core::bail!("missing weight {name}"),
+            };
+            if dims != shape {
+                candle_core::bail!("weight {name} has shape {dims:?}, the config expects {shape:?}");
             }
         }
-        let device = weights.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
+        let device = dense.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
+        let lm_head_name = "lm_head.weight".to_string();
+        let has_lm_head = dense.contains_key(&lm_head_name) || quantized.contains_key(&lm_head_name);
         let mut take = |name: &str| -> Result<Tensor> {
-            let t = weights.remove(name).ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")))?;
+            let t = dense.remove(name).ok_or_else(|| candle_core::Error::Msg(format!("missing weight {name}")))?;
             t.to_dtype(DType::F32)
         };
-        let embed =
-            Param::new("model.embed_tokens.weight".into(), take("model.embed_tokens.weight")?, trainable.embedding)?;
+        // A matrix stacked from `parts` (rows), kept quantised when any part is.
+        let mut matrix = |take: &mut dyn FnMut(&str) -> Result<Tensor>, name: String, parts: &[String], train: bool| {
+            if parts.iter().any(|p| quantized.contains_key(p)) {
+                if train {
+                    candle_core::bail!("{name} is quantised: quantised weights are for inference only");
+                }
+                let parts = parts
+                    .iter()
+                    .map(|p| match quantized.remove(p) {
+                        Some(q) => QMatMul::from_qtensor(q),
+                        None => Ok(QMatMul::Tensor(take(p)?)),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                return Ok(Matrix::Quantized(parts));
+            }
+            let tensors = parts.iter().map(|p| take(p)).collect::<Result<Vec<_>>>()?;
+            let tensor = if tensors.len() == 1 { tensors[0].clone() } else { Tensor::cat(&tensors, 0)? };
+            Ok(Matrix::Dense(Param::new(name, tensor, train)?))
+        };
+        let embed_name = "model.embed_tokens.weight".to_string();
+        let embed = matrix(&mut take, embed_name.clone(), &[embed_name], trainable.embedding)?;
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("model.layers.{l}");
             let train = l >= trainable.frozen_layers;
-            let mut w = |s: &str| take(&format!("{p}.{s}.weight"));
-            let qkv = Tensor::cat(&[w("self_attn.q_proj")?, w("self_attn.k_proj")?, w("self_attn.v_proj")?], 0)?;
-            let gate_up = Tensor::cat(&[w("mlp.gate_proj")?, w("mlp.up_proj")?], 0)?;
+            let names = |parts: &[&str]| parts.iter().map(|s| format!("{p}.{s}.weight")).collect::<Vec<_>>();
+            let qkv = names(&["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]);
+            let gate_up = names(&["mlp.gate_proj", "mlp.up_proj"]);
             blocks.push(Block {
-                attn_norm: Param::new(format!("{p}.input_layernorm"), w("input_layernorm")?, train)?,
-                qkv: Param::new(format!("{p}.self_attn.qkv_proj"), qkv, train)?,
-                o: Param::new(format!("{p}.self_attn.o_proj"), w("self_attn.o_proj")?, train)?,
-                mlp_norm: Param::new(format!("{p}.post_attention_layernorm"), w("post_attention_layernorm")?, train)?,
-                gate_up: Param::new(format!("{p}.mlp.gate_up_proj"), gate_up, train)?,
-                down: Param::new(format!("{p}.mlp.down_proj"), w("mlp.down_proj")?, train)?,
+                attn_norm: Param::new(format!("{p}.input_layernorm"), take(&format!("{p}.input_layernorm.weight"))?, train)?,
+                qkv: matrix(&mut take, format!("{p}.self_attn.qkv_proj"), &qkv, train)?,
+                o: matrix(&mut take, format!("{p}.self_attn.o_proj"), &names(&["self_attn.o_proj"]), train)?,
+                mlp_norm: Param::new(
+                    format!("{p}.post_attention_layernorm"),
+                    take(&format!("{p}.post_attention_layernorm.weight"))?,
+                    train,
+                )?,
+                gate_up: matrix(&mut take, format!("{p}.mlp.gate_up_proj"), &gate_up, train)?,
+                down: matrix(&mut take, format!("{p}.mlp.down_proj"), &names(&["mlp.down_proj"]), train)?,
             });
         }
+        // An untied LM head is only needed without a classification head.
+        let lm_head = match (config.tie_word_embeddings || num_labels.is_some(), has_lm_head) {
+            (true, _) => None,
+            (false, true) => Some(matrix(&mut take, lm_head_name.clone(), &[lm_head_name], false)?),
+            (false, false) => candle_core::bail!("the embeddings are not tied and there is no lm_head.weight"),
+        };
         let head_trained = trainable != Trainable::NONE;
         let norm = Param::new("model.norm".into(), take("model.norm.weight")?, head_trained)?;
         let score = match num_labels {
             None => None,
             Some(n) => {
-                let w = match weights.remove("score.weight") {
+                let w = match dense.remove("score.weight") {
                     Some(w) if w.dims() == [n, config.hidden_size] => w.to_dtype(DType::F32)?,
                     Some(w) => candle_core::bail!(
                         "score.weight has shape {:?}, expected [{n}, {}]",
@@ -405,19 +580,29 @@ impl Llama {
             }
         };
         let (cos, sin) = rotary_tables(&config, &device)?;
-        Ok(Llama { config, embed, blocks, norm, score, cos, sin })
+        Ok(Llama { config, embed, blocks, norm, score, lm_head, cos, sin })
     }
 
     /// Every weight with its name: fused ones (`qkv_proj`, `gate_up_proj`) as
     /// stored in this model.
+    /// f32 weights only: a quantised matrix is no parameter.
     pub fn params(&self) -> Vec<&Param> {
-        let mut all = vec![&self.embed];
+        let mut all: Vec<&Param> = self.embed.param().into_iter().collect();
         for b in &self.blocks {
-            all.extend([&b.attn_norm, &b.qkv, &b.o, &b.mlp_norm, &b.gate_up, &b.down]);
+            all.push(&b.attn_norm);
+            all.extend([&b.qkv, &b.o].into_iter().filter_map(Matrix::param));
+            all.push(&b.mlp_norm);
+            all.extend([&b.gate_up, &b.down].into_iter().filter_map(Matrix::param));
         }
         all.push(&self.norm);
         all.extend(self.score.as_ref());
         all
+    }
+
+    /// Whether any matrix stayed quantised.
+    pub fn is_quantized(&self) -> bool {
+        matches!(self.embed, Matrix::Quantized(_))
+            || self.blocks.iter().any(|b| [&b.qkv, &b.o, &b.gate_up, &b.down].iter().any(|m| m.param().is_none()))
     }
 
     /// The same weights with nothing tracked by autograd (for inference).
@@ -428,19 +613,20 @@ impl Llama {
             .iter()
             .map(|b| Block {
                 attn_norm: d(&b.attn_norm),
-                qkv: d(&b.qkv),
-                o: d(&b.o),
+                qkv: b.qkv.detached(),
+                o: b.o.detached(),
                 mlp_norm: d(&b.mlp_norm),
-                gate_up: d(&b.gate_up),
-                down: d(&b.down),
+                gate_up: b.gate_up.detached(),
+                down: b.down.detached(),
             })
             .collect();
         Ok(Llama {
             config: self.config.clone(),
-            embed: d(&self.embed),
+            embed: self.embed.detached(),
             blocks,
             norm: d(&self.norm),
             score: self.score.as_ref().map(d),
+            lm_head: self.lm_head.as_ref().map(Matrix::detached),
             cos: self.cos.clone(),
             sin: self.sin.clone(),
         })
@@ -470,10 +656,10 @@ impl Llama {
             cos: self.cos.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
             sin: self.sin.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
         });
-        let mut x = self.embed.tensor.embedding(&ids.flatten_all()?)?;
+        let mut x = self.embed.rows(&ids.flatten_all()?)?;
         for block in below {
             x = block.forward(&x, lengths, &rotary, &self.config)?;
-            if block.qkv.var.is_none() {
+            if !block.qkv.is_trained() {
                 // Nothing below a frozen block needs a gradient: drop its graph.
                 x = x.detach();
             }
@@ -489,9 +675,14 @@ impl Llama {
         linear(&self.last_token_states(ids, lengths)?, score)
     }
 
-    /// Next-token logits at each row's last real token (tied LM head), `[b, vocab]`.
+    /// Next-token logits at each row's last real token, `[b, vocab]`.
     pub fn lm_logits(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-        linear(&self.last_token_states(ids, lengths)?, &self.embed)
+        self.lm_head().forward(&self.last_token_states(ids, lengths)?)
+    }
+
+    /// The LM head: `lm_head` when untied, else the embedding.
+    fn lm_head(&self) -> &Matrix {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
     }
 
     /// Runs `prefix` once and keeps its keys and values (inference only).
@@ -578,10 +769,10 @@ impl Llama {
         Ok(scores)
     }
 
-    /// Logits of the tied LM head at `rows` of the final hidden states.
+    /// Logits of the LM head at `rows` of the final hidden states.
     fn lm_head_rows(&self, hidden: &Tensor, rows: Vec<u32>) -> Result<Tensor> {
         let picked = hidden.index_select(&Tensor::new(rows, hidden.device())?, 0)?;
-        linear(&rms_norm(&picked, &self.norm.tensor, self.config.rms_norm_eps)?, &self.embed)
+        self.lm_head().forward(&rms_norm(&picked, &self.norm.tensor, self.config.rms_norm_eps)?)
     }
 
     /// The final hidden states `[t, h]` (before the last norm) of packed
@@ -589,7 +780,7 @@ impl Llama {
     /// A segment attends to the prefix, to its ancestors' tokens and to its
     /// own earlier tokens, at the positions it would have in one sequence.
     fn run_segments(&self, prefix: &PrefixCache, segments: &[Segment]) -> Result<(Tensor, Vec<KeyValues>)> {
-        let device = self.embed.tensor.device();
+        let device = self.cos.device();
         let p = prefix.tokens.len();
         let t: usize = segments.iter().map(|s| s.tokens.len()).sum();
         if segments.is_empty() || segments.iter().any(|s| s.tokens.is_empty()) {
@@ -634,7 +825,7 @@ impl Llama {
         let tables =
             RopeTables { cos: self.cos.index_select(&positions, 0)?, sin: self.sin.index_select(&positions, 0)? };
         let ids: Vec<u32> = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
-        let mut x = self.embed.tensor.embedding(&Tensor::new(ids, device)?)?.unsqueeze(0)?;
+        let mut x = self.embed.rows(&Tensor::new(ids, device)?)?.unsqueeze(0)?;
         let mut layers = Vec::with_capacity(self.blocks.len());
         for (l, block) in self.blocks.iter().enumerate() {
             let (y, kv) = block.forward_after(&x, &mask, &tables, &self.config, prefix.layers.get(l))?;
@@ -649,22 +840,22 @@ impl Llama {
     pub fn hf_weights(&self) -> Result<Vec<(String, Tensor)>> {
         let cfg = &self.config;
         let (h, kv) = (cfg.hidden_size, cfg.num_key_value_heads * cfg.head_dim());
-        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.tensor.clone())];
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.dense()?)];
         for (l, b) in self.blocks.iter().enumerate() {
             let p = format!("model.layers.{l}");
-            let qkv = &b.qkv.tensor;
-            let gu = &b.gate_up.tensor;
+            let qkv = &b.qkv.dense()?;
+            let gu = &b.gate_up.dense()?;
             let i = cfg.intermediate_size;
             out.extend([
                 (format!("{p}.input_layernorm.weight"), b.attn_norm.tensor.clone()),
                 (format!("{p}.self_attn.q_proj.weight"), qkv.narrow(0, 0, h)?),
                 (format!("{p}.self_attn.k_proj.weight"), qkv.narrow(0, h, kv)?),
                 (format!("{p}.self_attn.v_proj.weight"), qkv.narrow(0, h + kv, kv)?),
-                (format!("{p}.self_attn.o_proj.weight"), b.o.tensor.clone()),
+                (format!("{p}.self_attn.o_proj.weight"), b.o.dense()?),
                 (format!("{p}.post_attention_layernorm.weight"), b.mlp_norm.tensor.clone()),
                 (format!("{p}.mlp.gate_proj.weight"), gu.narrow(0, 0, i)?),
                 (format!("{p}.mlp.up_proj.weight"), gu.narrow(0, i, i)?),
-                (format!("{p}.mlp.down_proj.weight"), b.down.tensor.clone()),
+                (format!("{p}.mlp.down_proj.weight"), b.down.dense()?),
             ]);
         }
         out.push(("model.norm.weight".to_string(), self.norm.tensor.clone()));
