@@ -50,6 +50,17 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Most requests in flight at once: past a few dozen a server only queues
+/// them (or rate-limits), and each holds a connection and a response buffer.
+pub const MAX_CONCURRENCY: usize = 64;
+
+fn concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from 1 to {MAX_CONCURRENCY}")),
+    }
+}
+
 /// Which data to use and how to split it.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
@@ -292,7 +303,7 @@ pub struct LlmArgs {
     #[arg(long, value_parser = positive)]
     pub memory_budget_gib: Option<f64>,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = BackendConfig::default().concurrency, value_parser = at_least_one)]
+    #[arg(long, default_value_t = BackendConfig::default().concurrency, value_parser = concurrency)]
     pub concurrency: usize,
     /// Seconds before a request is abandoned (then retried).
     #[arg(long, default_value_t = BackendConfig::default().timeout.as_secs_f64(), value_parser = positive)]

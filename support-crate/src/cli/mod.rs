@@ -125,9 +125,21 @@ pub fn main() -> Result<()> {
 }
 
 /// The command as typed, for the results record.
+/// The command as run, for records: URLs without their credentials (a
+/// `--base-url http://user:secret@host/v1` would otherwise be stored).
 pub fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args().skip(1).map(|a| redact_arg(&a)).collect();
     format!("slm-vs-llm {}", args.join(" "))
+}
+
+fn redact_arg(arg: &str) -> String {
+    if !arg.contains("://") {
+        return arg.to_string();
+    }
+    match arg.split_once('=').filter(|(flag, _)| flag.starts_with("--")) {
+        Some((flag, url)) => format!("{flag}={}", crate::methods::llm::openai::redact_url(url)),
+        None => crate::methods::llm::openai::redact_url(arg),
+    }
 }
 
 fn context(data: &DataArgs) -> RunContext {
