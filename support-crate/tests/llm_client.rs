@@ -449,3 +449,48 @@ fn a_server_that_rejects_logprobs_is_asked_without_them_and_says_so() {
     let scoring = client.label_scoring();
     assert!(scoring.starts_with("none: the server rejected logprobs") && scoring.contains("not supported"), "{scoring}");
 }
+
+/// A server that answers `healthy` requests, then dies (its port closed).
+fn server_that_dies_after(healthy: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(healthy) {
+            let Ok(mut stream) = stream else { continue };
+            if read_request(&stream).is_some() {
+                respond(&mut stream, "200 OK", "", &completion("{\"label\": \"Sports\"}", "stop", None));
+            }
+        }
+        // The listener is dropped here: every later connection is refused.
+    });
+    url
+}
+
+#[test]
+fn a_server_that_dies_mid_run_stops_the_run_early_and_a_rerun_asks_only_the_rest() {
+    let cache = tempfile::tempdir().unwrap();
+    let endpoint = |url: String| Endpoint { base_url: url, model: "test-model".into(), api_key: None };
+    let config = ClientConfig {
+        timeout: Duration::from_millis(500),
+        max_retries: 2,
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(20),
+        concurrency: 1,
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    let schema = answer_schema(&labels(), false);
+    let client = Arc::new(OpenAiClient::new(endpoint(server_that_dies_after(10)), config.clone()).unwrap());
+    let started = std::time::Instant::now();
+    let err = client.ask_all(questions(100), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("stopped responding") && message.contains("10 answers received"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(10), "gave up only after {:?}", started.elapsed());
+
+    // The server is back (elsewhere): the 10 cached answers are not asked again.
+    let revived = start(|_, _| Fault::Ok, Rejects::No);
+    let client = Arc::new(OpenAiClient::new(endpoint(revived.url.clone()), config).unwrap());
+    let answers = client.ask_all(questions(100), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    assert_eq!(answers.iter().filter(|a| a.cached).count(), 10);
+    assert_eq!(revived.requests.lock().unwrap().values().sum::<usize>(), 90);
+}

@@ -231,6 +231,10 @@ pub struct OpenAiClient {
     /// Items given up on without any response from the server (connection
     /// refused or lost, timeouts).
     unreachable: std::sync::atomic::AtomicUsize,
+    /// Items in a row that got no response at all, and, once there were
+    /// [`OUTAGE_ITEMS`] of them, why the run stopped asking.
+    silent_in_a_row: std::sync::atomic::AtomicUsize,
+    outage: Mutex<Option<String>>,
     /// Set when the server rejected `logprobs`: asked without them since.
     logprobs_rejected: Mutex<Option<String>>,
     /// Answers with label scores, and why the others have none.
@@ -248,6 +252,10 @@ pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// Largest share of a run's requests that may fail (after their retries) and
 /// still count as answers that were wrong; above it the run is an error.
 pub const MAX_FAILED_SHARE: f64 = 0.5;
+/// Items in a row without any response (after their retries) that end the
+/// run: the server is down, and waiting out every remaining item's retries
+/// would only delay the error.
+pub const OUTAGE_ITEMS: usize = 8;
 /// Longest wait a `Retry-After` header may ask for (a longer one is cut, with a warning).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -283,6 +291,8 @@ impl OpenAiClient {
             cache,
             refused: Mutex::new(None),
             unreachable: Default::default(),
+            silent_in_a_row: Default::default(),
+            outage: Mutex::new(None),
             logprobs_rejected: Mutex::new(None),
             scoring: Default::default(),
         })
@@ -474,7 +484,7 @@ impl OpenAiClient {
                 return answer_from(hit, labels, 0, true);
             }
         }
-        if let Some(refusal) = self.refusal() {
+        if let Some(refusal) = self.refusal().or_else(|| self.outage()) {
             return failed_answer(refusal, 0);
         }
         // Until a dialect is known, one request at a time finds it: the others
@@ -501,6 +511,7 @@ impl OpenAiClient {
             match self.send(&body).await {
                 Ok(mut completion) => {
                     *self.dialect.lock().expect("dialect lock") = Some(dialect);
+                    self.silent_in_a_row.store(0, std::sync::atomic::Ordering::Relaxed);
                     completion.latency_seconds = started.elapsed().as_secs_f64();
                     completion.compute_seconds = completion.latency_seconds / self.config.concurrency.max(1) as f64;
                     self.score_labels(&mut completion, labels);
@@ -547,8 +558,11 @@ impl OpenAiClient {
                     let delay = wait.unwrap_or_else(|| backoff(&self.config, retries));
                     tracing::debug!(retry = retries, ?delay, "retrying: {last_error}");
                     drop(discovering.take());
+                    if delay >= Duration::from_secs(5) {
+                        tracing::info!("waiting {delay:.1?} before retrying: {last_error}");
+                    }
                     tokio::time::sleep(delay).await;
-                    if let Some(refusal) = self.refusal() {
+                    if let Some(refusal) = self.refusal().or_else(|| self.outage()) {
                         return failed_answer(refusal, attempts);
                     }
                     if self.dialect().is_none() {
@@ -566,8 +580,19 @@ impl OpenAiClient {
                 }
             }
         }
-        if !reached {
-            self.unreachable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        if reached {
+            self.silent_in_a_row.store(0, Relaxed);
+        } else {
+            self.unreachable.fetch_add(1, Relaxed);
+            if self.silent_in_a_row.fetch_add(1, Relaxed) + 1 >= OUTAGE_ITEMS {
+                let mut outage = self.outage.lock().expect("outage lock");
+                if outage.is_none() {
+                    let reason = format!("no response for {OUTAGE_ITEMS} items in a row (last error: {last_error})");
+                    tracing::error!("{} stopped responding: {reason}; asking nothing more", self.endpoint.display_url());
+                    *outage = Some(reason);
+                }
+            }
         }
         tracing::warn!(attempts, "no answer after {retries} retries: {last_error}");
         failed_answer(last_error, attempts)
@@ -576,6 +601,11 @@ impl OpenAiClient {
     /// Why the server refused the requests, once it has.
     pub fn refusal(&self) -> Option<String> {
         self.refused.lock().expect("refusal lock").clone()
+    }
+
+    /// Why the run stopped asking a server that stopped responding, once it has.
+    pub fn outage(&self) -> Option<String> {
+        self.outage.lock().expect("outage lock").clone()
     }
 
     /// `text` with the API key, if any, replaced by `***`.
@@ -633,6 +663,13 @@ impl OpenAiClient {
             anyhow::bail!(
                 "{display} refused the requests ({refusal}); check OPENAI_API_KEY, OPENAI_BASE_URL and the model name ({})",
                 self.endpoint.model
+            );
+        }
+        let received = answers.iter().filter(|a| !matches!(a.error, Some(AnswerError::Request(_)))).count();
+        if let Some(outage) = self.outage() {
+            anyhow::bail!(
+                "{display} stopped responding mid-run ({outage}); is the server up? The {received} answers \
+                 received are cached: a re-run asks only the rest"
             );
         }
         let asked = answers.iter().filter(|a| !a.cached).count();
