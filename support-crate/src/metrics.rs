@@ -155,9 +155,86 @@ impl Throughput {
     }
 }
 
+/// How far a method's confidence is from how often it is right. Items are
+/// binned by the confidence of their answer (equal-width bins over [0, 1]);
+/// in each bin the share answered right is set against the mean confidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reliability {
+    /// Expected calibration error: the items-weighted mean over bins of
+    /// |accuracy − mean confidence|, 0..1 (Guo et al. 2017, 15 bins).
+    pub ece: f64,
+    /// Mean confidence over all items, against the overall accuracy: above
+    /// it, the method is overconfident on the whole.
+    pub mean_confidence: f64,
+    pub accuracy: f64,
+    /// Bins with at least one item.
+    pub bins: Vec<ReliabilityBin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub items: usize,
+    pub accuracy: f64,
+    pub mean_confidence: f64,
+}
+
+/// Bins [`reliability`] uses by default.
+pub const RELIABILITY_BINS: usize = 15;
+
+/// The reliability of answers that were `right` with `confidence` each (an
+/// item without a valid answer: confidence 0 and wrong).
+pub fn reliability(right: &[bool], confidence: &[f64], bins: usize) -> Reliability {
+    assert_eq!(right.len(), confidence.len(), "one confidence per answer");
+    let n = right.len().max(1) as f64;
+    let mut sums = vec![(0usize, 0usize, 0f64); bins.max(1)];
+    for (&ok, &c) in right.iter().zip(confidence) {
+        let c = c.clamp(0.0, 1.0);
+        let b = ((c * bins as f64) as usize).min(bins - 1);
+        sums[b].0 += 1;
+        sums[b].1 += usize::from(ok);
+        sums[b].2 += c;
+    }
+    let bins_out: Vec<ReliabilityBin> = sums
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.0 > 0)
+        .map(|(b, &(items, ok, total))| ReliabilityBin {
+            lower: b as f64 / bins as f64,
+            upper: (b + 1) as f64 / bins as f64,
+            items,
+            accuracy: ok as f64 / items as f64,
+            mean_confidence: total / items as f64,
+        })
+        .collect();
+    Reliability {
+        ece: bins_out.iter().map(|b| b.items as f64 / n * (b.accuracy - b.mean_confidence).abs()).sum(),
+        mean_confidence: confidence.iter().sum::<f64>() / n,
+        accuracy: right.iter().filter(|&&r| r).count() as f64 / n,
+        bins: bins_out,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_calibrated_method_has_no_calibration_error_and_an_overconfident_one_has() {
+        // 80% confident and right 4 times in 5; 60% confident and right 3 times in 5.
+        let right = [true, true, true, true, false, true, true, true, false, false];
+        let confidence = [0.8, 0.8, 0.8, 0.8, 0.8, 0.6, 0.6, 0.6, 0.6, 0.6];
+        let r = reliability(&right, &confidence, 10);
+        assert!(r.ece.abs() < 1e-12, "{r:?}");
+        assert_eq!(r.bins.len(), 2);
+        // Always 99% sure, right half the time: an error of 0.49.
+        let r = reliability(&[true, false, true, false], &[0.99; 4], RELIABILITY_BINS);
+        assert!((r.ece - 0.49).abs() < 1e-12 && r.mean_confidence > r.accuracy, "{r:?}");
+        // Invalid answers (confidence 0, wrong) sit in the lowest bin.
+        let r = reliability(&[false, true], &[0.0, 1.0], 15);
+        assert_eq!((r.bins[0].lower, r.bins[0].items, r.bins[1].upper), (0.0, 1, 1.0));
+    }
 
     fn names(k: usize) -> Vec<String> {
         (0..k).map(|i| format!("c{i}")).collect()

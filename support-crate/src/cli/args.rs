@@ -293,9 +293,10 @@ pub struct LlmArgs {
     /// Embedded model: tokens of several items run in one forward pass.
     #[arg(long, default_value_t = BackendConfig::default().pack_tokens, value_parser = at_least_one)]
     pub pack_tokens: usize,
-    /// Embedded model: dequantise the weight matrices to f32 (fastest on
-    /// CPU), keep them quantised (candle's QMatMul, ~4-8x less memory, for
-    /// 1-8B models on a laptop), or auto: f32 when that fits --memory-budget-gib.
+    /// Embedded model: dequantise the weight matrices to f32 once, keep them
+    /// quantised (4-8x less memory, each dequantised a slice at a time during
+    /// a pass: for 1-8B models on a laptop), or auto: f32 when that copy fits
+    /// --memory-budget-gib. The log says which was chosen.
     #[arg(long, value_enum, default_value_t = WeightFormat::Auto)]
     pub weights: WeightFormat,
     /// Embedded model: GiB the f32 weights may take before --weights auto

@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart};
+use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, reliability_chart};
 use super::plot::{thousands, Svg};
-use crate::results::{self, RunRecord};
+use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
+use crate::results::{self, Prediction, RunRecord};
 use anyhow::{bail, Context, Result};
 
 /// Files in `results/` that are not run records.
@@ -77,17 +78,66 @@ fn rate(per_second: f64) -> String {
     }
 }
 
-/// The README's results table (Markdown).
-pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> String {
+/// How well a run's confidence (its score for the class it answered) matches
+/// its accuracy; `None` when some answer has no scores.
+pub fn reliability_of(predictions: &[Prediction]) -> Option<Reliability> {
+    let confidence: Option<Vec<f64>> = predictions
+        .iter()
+        .map(|p| match (p.prediction, &p.scores) {
+            (None, _) => Some(0.0),
+            (Some(c), Some(s)) => s.get(c).map(|&x| f64::from(x)),
+            (Some(_), None) => None,
+        })
+        .collect();
+    let right: Vec<bool> = predictions.iter().map(|p| p.prediction == Some(p.label)).collect();
+    Some(reliability(&right, &confidence?, RELIABILITY_BINS))
+}
+
+/// Each record's [`reliability_of`] its predictions.
+pub fn reliabilities(records: &[(PathBuf, RunRecord)]) -> Result<Vec<Option<Reliability>>> {
+    records.iter().map(|(path, _)| Ok(reliability_of(&results::read_run(path)?.1))).collect()
+}
+
+/// An ECE above this is called out as badly calibrated.
+pub const POOR_ECE: f64 = 0.05;
+
+/// One sentence per method on its confidence, from its reliability.
+pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[Option<Reliability>]) -> String {
+    let mut out = String::new();
+    for ((_, r), rel) in records.iter().zip(reliabilities) {
+        let Some(rel) = rel else { continue };
+        let verdict = if rel.ece <= POOR_ECE {
+            "well calibrated".to_string()
+        } else if rel.mean_confidence > rel.accuracy {
+            "overconfident".to_string()
+        } else {
+            "underconfident".to_string()
+        };
+        out.push_str(&format!(
+            "* {} ({}): {verdict}, expected calibration error {:.3}; mean confidence {:.1}% against {:.1}% accuracy.\n",
+            r.method,
+            r.model,
+            rel.ece,
+            100.0 * rel.mean_confidence,
+            100.0 * rel.accuracy
+        ));
+    }
+    out
+}
+
+/// The README's results table (Markdown), then a line per method on how far
+/// its confidence can be trusted (from the predictions files).
+pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> Result<String> {
+    let reliabilities = reliabilities(records)?;
     let mut out = String::from(
-        "| method | model | test items | accuracy [95% CI] | macro-F1 | train time | inference items/s | cost / 1,000 items | hardware | command |\n\
-         | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |\n",
+        "| method | model | test items | accuracy [95% CI] | macro-F1 | ECE | train time | inference items/s | cost / 1,000 items | hardware | command |\n\
+         | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
     );
-    for (_, r) in records {
+    for ((_, r), rel) in records.iter().zip(&reliabilities) {
         let m = &r.metrics;
         let invalid = if m.invalid > 0 { format!(" ({} invalid)", m.invalid) } else { String::new() };
         out.push_str(&format!(
-            "| {} | {} | {} | {:.2}% [{:.2}, {:.2}]{} | {:.4} | {} | {} | {} | {} | `{}` |\n",
+            "| {} | {} | {} | {:.2}% [{:.2}, {:.2}]{} | {:.4} | {} | {} | {} | {} | {} | `{}` |\n",
             r.method,
             r.model,
             thousands(m.items as u64),
@@ -96,6 +146,7 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> String {
             100.0 * m.accuracy_ci95[1],
             invalid,
             m.macro_f1,
+            rel.as_ref().map_or("—".into(), |rel| format!("{:.3}", rel.ece)),
             train_seconds(r).map_or("—".into(), duration),
             inference_items_per_second(r).map_or("—".into(), rate),
             match cost_per_1000(r) {
@@ -106,7 +157,12 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> String {
             r.command.replace('|', "\\|"),
         ));
     }
-    out
+    out.push_str(&format!(
+        "\nHow far each method's confidence (its score for the class it answers) can be trusted, from its predictions \
+         file ({RELIABILITY_BINS} equal-width bins; [`assets/reliability.svg`](assets/reliability.svg)):\n\n"
+    ));
+    out.push_str(&confidence_sentences(records, &reliabilities));
+    Ok(out)
 }
 
 pub const TABLE_START: &str = "<!-- results-table:start -->";
@@ -170,7 +226,8 @@ pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>) -> Re
     accuracy.save(&assets_dir.join("text_classification_average_accuracy.svg"))?;
     per_class_f1_chart(&records)?.save(&assets_dir.join("per_class_f1.svg"))?;
     accuracy_speed_chart(&records)?.save(&assets_dir.join("accuracy_vs_speed.svg"))?;
-    let table = markdown_table(&records);
+    reliability_chart(&records, &reliabilities(&records)?)?.save(&assets_dir.join("reliability.svg"))?;
+    let table = markdown_table(&records)?;
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
     let updated = replace_table(&text, &table)?;
@@ -191,6 +248,19 @@ mod tests {
         assert_eq!(new, format!("intro\n{TABLE_START}\n| new |\n{TABLE_END}\nrest\n"));
         assert_eq!(replace_table(&new, "| new |\n").unwrap(), new, "idempotent");
         assert!(replace_table("no markers", "x").is_err());
+    }
+
+    #[test]
+    fn confidence_is_the_score_of_the_answered_class() {
+        let p = |label, prediction, scores: Option<Vec<f32>>| Prediction { index: 0, label, prediction, scores };
+        let rel = reliability_of(&[
+            p(0, Some(0), Some(vec![0.9, 0.1])),
+            p(1, Some(0), Some(vec![0.7, 0.3])),
+            p(1, None, None),
+        ])
+        .unwrap();
+        assert!((rel.mean_confidence - (0.9 + 0.7 + 0.0) / 3.0).abs() < 1e-6 && (rel.accuracy - 1.0 / 3.0).abs() < 1e-12);
+        assert!(reliability_of(&[p(0, Some(0), None)]).is_none(), "an answer without scores has no confidence");
     }
 
     #[test]

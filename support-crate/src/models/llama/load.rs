@@ -143,8 +143,8 @@ pub enum WeightFormat {
     /// Dequantised to f32: the fastest matmuls on CPU for prompt processing,
     /// 4 bytes a weight.
     F32,
-    /// Kept in the file's quantised blocks (candle's `QMatMul`), about 0.5-1
-    /// byte a weight; inference only.
+    /// Kept in the file's quantised blocks, about 0.5-1 byte a weight, and
+    /// dequantised a slice at a time during a pass; inference only.
     Quantized,
 }
 

@@ -12,8 +12,8 @@
 //! rotary embedding in the half-split form); Q/K/V and gate/up projections
 //! are fused into one matrix each at construction, for fewer, larger matmuls.
 //! For inference the matrices may instead stay in their GGUF quantised
-//! blocks ([`Matrix::Quantized`], candle's `QMatMul`): a model whose f32 copy
-//! would not fit in memory still runs.
+//! blocks ([`Matrix::Quantized`]): a model whose f32 copy would not fit in
+//! memory still runs, with the f32 model's numbers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,8 +125,10 @@ impl Param {
 /// f32 model, at the cost of dequantising once per pass, in a fraction of
 /// the memory. To a few rows (decoding a token) candle's `QMatMul` applies
 /// it directly with integer dot products, which quantise the activations
-/// too: measured on SmolLM2's Q4_1 file, that way changed 6 of 200 zero-shot
-/// labels and ran 6x slower on 70-token items.
+/// too. Applied to every matmul, that changed 6 of 200 zero-shot labels of
+/// SmolLM2's Q4_1 file and answered 0.6 items/s against the f32 model's 4.0
+/// (2-core Intel Xeon, both runs sharing the cores alike); dequantised
+/// slices give the f32 labels at the f32 speed.
 #[derive(Clone)]
 pub enum Matrix {
     Dense(Param),
