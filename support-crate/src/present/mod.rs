@@ -1,7 +1,9 @@
 //! What a reader sees: chart primitives ([`plot`]), tables ([`tables`]), the
-//! comparison across methods ([`compare`]'s charts, [`report`]'s table), the exploration of the data
-//! ([`eda`]) and inline display in the notebooks ([`notebook`]).
+//! comparison across methods ([`compare`]'s charts, [`report`]'s table), the
+//! cost at volume ([`break_even`]), the exploration of the data ([`eda`]) and
+//! inline display in the notebooks ([`notebook`]).
 
+pub mod break_even;
 pub mod compare;
 pub mod eda;
 pub mod notebook;

@@ -162,6 +162,11 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> Result<String> {
          file ({RELIABILITY_BINS} equal-width bins; [`assets/reliability.svg`](assets/reliability.svg)):\n\n"
     ));
     out.push_str(&confidence_sentences(records, &reliabilities));
+    let breakeven = super::break_even::sentences(records, &super::break_even::price_table()?);
+    if !breakeven.is_empty() {
+        out.push('\n');
+        out.push_str(&breakeven);
+    }
     Ok(out)
 }
 
@@ -226,7 +231,12 @@ pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>) -> Re
     accuracy.save(&assets_dir.join("text_classification_average_accuracy.svg"))?;
     per_class_f1_chart(&records)?.save(&assets_dir.join("per_class_f1.svg"))?;
     accuracy_speed_chart(&records)?.save(&assets_dir.join("accuracy_vs_speed.svg"))?;
-    reliability_chart(&records, &reliabilities(&records)?)?.save(&assets_dir.join("reliability.svg"))?;
+    let reliability = reliability_chart(&records, &reliabilities(&records)?)?;
+    reliability.save(&assets_dir.join("reliability.svg"))?;
+    save_png(&reliability, &assets_dir.join("reliability.png"))?;
+    let break_even = super::break_even::chart(&records, &super::break_even::price_table()?)?;
+    break_even.save(&assets_dir.join("break_even.svg"))?;
+    save_png(&break_even, &assets_dir.join("break_even.png"))?;
     let table = markdown_table(&records)?;
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;

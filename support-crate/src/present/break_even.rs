@@ -1,0 +1,261 @@
+//! When does training pay for itself? Each method's total cost against the
+//! number of items classified: a one-off cost (training time on this
+//! machine) plus a cost per item (this machine's time per item, plus any API
+//! price), beside hosted LLMs priced from `prices.json` (list prices with
+//! their date and source: an assumption, stated on the chart) asked with the
+//! prompt of this project's best LLM run.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use serde::Deserialize;
+
+use super::plot::{class_color, draw_error, tick, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
+use super::report::{cost_per_1000, inference_items_per_second, train_seconds, MACHINE_USD_PER_HOUR};
+use crate::results::RunRecord;
+
+/// The price table shipped with the crate (`support-crate/prices.json`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PriceTable {
+    pub note: String,
+    /// When the prices were read off the sources.
+    pub date: String,
+    pub models: Vec<HostedPrice>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HostedPrice {
+    pub name: String,
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+    pub source: String,
+}
+
+pub fn price_table() -> Result<PriceTable> {
+    serde_json::from_str(include_str!("../../prices.json")).context("support-crate/prices.json")
+}
+
+/// A straight line of cost: `one_off + items × per_item` US dollars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostLine {
+    pub name: String,
+    pub one_off: f64,
+    pub per_item: f64,
+    /// A hosted model priced from the table (drawn dashed), not a run.
+    pub hosted: bool,
+}
+
+impl CostLine {
+    pub fn at(&self, items: f64) -> f64 {
+        self.one_off + items * self.per_item
+    }
+
+    /// Items after which `self` (cheaper per item) has cost less in total than
+    /// `other`; `None` when it never does.
+    pub fn cheaper_than_after(&self, other: &CostLine) -> Option<f64> {
+        let saved_per_item = other.per_item - self.per_item;
+        if saved_per_item <= 0.0 {
+            return None;
+        }
+        Some(((self.one_off - other.one_off) / saved_per_item).max(0.0))
+    }
+}
+
+/// A run's cost line: training at this machine's price as the one-off,
+/// inference time at that price plus any API price per item.
+pub fn cost_line(r: &RunRecord) -> Option<CostLine> {
+    let per_second = MACHINE_USD_PER_HOUR / 3600.0;
+    Some(CostLine {
+        name: format!("{} ({})", r.method.split(',').next().unwrap_or(&r.method), r.model),
+        one_off: train_seconds(r).unwrap_or(0.0) * per_second,
+        per_item: per_second / inference_items_per_second(r)? + cost_per_1000(r) / 1000.0,
+        hosted: false,
+    })
+}
+
+/// Tokens per item (in, out) of the most accurate LLM run that counted them.
+fn llm_tokens(records: &[(PathBuf, RunRecord)]) -> Option<(f64, f64, &RunRecord)> {
+    records.iter().map(|(_, r)| r).find_map(|r| {
+        let x = &r.extra;
+        let (tokens_in, tokens_out) = (x.get("tokens_in")?.as_f64()?, x.get("tokens_out")?.as_f64()?);
+        let n = r.metrics.items.max(1) as f64;
+        (tokens_in > 0.0).then_some((tokens_in / n, tokens_out / n, r))
+    })
+}
+
+/// The hosted models of the price table, asked with the best LLM run's prompt.
+pub fn hosted_lines(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Vec<CostLine> {
+    let Some((tokens_in, tokens_out, _)) = llm_tokens(records) else { return Vec::new() };
+    prices
+        .models
+        .iter()
+        .map(|p| CostLine {
+            name: format!("{} (list price, {})", p.name, prices.date),
+            one_off: 0.0,
+            per_item: (tokens_in * p.input_per_million + tokens_out * p.output_per_million) / 1e6,
+            hosted: true,
+        })
+        .collect()
+}
+
+/// Sentences: for each local method that trains, after how many items it is
+/// cheaper than each hosted model.
+pub fn sentences(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> String {
+    let hosted = hosted_lines(records, prices);
+    let Some((tokens_in, tokens_out, llm)) = llm_tokens(records) else { return String::new() };
+    let mut out = format!(
+        "Cost at volume ([`assets/break_even.svg`](assets/break_even.svg)): this machine at ${MACHINE_USD_PER_HOUR:.2}/h \
+         for training and inference, hosted LLMs at their list prices of {} (`support-crate/prices.json`, an \
+         assumption) asked with the prompt of the {} run ({tokens_in:.0} input and {tokens_out:.0} output tokens per \
+         item). Labelling the training examples is not counted: at a few cents a label it dwarfs every figure \
+         here.\n\n",
+        prices.date, llm.model
+    );
+    for (_, r) in records {
+        let Some(local) = cost_line(r) else { continue };
+        if local.one_off == 0.0 {
+            continue;
+        }
+        let after: Vec<String> = hosted
+            .iter()
+            .map(|h| match local.cheaper_than_after(h) {
+                Some(n) => {
+                    let items = round_items(n);
+                    let noun = if items == "1" { "item" } else { "items" };
+                    format!("{} after {items} {noun}", h.name.split(' ').next().unwrap_or(&h.name))
+                }
+                None => format!("never {}", h.name.split(' ').next().unwrap_or(&h.name)),
+            })
+            .collect();
+        out.push_str(&format!(
+            "* {}: {} to train, {} per 1,000 items; cheaper in total than {}.\n",
+            local.name,
+            dollars(local.one_off),
+            dollars(1000.0 * local.per_item),
+            after.join(", ")
+        ));
+    }
+    out
+}
+
+/// US dollars to two significant digits (`$0.026`, `$0.000012`).
+fn dollars(x: f64) -> String {
+    if x <= 0.0 {
+        return "$0".into();
+    }
+    let decimals = (1 - x.log10().floor() as i32).max(2) as usize;
+    format!("${x:.decimals$}")
+}
+
+/// `n` rounded up to two significant digits, with thousands separators.
+fn round_items(n: f64) -> String {
+    if n < 100.0 {
+        return format!("{}", n.ceil() as u64);
+    }
+    let scale = 10f64.powi(n.log10().floor() as i32 - 1);
+    super::plot::thousands(((n / scale).ceil() * scale) as u64)
+}
+
+/// Total cost against items classified, both on log scales: one line per
+/// method that has a speed, one per hosted model of the price table.
+pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Result<Svg> {
+    let mut lines: Vec<CostLine> = records.iter().filter_map(|(_, r)| cost_line(r)).collect();
+    lines.extend(hosted_lines(records, prices));
+    let (x_lo, x_hi) = (1.0f64, 1e8f64);
+    let y_lo = lines.iter().map(|l| l.at(x_lo)).fold(f64::MAX, f64::min).max(1e-7);
+    let y_hi = lines.iter().map(|l| l.at(x_hi)).fold(1e-6, f64::max);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (980, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Total cost against items classified", ("sans-serif", TITLE_FONT))
+            .margin(12)
+            .x_label_area_size(52)
+            .y_label_area_size(80)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi * 2.0).log_scale())
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("items classified (log)")
+            .y_desc("total USD (log)")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .label_style(("sans-serif", TICK_FONT))
+            .axis_desc_style(("sans-serif", LABEL_FONT))
+            .draw()
+            .map_err(draw_error)?;
+        for (i, line) in lines.iter().enumerate() {
+            let color = class_color(i);
+            let points: Vec<(f64, f64)> = (0..=64)
+                .map(|k| {
+                    let x = x_lo * (x_hi / x_lo).powf(k as f64 / 64.0);
+                    (x, line.at(x).max(y_lo))
+                })
+                .collect();
+            let drawn = if line.hosted {
+                chart.draw_series(DashedLineSeries::new(points, 8, 5, color.stroke_width(2)))
+            } else {
+                chart.draw_series(LineSeries::new(points, color.stroke_width(2)))
+            };
+            let hosted = line.hosted;
+            drawn.map_err(draw_error)?.label(line.name.clone()).legend(move |(x, y)| {
+                let style = color.stroke_width(2);
+                if hosted {
+                    PathElement::new([(x, y), (x + 6, y)], style)
+                } else {
+                    PathElement::new([(x, y), (x + 16, y)], style)
+                }
+            });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", TICK_FONT))
+            .draw()
+            .map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    let alt: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{}: ${} once, ${} per 1,000 items", l.name, tick(&l.one_off), tick(&(1000.0 * l.per_item))))
+        .collect();
+    Ok(Svg::new(
+        svg,
+        format!(
+            "Total cost against items classified, log scales; machine time at ${MACHINE_USD_PER_HOUR:.2}/h, hosted list prices \
+             of {}. {}.",
+            prices.date,
+            alt.join("; ")
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_that_costs_to_train_pays_off_after_its_break_even_volume() {
+        let local = CostLine { name: "slm".into(), one_off: 10.0, per_item: 0.001, hosted: false };
+        let hosted = CostLine { name: "api".into(), one_off: 0.0, per_item: 0.003, hosted: true };
+        let n = local.cheaper_than_after(&hosted).unwrap();
+        assert!((n - 5000.0).abs() < 1e-9);
+        assert!((local.at(n) - hosted.at(n)).abs() < 1e-9);
+        assert_eq!(hosted.cheaper_than_after(&local), None, "dearer per item: never");
+        assert_eq!(round_items(5000.0), "5,000");
+        assert_eq!(round_items(123_456.0), "130,000");
+        assert_eq!(round_items(42.2), "43");
+        assert_eq!((dollars(0.02634), dollars(0.0000123), dollars(12.5)), ("$0.026".into(), "$0.000012".into(), "$12.50".into()));
+    }
+
+    #[test]
+    fn the_price_table_has_dated_sourced_prices() {
+        let table = price_table().unwrap();
+        assert!(!table.date.is_empty() && !table.models.is_empty());
+        assert!(table.models.iter().all(|m| m.source.starts_with("https://") && m.input_per_million > 0.0));
+    }
+}
