@@ -1,9 +1,14 @@
-//! A whole `slm-vs-llm llm` run against a loopback OpenAI-compatible server,
-//! with a recognisable API key and credentials in the base URL, at
-//! `RUST_LOG=debug`: the server echoes the key in error bodies, and one item
-//! fails for good. Not one byte of the key or the password may appear in the
-//! run's output, log, answer cache, results JSON or predictions CSV. A
-//! second run, whose answers are cached, must make no request for them.
+//! Whole `slm-vs-llm llm` runs, the binary as a user runs it, against a
+//! loopback OpenAI-compatible server:
+//!
+//! - with a recognisable API key and credentials in the base URL, at
+//!   `RUST_LOG=debug`, the server echoing the key in error bodies and one
+//!   item failing for good: not one byte of the key or the password may
+//!   appear in the run's output, log, answer cache, results JSON or
+//!   predictions CSV; a second run, whose answers are cached, asks only for
+//!   the failed item;
+//! - then against a server refusing the key (401): the run exits non-zero,
+//!   says what to check, and leaves the earlier results as they were.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -48,7 +53,7 @@ fn question(stream: &TcpStream) -> Option<String> {
 /// Answers each text with the label its first word names; "Broken" texts get
 /// a 400 that echoes the key (final), every third request a 500 that echoes it
 /// (retried).
-fn server(requests: Arc<AtomicUsize>) -> String {
+fn server(requests: Arc<AtomicUsize>, refuse: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -57,7 +62,9 @@ fn server(requests: Arc<AtomicUsize>) -> String {
             let Some(text) = question(&stream) else { continue };
             let n = requests.fetch_add(1, Ordering::SeqCst);
             let echo = format!(r#"{{"error":{{"message":"Incorrect API key provided: {KEY}"}}}}"#);
-            if text.contains("Broken") {
+            if refuse {
+                respond(&mut stream, "401 Unauthorized", &echo);
+            } else if text.contains("Broken") {
                 respond(&mut stream, "400 Bad Request", &echo);
             } else if n % 3 == 2 {
                 respond(&mut stream, "500 Internal Server Error", &echo);
@@ -105,32 +112,32 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 #[test]
-fn no_secret_reaches_any_output_log_cache_or_record() {
+fn a_run_leaks_no_secret_and_a_refused_run_fails_keeping_the_results() {
     let dir = tempfile::tempdir().unwrap();
     let (train, test) = (dir.path().join("train.csv"), dir.path().join("test.csv"));
     write_csv(&train, 48, 0, false);
     write_csv(&test, 16, 1000, true);
     let (out, cache) = (dir.path().join("results"), dir.path().join("cache"));
     let requests = Arc::new(AtomicUsize::new(0));
-    let url = server(requests.clone());
-    let run = || {
+    let url = server(requests.clone(), false);
+    let run = |url: &str, cache: &Path| {
         Command::new(env!("CARGO_BIN_EXE_slm-vs-llm"))
             .args(["llm", "--train"])
             .arg(&train)
             .arg("--test")
             .arg(&test)
             .args(["--validation-fraction", "0.25", "--demonstrations", "none,fixed:1", "--model", "leak-test"])
-            .args(["--base-url", &url, "--timeout", "5", "--out"])
+            .args(["--base-url", url, "--timeout", "5", "--out"])
             .arg(&out)
             .env("OPENAI_API_KEY", KEY)
-            .env("SLM_CACHE_DIR", &cache)
+            .env("SLM_CACHE_DIR", cache)
             .env("SLM_PROJECT_DIR", dir.path())
             .env("RUST_LOG", "debug")
             .env_remove("OPENAI_BASE_URL")
             .output()
             .unwrap()
     };
-    let first = run();
+    let first = run(&url, &cache);
     let log = [first.stdout.as_slice(), first.stderr.as_slice()].concat();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&log));
     let asked = requests.load(Ordering::SeqCst);
@@ -149,8 +156,17 @@ fn no_secret_reaches_any_output_log_cache_or_record() {
     assert!(records.iter().any(|(_, bytes)| contains(bytes, "***")), "the failed item's masked error is not kept");
 
     // Every answer is cached now: a re-run asks only for what failed.
-    let second = run();
+    let second = run(&url, &cache);
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     let again = requests.load(Ordering::SeqCst) - asked;
     assert!(again <= 2, "the re-run made {again} requests");
+
+    // A server that refuses the key, nothing cached: a loud failure that keeps the results above.
+    let before = files(&out);
+    let refused = run(&server(Arc::new(AtomicUsize::new(0)), true), &dir.path().join("empty-cache"));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a refused run exited 0");
+    assert!(stderr.contains("401") && stderr.contains("OPENAI_API_KEY"), "{stderr}");
+    assert!(!stderr.contains(KEY), "the key leaked: {stderr}");
+    assert_eq!(files(&out), before, "a failed run changed the results");
 }
