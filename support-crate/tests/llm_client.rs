@@ -417,8 +417,9 @@ fn labels_are_scored_from_the_servers_logprobs() {
         respond(stream, "200 OK", "", &completion_with_logprobs("World"));
     });
     let client = client_for(&url);
-    let answers =
-        client.ask_all(questions(3), &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    let answers = client
+        .ask_all(questions(3), &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden())
+        .unwrap();
     for a in &answers {
         assert_eq!(a.label, Some(0), "{a:?}");
         let scores = a.label_log_probs.as_ref().expect("label scores from logprobs");
@@ -443,11 +444,18 @@ fn a_server_that_rejects_logprobs_is_asked_without_them_and_says_so() {
         }
     });
     let client = client_for(&url);
-    let answers =
-        client.ask_all(questions(4), &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden()).unwrap();
-    assert!(answers.iter().all(|a| a.label == Some(2) && a.error.is_none() && a.label_log_probs.is_none()), "{answers:?}");
+    let answers = client
+        .ask_all(questions(4), &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden())
+        .unwrap();
+    assert!(
+        answers.iter().all(|a| a.label == Some(2) && a.error.is_none() && a.label_log_probs.is_none()),
+        "{answers:?}"
+    );
     let scoring = client.label_scoring();
-    assert!(scoring.starts_with("none: the server rejected logprobs") && scoring.contains("not supported"), "{scoring}");
+    assert!(
+        scoring.starts_with("none: the server rejected logprobs") && scoring.contains("not supported"),
+        "{scoring}"
+    );
 }
 
 /// A server that answers `healthy` requests, then dies (its port closed).

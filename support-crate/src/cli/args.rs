@@ -13,9 +13,9 @@ use crate::methods::finetune::{Finetune, FinetuneConfig};
 use crate::methods::knn::{Knn, KnnConfig};
 use crate::methods::llm::backend::DEFAULT_SERVER_MODEL;
 use crate::methods::llm::{BackendConfig, Decoding, Demonstrations, Llm, LlmConfig, Price};
-use crate::models::llama::WeightFormat;
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
 use crate::models::embedder::EmbedConfig;
+use crate::models::llama::WeightFormat;
 use crate::paths::{self, Profile};
 
 /// A finite number above zero (seconds, prices' neighbours, strengths).

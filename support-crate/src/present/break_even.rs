@@ -249,7 +249,10 @@ mod tests {
         assert_eq!(round_items(5000.0), "5,000");
         assert_eq!(round_items(123_456.0), "130,000");
         assert_eq!(round_items(42.2), "43");
-        assert_eq!((dollars(0.02634), dollars(0.0000123), dollars(12.5)), ("$0.026".into(), "$0.000012".into(), "$12.50".into()));
+        assert_eq!(
+            (dollars(0.02634), dollars(0.0000123), dollars(12.5)),
+            ("$0.026".into(), "$0.000012".into(), "$12.50".into())
+        );
     }
 
     #[test]

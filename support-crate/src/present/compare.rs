@@ -285,6 +285,29 @@ fn scatter<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Reliability diagram: each method's accuracy against its confidence, per
+/// confidence bin with items, beside the diagonal of perfect calibration.
+pub fn reliability_chart(
+    records: &[(PathBuf, RunRecord)],
+    reliabilities: &[Option<crate::metrics::Reliability>],
+) -> Result<Svg> {
+    let mut series = vec![("perfect calibration".to_string(), vec![(0.0, 0.0), (1.0, 1.0)])];
+    for ((_, r), rel) in records.iter().zip(reliabilities) {
+        let Some(rel) = rel else { continue };
+        let points = rel.bins.iter().map(|b| (b.mean_confidence, b.accuracy)).collect();
+        let method = r.method.split(',').next().unwrap_or(&r.method);
+        series.push((format!("{method}, {} (ECE {:.3})", r.model, rel.ece), points));
+    }
+    super::plot::LineChart {
+        title: "Reliability on test: accuracy against confidence",
+        x_label: "confidence (score of the answered class), bin mean",
+        y_label: "accuracy in the bin",
+        series,
+        markers: Vec::new(),
+    }
+    .render((640, 480))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::plot::overlapping_labels;
@@ -356,27 +379,4 @@ mod tests {
         assert!(accuracy.markup.contains(" chance (25%)"), "no chance line label");
         assert!(accuracy.alt.contains("from 0 to 100%"), "{}", accuracy.alt);
     }
-}
-
-/// Reliability diagram: each method's accuracy against its confidence, per
-/// confidence bin with items, beside the diagonal of perfect calibration.
-pub fn reliability_chart(
-    records: &[(PathBuf, RunRecord)],
-    reliabilities: &[Option<crate::metrics::Reliability>],
-) -> Result<Svg> {
-    let mut series = vec![("perfect calibration".to_string(), vec![(0.0, 0.0), (1.0, 1.0)])];
-    for ((_, r), rel) in records.iter().zip(reliabilities) {
-        let Some(rel) = rel else { continue };
-        let points = rel.bins.iter().map(|b| (b.mean_confidence, b.accuracy)).collect();
-        let method = r.method.split(',').next().unwrap_or(&r.method);
-        series.push((format!("{method}, {} (ECE {:.3})", r.model, rel.ece), points));
-    }
-    super::plot::LineChart {
-        title: "Reliability on test: accuracy against confidence",
-        x_label: "confidence (score of the answered class), bin mean",
-        y_label: "accuracy in the bin",
-        series,
-        markers: Vec::new(),
-    }
-    .render((640, 480))
 }

@@ -269,7 +269,9 @@ mod tests {
             p(1, None, None),
         ])
         .unwrap();
-        assert!((rel.mean_confidence - (0.9 + 0.7 + 0.0) / 3.0).abs() < 1e-6 && (rel.accuracy - 1.0 / 3.0).abs() < 1e-12);
+        assert!(
+            (rel.mean_confidence - (0.9 + 0.7 + 0.0) / 3.0).abs() < 1e-6 && (rel.accuracy - 1.0 / 3.0).abs() < 1e-12
+        );
         assert!(reliability_of(&[p(0, Some(0), None)]).is_none(), "an answer without scores has no confidence");
     }
 

@@ -146,8 +146,10 @@ mod tests {
 
     #[test]
     fn demonstrations_are_named_on_the_command_line() {
-        let parsed: Vec<Demonstrations> =
-            ["none", "fixed:2", "nearest:4", "nearest-first:4", "per-class:1"].iter().map(|s| s.parse().unwrap()).collect();
+        let parsed: Vec<Demonstrations> = ["none", "fixed:2", "nearest:4", "nearest-first:4", "per-class:1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         assert_eq!(
             parsed,
             [

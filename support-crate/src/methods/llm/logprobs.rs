@@ -42,11 +42,17 @@ pub fn parse(choice: &serde_json::Value) -> Option<Vec<TokenLogprob>> {
                 .and_then(|v| v.as_array())
                 .map(|top| {
                     top.iter()
-                        .filter_map(|c| Some((c.get("token")?.as_str()?.to_string(), c.get("logprob")?.as_f64()? as f32)))
+                        .filter_map(|c| {
+                            Some((c.get("token")?.as_str()?.to_string(), c.get("logprob")?.as_f64()? as f32))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
-            Some(TokenLogprob { token: t.get("token")?.as_str()?.to_string(), logprob: t.get("logprob")?.as_f64()? as f32, top })
+            Some(TokenLogprob {
+                token: t.get("token")?.as_str()?.to_string(),
+                logprob: t.get("logprob")?.as_f64()? as f32,
+                top,
+            })
         })
         .collect()
 }
@@ -96,7 +102,8 @@ pub fn label_log_probs(
             }
             let Some(rest) = candidate.strip_prefix(before).filter(|r| !r.is_empty()) else { continue };
             let reached = format!("{spelled}{rest}");
-            let leads: Vec<usize> = (0..labels.len()).filter(|&l| alive[l] && starts_label(&reached, &labels[l])).collect();
+            let leads: Vec<usize> =
+                (0..labels.len()).filter(|&l| alive[l] && starts_label(&reached, &labels[l])).collect();
             for &l in &leads {
                 mass[l] += (path + f64::from(*logprob)).exp() / leads.len() as f64;
                 listed_any = true;
@@ -122,11 +129,7 @@ pub fn label_log_probs(
     if !listed_any {
         return Err(NoScores::NothingListed);
     }
-    Ok(mass
-        .iter()
-        .zip(&bound)
-        .map(|(&m, &b)| if m > 0.0 { m.ln() as f32 } else { b.max(-1e4) as f32 })
-        .collect())
+    Ok(mass.iter().zip(&bound).map(|(&m, &b)| if m > 0.0 { m.ln() as f32 } else { b.max(-1e4) as f32 }).collect())
 }
 
 /// Where the string value of the answer's `"label"` key starts.
@@ -232,7 +235,10 @@ mod tests {
     #[test]
     fn answers_that_cannot_be_read_say_why() {
         let tokens = spelled_in_fragments();
-        assert_eq!(label_log_probs("{\"label\": \"World\"}", &tokens, &labels()), Err(NoScores::TokensDoNotSpellContent));
+        assert_eq!(
+            label_log_probs("{\"label\": \"World\"}", &tokens, &labels()),
+            Err(NoScores::TokensDoNotSpellContent)
+        );
         let tokens = vec![token("{}", -0.1, &[])];
         assert_eq!(label_log_probs("{}", &tokens, &labels()), Err(NoScores::NoLabelValue));
     }

@@ -364,7 +364,10 @@ impl Llm {
                     }
                     Calibration::ValidationPrior => (
                         calibration::cross_fitted_labels(&dists, classes),
-                        Some(calibration::mean_distribution(&dists.iter().flatten().cloned().collect::<Vec<_>>(), classes)),
+                        Some(calibration::mean_distribution(
+                            &dists.iter().flatten().cloned().collect::<Vec<_>>(),
+                            classes,
+                        )),
                     ),
                 };
                 let prompting = Prompting { demonstrations, calibration };

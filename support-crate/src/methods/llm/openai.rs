@@ -589,7 +589,10 @@ impl OpenAiClient {
                 let mut outage = self.outage.lock().expect("outage lock");
                 if outage.is_none() {
                     let reason = format!("no response for {OUTAGE_ITEMS} items in a row (last error: {last_error})");
-                    tracing::error!("{} stopped responding: {reason}; asking nothing more", self.endpoint.display_url());
+                    tracing::error!(
+                        "{} stopped responding: {reason}; asking nothing more",
+                        self.endpoint.display_url()
+                    );
                     *outage = Some(reason);
                 }
             }

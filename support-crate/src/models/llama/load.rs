@@ -365,8 +365,8 @@ fn gguf_tokenizer(meta: &Metadata, tokens: Vec<String>) -> Result<Tokenizer> {
     use tokenizers::models::bpe::BPE;
     use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
     use tokenizers::pre_tokenizers::{byte_level::ByteLevel, digits::Digits, sequence::Sequence};
-    use tokenizers::SplitDelimiterBehavior;
     use tokenizers::AddedToken;
+    use tokenizers::SplitDelimiterBehavior;
 
     let kind = meta.string("tokenizer.ggml.model")?;
     if kind != "gpt2" {
@@ -458,19 +458,34 @@ mod tests {
 
     /// Writes `weights` as a llama.cpp GGUF: names and Q/K layout as llama.cpp's
     /// converter writes them, matrices in `dtype`, a 64-token byte-level vocabulary.
-    fn write_gguf(path: &Path, cfg: &LlamaConfig, weights: &HashMap<String, Tensor>, dtype: GgmlDType, meta: &[(&str, Value)]) {
+    fn write_gguf(
+        path: &Path,
+        cfg: &LlamaConfig,
+        weights: &HashMap<String, Tensor>,
+        dtype: GgmlDType,
+        meta: &[(&str, Value)],
+    ) {
         let gguf_name = |hf: &str| -> String {
-            let fixed = [("model.embed_tokens.weight", "token_embd.weight"), ("model.norm.weight", "output_norm.weight"), ("lm_head.weight", "output.weight")];
+            let fixed = [
+                ("model.embed_tokens.weight", "token_embd.weight"),
+                ("model.norm.weight", "output_norm.weight"),
+                ("lm_head.weight", "output.weight"),
+            ];
             if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
                 return g.to_string();
             }
             let rest = hf.strip_prefix("model.layers.").unwrap();
             let (layer, name) = rest.split_once('.').unwrap();
             let g = [
-                ("input_layernorm.weight", "attn_norm"), ("self_attn.q_proj.weight", "attn_q"), ("self_attn.k_proj.weight", "attn_k"),
-                ("self_attn.v_proj.weight", "attn_v"), ("self_attn.o_proj.weight", "attn_output"),
-                ("post_attention_layernorm.weight", "ffn_norm"), ("mlp.gate_proj.weight", "ffn_gate"),
-                ("mlp.up_proj.weight", "ffn_up"), ("mlp.down_proj.weight", "ffn_down"),
+                ("input_layernorm.weight", "attn_norm"),
+                ("self_attn.q_proj.weight", "attn_q"),
+                ("self_attn.k_proj.weight", "attn_k"),
+                ("self_attn.v_proj.weight", "attn_v"),
+                ("self_attn.o_proj.weight", "attn_output"),
+                ("post_attention_layernorm.weight", "ffn_norm"),
+                ("mlp.gate_proj.weight", "ffn_gate"),
+                ("mlp.up_proj.weight", "ffn_up"),
+                ("mlp.down_proj.weight", "ffn_down"),
             ]
             .iter()
             .find(|(h, _)| *h == name)
@@ -538,7 +553,10 @@ mod tests {
         for tied in [true, false] {
             let cfg = config(tied);
             let weights = hf_weights(&cfg);
-            let reference = logits(&Llama::from_weights(cfg.clone(), weights.clone(), None, crate::models::llama::Trainable::NONE, 0).unwrap());
+            let reference = logits(
+                &Llama::from_weights(cfg.clone(), weights.clone(), None, crate::models::llama::Trainable::NONE, 0)
+                    .unwrap(),
+            );
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("tiny.gguf");
             write_gguf(&path, &cfg, &weights, GgmlDType::Q8_0, &[]);
@@ -595,7 +613,13 @@ mod tests {
         let cfg = config(true);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("llama3.gguf");
-        write_gguf(&path, &cfg, &hf_weights(&cfg), GgmlDType::Q8_0, &[("tokenizer.ggml.pre", Value::String("llama-bpe".into()))]);
+        write_gguf(
+            &path,
+            &cfg,
+            &hf_weights(&cfg),
+            GgmlDType::Q8_0,
+            &[("tokenizer.ggml.pre", Value::String("llama-bpe".into()))],
+        );
         let loaded = load_gguf(&path, &Device::Cpu).unwrap();
         let pre = loaded.tokenizer.get_pre_tokenizer().unwrap();
         use tokenizers::PreTokenizer;

@@ -546,7 +546,11 @@ impl Llama {
             let qkv = names(&["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]);
             let gate_up = names(&["mlp.gate_proj", "mlp.up_proj"]);
             blocks.push(Block {
-                attn_norm: Param::new(format!("{p}.input_layernorm"), take(&format!("{p}.input_layernorm.weight"))?, train)?,
+                attn_norm: Param::new(
+                    format!("{p}.input_layernorm"),
+                    take(&format!("{p}.input_layernorm.weight"))?,
+                    train,
+                )?,
                 qkv: matrix(&mut take, format!("{p}.self_attn.qkv_proj"), &qkv, train)?,
                 o: matrix(&mut take, format!("{p}.self_attn.o_proj"), &names(&["self_attn.o_proj"]), train)?,
                 mlp_norm: Param::new(
