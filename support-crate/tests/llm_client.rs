@@ -502,3 +502,35 @@ fn a_server_that_dies_mid_run_stops_the_run_early_and_a_rerun_asks_only_the_rest
     assert_eq!(answers.iter().filter(|a| a.cached).count(), 10);
     assert_eq!(revived.requests.lock().unwrap().values().sum::<usize>(), 90);
 }
+
+#[test]
+fn one_items_retries_do_not_hold_up_the_others() {
+    // Item 0 is rate-limited for good (Retry-After: 1 s, three retries); the
+    // others answer at once. They must be asked while item 0 waits.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    let url = loopback_server(move |stream, request| {
+        let text = request["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str());
+        let item: usize = text.unwrap_or_default().trim_start_matches("item ").parse().unwrap_or(usize::MAX);
+        seen.lock().unwrap().push(item);
+        if item == 0 {
+            respond(stream, "429 Too Many Requests", "Retry-After: 1\r\n", r#"{"error":{"message":"slow down"}}"#);
+        } else {
+            respond(stream, "200 OK", "", &completion("{\"label\": \"World\"}", "stop", None));
+        }
+    });
+    let endpoint = Endpoint { base_url: url, model: "test-model".into(), api_key: None };
+    let config = ClientConfig { max_retries: 3, concurrency: 2, ..Default::default() };
+    let client = Arc::new(OpenAiClient::new(endpoint, config).unwrap());
+    let answers = client
+        .ask_all(questions(12), &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden())
+        .unwrap();
+    assert!(
+        matches!(answers[0].error, Some(AnswerError::Request(_))) && answers[1..].iter().all(|a| a.label == Some(0))
+    );
+    let order = order.lock().unwrap();
+    let attempts: Vec<usize> = order.iter().enumerate().filter(|(_, &i)| i == 0).map(|(at, _)| at).collect();
+    assert_eq!(attempts.len(), 4, "{order:?}");
+    let others_meanwhile = order[attempts[0]..attempts[3]].iter().filter(|&&i| i != 0).count();
+    assert_eq!(others_meanwhile, 11, "the other items waited for item 0's retries: {order:?}");
+}
