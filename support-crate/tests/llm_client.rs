@@ -534,3 +534,26 @@ fn one_items_retries_do_not_hold_up_the_others() {
     let others_meanwhile = order[attempts[0]..attempts[3]].iter().filter(|&&i| i != 0).count();
     assert_eq!(others_meanwhile, 11, "the other items waited for item 0's retries: {order:?}");
 }
+
+#[test]
+fn an_absurd_retry_after_is_cut_to_the_cap() {
+    // Retry-After: 100000 s on the first attempt; the cap (here 50 ms) bounds the wait.
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let url = loopback_server(move |stream, _| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            respond(stream, "429 Too Many Requests", "Retry-After: 100000\r\n", r#"{"error":{"message":"later"}}"#);
+        } else {
+            respond(stream, "200 OK", "", &completion("{\"label\": \"Sports\"}", "stop", None));
+        }
+    });
+    let endpoint = Endpoint { base_url: url, model: "test-model".into(), api_key: None };
+    let config = ClientConfig { max_retry_after: Duration::from_millis(50), concurrency: 1, ..Default::default() };
+    let client = Arc::new(OpenAiClient::new(endpoint, config).unwrap());
+    let started = std::time::Instant::now();
+    let answers = client
+        .ask_all(questions(1), &answer_schema(&labels(), false), &labels(), &indicatif::ProgressBar::hidden())
+        .unwrap();
+    assert_eq!((answers[0].label, answers[0].attempts), (Some(1), 2));
+    assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+}

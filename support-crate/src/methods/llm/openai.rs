@@ -136,6 +136,8 @@ pub struct ClientConfig {
     pub max_retries: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Longest wait a `Retry-After` header may ask for (a longer one is cut, with a warning).
+    pub max_retry_after: Duration,
     /// Requests in flight at once.
     pub concurrency: usize,
     pub max_tokens: u32,
@@ -154,6 +156,7 @@ impl Default for ClientConfig {
             max_retries: 5,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(60),
             concurrency: 4,
             max_tokens: 64,
             temperature: 0.0,
@@ -256,8 +259,6 @@ pub const MAX_FAILED_SHARE: f64 = 0.5;
 /// run: the server is down, and waiting out every remaining item's retries
 /// would only delay the error.
 pub const OUTAGE_ITEMS: usize = 8;
-/// Longest wait a `Retry-After` header may ask for (a longer one is cut, with a warning).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 enum Failure {
     /// Worth another try (429, 5xx, a malformed response), after at least this long.
@@ -413,10 +414,11 @@ impl OpenAiClient {
             .filter(|s| s.is_finite())
             .map(|s| {
                 let asked = Duration::from_secs_f64(s.clamp(0.0, 1e6));
-                if asked > MAX_RETRY_AFTER {
-                    tracing::warn!("the server asked to wait {asked:?} (Retry-After); waiting {MAX_RETRY_AFTER:?}");
+                let cap = self.config.max_retry_after;
+                if asked > cap {
+                    tracing::warn!("the server asked to wait {asked:?} (Retry-After); waiting {cap:?}");
                 }
-                asked.min(MAX_RETRY_AFTER)
+                asked.min(cap)
             });
         let mut body = Vec::new();
         loop {
