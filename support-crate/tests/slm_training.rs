@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use slm_vs_llm::methods::finetune::batch::Encoded;
 use slm_vs_llm::methods::finetune::classifier::{predict_probs, Classifier};
 use slm_vs_llm::methods::finetune::train::{train, Control, Labelled, TrainConfig, Trained};
-use slm_vs_llm::models::llama::load::{load_gguf, load_hf_dir, permute};
+use slm_vs_llm::models::llama::load::{gguf_name, load_gguf, load_hf_dir, permute};
 use slm_vs_llm::models::llama::model::{random_weights, Llama, LlamaConfig, Trainable};
 
 /// The first token (3, 4 or 5) is the label; the rest is noise, so the last
@@ -156,30 +156,6 @@ fn write_gguf(path: &std::path::Path, cfg: &LlamaConfig, weights: &HashMap<Strin
         ("llama.context_length".into(), Value::U32(cfg.max_position_embeddings as u32)),
     ];
     meta.extend(tiny_tokenizer_metadata(cfg.vocab_size));
-    let gguf_name = |hf: &str| -> String {
-        let hf = hf.strip_suffix(".weight").unwrap();
-        match hf {
-            "model.embed_tokens" => "token_embd.weight".into(),
-            "model.norm" => "output_norm.weight".into(),
-            _ => {
-                let rest = hf.strip_prefix("model.layers.").unwrap();
-                let (l, name) = rest.split_once('.').unwrap();
-                let g = match name {
-                    "input_layernorm" => "attn_norm",
-                    "self_attn.q_proj" => "attn_q",
-                    "self_attn.k_proj" => "attn_k",
-                    "self_attn.v_proj" => "attn_v",
-                    "self_attn.o_proj" => "attn_output",
-                    "post_attention_layernorm" => "ffn_norm",
-                    "mlp.gate_proj" => "ffn_gate",
-                    "mlp.up_proj" => "ffn_up",
-                    "mlp.down_proj" => "ffn_down",
-                    other => panic!("unexpected {other}"),
-                };
-                format!("blk.{l}.{g}.weight")
-            }
-        }
-    };
     let tensors: Vec<(String, QTensor)> = weights
         .iter()
         .map(|(name, t)| {
@@ -190,7 +166,7 @@ fn write_gguf(path: &std::path::Path, cfg: &LlamaConfig, weights: &HashMap<Strin
             } else {
                 t.clone()
             };
-            (gguf_name(name), QTensor::quantize(&t, GgmlDType::F32).unwrap())
+            (gguf_name(name).unwrap(), QTensor::quantize(&t, GgmlDType::F32).unwrap())
         })
         .collect();
     let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();

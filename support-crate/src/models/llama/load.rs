@@ -269,30 +269,46 @@ pub fn load_gguf_with(path: &Path, device: &Device, format: WeightFormat, budget
     Ok(LoadedModel { config, weights, quantized, tokenizer, labels: None, source: path.display().to_string() })
 }
 
+/// Whole-model tensors: llama.cpp's name and the Hugging Face one.
+const MODEL_TENSORS: [(&str, &str); 3] = [
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+    ("output.weight", "lm_head.weight"),
+];
+
+/// Per-layer tensors (`blk.{i}.` / `model.layers.{i}.`): llama.cpp's name and the Hugging Face one.
+const LAYER_TENSORS: [(&str, &str); 9] = [
+    ("attn_norm.weight", "input_layernorm.weight"),
+    ("attn_q.weight", "self_attn.q_proj.weight"),
+    ("attn_k.weight", "self_attn.k_proj.weight"),
+    ("attn_v.weight", "self_attn.v_proj.weight"),
+    ("attn_output.weight", "self_attn.o_proj.weight"),
+    ("ffn_norm.weight", "post_attention_layernorm.weight"),
+    ("ffn_gate.weight", "mlp.gate_proj.weight"),
+    ("ffn_up.weight", "mlp.up_proj.weight"),
+    ("ffn_down.weight", "mlp.down_proj.weight"),
+];
+
 /// llama.cpp tensor names to Hugging Face ones (`None` for tensors the model
 /// does not use, such as precomputed rotary tables).
 fn hf_name(gguf: &str) -> Option<String> {
-    match gguf {
-        "token_embd.weight" => return Some("model.embed_tokens.weight".into()),
-        "output_norm.weight" => return Some("model.norm.weight".into()),
-        "output.weight" => return Some("lm_head.weight".into()),
-        _ => {}
+    if let Some((_, hf)) = MODEL_TENSORS.iter().find(|(g, _)| *g == gguf) {
+        return Some(hf.to_string());
     }
-    let rest = gguf.strip_prefix("blk.")?;
-    let (layer, name) = rest.split_once('.')?;
-    let hf = match name {
-        "attn_norm.weight" => "input_layernorm.weight",
-        "attn_q.weight" => "self_attn.q_proj.weight",
-        "attn_k.weight" => "self_attn.k_proj.weight",
-        "attn_v.weight" => "self_attn.v_proj.weight",
-        "attn_output.weight" => "self_attn.o_proj.weight",
-        "ffn_norm.weight" => "post_attention_layernorm.weight",
-        "ffn_gate.weight" => "mlp.gate_proj.weight",
-        "ffn_up.weight" => "mlp.up_proj.weight",
-        "ffn_down.weight" => "mlp.down_proj.weight",
-        _ => return None,
-    };
+    let (layer, name) = gguf.strip_prefix("blk.")?.split_once('.')?;
+    let (_, hf) = LAYER_TENSORS.iter().find(|(g, _)| *g == name)?;
     Some(format!("model.layers.{layer}.{hf}"))
+}
+
+/// The inverse of [`hf_name`]: the name llama.cpp's converter gives a
+/// Hugging Face tensor (for tests and exports).
+pub fn gguf_name(hf: &str) -> Option<String> {
+    if let Some((gguf, _)) = MODEL_TENSORS.iter().find(|(_, h)| *h == hf) {
+        return Some(gguf.to_string());
+    }
+    let (layer, name) = hf.strip_prefix("model.layers.")?.split_once('.')?;
+    let (gguf, _) = LAYER_TENSORS.iter().find(|(_, h)| *h == name)?;
+    Some(format!("blk.{layer}.{gguf}"))
 }
 
 /// llama.cpp's converter stores Q/K rows permuted for its interleaved rotary
@@ -431,19 +447,9 @@ mod tests {
     use crate::models::llama::model::{random_weights, Llama};
     use candle_core::quantized::gguf_file::Value;
 
+    /// A tiny model whose matrices hold whole Q8_0 blocks (32 columns).
     fn config(tied: bool) -> LlamaConfig {
-        LlamaConfig {
-            vocab_size: 64,
-            hidden_size: 64,
-            intermediate_size: 96,
-            num_hidden_layers: 2,
-            num_attention_heads: 4,
-            num_key_value_heads: 2,
-            rope_theta: 10_000.0,
-            rms_norm_eps: 1e-5,
-            max_position_embeddings: 64,
-            tie_word_embeddings: tied,
-        }
+        LlamaConfig { hidden_size: 64, intermediate_size: 96, tie_word_embeddings: tied, ..LlamaConfig::tiny() }
     }
 
     /// Random weights under Hugging Face names (with `lm_head.weight` when untied).
@@ -465,34 +471,6 @@ mod tests {
         dtype: GgmlDType,
         meta: &[(&str, Value)],
     ) {
-        let gguf_name = |hf: &str| -> String {
-            let fixed = [
-                ("model.embed_tokens.weight", "token_embd.weight"),
-                ("model.norm.weight", "output_norm.weight"),
-                ("lm_head.weight", "output.weight"),
-            ];
-            if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
-                return g.to_string();
-            }
-            let rest = hf.strip_prefix("model.layers.").unwrap();
-            let (layer, name) = rest.split_once('.').unwrap();
-            let g = [
-                ("input_layernorm.weight", "attn_norm"),
-                ("self_attn.q_proj.weight", "attn_q"),
-                ("self_attn.k_proj.weight", "attn_k"),
-                ("self_attn.v_proj.weight", "attn_v"),
-                ("self_attn.o_proj.weight", "attn_output"),
-                ("post_attention_layernorm.weight", "ffn_norm"),
-                ("mlp.gate_proj.weight", "ffn_gate"),
-                ("mlp.up_proj.weight", "ffn_up"),
-                ("mlp.down_proj.weight", "ffn_down"),
-            ]
-            .iter()
-            .find(|(h, _)| *h == name)
-            .unwrap()
-            .1;
-            format!("blk.{layer}.{g}.weight")
-        };
         let tensors: Vec<(String, QTensor)> = weights
             .iter()
             .map(|(name, t)| {
@@ -504,7 +482,7 @@ mod tests {
                     t.clone()
                 };
                 let dtype = if t.rank() == 2 { dtype } else { GgmlDType::F32 };
-                (gguf_name(name), QTensor::quantize(&t, dtype).unwrap())
+                (gguf_name(name).unwrap(), QTensor::quantize(&t, dtype).unwrap())
             })
             .collect();
         // Byte-level tokens: 63 printable characters and one merge of the first two.
