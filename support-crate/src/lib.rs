@@ -11,6 +11,7 @@
 //!   profile) and [`hub`] (models from the Hugging Face Hub or disk);
 //! - [`models`]: the networks (Llama, BERT), with no knowledge of experiments;
 //! - [`methods`]: one folder per method, and the list of them;
+//! - [`studies`]: the learning curve and the cascade, built on [`method`];
 //! - [`present`]: tables, charts, the report and the notebook display;
 //! - [`cli`]: the `slm-vs-llm` command; [`bench`]: the benchmarks.
 //!
@@ -30,6 +31,7 @@ pub mod paths;
 pub mod present;
 pub mod progress;
 pub mod results;
+pub mod studies;
 
 pub use data::{Dataset, Example, Split};
 pub use method::{Method, MethodRun, RunContext, RunOptions};

@@ -17,6 +17,7 @@ use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
 use crate::models::embedder::EmbedConfig;
 use crate::models::llama::WeightFormat;
 use crate::paths::{self, Profile};
+use crate::studies::curve::{Arm, CurveConfig};
 
 /// A finite number above zero (seconds, prices' neighbours, strengths).
 fn positive(s: &str) -> Result<f64, String> {
@@ -415,4 +416,105 @@ pub struct PredictArgs {
     /// Texts to classify (e.g. "headline. description").
     #[arg(required = true)]
     pub texts: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CurveArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Arms to run (default: all). llm is the LLM with the 4 nearest of the
+    /// budget's labels as demonstrations; zero-shot the LLM with no labels.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub arms: Vec<Arm>,
+    /// Labelled examples per class for TF-IDF and K-NN, which also get a point
+    /// on all of train (default 8,32,128,512,2048; smoke 2,8). Seeds: 5 up to
+    /// 128, 3 up to 512, 1 above.
+    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
+    pub budgets: Vec<usize>,
+    /// Labelled examples per class for the fine-tuned SLM (default 8,32,128,512;
+    /// smoke 4). Its full-data point is the committed finetune run.
+    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
+    pub finetune_budgets: Vec<usize>,
+    /// Seeds of the SLM up to 128 per class, 1 above (default 3; smoke 1).
+    #[arg(long, value_parser = at_least_one)]
+    pub finetune_seeds: Option<usize>,
+    /// Labelled examples per class the LLM retrieves its demonstrations from
+    /// (default 32; smoke 4). Its full-data point is the committed llm run.
+    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
+    pub llm_budgets: Vec<usize>,
+    /// Size of the seeded stratified test sample the SLM and LLM points are
+    /// scored on (default 2,000; smoke 40); TF-IDF and K-NN use all of test.
+    #[arg(long, value_parser = at_least_one)]
+    pub test_sample: Option<usize>,
+    /// Where curve.json and curve.csv go (default: results/; smoke: data/smoke/results).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl CurveArgs {
+    pub fn config(&self) -> CurveConfig {
+        let mut c = CurveConfig::for_profile(self.data.profile());
+        c.seed = self.data.seed;
+        if !self.arms.is_empty() {
+            c.arms = self.arms.clone();
+        }
+        for (flag, field) in [
+            (&self.budgets, &mut c.budgets),
+            (&self.finetune_budgets, &mut c.finetune_budgets),
+            (&self.llm_budgets, &mut c.llm_budgets),
+        ] {
+            if !flag.is_empty() {
+                *field = flag.clone();
+            }
+        }
+        if let Some(n) = self.finetune_seeds {
+            c.finetune_max_seeds = n;
+        }
+        if let Some(n) = self.test_sample {
+            c.sampled_test_items = n;
+        }
+        c
+    }
+}
+
+/// A method a cascade can use, at the profile's defaults (as `all` runs it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CascadeMethod {
+    Tfidf,
+    Knn,
+    Finetune,
+    Llm,
+}
+
+impl CascadeMethod {
+    /// The method as `all` runs it (the LLM: the server in OPENAI_BASE_URL, else in-process).
+    pub fn method(self, profile: Profile) -> Box<dyn crate::method::Method> {
+        match self {
+            CascadeMethod::Tfidf => Box::new(TfidfBaseline::default()),
+            CascadeMethod::Knn => Box::new(Knn::default()),
+            CascadeMethod::Finetune => Box::new(Finetune::for_profile(profile)),
+            CascadeMethod::Llm => Box::new(Llm::for_profile(profile)),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CascadeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The method that answers first, when its confidence clears the threshold.
+    #[arg(long, value_enum)]
+    pub first: CascadeMethod,
+    /// The method that answers the items the first passes on.
+    #[arg(long, value_enum)]
+    pub then: CascadeMethod,
+    /// Validation items (a seeded stratified sample) the threshold is chosen
+    /// on (default 400, the LLM's own validation sample; smoke 24).
+    #[arg(long, value_parser = at_least_one)]
+    pub validation_items: Option<usize>,
+    /// Test items (a seeded stratified sample; default all; smoke 40).
+    #[arg(long, value_parser = at_least_one)]
+    pub test_items: Option<usize>,
+    #[command(flatten)]
+    pub out: OutArgs,
 }

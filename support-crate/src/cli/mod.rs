@@ -11,7 +11,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 pub use args::DataArgs;
-use args::{AllArgs, BaselineArgs, EdaArgs, FinetuneArgs, KnnArgs, LlmArgs, PredictArgs, ReportArgs};
+use args::{
+    AllArgs, BaselineArgs, CascadeArgs, CurveArgs, EdaArgs, FinetuneArgs, KnnArgs, LlmArgs, PredictArgs, ReportArgs,
+};
 
 use crate::method::{self, Fitted, Method, RunContext, RunOptions, TrainingSet};
 use crate::methods::finetune;
@@ -65,6 +67,20 @@ enum Command {
     /// checkpoints; --smoke runs it all on a small sample in minutes (results
     /// then go to data/smoke/, the committed results and the README are left alone).
     All(AllArgs),
+    /// How many labels does each method need? Every method at a range of
+    /// label budgets per class (nested, seeded, stratified subsets of train;
+    /// validation of budget/4 per class from the validation split), scored
+    /// on test: TF-IDF and K-NN on all of it, the fine-tuned SLM and the LLM
+    /// on a fixed seeded sample. Every point is cached (data/cache/curve): an
+    /// interrupted curve resumes, a finished one re-runs in seconds. Writes
+    /// results/curve.json and results/curve.csv; `report` draws it.
+    Curve(CurveArgs),
+    /// Two methods in a cascade: the first answers when its confidence clears
+    /// a threshold chosen on validation, the second answers the rest.
+    /// Reports accuracy against the share escalated, on validation and test,
+    /// and the cost per 1,000 items. Writes results/cascade_<first>_<then>.json;
+    /// `report` draws the frontier.
+    Cascade(CascadeArgs),
     /// The comparison: read every run record in results/, write the charts to
     /// assets/ (accuracy with intervals as PNG and SVG, per-class F1, accuracy
     /// against speed) and the README's results table between its markers.
@@ -115,6 +131,8 @@ pub fn main() -> Result<()> {
         Command::Finetune(args) => run_finetune(&args),
         Command::Baseline(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
         Command::Llm(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
+        Command::Curve(args) => run_curve(&args),
+        Command::Cascade(args) => run_cascade(&args),
         Command::Report(args) => run_report(&args),
         Command::All(args) => run_all(&args.data),
         Command::Predict(args) => run_predict(&args),
@@ -173,6 +191,44 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
     }
     run_and_report(&method, &ds, &args.data, &args.out.out)?;
     println!("Classifier: {}", method.out_dir.display());
+    Ok(())
+}
+
+fn run_curve(args: &CurveArgs) -> Result<()> {
+    use crate::studies::curve;
+    let ds = args.data.load()?;
+    let config = args.config();
+    let results = args.data.results_dir(&args.out);
+    let started = std::time::Instant::now();
+    let curve =
+        curve::run(&config, &ds, &paths::results_dir(args.data.profile()), &context(&args.data), &command_line())?;
+    println!("{}", crate::present::curve::table(&curve));
+    let (json, csv) = curve::write(&results, &curve)?;
+    println!(
+        "{} points, {:.1} min of computing ({:.1} min in this run). Wrote {} and {}",
+        curve.points.len(),
+        curve.compute_seconds / 60.0,
+        started.elapsed().as_secs_f64() / 60.0,
+        json.display(),
+        csv.display()
+    );
+    Ok(())
+}
+
+fn run_cascade(args: &CascadeArgs) -> Result<()> {
+    use crate::studies::cascade;
+    let profile = args.data.profile();
+    let ds = args.data.load()?;
+    let (first, then) = (args.first.method(profile), args.then.method(profile));
+    let smoke = profile.is_smoke();
+    let items = cascade::CascadeItems {
+        validation: args.validation_items.unwrap_or(if smoke { 24 } else { 400 }),
+        test: args.test_items.or(if smoke { Some(40) } else { None }),
+    };
+    let record = cascade::run(first.as_ref(), then.as_ref(), &ds, items, &context(&args.data), &command_line())?;
+    println!("{}", crate::present::cascade::summary(&record));
+    let path = cascade::write(&args.data.results_dir(&args.out.out), &record)?;
+    println!("Wrote {}", path.display());
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::paths::Profile;
 
 pub use load::{load, Source, AG_NEWS_HUB_REPO, AG_NEWS_HUB_REVISION};
 pub use normalize::{normalize, Quirks};
-pub use split::{stratified_sample, stratified_split};
+pub use split::{per_class_subset, stratified_sample, stratified_split};
 
 /// AG News class names, in label order (CSV class index minus one).
 pub const AG_NEWS_LABELS: [&str; 4] = ["World", "Sports", "Business", "Sci/Tech"];

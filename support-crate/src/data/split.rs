@@ -82,6 +82,20 @@ pub fn stratified_sample(examples: Vec<Example>, num_classes: usize, n: usize, s
     stratified_split(examples, num_classes, fraction, seed).1
 }
 
+/// The first `per_class` examples of every class in the order `seed`
+/// shuffles them (all of a smaller class), in their original order. Budgets
+/// with one seed are nested: a larger budget holds every example of a smaller one.
+pub fn per_class_subset(examples: &[Example], num_classes: usize, per_class: usize, seed: u64) -> Vec<Example> {
+    let by_class = shuffled_by_class(examples, num_classes, seed);
+    let mut kept = vec![false; examples.len()];
+    for class in &by_class {
+        for &i in class.iter().take(per_class) {
+            kept[i] = true;
+        }
+    }
+    examples.iter().zip(kept).filter(|(_, k)| *k).map(|(e, _)| e.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +153,19 @@ mod tests {
         assert_eq!(allocate(&[1, 1, 1], 2).iter().sum::<usize>(), 2);
         assert_eq!(allocate(&[0, 5], 3), vec![0, 3]);
         assert_eq!(allocate(&[], 3), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn per_class_subsets_are_balanced_nested_and_seeded() {
+        let all = examples(&[50, 50, 3, 50]);
+        let small = per_class_subset(&all, 4, 8, 1);
+        let large = per_class_subset(&all, 4, 32, 1);
+        assert_eq!(class_counts(&small, 4), vec![8, 8, 3, 8]);
+        assert_eq!(class_counts(&large, 4), vec![32, 32, 3, 32]);
+        let in_large: std::collections::HashSet<usize> = large.iter().map(|e| e.index).collect();
+        assert!(small.iter().all(|e| in_large.contains(&e.index)), "nested");
+        assert_eq!(per_class_subset(&all, 4, 8, 1), small, "seeded");
+        assert_ne!(per_class_subset(&all, 4, 8, 2), small, "another seed, another subset");
+        assert!(small.windows(2).all(|w| w[0].index < w[1].index), "order kept");
     }
 }

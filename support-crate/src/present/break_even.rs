@@ -140,7 +140,7 @@ pub fn sentences(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Strin
 }
 
 /// US dollars to two significant digits (`$0.026`, `$0.000012`).
-fn dollars(x: f64) -> String {
+pub fn dollars(x: f64) -> String {
     if x <= 0.0 {
         return "$0".into();
     }

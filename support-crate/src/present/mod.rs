@@ -1,10 +1,13 @@
 //! What a reader sees: chart primitives ([`plot`]), tables ([`tables`]), the
 //! comparison across methods ([`compare`]'s charts, [`report`]'s table), the
-//! cost at volume ([`break_even`]), the exploration of the data ([`eda`]) and
+//! cost at volume ([`break_even`]), the learning curve ([`curve`]) and the
+//! cascades ([`cascade`]), the exploration of the data ([`eda`]) and
 //! inline display in the notebooks ([`notebook`]).
 
 pub mod break_even;
+pub mod cascade;
 pub mod compare;
+pub mod curve;
 pub mod eda;
 pub mod notebook;
 pub mod plot;

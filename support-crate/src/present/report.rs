@@ -11,10 +11,14 @@ use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
 use crate::results::{self, Prediction, RunRecord};
 use anyhow::{bail, Context, Result};
 
-/// Files in `results/` that are not run records.
+/// Whether a file in `results/` is a run record (not the EDA, a benchmark, the curve or a cascade).
 fn is_record_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    name.ends_with(".json") && name != "eda.json" && !name.starts_with("bench_")
+    name.ends_with(".json")
+        && name != "eda.json"
+        && name != "curve.json"
+        && !name.starts_with("bench_")
+        && !name.starts_with("cascade_")
 }
 
 /// Every run record in `dir`, sorted by test accuracy (best first).
@@ -173,14 +177,59 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> Result<String> {
 pub const TABLE_START: &str = "<!-- results-table:start -->";
 pub const TABLE_END: &str = "<!-- results-table:end -->";
 
+pub const CURVE_START: &str = "<!-- learning-curve:start -->";
+pub const CURVE_END: &str = "<!-- learning-curve:end -->";
+pub const CASCADE_START: &str = "<!-- cascade:start -->";
+pub const CASCADE_END: &str = "<!-- cascade:end -->";
+
 /// `readme` with the text between the results-table markers replaced by `table`.
 pub fn replace_table(readme: &str, table: &str) -> Result<String> {
-    let start = readme.find(TABLE_START).with_context(|| format!("README has no {TABLE_START} marker"))?;
-    let end = readme.find(TABLE_END).with_context(|| format!("README has no {TABLE_END} marker"))?;
-    if end < start {
-        bail!("README's results-table markers are out of order");
+    replace_between(readme, TABLE_START, TABLE_END, table)
+}
+
+/// `readme` with the text between `start` and `end` replaced by `text`.
+pub fn replace_between(readme: &str, start: &str, end: &str, text: &str) -> Result<String> {
+    let from = readme.find(start).with_context(|| format!("README has no {start} marker"))?;
+    let to = readme.find(end).with_context(|| format!("README has no {end} marker"))?;
+    if to < from {
+        bail!("README's {start} and {end} markers are out of order");
     }
-    Ok(format!("{}{TABLE_START}\n{table}{}", &readme[..start], &readme[end..]))
+    Ok(format!("{}{start}\n{text}{}", &readme[..from], &readme[to..]))
+}
+
+/// The README's learning-curve section: the sentences and the table, from
+/// `results/curve.json`; `None` when there is no curve.
+pub fn curve_section(results_dir: &Path) -> Result<Option<String>> {
+    let path = results_dir.join("curve.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let curve = crate::studies::curve::read(&path)?;
+    let minutes = curve.compute_seconds / 60.0;
+    Ok(Some(format!(
+        "![Test accuracy against labelled examples per class](assets/learning_curve.png)\n\n{}\n\
+         `{}` computed these points in {minutes:.0} minutes on {} ({}; `results/curve.csv` has every seed).\n\n{}",
+        super::curve::sentences(&curve),
+        curve.command,
+        curve.hardware.summary(),
+        crate::studies::curve::schedule_note(&curve.config),
+        super::curve::table(&curve),
+    )))
+}
+
+/// The README's cascade section, from `results/cascade_*.json`; `None` when there are none.
+pub fn cascade_section(results_dir: &Path) -> Result<Option<String>> {
+    let records = crate::studies::cascade::read_all(results_dir)?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let commands: Vec<String> = records.iter().map(|r| format!("`{}`", r.command)).collect();
+    Ok(Some(format!(
+        "![Cascade accuracy against the share escalated](assets/cascade.png)\n\n{}\nCommands: {}. Costs: machine \
+         time at ${MACHINE_USD_PER_HOUR:.2}/h, the first method on every item, the second on the escalated ones.\n",
+        super::cascade::sentences(&records),
+        commands.join(", ")
+    )))
 }
 
 /// The price put on this machine's time in the cost panel: an assumption
@@ -237,10 +286,28 @@ pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>) -> Re
     let break_even = super::break_even::chart(&records, &super::break_even::price_table()?)?;
     break_even.save(&assets_dir.join("break_even.svg"))?;
     save_png(&break_even, &assets_dir.join("break_even.png"))?;
+    let curve = results_dir.join("curve.json");
+    if curve.is_file() {
+        let chart = super::curve::chart(&crate::studies::curve::read(&curve)?)?;
+        chart.save(&assets_dir.join("learning_curve.svg"))?;
+        save_png(&chart, &assets_dir.join("learning_curve.png"))?;
+    }
+    let cascades = crate::studies::cascade::read_all(results_dir)?;
+    if !cascades.is_empty() {
+        let chart = super::cascade::chart(&cascades)?;
+        chart.save(&assets_dir.join("cascade.svg"))?;
+        save_png(&chart, &assets_dir.join("cascade.png"))?;
+    }
     let table = markdown_table(&records)?;
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
-    let updated = replace_table(&text, &table)?;
+    let mut updated = replace_table(&text, &table)?;
+    if let Some(section) = curve_section(results_dir)? {
+        updated = replace_between(&updated, CURVE_START, CURVE_END, &section)?;
+    }
+    if let Some(section) = cascade_section(results_dir)? {
+        updated = replace_between(&updated, CASCADE_START, CASCADE_END, &section)?;
+    }
     if updated != text {
         std::fs::write(readme, updated).with_context(|| format!("writing {}", readme.display()))?;
     }

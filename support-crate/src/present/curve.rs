@@ -1,0 +1,265 @@
+//! The learning curve as a reader sees it: accuracy against labels per class
+//! (log axis) with the spread over seeds, a chance line and the zero-shot
+//! LLM as a flat line; a table; and the sentences the README carries.
+
+use plotters::prelude::*;
+
+use super::plot::{class_color, draw_error, tick, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
+use crate::studies::curve::{summarise, Arm, Curve, Summary};
+
+fn color(arm: Arm) -> RGBColor {
+    class_color(match arm {
+        Arm::Finetune => 0,
+        Arm::Knn => 1,
+        Arm::Tfidf => 2,
+        Arm::Llm => 3,
+        Arm::ZeroShot => 4,
+    })
+}
+
+fn budget(s: &Summary) -> String {
+    if s.all {
+        format!("all ({})", super::plot::thousands(s.labels_per_class as u64))
+    } else {
+        super::plot::thousands(s.labels_per_class as u64)
+    }
+}
+
+/// A Markdown table: one row per arm and budget.
+pub fn table(curve: &Curve) -> String {
+    let mut out = String::from(
+        "| method | labels per class | seeds | test items | accuracy (mean) | spread or 95% CI |\n| --- | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for s in summarise(&curve.points) {
+        let spread = if s.seeds > 1 { "seeds" } else { "CI" };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {:.1}% | [{:.1}, {:.1}] ({spread}) |\n",
+            s.arm.title(),
+            budget(&s),
+            s.seeds,
+            super::plot::thousands(s.test_items as u64),
+            100.0 * s.mean,
+            100.0 * s.low,
+            100.0 * s.high
+        ));
+    }
+    out
+}
+
+/// Accuracy against labels per class, log axis; bars: seeds' range (one seed: its 95% interval).
+pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
+    let summaries = summarise(&curve.points);
+    let chance = 1.0 / curve.num_classes.max(1) as f64;
+    let budgets: Vec<f64> =
+        summaries.iter().filter(|s| s.labels_per_class > 0).map(|s| s.labels_per_class as f64).collect();
+    let x_lo = budgets.iter().copied().fold(f64::MAX, f64::min).min(1e9) / 1.5;
+    let x_hi = budgets.iter().copied().fold(1.0, f64::max) * 1.5;
+    let y_lo = (summaries.iter().map(|s| s.low).fold(chance, f64::min) - 0.05).max(0.0);
+    let sampled = curve.points.iter().filter(|p| p.arm.sampled() && !p.all).map(|p| p.test_items).max();
+    let caption_note = match sampled {
+        Some(n) => format!(
+            "SLM and LLM budgets on a seeded {}-item test sample, the rest on all {} test items",
+            super::plot::thousands(n as u64),
+            super::plot::thousands(curve.test_items as u64)
+        ),
+        None => format!("all {} test items", super::plot::thousands(curve.test_items as u64)),
+    };
+    let arms: Vec<Arm> = Arm::ALL.into_iter().filter(|a| summaries.iter().any(|s| s.arm == *a)).collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (980, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        let (top, note) = root.split_vertically(570);
+        let mut chart = ChartBuilder::on(&top)
+            .caption("How many labels do you need? Test accuracy against labels per class", ("sans-serif", TITLE_FONT))
+            .margin(12)
+            .x_label_area_size(52)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), y_lo..1.0)
+            .map_err(draw_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("labelled examples per class (log)")
+            .y_desc("test accuracy")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
+            .label_style(("sans-serif", TICK_FONT))
+            .axis_desc_style(("sans-serif", LABEL_FONT))
+            .draw()
+            .map_err(draw_error)?;
+        let grey = RGBColor(120, 120, 120);
+        chart
+            .draw_series(DashedLineSeries::new([(x_lo, chance), (x_hi, chance)], 4, 4, grey.stroke_width(2)))
+            .map_err(draw_error)?
+            .label(format!("chance ({:.0}%)", 100.0 * chance))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], grey.stroke_width(2)));
+        for arm in arms {
+            let c = color(arm);
+            let at: Vec<&Summary> = summaries.iter().filter(|s| s.arm == arm).collect();
+            if arm == Arm::ZeroShot {
+                let s = at[0];
+                chart
+                    .draw_series(DashedLineSeries::new([(x_lo, s.mean), (x_hi, s.mean)], 10, 6, c.stroke_width(3)))
+                    .map_err(draw_error)?
+                    .label(format!("{} {:.1}%", arm.title(), 100.0 * s.mean))
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(3)));
+                continue;
+            }
+            let line: Vec<(f64, f64)> = at.iter().map(|s| (s.labels_per_class as f64, s.mean)).collect();
+            chart
+                .draw_series(LineSeries::new(line.clone(), c.stroke_width(3)))
+                .map_err(draw_error)?
+                .label(arm.title())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(3)));
+            chart.draw_series(line.iter().map(|&p| Circle::new(p, 5, c.filled()))).map_err(draw_error)?;
+            chart
+                .draw_series(at.iter().map(|s| {
+                    let x = s.labels_per_class as f64;
+                    PathElement::new([(x, s.low), (x, s.high)], c.stroke_width(2))
+                }))
+                .map_err(draw_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", TICK_FONT))
+            .draw()
+            .map_err(draw_error)?;
+        note.draw(&Text::new(
+            format!("Bars: lowest to highest seed (one seed: 95% bootstrap interval). {caption_note}."),
+            (20, 6),
+            ("sans-serif", TICK_FONT),
+        ))
+        .map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    let alt: Vec<String> = summaries
+        .iter()
+        .map(|s| format!("{} at {} per class: {:.1}%", s.arm.title(), budget(s), 100.0 * s.mean))
+        .collect();
+    Ok(Svg::new(
+        svg,
+        format!("Test accuracy against labelled examples per class (log axis). {caption_note}. {}.", alt.join("; ")),
+    ))
+}
+
+/// The smallest budget from which `a`'s mean accuracy stays above `b`'s at
+/// every budget both were measured at; `None` when it never does or they
+/// share no budget.
+pub fn passes_from(summaries: &[Summary], a: Arm, b: Arm) -> Option<(usize, usize)> {
+    let mut common: Vec<(usize, f64, f64)> = summaries
+        .iter()
+        .filter(|s| s.arm == a && !s.all)
+        .filter_map(|sa| {
+            let sb = summaries.iter().find(|s| s.arm == b && !s.all && s.labels_per_class == sa.labels_per_class)?;
+            Some((sa.labels_per_class, sa.mean, sb.mean))
+        })
+        .collect();
+    common.sort_by_key(|c| c.0);
+    let last_behind = common.iter().rposition(|c| c.1 <= c.2);
+    let from = match last_behind {
+        None => common.first()?,
+        Some(i) => common.get(i + 1)?,
+    };
+    Some((from.0, common.len()))
+}
+
+/// The README's sentences on the curve, all computed from it.
+pub fn sentences(curve: &Curve) -> String {
+    let s = summarise(&curve.points);
+    let has = |arm: Arm| s.iter().any(|x| x.arm == arm);
+    let mut out = String::new();
+    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    let at = |arm: Arm, budget: usize| s.iter().find(|x| x.arm == arm && !x.all && x.labels_per_class == budget);
+    for (a, b) in
+        [(Arm::Finetune, Arm::Tfidf), (Arm::Finetune, Arm::Knn), (Arm::Finetune, Arm::Llm), (Arm::Knn, Arm::Tfidf)]
+    {
+        if !(has(a) && has(b)) {
+            continue;
+        }
+        let sentence = match passes_from(&s, a, b) {
+            Some((from, n)) => {
+                let (x, y) = (at(a, from).expect("measured"), at(b, from).expect("measured"));
+                format!(
+                    "* The {} is ahead of {} from {from} labels per class on ({} against {} there; {n} budgets compared).\n",
+                    a.title(),
+                    b.title(),
+                    pct(x.mean),
+                    pct(y.mean)
+                )
+            }
+            None => {
+                format!("* The {} does not stay ahead of {} at the budgets both were run at.\n", a.title(), b.title())
+            }
+        };
+        out.push_str(&sentence);
+    }
+    if let Some(zero) = s.iter().find(|x| x.arm == Arm::ZeroShot) {
+        for arm in [Arm::Tfidf, Arm::Knn, Arm::Finetune] {
+            let mut measured: Vec<&Summary> = s.iter().filter(|x| x.arm == arm && !x.all).collect();
+            measured.sort_by_key(|x| x.labels_per_class);
+            if measured.is_empty() {
+                continue;
+            }
+            out.push_str(&match measured.iter().find(|x| x.mean > zero.mean) {
+                Some(x) => format!(
+                    "* With {} labels per class the {} ({}) beats the zero-shot LLM ({}).\n",
+                    x.labels_per_class,
+                    arm.title(),
+                    pct(x.mean),
+                    pct(zero.mean)
+                ),
+                None => format!(
+                    "* The {} never beats the zero-shot LLM ({}) at the budgets run.\n",
+                    arm.title(),
+                    pct(zero.mean)
+                ),
+            });
+        }
+    }
+    for arm in [Arm::Tfidf, Arm::Knn, Arm::Finetune, Arm::Llm] {
+        let mut measured: Vec<&Summary> = s.iter().filter(|x| x.arm == arm).collect();
+        measured.sort_by_key(|x| (x.all, x.labels_per_class));
+        let (Some(first), Some(last)) = (measured.first(), measured.last()) else { continue };
+        if first == last {
+            continue;
+        }
+        out.push_str(&format!(
+            "* {}: {} at {} labels per class, {} at {}.\n",
+            arm.title(),
+            pct(first.mean),
+            first.labels_per_class,
+            pct(last.mean),
+            budget(last)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(arm: Arm, labels_per_class: usize, mean: f64) -> Summary {
+        Summary { arm, labels_per_class, all: false, seeds: 1, mean, low: mean, high: mean, test_items: 100 }
+    }
+
+    #[test]
+    fn passing_is_from_the_budget_after_the_last_one_behind() {
+        let v = vec![
+            s(Arm::Finetune, 8, 0.5),
+            s(Arm::Finetune, 32, 0.8),
+            s(Arm::Finetune, 128, 0.9),
+            s(Arm::Tfidf, 8, 0.6),
+            s(Arm::Tfidf, 32, 0.7),
+            s(Arm::Tfidf, 128, 0.85),
+        ];
+        assert_eq!(passes_from(&v, Arm::Finetune, Arm::Tfidf), Some((32, 3)));
+        assert_eq!(passes_from(&v, Arm::Tfidf, Arm::Finetune), None, "behind at the largest budget");
+        assert_eq!(passes_from(&v, Arm::Finetune, Arm::Knn), None, "no common budget");
+        let ahead = vec![s(Arm::Finetune, 8, 0.9), s(Arm::Tfidf, 8, 0.6)];
+        assert_eq!(passes_from(&ahead, Arm::Finetune, Arm::Tfidf), Some((8, 1)));
+    }
+}
