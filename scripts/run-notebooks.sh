@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ ${#notebooks[@]} -eq 0 ]; then
-  for name in EDA K-NN FinetuneSLM LLM; do
+  for name in EDA K-NN FinetuneSLM LLM Comparison; do
     [ -f "$ROOT/notebooks/$name.ipynb" ] && notebooks+=("$ROOT/notebooks/$name.ipynb")
   done
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, run every experiment with
 # `slm-vs-llm all` (results/, the README's table, the charts in assets/),
+# the learning curve and the cascades,
 # then execute every notebook on the full data (in place, so notebooks/ holds
 # the executed versions; they reuse the caches and checkpoints of the run
 # before) and export each to HTML in notebooks/html/.
@@ -8,9 +9,15 @@
 source "$(dirname "$0")/common.sh"
 setup_all
 cd "$ROOT"
-if [ "${SMOKE:-0}" = "1" ]; then
-  cli_release all --smoke
-else
-  cli_release all
+smoke=()
+[ "${SMOKE:-0}" = "1" ] && smoke=(--smoke)
+cli_release all "${smoke[@]}"
+# The learning curve (about 70 minutes on 2 cores, every point cached) and the
+# two cascades, which the Comparison notebook and the README draw.
+cli_release curve "${smoke[@]}"
+cli_release cascade "${smoke[@]}" --first tfidf --then finetune
+cli_release cascade "${smoke[@]}" --first finetune --then llm
+if [ ${#smoke[@]} -eq 0 ]; then
+  cli_release report
 fi
 "$ROOT/scripts/run-notebooks.sh" --in-place "$@"

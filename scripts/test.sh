@@ -12,13 +12,18 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 log "cargo test"
-SLM_REQUIRE_MODELS=1 cargo test --locked
+# 100 items for the real-weights quantised agreement test (200 by default): the CI budget.
+SLM_REQUIRE_MODELS=1 SLM_AGREEMENT_ITEMS=100 cargo test --locked
 log "LLM client against a real llama.cpp server"
 "$ROOT/scripts/test-llama-server.sh"
 log "slm-vs-llm all --smoke: every experiment end to end on a small sample (results in data/smoke/)"
 # The test build (dev profile, numeric crates optimised): no second compile of
 # the dependency tree in the release profile.
 cli all --smoke
+log "curve --smoke and cascade --smoke: the learning curve and both cascades on the smoke sample"
+cli curve --smoke
+cli cascade --smoke --first tfidf --then finetune
+cli cascade --smoke --first finetune --then llm
 log "notebook pipeline: a deliberately failing notebook must fail"
 "$ROOT/scripts/test-notebook-pipeline.sh"
 log "SMOKE=1 run of every notebook"

@@ -46,6 +46,21 @@ fn readme_table_is_generated_from_the_results() {
     );
 }
 
+/// The README's learning-curve and cascade sections are what `report` makes
+/// of the committed `results/curve.json` and `results/cascade_*.json`.
+#[test]
+fn readme_curve_and_cascade_sections_are_generated_from_the_results() {
+    use slm_vs_llm::present::report::{self, replace_between};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let results = root.join("results");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let curve = report::curve_section(&results).unwrap().expect("results/curve.json is committed");
+    let cascade = report::cascade_section(&results).unwrap().expect("results/cascade_*.json are committed");
+    let expected = replace_between(&readme, report::CURVE_START, report::CURVE_END, &curve).unwrap();
+    let expected = replace_between(&expected, report::CASCADE_START, report::CASCADE_END, &cascade).unwrap();
+    assert_eq!(expected, readme, "README.md's curve or cascade section is stale: run `cargo run --release -- report`");
+}
+
 /// Every image and file the README links to inside the repository exists.
 #[test]
 fn readme_links_to_files_that_exist() {

@@ -23,6 +23,18 @@ impl Table {
     }
 }
 
+/// Markdown (generated sentences, a Markdown table) that a cell shows rendered.
+#[derive(Debug, Clone)]
+pub struct Markdown(pub String);
+
+impl Markdown {
+    /// evcxr's display hook: rendered Markdown, and the text itself as the plain form.
+    pub fn evcxr_display(&self) {
+        emit("text/plain", &self.0);
+        emit("text/markdown", &self.0);
+    }
+}
+
 impl From<DataFrame> for Table {
     fn from(df: DataFrame) -> Self {
         Table(df)
