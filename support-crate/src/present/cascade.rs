@@ -59,6 +59,7 @@ pub fn chart(records: &[CascadeRecord]) -> anyhow::Result<Svg> {
         let mut chart = ChartBuilder::on(&root)
             .caption("Cascades on test: accuracy against the share escalated", ("sans-serif", TITLE_FONT))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(52)
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..1.0, y_lo.max(0.0)..y_hi.min(1.0))

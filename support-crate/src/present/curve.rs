@@ -4,7 +4,10 @@
 
 use plotters::prelude::*;
 
-use super::plot::{class_color, draw_error, tick, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
+use super::plot::{
+    class_color, draw_error, draw_legend_below, legend_height, tick, LegendEntry, Svg, LABEL_FONT, TICK_FONT,
+    TITLE_FONT,
+};
 use crate::studies::curve::{summarise, Arm, Curve, Summary};
 
 fn color(arm: Arm) -> RGBColor {
@@ -65,11 +68,23 @@ pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
         None => format!("all {} test items", super::plot::thousands(curve.test_items as u64)),
     };
     let arms: Vec<Arm> = Arm::ALL.into_iter().filter(|a| summaries.iter().any(|s| s.arm == *a)).collect();
+    let grey = RGBColor(120, 120, 120);
+    let mut legend = vec![LegendEntry { name: format!("chance ({:.0}%, dashed)", 100.0 * chance), color: grey }];
+    for &arm in &arms {
+        let name = match summaries.iter().find(|s| s.arm == arm && arm == Arm::ZeroShot) {
+            Some(s) => format!("{} {:.1}% (dashed)", arm.title(), 100.0 * s.mean),
+            None => arm.title().to_string(),
+        };
+        legend.push(LegendEntry { name, color: color(arm) });
+    }
+    let plot_height = 540;
+    let legend_px = legend_height(legend.len());
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (980, 600)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (980, plot_height + legend_px + 60)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let (top, note) = root.split_vertically(570);
+        let (top, rest) = root.split_vertically(plot_height);
+        let (legend_area, note) = rest.split_vertically(legend_px);
         let mut chart = ChartBuilder::on(&top)
             .caption("How many labels do you need? Test accuracy against labels per class", ("sans-serif", TITLE_FONT))
             .margin(12)
@@ -87,12 +102,9 @@ pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
             .axis_desc_style(("sans-serif", LABEL_FONT))
             .draw()
             .map_err(draw_error)?;
-        let grey = RGBColor(120, 120, 120);
         chart
             .draw_series(DashedLineSeries::new([(x_lo, chance), (x_hi, chance)], 4, 4, grey.stroke_width(2)))
-            .map_err(draw_error)?
-            .label(format!("chance ({:.0}%)", 100.0 * chance))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], grey.stroke_width(2)));
+            .map_err(draw_error)?;
         for arm in arms {
             let c = color(arm);
             let at: Vec<&Summary> = summaries.iter().filter(|s| s.arm == arm).collect();
@@ -100,17 +112,11 @@ pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
                 let s = at[0];
                 chart
                     .draw_series(DashedLineSeries::new([(x_lo, s.mean), (x_hi, s.mean)], 10, 6, c.stroke_width(3)))
-                    .map_err(draw_error)?
-                    .label(format!("{} {:.1}%", arm.title(), 100.0 * s.mean))
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(3)));
+                    .map_err(draw_error)?;
                 continue;
             }
             let line: Vec<(f64, f64)> = at.iter().map(|s| (s.labels_per_class as f64, s.mean)).collect();
-            chart
-                .draw_series(LineSeries::new(line.clone(), c.stroke_width(3)))
-                .map_err(draw_error)?
-                .label(arm.title())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(3)));
+            chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(3))).map_err(draw_error)?;
             chart.draw_series(line.iter().map(|&p| Circle::new(p, 5, c.filled()))).map_err(draw_error)?;
             chart
                 .draw_series(at.iter().map(|s| {
@@ -119,20 +125,15 @@ pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
                 }))
                 .map_err(draw_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(("sans-serif", TICK_FONT))
-            .draw()
-            .map_err(draw_error)?;
-        note.draw(&Text::new(
-            format!("Bars: lowest to highest seed (one seed: 95% bootstrap interval). {caption_note}."),
-            (20, 6),
-            ("sans-serif", TICK_FONT),
-        ))
-        .map_err(draw_error)?;
+        draw_legend_below(&legend_area, &legend)?;
+        for (i, line) in
+            ["Bars: lowest to highest seed (one seed: 95% bootstrap interval).".to_string(), format!("{caption_note}.")]
+                .iter()
+                .enumerate()
+        {
+            note.draw(&Text::new(line.clone(), (12, 4 + 26 * i as i32), ("sans-serif", TICK_FONT)))
+                .map_err(draw_error)?;
+        }
         root.present().map_err(draw_error)?;
     }
     let alt: Vec<String> = summaries
@@ -182,17 +183,25 @@ pub fn sentences(curve: &Curve) -> String {
         let sentence = match passes_from(&s, a, b) {
             Some((from, n)) => {
                 let (x, y) = (at(a, from).expect("measured"), at(b, from).expect("measured"));
+                let noise = if x.low <= y.high && y.low <= x.high {
+                    "; their ranges overlap there, so the lead at that budget is within the noise"
+                } else {
+                    ""
+                };
                 format!(
-                    "* The {} is ahead of {} from {from} labels per class on ({} against {} there; {n} budgets compared).\n",
-                    a.title(),
+                    "* {} is ahead of {} from {from} labels per class on ({} against {} there{noise}; {}).\n",
+                    capitalised(a.title()),
                     b.title(),
                     pct(x.mean),
-                    pct(y.mean)
+                    pct(y.mean),
+                    plural(n, "budget", "budgets compared")
                 )
             }
-            None => {
-                format!("* The {} does not stay ahead of {} at the budgets both were run at.\n", a.title(), b.title())
-            }
+            None => format!(
+                "* {} does not stay ahead of {} at the budgets both were run at.\n",
+                capitalised(a.title()),
+                b.title()
+            ),
         };
         out.push_str(&sentence);
     }
@@ -205,7 +214,7 @@ pub fn sentences(curve: &Curve) -> String {
             }
             out.push_str(&match measured.iter().find(|x| x.mean > zero.mean) {
                 Some(x) => format!(
-                    "* With {} labels per class the {} ({}) beats the zero-shot LLM ({}).\n",
+                    "* With {} labels per class, {} ({}) beats the zero-shot LLM ({}).\n",
                     x.labels_per_class,
                     arm.title(),
                     pct(x.mean),
@@ -228,7 +237,7 @@ pub fn sentences(curve: &Curve) -> String {
         }
         out.push_str(&format!(
             "* {}: {} at {} labels per class, {} at {}.\n",
-            arm.title(),
+            capitalised(arm.title()),
             pct(first.mean),
             first.labels_per_class,
             pct(last.mean),
@@ -236,6 +245,20 @@ pub fn sentences(curve: &Curve) -> String {
         ));
     }
     out
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map_or(String::new(), |c| c.to_uppercase().chain(chars).collect())
+}
+
+/// "1 budget compared", "3 budgets compared".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one} compared")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 #[cfg(test)]

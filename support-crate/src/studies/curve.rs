@@ -58,7 +58,7 @@ impl Arm {
             Arm::Tfidf => "TF-IDF + LR",
             Arm::Knn => "embeddings + K-NN",
             Arm::Finetune => "fine-tuned SLM",
-            Arm::Llm => "LLM, 4 nearest labelled examples",
+            Arm::Llm => "LLM + 4 nearest labelled examples",
             Arm::ZeroShot => "LLM zero-shot (no labels)",
         }
     }
@@ -181,19 +181,24 @@ impl CurveConfig {
 
 /// How the grid was run, in a sentence (for the README and the notebook).
 pub fn schedule_note(c: &CurveConfig) -> String {
+    let list = |budgets: &[usize]| {
+        budgets.iter().map(|&b| crate::present::plot::thousands(b as u64)).collect::<Vec<_>>().join(", ")
+    };
+    let n = |x: usize| crate::present::plot::thousands(x as u64);
     format!(
-        "TF-IDF and K-NN at {:?} labels per class and all of train, 5 seeds up to 128, 3 up to 512, 1 above, on all of \
-         test; the fine-tuned SLM at {:?} with {} seeds up to 128 and 1 above, trained for at least {} examples ({} steps of 16; at \
-         most {} epochs) and scored on a seeded {}-item test sample; the LLM with the 4 nearest of the budget's labels \
-         at {:?} and zero-shot, on the same sample; validation: budget/4 per class (at least 2) from the validation split",
-        c.budgets,
-        c.finetune_budgets,
+        "TF-IDF and K-NN at {} labels per class and all of train, 5 seeds up to 128, 3 up to 512, 1 above, on all of \
+         test; the fine-tuned SLM at {} with {} seeds up to 128 and 1 above, trained for at least {} examples ({} steps \
+         of 16; at most {} epochs) and scored on a seeded {}-item test sample; the LLM with the 4 nearest of the \
+         budget's labels at {} and zero-shot, on the same sample; validation: budget/4 per class (at least 2) from the \
+         validation split",
+        list(&c.budgets),
+        list(&c.finetune_budgets),
         c.finetune_max_seeds,
-        c.finetune_schedule.min_examples,
+        n(c.finetune_schedule.min_examples),
         c.finetune_schedule.min_examples / 16,
         c.finetune_schedule.max_epochs,
-        c.sampled_test_items,
-        c.llm_budgets
+        n(c.sampled_test_items),
+        list(&c.llm_budgets)
     )
 }
 
