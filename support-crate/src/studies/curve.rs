@@ -111,7 +111,7 @@ pub struct CurveConfig {
 }
 
 impl CurveConfig {
-    /// About 70 minutes on 2 cores (see the README); smoke: a minute.
+    /// About an hour on 2 cores (62.5 min on a 2-core Intel Xeon, see the README); smoke: a minute.
     pub fn for_profile(profile: Profile) -> Self {
         match profile {
             Profile::Full => CurveConfig {
