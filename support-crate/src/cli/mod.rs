@@ -83,7 +83,9 @@ enum Command {
     Cascade(CascadeArgs),
     /// The comparison: read every run record in results/, write the charts to
     /// assets/ (accuracy with intervals as PNG and SVG, per-class F1, accuracy
-    /// against speed) and the README's results table between its markers.
+    /// against speed, reliability, cost at volume, and the learning curve and
+    /// cascades when results/ has them) and the README's sections between
+    /// their markers.
     Report(ReportArgs),
     /// Classify texts with a classifier saved by `finetune`: prints the class
     /// and the probability of every class.
