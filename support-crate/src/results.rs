@@ -154,6 +154,13 @@ fn checksum(bytes: &[u8]) -> String {
 }
 
 /// `bytes` in `<path>.tmp`, synced to disk; returns that path.
+/// Writes `bytes` to `path` whole or not at all: to `<path>.tmp` first
+/// (synced), then renamed over it. An interrupted write leaves the old file.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temporary(path, bytes)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
 fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     use std::io::Write;
     let mut name = path.as_os_str().to_owned();

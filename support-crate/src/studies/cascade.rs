@@ -184,9 +184,7 @@ fn answers(fitted: &dyn Fitted, items: &[Example], ctx: &RunContext, what: &str)
     let seconds = predicted.cost_seconds.unwrap_or(wall.seconds);
     let answers = Answers { outputs: predicted.outputs, seconds, api_per_1000 };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&answers)?).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    crate::results::write_whole(&path, &serde_json::to_vec(&answers)?)?;
     Ok(answers)
 }
 
@@ -278,9 +276,7 @@ pub fn path(dir: &Path, record: &CascadeRecord) -> PathBuf {
 pub fn write(dir: &Path, record: &CascadeRecord) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = path(dir, record);
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(record)?).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    crate::results::write_whole(&path, &serde_json::to_vec_pretty(record)?)?;
     Ok(path)
 }
 

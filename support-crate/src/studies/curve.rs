@@ -484,9 +484,7 @@ fn read_point(path: &Path) -> Option<CurvePoint> {
 
 /// Written whole or not at all: a point interrupted while being saved is measured again.
 fn write_point(path: &Path, point: &CurvePoint) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(point)?).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    crate::results::write_whole(path, &serde_json::to_vec_pretty(point)?)
 }
 
 /// `curve.json` and `curve.csv` in `dir`, each written whole.
@@ -518,9 +516,7 @@ pub fn write(dir: &Path, curve: &Curve) -> Result<(PathBuf, PathBuf)> {
         ));
     }
     for (path, bytes) in [(&json, serde_json::to_vec_pretty(curve)?), (&csv, rows.into_bytes())] {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        crate::results::write_whole(path, &bytes)?;
     }
     Ok((json, csv))
 }
