@@ -234,22 +234,29 @@ pub fn test_items(ds: &Dataset, options: &RunOptions) -> Result<Vec<Example>> {
     }
 }
 
+/// `fitted`'s answers to `items`, checked to be one per item, and what they
+/// cost: the wall clock, or what cached answers cost when they were computed.
+pub fn predict_all(fitted: &dyn Fitted, items: &[Example], ctx: &RunContext) -> Result<(Predicted, Throughput)> {
+    let texts = crate::data::texts(items);
+    let (predicted, wall) = Throughput::measure(items.len(), || fitted.predict(&texts, ctx));
+    let predicted = predicted?;
+    if predicted.outputs.len() != items.len() {
+        bail!("{}: {} answers for {} items", fitted.identity().experiment, predicted.outputs.len(), items.len());
+    }
+    let cost = predicted.cost_seconds.map_or(wall, |s| Throughput::new(s, items.len()));
+    Ok((predicted, cost))
+}
+
 /// Predicts the test items once with a fitted classifier and scores it.
 pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> Result<MethodRun> {
     let test = test_items(ds, options)?;
-    let texts = crate::data::texts(&test);
     let identity = fitted.identity();
     tracing::info!(experiment = %identity.experiment, items = test.len(), "predicting test");
-    let (predicted, wall) = Throughput::measure(test.len(), || fitted.predict(&texts, &options.context));
-    let predicted = predicted?;
-    if predicted.outputs.len() != test.len() {
-        bail!("{}: {} answers for {} test items", identity.experiment, predicted.outputs.len(), test.len());
-    }
+    let (predicted, inference) = predict_all(fitted.as_ref(), &test, &options.context)?;
     let labels = crate::data::labels(&test);
     let answers: Vec<Option<usize>> = predicted.outputs.iter().map(|o| o.label).collect();
     let bootstrap = Bootstrap::default();
     let metrics = score(&labels, &answers, &ds.labels, bootstrap);
-    let inference = predicted.cost_seconds.map_or(wall, |s| Throughput::new(s, test.len()));
     let mut timings = BTreeMap::from([("test_inference".to_string(), inference)]);
     if let Some(training) = fitted.training() {
         timings.insert("training".into(), training);

@@ -17,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{stratified_sample, Dataset, Example};
-use crate::method::{Fitted, Method, Output, RunContext, TrainingSet};
-use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
+use crate::method::{predict_all, Fitted, Method, Output, RunContext, TrainingSet};
+use crate::metrics::{evaluate, Bootstrap, Metrics};
 use crate::present::report::MACHINE_USD_PER_HOUR;
 use crate::results::Hardware;
 
@@ -175,14 +175,9 @@ fn answers(fitted: &dyn Fitted, items: &[Example], ctx: &RunContext, what: &str)
         }
     }
     tracing::info!(method = %identity.method, items = items.len(), "answering {what}");
-    let (predicted, wall) = Throughput::measure(items.len(), || fitted.predict(&texts, ctx));
-    let predicted = predicted?;
-    if predicted.outputs.len() != items.len() {
-        bail!("{}: {} answers for {} items", identity.experiment, predicted.outputs.len(), items.len());
-    }
+    let (predicted, cost) = predict_all(fitted, items, ctx)?;
     let api_per_1000 = predicted.details.get("cost_per_1000_items_usd").and_then(|v| v.as_f64()).unwrap_or(0.0);
-    let seconds = predicted.cost_seconds.unwrap_or(wall.seconds);
-    let answers = Answers { outputs: predicted.outputs, seconds, api_per_1000 };
+    let answers = Answers { outputs: predicted.outputs, seconds: cost.seconds, api_per_1000 };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     crate::results::write_whole(&path, &serde_json::to_vec(&answers)?)?;
     Ok(answers)

@@ -27,12 +27,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{per_class_subset, stratified_sample, Dataset, Example};
-use crate::method::{Method, RunContext, TrainingSet};
+use crate::method::{predict_all, Method, RunContext, TrainingSet};
 use crate::methods::finetune::Finetune;
 use crate::methods::knn::{Knn, KnnConfig};
 use crate::methods::llm::{Calibration, Demonstrations, Llm};
 use crate::methods::tfidf::TfidfBaseline;
-use crate::metrics::{evaluate, Bootstrap, Throughput};
+use crate::metrics::{evaluate, Bootstrap};
 use crate::paths::Profile;
 use crate::results::Hardware;
 
@@ -334,15 +334,9 @@ fn measure(
     let data = TrainingSet { train: &train, validation: &validation, labels: &ds.labels };
     let ctx = RunContext { seed: spec.seed, ..ctx.clone() };
     let fitted = method.fit(&data, &ctx)?;
-    let texts = crate::data::texts(test);
-    let (predicted, wall) = Throughput::measure(test.len(), || fitted.predict(&texts, &ctx));
-    let predicted = predicted?;
-    if predicted.outputs.len() != test.len() {
-        bail!("{}: {} answers for {} test items", method.name(), predicted.outputs.len(), test.len());
-    }
+    let (predicted, inference) = predict_all(fitted.as_ref(), test, &ctx)?;
     let answers: Vec<Option<usize>> = predicted.outputs.iter().map(|o| o.label).collect();
     let metrics = evaluate(&crate::data::labels(test), &answers, &ds.labels, Bootstrap::default());
-    let inference = predicted.cost_seconds.map_or(wall, |s| Throughput::new(s, test.len()));
     let identity = fitted.identity();
     Ok(CurvePoint {
         arm: spec.arm,
