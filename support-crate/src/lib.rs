@@ -23,6 +23,7 @@ pub mod cache;
 pub mod cli;
 pub mod data;
 pub mod hub;
+pub mod kernels;
 pub mod method;
 pub mod methods;
 pub mod metrics;

@@ -14,6 +14,7 @@ use crate::methods::knn::{Knn, KnnConfig};
 use crate::methods::llm::backend::DEFAULT_SERVER_MODEL;
 use crate::methods::llm::{BackendConfig, Decoding, Demonstrations, Llm, LlmConfig, Price};
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
+use crate::kernels::Precision;
 use crate::models::embedder::EmbedConfig;
 use crate::models::llama::WeightFormat;
 use crate::paths::{self, Profile};
@@ -166,6 +167,17 @@ pub struct EdaArgs {
     pub out: OutArgs,
 }
 
+/// `--precision`, shared by the commands that run the embedder or the classifier.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct PrecisionArg {
+    /// Arithmetic of the inference matmuls. int8: weights quantised per
+    /// output channel, activations per row, exact integer sums (the same
+    /// numbers on every CPU); auto: int8 where the CPU has AVX2 or AVX-512
+    /// VNNI, else f32. Training is always f32.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+}
+
 #[derive(Args, Debug)]
 pub struct KnnArgs {
     #[command(flatten)]
@@ -182,6 +194,8 @@ pub struct KnnArgs {
     /// Texts per forward pass.
     #[arg(long, default_value_t = EmbedConfig::default().batch_size, value_parser = at_least_one)]
     pub batch_size: usize,
+    #[command(flatten)]
+    pub precision: PrecisionArg,
     /// Candidate k values, chosen on validation.
     #[arg(long, value_delimiter = ',', default_values_t = KnnConfig::default().ks, value_parser = at_least_one)]
     pub ks: Vec<usize>,
@@ -197,6 +211,7 @@ impl KnnArgs {
                 model: self.model.clone().unwrap_or(defaults.embed.model.clone()),
                 max_tokens: self.max_tokens,
                 batch_size: self.batch_size,
+                precision: self.precision.precision,
             },
             ks: self.ks.clone(),
             ..defaults
@@ -245,6 +260,8 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub model_out: Option<PathBuf>,
     #[command(flatten)]
+    pub precision: PrecisionArg,
+    #[command(flatten)]
     pub out: OutArgs,
     /// Train and validate only: no test evaluation and no results file (for
     /// choosing hyper-parameters on validation).
@@ -272,6 +289,7 @@ impl FinetuneArgs {
         if let Some(dir) = &self.model_out {
             method.out_dir = dir.clone();
         }
+        config.precision = self.precision.precision.resolve();
         method
     }
 }

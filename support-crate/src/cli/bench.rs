@@ -23,6 +23,9 @@ pub enum BenchCommand {
         texts: usize,
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
+        /// Every time (f32, int8, sentence-transformers) is the best of this many runs.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
         /// A Python with sentence-transformers (scripts/bench.sh makes one).
         #[arg(long)]
         python: Option<PathBuf>,
@@ -116,21 +119,36 @@ pub enum BenchCommand {
     },
 }
 
+/// The CPU and the SIMD features the kernels can use: every figure is for this kind of machine.
+fn print_cpu() {
+    let hw = crate::results::Hardware::detect();
+    println!(
+        "CPU: {} ({} cores); features: {}; int8 kernel: {}",
+        hw.cpu,
+        hw.cores,
+        crate::kernels::cpu_features().join(" "),
+        crate::kernels::int8::Kernel::best().name()
+    );
+}
+
 pub fn run_bench(bench: &BenchCommand) -> Result<()> {
     let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
+    use crate::kernels::Precision;
     use crate::models::embedder::{EmbedConfig, Embedder};
-    let load_embedder = |model: &Option<String>, batch_size: usize| {
+    let load_embedder = |model: &Option<String>, batch_size: usize, precision: Precision| {
         let model = model.clone().unwrap_or_else(crate::models::embedder::default_model);
-        Embedder::load(&EmbedConfig { model, batch_size, ..EmbedConfig::default() })
+        Embedder::load(&EmbedConfig { model, batch_size, precision, ..EmbedConfig::default() })
     };
+    print_cpu();
     let (name, report) = match bench {
-        BenchCommand::Embed { data, model, texts, batch_size, python, .. } => {
+        BenchCommand::Embed { data, model, texts, batch_size, repeats, python, .. } => {
             let ds = data.load()?;
             let mut test = ds.test.clone();
             test.sort_by_key(|e| e.index);
             let texts: Vec<&str> = test.iter().take(*texts).map(|e| e.text.as_str()).collect();
-            let embedder = load_embedder(model, *batch_size)?;
-            let b = crate::bench::embed(&embedder, &texts, python.as_deref())?;
+            let embedder = load_embedder(model, *batch_size, Precision::F32)?;
+            let int8 = load_embedder(model, *batch_size, Precision::Int8)?;
+            let b = crate::bench::embed(&embedder, Some(&int8), &texts, *repeats, python.as_deref())?;
             println!(
                 "Rust (candle): {:.1} sentences/s ({} texts in {:.2} s)",
                 b.rust_sentences_per_second, b.texts, b.rust_seconds
@@ -141,11 +159,22 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
                     p["sentences_per_second"].as_f64().unwrap_or(0.0)
                 );
             }
+            if let Some(q) = &b.int8 {
+                println!(
+                    "Rust int8 ({} kernel): {:.1} sentences/s, {:.2}x f32, {} sentence-transformers; cosine to f32: min {:.5}, mean {:.5}",
+                    q.kernel,
+                    q.sentences_per_second,
+                    q.speedup,
+                    ratio(q.ratio),
+                    q.cosine_min,
+                    q.cosine_mean
+                );
+            }
             ("embed", serde_json::to_value(&b)?)
         }
         BenchCommand::Knn { data, model, k, repeats, .. } => {
             let ds = data.load()?;
-            let embedder = load_embedder(model, 64)?;
+            let embedder = load_embedder(model, 64, Precision::F32)?;
             let embedder = crate::methods::knn::CachedEmbedder::new(embedder)?;
             let (train, _) = embedder.embed(&crate::data::texts(&ds.train), true)?;
             let (test, _) = embedder.embed(&crate::data::texts(&ds.test), true)?;

@@ -6,8 +6,10 @@
 //! embeddings against sentence-transformers (cosine >= 0.9999).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 use candle_transformers::models::bert::Config;
+
+use crate::kernels::{linear::Dense, Precision};
 
 struct LayerNorm {
     weight: Tensor,
@@ -60,16 +62,16 @@ impl CustomOp1 for GeluErf {
 }
 
 struct Layer {
-    qkv: Linear,
-    attention_out: Linear,
+    qkv: Dense,
+    attention_out: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, c: &Config) -> Result<Self> {
+    fn load(vb: VarBuilder, c: &Config, precision: Precision) -> Result<Self> {
         let h = c.hidden_size;
         let att = vb.pp("attention");
         let own = att.pp("self");
@@ -77,16 +79,20 @@ impl Layer {
             Ok((own.pp(name).get((h, h), "weight")?, own.pp(name).get(h, "bias")?))
         };
         let (q, k, v) = (part("query")?, part("key")?, part("value")?);
-        let qkv = Linear::new(Tensor::cat(&[&q.0, &k.0, &v.0], 0)?, Some(Tensor::cat(&[&q.1, &k.1, &v.1], 0)?));
-        let linear = |vb: VarBuilder, i: usize, o: usize| -> Result<Linear> {
-            Ok(Linear::new(vb.get((o, i), "weight")?, Some(vb.get(o, "bias")?)))
+        let qkv = Dense::new(Tensor::cat(&[&q.0, &k.0, &v.0], 0)?, Some(Tensor::cat(&[&q.1, &k.1, &v.1], 0)?), precision)?;
+        let linear = |vb: VarBuilder, i: usize, o: usize| -> Result<Dense> {
+            Dense::new(vb.get((o, i), "weight")?, Some(vb.get(o, "bias")?), precision)
         };
         Ok(Layer {
             qkv,
             attention_out: linear(att.pp("output").pp("dense"), h, h)?,
             attention_norm: LayerNorm::load(att.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
             intermediate: linear(vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
-            output: linear(vb.pp("output").pp("dense"), c.intermediate_size, h)?,
+            output: {
+                let keep = std::env::var("EXP_F32").unwrap_or_default();
+                let p = if keep.contains("out") { Precision::F32 } else { precision };
+                Dense::new(vb.pp("output").pp("dense").get((h, c.intermediate_size), "weight")?, Some(vb.pp("output").pp("dense").get(h, "bias")?), p)?
+            },
             output_norm: LayerNorm::load(vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
         })
     }
@@ -118,7 +124,9 @@ pub struct Bert {
 }
 
 impl Bert {
-    pub fn load(vb: VarBuilder, c: &Config) -> Result<Self> {
+    /// Loads the weights; the four matmuls of every layer run in `precision`
+    /// (embeddings, attention scores and norms stay f32).
+    pub fn load(vb: VarBuilder, c: &Config, precision: Precision) -> Result<Self> {
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
         let e = vb.pp("embeddings");
         let h = c.hidden_size;
@@ -126,7 +134,7 @@ impl Bert {
         let positions = e.pp("position_embeddings").get((c.max_position_embeddings, h), "weight")?;
         let token_type = e.pp("token_type_embeddings").get((c.type_vocab_size, h), "weight")?.get(0)?;
         let layers = (0..c.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), c))
+            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), c, precision))
             .collect::<Result<Vec<_>>>()?;
         Ok(Bert {
             words,

@@ -14,6 +14,7 @@ use candle_transformers::models::bert::Config;
 use tokenizers::{Encoding, PaddingParams, Tokenizer, TruncationParams};
 
 use super::bert::Bert;
+use crate::kernels::Precision;
 
 pub const DEFAULT_EMBEDDER: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
@@ -27,11 +28,13 @@ pub struct EmbedConfig {
     pub max_tokens: usize,
     /// Texts per forward pass.
     pub batch_size: usize,
+    /// Arithmetic of the encoder's matmuls ([`Precision::Auto`] is resolved at load).
+    pub precision: Precision,
 }
 
 impl Default for EmbedConfig {
     fn default() -> Self {
-        EmbedConfig { model: DEFAULT_EMBEDDER.into(), max_tokens: 256, batch_size: 64 }
+        EmbedConfig { model: DEFAULT_EMBEDDER.into(), max_tokens: 256, batch_size: 64, precision: Precision::F32 }
     }
 }
 
@@ -71,6 +74,14 @@ impl Embeddings {
     }
 }
 
+/// Cosine similarity of two vectors (0 when either is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| *x as f64 * *x as f64).sum::<f64>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator > 0.0 { (dot / denominator) as f32 } else { 0.0 }
+}
+
 impl Embedder {
     pub fn load(config: &EmbedConfig) -> Result<Self> {
         let files = crate::hub::model_files(&config.model, &["config.json", "tokenizer.json", "model.safetensors"])?;
@@ -87,10 +98,13 @@ impl Embedder {
         let device = Device::Cpu;
         // SAFETY: the weights file is memory-mapped read-only and not modified while mapped.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&files[2]], DType::F32, &device)? };
-        let model = Bert::load(vb, &model_config).with_context(|| format!("loading {}", files[2].display()))?;
-        Ok(Embedder { model, tokenizer, device, config: config.clone(), dim: model_config.hidden_size })
+        let config = EmbedConfig { precision: config.precision.resolve(), ..config.clone() };
+        let model = Bert::load(vb, &model_config, config.precision)
+            .with_context(|| format!("loading {}", files[2].display()))?;
+        Ok(Embedder { model, tokenizer, device, config, dim: model_config.hidden_size })
     }
 
+    /// The settings, with the precision resolved for this CPU (never `Auto`).
     pub fn config(&self) -> &EmbedConfig {
         &self.config
     }

@@ -29,6 +29,7 @@ use classifier::{predict_probs, Classifier};
 use train::{checkpoint_belongs, checkpoint_dir, train, Control, Labelled, TrainConfig, TrainState};
 
 use crate::data::{stratified_sample, Example};
+use crate::kernels::Precision;
 use crate::method::{Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
 use crate::metrics::Throughput;
 use crate::models::llama::{self, Llama};
@@ -44,6 +45,11 @@ pub struct FinetuneConfig {
     pub max_train: Option<usize>,
     /// Rows per inference batch (validation and test).
     pub eval_batch_size: usize,
+    /// Arithmetic of the fitted classifier's predictions (training, and the
+    /// validation that picks the checkpoint, are f32). Left out of the
+    /// record when f32, so f32 runs keep the identity they always had.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl FinetuneConfig {
@@ -55,7 +61,7 @@ impl FinetuneConfig {
             Profile::Full => (TrainConfig::default(), Some(12_000)),
             Profile::Smoke => (TrainConfig::smoke(), Some(240)),
         };
-        FinetuneConfig { model: llama::default_model(), train, max_train, eval_batch_size: 32 }
+        FinetuneConfig { model: llama::default_model(), train, max_train, eval_batch_size: 32, precision: Precision::F32 }
     }
 }
 
@@ -272,7 +278,8 @@ impl Fitted for FittedClassifier {
         if !missing.is_empty() {
             let todo: Vec<Encoded> = missing.iter().map(|&i| encoded[i].clone()).collect();
             let start = std::time::Instant::now();
-            let probs = predict_probs(&c.model, &todo, c.pad, self.config.eval_batch_size, ctx.progress)?;
+            let model = c.model.detached()?.with_precision(self.config.precision)?;
+            let probs = predict_probs(&model, &todo, c.pad, self.config.eval_batch_size, ctx.progress)?;
             let seconds = start.elapsed().as_secs_f64() / todo.len() as f64;
             for (&i, probs) in missing.iter().zip(probs) {
                 cache.insert_json(text_key(texts[i]), &CachedProbabilities { probs, seconds })?;

@@ -45,10 +45,16 @@ pub struct CachedEmbedder {
 const CHUNK: usize = 1024;
 
 impl CachedEmbedder {
-    /// The cache file is per model, width and truncation (all change the vectors).
+    /// The cache file is per model, width, truncation and precision (all
+    /// change the vectors); f32 keeps the name it had before int8 existed.
     pub fn new(embedder: Embedder) -> Result<Self> {
         let c = embedder.config();
-        let namespace = format!("embeddings of {} (dim {}, max_tokens {})", c.model, embedder.dim, c.max_tokens);
+        let precision = match c.precision {
+            crate::kernels::Precision::F32 => String::new(),
+            other => format!(", {other}"),
+        };
+        let namespace =
+            format!("embeddings of {} (dim {}, max_tokens {}{precision})", c.model, embedder.dim, c.max_tokens);
         let file = format!(
             "{}-{:016x}.cache",
             crate::paths::slug(c.model.rsplit('/').next().unwrap_or(&c.model)),

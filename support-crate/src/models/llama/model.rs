@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{causal_self_attention, last_token_attention, Heads, RotaryRows};
 use super::ops::swiglu;
+use crate::kernels::linear::Int8Linear;
+use crate::kernels::Precision;
 
 /// The architecture, as in a Hugging Face `config.json` (field names match).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +135,8 @@ impl Param {
 pub enum Matrix {
     Dense(Param),
     Quantized(Vec<QMatMul>),
+    /// Requantised to int8 for fast inference ([`Llama::with_precision`]).
+    Int8(Arc<Int8Linear>),
 }
 
 /// Largest temporary f32 slice of a quantised matrix (floats): 32 MiB.
@@ -177,6 +181,7 @@ impl Matrix {
                     _ => Tensor::cat(&outs, D::Minus1),
                 }
             }
+            Matrix::Int8(op) => op.forward(x),
         }
     }
 
@@ -188,6 +193,7 @@ impl Matrix {
                 [w] => w.embedding(ids),
                 _ => candle_core::bail!("a fused matrix is not an embedding"),
             },
+            Matrix::Int8(op) => op.dequantized_weight(ids.device())?.embedding(ids),
         }
     }
 
@@ -195,7 +201,7 @@ impl Matrix {
     pub fn param(&self) -> Option<&Param> {
         match self {
             Matrix::Dense(p) => Some(p),
-            Matrix::Quantized(_) => None,
+            Matrix::Quantized(_) | Matrix::Int8(_) => None,
         }
     }
 
@@ -207,6 +213,17 @@ impl Matrix {
         match self {
             Matrix::Dense(p) => Matrix::Dense(Param { name: p.name.clone(), tensor: p.tensor.detach(), var: None }),
             Matrix::Quantized(parts) => Matrix::Quantized(parts.clone()),
+            Matrix::Int8(op) => Matrix::Int8(op.clone()),
+        }
+    }
+
+    /// An untrained f32 matrix in int8 (others as they are).
+    fn in_precision(&self, precision: Precision) -> Result<Matrix> {
+        match (self, precision) {
+            (Matrix::Dense(p), Precision::Int8) if p.var.is_none() => {
+                Ok(Matrix::Int8(Arc::new(Int8Linear::new(&p.tensor, None)?)))
+            }
+            _ => Ok(self.clone()),
         }
     }
 
@@ -225,6 +242,7 @@ impl Matrix {
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&parts, 0)
             }
+            Matrix::Int8(op) => op.dequantized_weight(&Device::Cpu),
         }
     }
 }
@@ -605,10 +623,35 @@ impl Llama {
         all
     }
 
-    /// Whether any matrix stayed quantised.
+    /// Whether any matrix stayed in its GGUF blocks.
     pub fn is_quantized(&self) -> bool {
-        matches!(self.embed, Matrix::Quantized(_))
-            || self.blocks.iter().any(|b| [&b.qkv, &b.o, &b.gate_up, &b.down].iter().any(|m| m.param().is_none()))
+        let gguf = |m: &Matrix| matches!(m, Matrix::Quantized(_));
+        gguf(&self.embed) || self.blocks.iter().any(|b| [&b.qkv, &b.o, &b.gate_up, &b.down].into_iter().any(gguf))
+    }
+
+    /// The same model with the blocks' matmuls in `precision` (resolved for
+    /// this CPU): for inference of a detached model. The embedding, the
+    /// norms and the heads stay f32; trained matrices are left alone.
+    pub fn with_precision(self, precision: Precision) -> Result<Llama> {
+        let precision = precision.resolve();
+        if precision == Precision::F32 {
+            return Ok(self);
+        }
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(Block {
+                    attn_norm: b.attn_norm.clone(),
+                    qkv: b.qkv.in_precision(precision)?,
+                    o: b.o.in_precision(precision)?,
+                    mlp_norm: b.mlp_norm.clone(),
+                    gate_up: b.gate_up.in_precision(precision)?,
+                    down: b.down.in_precision(precision)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Llama { blocks, ..self })
     }
 
     /// The same weights with nothing tracked by autograd (for inference).
