@@ -218,11 +218,28 @@ pub struct SlmBench {
     pub infer_rows: usize,
     pub infer_batch: usize,
     pub rust_infer_rows_per_second: f64,
+    /// The same inference with the blocks' matmuls in int8.
+    pub int8_infer: Option<LowPrecisionInfer>,
     pub python_train: Option<serde_json::Value>,
     pub python_infer: Option<serde_json::Value>,
     /// Rust / PyTorch, > 1 means faster.
     pub train_ratio: Option<f64>,
     pub infer_ratio: Option<f64>,
+}
+
+/// Classifier inference in int8, against f32 and PyTorch.
+#[derive(Debug, Clone, Serialize)]
+pub struct LowPrecisionInfer {
+    pub kernel: String,
+    pub rows_per_second: f64,
+    /// int8 / f32 throughput.
+    pub speedup: f64,
+    /// int8 throughput / PyTorch's.
+    pub ratio: Option<f64>,
+    /// Share of texts whose most probable class is the f32 model's.
+    pub same_predictions: f64,
+    /// Largest difference of a class probability from f32's.
+    pub max_probability_difference: f64,
 }
 
 /// Training: `steps` AdamW steps on `batch` × `seq_len` rows cut from the
@@ -287,10 +304,26 @@ pub fn slm(
         max_len: 128,
         pad,
     };
-    predict_probs(&classifier.model, &encoded[..infer_batch.min(encoded.len())], pad, infer_batch, false)?;
-    let start = Instant::now();
-    predict_probs(&classifier.model, &encoded, pad, infer_batch, false)?;
-    let infer_seconds = start.elapsed().as_secs_f64();
+    let int8_model = classifier.model.detached()?.with_precision(crate::kernels::Precision::Int8)?;
+    // Best of two, alternating, as the embedding benchmark does.
+    let (mut infer_seconds, mut int8_seconds) = (f64::INFINITY, f64::INFINITY);
+    let (mut f32_probs, mut int8_probs) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        for (model, seconds, probs) in
+            [(&classifier.model, &mut infer_seconds, &mut f32_probs), (&int8_model, &mut int8_seconds, &mut int8_probs)]
+        {
+            predict_probs(model, &encoded[..infer_batch.min(encoded.len())], pad, infer_batch, false)?;
+            let start = Instant::now();
+            *probs = predict_probs(model, &encoded, pad, infer_batch, false)?;
+            *seconds = seconds.min(start.elapsed().as_secs_f64());
+        }
+    }
+    let same = f32_probs.iter().zip(&int8_probs).filter(|(a, b)| crate::method::argmax(a) == crate::method::argmax(b));
+    let max_difference = f32_probs
+        .iter()
+        .zip(&int8_probs)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64))
+        .fold(0.0, f64::max);
 
     let (python_train, python_infer) = match python {
         None => (None, None),
@@ -335,6 +368,16 @@ pub fn slm(
     };
     let rust_train_tps = (steps * batch * seq_len) as f64 / train_seconds;
     let rust_infer_rps = encoded.len() as f64 / infer_seconds;
+    let python_infer_rps = python_infer.as_ref().and_then(|p| p["rows_per_second"].as_f64());
+    let int8_rps = encoded.len() as f64 / int8_seconds;
+    let int8_infer = Some(LowPrecisionInfer {
+        kernel: crate::kernels::int8::Kernel::best().name().into(),
+        rows_per_second: int8_rps,
+        speedup: int8_rps / rust_infer_rps,
+        ratio: python_infer_rps.map(|p| int8_rps / p),
+        same_predictions: same.count() as f64 / encoded.len().max(1) as f64,
+        max_probability_difference: max_difference,
+    });
     Ok(SlmBench {
         model: model.to_string(),
         frozen_layers,
@@ -347,8 +390,9 @@ pub fn slm(
         infer_rows: encoded.len(),
         infer_batch,
         rust_infer_rows_per_second: rust_infer_rps,
+        int8_infer,
         train_ratio: python_train.as_ref().and_then(|p| p["tokens_per_second"].as_f64()).map(|p| rust_train_tps / p),
-        infer_ratio: python_infer.as_ref().and_then(|p| p["rows_per_second"].as_f64()).map(|p| rust_infer_rps / p),
+        infer_ratio: python_infer_rps.map(|p| rust_infer_rps / p),
         python_train,
         python_infer,
     })

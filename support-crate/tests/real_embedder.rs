@@ -49,3 +49,36 @@ fn matches_sentence_transformers() {
     assert!(cosine(alone.row(0), batch.row(3)) > 0.99999);
     assert_eq!(embedder.count_truncated(&sentences).unwrap(), 0);
 }
+
+/// The int8 encoder on every int8 kernel this CPU has: each embedding within
+/// cosine 0.995 of sentence-transformers' f32 one, and the kernels identical.
+#[test]
+fn int8_embeddings_stay_within_cosine_0_995_of_f32_on_every_kernel() {
+    use slm_vs_llm::kernels::int8::Kernel;
+    use slm_vs_llm::kernels::Precision;
+    let Some(dir) = model_dir() else { return };
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).expect("fixture is JSON");
+    let sentences: Vec<&str> = fixture["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let reference: Vec<Vec<f32>> = fixture["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+        .collect();
+    let config = EmbedConfig { model: dir.display().to_string(), precision: Precision::Int8, ..EmbedConfig::default() };
+    let embedder = Embedder::load(&config).unwrap();
+    assert_eq!(embedder.config().precision, Precision::Int8);
+    let mut by_kernel = Vec::new();
+    for kernel in Kernel::available() {
+        let batch = slm_vs_llm::kernels::int8::with_kernel(kernel, || embedder.embed(&sentences)).unwrap();
+        for (i, r) in reference.iter().enumerate() {
+            let c = cosine(batch.row(i), r);
+            assert!(c >= 0.995, "{}: sentence {i}: cosine {c} to f32", kernel.name());
+        }
+        by_kernel.push((kernel, batch));
+    }
+    for (kernel, batch) in &by_kernel[1..] {
+        assert_eq!(batch, &by_kernel[0].1, "{} and {} differ", kernel.name(), by_kernel[0].0.name());
+    }
+}

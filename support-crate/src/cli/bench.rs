@@ -228,6 +228,17 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
                 b.python_infer.as_ref().map_or("-".into(), |p| format!("{:.1} texts/s", p["rows_per_second"])),
                 ratio(b.infer_ratio)
             );
+            if let Some(q) = &b.int8_infer {
+                println!(
+                    "inference in int8 ({} kernel): {:.1} texts/s, {:.2}x f32, {} PyTorch; same class as f32 for {:.1}% (largest probability difference {:.4})",
+                    q.kernel,
+                    q.rows_per_second,
+                    q.speedup,
+                    ratio(q.ratio),
+                    100.0 * q.same_predictions,
+                    q.max_probability_difference
+                );
+            }
             ("slm", serde_json::to_value(&b)?)
         }
         BenchCommand::Llm { data, gguf, items, base_url, model, concurrency, .. } => {

@@ -1,43 +1,54 @@
 //! The int8 matrix product `y = x · Wᵀ (+ b)` for inference.
 //!
 //! - Weights `W` (`rows × cols`, one row per output channel) are quantised
-//!   once, symmetrically per row: `w ≈ s_w · q_w`, `q_w ∈ [-127, 127]`, and
+//!   once, symmetrically per row: `w ≈ s_w · q_w`, `q_w ∈ [-63, 63]`, and
 //!   packed in panels of [`PANEL`] output channels × 4 consecutive inputs, the
 //!   layout the dot-product instructions read.
-//! - Activations are quantised per row when the product runs, asymmetrically
-//!   to 7-bit codes: `x ≈ s_x · (c − z)`, `c ∈ [0, 127]`. Seven bits, not
-//!   eight, because AVX2's `vpmaddubsw` adds two `u8 × i8` products in a
-//!   saturating i16: `2 · 127 · 127` fits, `2 · 255 · 127` does not. (PyTorch's
-//!   fbgemm backend narrows the range the same way, `reduce_range`.)
-//! - Sums are exact in i32, so every [`Kernel`] returns the same integers and
-//!   the same floats: an int8 result does not depend on the CPU it ran on.
-//!   `y = s_x · s_w · (Σ c·q_w − z · Σ q_w) + b`.
+//! - Activations are quantised when the product runs, symmetrically per row
+//!   and per block of [`BLOCK`] inputs: `x ≈ s_x · q_x`, `q_x ∈ [-127, 127]`,
+//!   stored as the unsigned code `q_x + 128` the instructions take.
+//!   Transformers carry a few very large values in fixed channels: with one
+//!   scale per row they flatten every other value of the row (SmolLM2's
+//!   next-token logits fell to cosine 0.94 of f32); with one per block they
+//!   only cost their own block.
+//! - Weights get 7 bits, not 8: AVX2's `vpmaddubsw` adds two `u8 × i8`
+//!   products in a saturating i16, and `2 · 255 · 63` fits where `2 · 255 · 127`
+//!   does not. (PyTorch's fbgemm backend narrows a range for the same reason,
+//!   `reduce_range`.)
+//! - A block's sum is exact in i32; the blocks are added in f32 with fused
+//!   multiply-adds in one fixed order. Every [`Kernel`] therefore returns the
+//!   same floats: an int8 result does not depend on the CPU it ran on.
+//!   `y = s_w · Σ_blocks s_x · (Σ code · q_w − 128 · Σ q_w) + b`.
 
 use rayon::prelude::*;
 
-/// Output channels per packed panel: one 512-bit or two 256-bit registers of i32.
+/// Output channels per packed panel: one 512-bit or two 256-bit registers.
 pub const PANEL: usize = 16;
+/// Inputs that share one activation scale.
+pub const BLOCK: usize = 64;
 /// Inputs summed per i32 lane by one dot-product instruction.
 const GROUP: usize = 4;
+const GROUPS_PER_BLOCK: usize = BLOCK / GROUP;
 /// Bytes of one panel's group: `PANEL × GROUP`.
 const PANEL_GROUP_BYTES: usize = PANEL * GROUP;
 /// The most activation rows any kernel computes at once.
 const MAX_TILE_ROWS: usize = 8;
 /// Activation rows one task computes against every panel (its codes stay in L2).
 const ROWS_PER_TASK: usize = 64;
-/// Largest activation code: 8 bits.
-const CODE_MAX: f32 = 255.0;
+/// Largest activation magnitude, and the offset that makes codes unsigned.
+const ACTIVATION_MAX: f32 = 127.0;
+const CODE_OFFSET: i32 = 128;
 /// Largest weight magnitude: 7 bits (see the module docs).
 const WEIGHT_MAX: f32 = 63.0;
 
-type Tile = [[i32; PANEL]; MAX_TILE_ROWS];
+type Tile = [[f32; PANEL]; MAX_TILE_ROWS];
 
-/// An implementation of the integer tile product.
+/// An implementation of the tile product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
     /// Plain Rust: any CPU, the reference the others are tested against.
     Portable,
-    /// `vpmaddubsw` + `vpmaddwd` on 256-bit registers (x86-64 with AVX2).
+    /// `vpmaddubsw` + `vpmaddwd` on 256-bit registers (x86-64 with AVX2 and FMA).
     Avx2,
     /// `vpdpbusd` on 512-bit registers (AVX-512 VNNI: Zen 4, Ice Lake and later).
     Avx512Vnni,
@@ -59,7 +70,7 @@ impl Kernel {
         match self {
             Kernel::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Vnni => {
                 std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni")
@@ -99,60 +110,87 @@ impl Kernel {
         }
     }
 
-    /// `tile[i][j] = Σ_k a[i·stride + k] · b[k, j]` for `rows` rows and one
-    /// panel `b` of `groups` groups.
-    fn tile(self, rows: usize, a: &[u8], stride: usize, b: &[i8], groups: usize, tile: &mut Tile) {
-        debug_assert!(rows <= self.tile_rows() && a.len() >= (rows - 1) * stride + groups * GROUP);
-        debug_assert!(b.len() >= groups * PANEL_GROUP_BYTES);
+    /// `tile[i][j] = Σ_blocks s_x[i, block] · (Σ code[i, k] · q_w[k, j] − 128 · Σ q_w[k, j])`
+    /// for `rows` rows of activations `x` and one weight panel.
+    fn tile(self, rows: usize, x: RowsView, panel: PanelView, tile: &mut Tile) {
+        debug_assert!(rows <= self.tile_rows());
+        debug_assert!(x.codes.len() >= (rows - 1) * x.stride + panel.blocks * BLOCK);
+        debug_assert!(x.scales.len() >= (rows - 1) * panel.blocks + panel.blocks);
+        debug_assert!(panel.weights.len() >= panel.blocks * GROUPS_PER_BLOCK * PANEL_GROUP_BYTES);
+        debug_assert!(panel.block_sums.len() >= panel.blocks * PANEL);
         match self {
-            Kernel::Portable => tile_portable(rows, a, stride, b, groups, tile),
+            Kernel::Portable => tile_portable(rows, x, panel, tile),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `best`/`is_available` checked the CPU features; the
             // debug assertions above are the bounds the kernels read within.
             Kernel::Avx2 => unsafe {
-                let (a, b) = (a.as_ptr(), b.as_ptr());
                 match rows {
-                    4 => x86::tile_avx2::<4>(a, stride, b, groups, tile),
-                    3 => x86::tile_avx2::<3>(a, stride, b, groups, tile),
-                    2 => x86::tile_avx2::<2>(a, stride, b, groups, tile),
-                    _ => x86::tile_avx2::<1>(a, stride, b, groups, tile),
+                    4 => x86::tile_avx2::<4>(x, panel, tile),
+                    3 => x86::tile_avx2::<3>(x, panel, tile),
+                    2 => x86::tile_avx2::<2>(x, panel, tile),
+                    _ => x86::tile_avx2::<1>(x, panel, tile),
                 }
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             Kernel::Avx512Vnni => unsafe {
-                let (a, b) = (a.as_ptr(), b.as_ptr());
                 match rows {
-                    8 => x86::tile_vnni::<8>(a, stride, b, groups, tile),
-                    7 => x86::tile_vnni::<7>(a, stride, b, groups, tile),
-                    6 => x86::tile_vnni::<6>(a, stride, b, groups, tile),
-                    5 => x86::tile_vnni::<5>(a, stride, b, groups, tile),
-                    4 => x86::tile_vnni::<4>(a, stride, b, groups, tile),
-                    3 => x86::tile_vnni::<3>(a, stride, b, groups, tile),
-                    2 => x86::tile_vnni::<2>(a, stride, b, groups, tile),
-                    _ => x86::tile_vnni::<1>(a, stride, b, groups, tile),
+                    8 => x86::tile_vnni::<8>(x, panel, tile),
+                    7 => x86::tile_vnni::<7>(x, panel, tile),
+                    6 => x86::tile_vnni::<6>(x, panel, tile),
+                    5 => x86::tile_vnni::<5>(x, panel, tile),
+                    4 => x86::tile_vnni::<4>(x, panel, tile),
+                    3 => x86::tile_vnni::<3>(x, panel, tile),
+                    2 => x86::tile_vnni::<2>(x, panel, tile),
+                    _ => x86::tile_vnni::<1>(x, panel, tile),
                 }
             },
             #[cfg(not(target_arch = "x86_64"))]
-            _ => tile_portable(rows, a, stride, b, groups, tile),
+            _ => tile_portable(rows, x, panel, tile),
         }
     }
 }
 
-fn tile_portable(rows: usize, a: &[u8], stride: usize, b: &[i8], groups: usize, tile: &mut Tile) {
+/// Activation rows from the first one a tile computes: codes (`stride` a
+/// row) and one scale per row and block.
+#[derive(Clone, Copy)]
+struct RowsView<'a> {
+    codes: &'a [u8],
+    stride: usize,
+    scales: &'a [f32],
+}
+
+/// One weight panel: `blocks` blocks of packed weights and, per block and
+/// channel, `128 · Σ q_w` (to take the code offset out).
+#[derive(Clone, Copy)]
+struct PanelView<'a> {
+    weights: &'a [i8],
+    block_sums: &'a [i32],
+    blocks: usize,
+}
+
+fn tile_portable(rows: usize, x: RowsView, panel: PanelView, tile: &mut Tile) {
     for (i, out) in tile.iter_mut().enumerate().take(rows) {
-        let a = &a[i * stride..];
-        let mut acc = [0i32; PANEL];
-        for g in 0..groups {
-            let codes = &a[g * GROUP..(g + 1) * GROUP];
-            let weights = &b[g * PANEL_GROUP_BYTES..(g + 1) * PANEL_GROUP_BYTES];
-            for (j, acc) in acc.iter_mut().enumerate() {
-                for t in 0..GROUP {
-                    *acc += codes[t] as i32 * weights[j * GROUP + t] as i32;
+        let codes = &x.codes[i * x.stride..];
+        let mut total = [0f32; PANEL];
+        for block in 0..panel.blocks {
+            let mut acc = [0i32; PANEL];
+            for g in block * GROUPS_PER_BLOCK..(block + 1) * GROUPS_PER_BLOCK {
+                let codes = &codes[g * GROUP..(g + 1) * GROUP];
+                let weights = &panel.weights[g * PANEL_GROUP_BYTES..(g + 1) * PANEL_GROUP_BYTES];
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    for t in 0..GROUP {
+                        *acc += codes[t] as i32 * weights[j * GROUP + t] as i32;
+                    }
                 }
             }
+            let scale = x.scales[i * panel.blocks + block];
+            for j in 0..PANEL {
+                let exact = acc[j] - panel.block_sums[block * PANEL + j];
+                total[j] = (exact as f32).mul_add(scale, total[j]);
+            }
         }
-        *out = acc;
+        *out = total;
     }
 }
 
@@ -160,86 +198,129 @@ fn tile_portable(rows: usize, a: &[u8], stride: usize, b: &[i8], groups: usize, 
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Tile, GROUP, PANEL_GROUP_BYTES};
+    use super::{PanelView, RowsView, Tile, GROUP, GROUPS_PER_BLOCK, PANEL, PANEL_GROUP_BYTES};
 
-    /// The 4 codes of row `i`, group `g`, broadcast as one i32.
+    /// The 4 codes of row `i`, group `g`, as one i32 to broadcast.
     #[inline(always)]
-    unsafe fn codes(a: *const u8, stride: usize, i: usize, g: usize) -> i32 {
-        std::ptr::read_unaligned(a.add(i * stride + g * GROUP).cast::<i32>())
+    unsafe fn codes(x: &RowsView, i: usize, g: usize) -> i32 {
+        std::ptr::read_unaligned(x.codes.as_ptr().add(i * x.stride + g * GROUP).cast::<i32>())
     }
 
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn tile_avx2<const R: usize>(a: *const u8, stride: usize, b: *const i8, groups: usize, tile: &mut Tile) {
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile_avx2<const R: usize>(x: RowsView, panel: PanelView, tile: &mut Tile) {
         let ones = _mm256_set1_epi16(1);
-        let mut low = [_mm256_setzero_si256(); R];
-        let mut high = [_mm256_setzero_si256(); R];
-        for g in 0..groups {
-            let b0 = _mm256_loadu_si256(b.add(g * PANEL_GROUP_BYTES).cast());
-            let b1 = _mm256_loadu_si256(b.add(g * PANEL_GROUP_BYTES + 32).cast());
+        let b = panel.weights.as_ptr();
+        let mut low_total = [_mm256_setzero_ps(); R];
+        let mut high_total = [_mm256_setzero_ps(); R];
+        for block in 0..panel.blocks {
+            let mut low = [_mm256_setzero_si256(); R];
+            let mut high = [_mm256_setzero_si256(); R];
+            for g in block * GROUPS_PER_BLOCK..(block + 1) * GROUPS_PER_BLOCK {
+                let b0 = _mm256_loadu_si256(b.add(g * PANEL_GROUP_BYTES).cast());
+                let b1 = _mm256_loadu_si256(b.add(g * PANEL_GROUP_BYTES + 32).cast());
+                for i in 0..R {
+                    let a = _mm256_set1_epi32(codes(&x, i, g));
+                    // u8 × i8 pairs summed in i16 (exact for 7-bit weights), then pairs of those in i32.
+                    low[i] = _mm256_add_epi32(low[i], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b0), ones));
+                    high[i] = _mm256_add_epi32(high[i], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b1), ones));
+                }
+            }
+            let sums = panel.block_sums.as_ptr().add(block * PANEL);
+            let (sum_low, sum_high) = (_mm256_loadu_si256(sums.cast()), _mm256_loadu_si256(sums.add(8).cast()));
             for i in 0..R {
-                let x = _mm256_set1_epi32(codes(a, stride, i, g));
-                // u8 × i8 pairs summed in i16 (exact for 7-bit codes), then pairs of those in i32.
-                low[i] = _mm256_add_epi32(low[i], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones));
-                high[i] = _mm256_add_epi32(high[i], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones));
+                let scale = _mm256_set1_ps(*x.scales.get_unchecked(i * panel.blocks + block));
+                let exact_low = _mm256_cvtepi32_ps(_mm256_sub_epi32(low[i], sum_low));
+                let exact_high = _mm256_cvtepi32_ps(_mm256_sub_epi32(high[i], sum_high));
+                low_total[i] = _mm256_fmadd_ps(exact_low, scale, low_total[i]);
+                high_total[i] = _mm256_fmadd_ps(exact_high, scale, high_total[i]);
             }
         }
         for i in 0..R {
-            _mm256_storeu_si256(tile[i].as_mut_ptr().cast(), low[i]);
-            _mm256_storeu_si256(tile[i].as_mut_ptr().add(8).cast(), high[i]);
+            _mm256_storeu_ps(tile[i].as_mut_ptr(), low_total[i]);
+            _mm256_storeu_ps(tile[i].as_mut_ptr().add(PANEL / 2), high_total[i]);
         }
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn tile_vnni<const R: usize>(a: *const u8, stride: usize, b: *const i8, groups: usize, tile: &mut Tile) {
-        let mut acc = [_mm512_setzero_si512(); R];
-        for g in 0..groups {
-            let w = _mm512_loadu_si512(b.add(g * PANEL_GROUP_BYTES).cast());
+    pub unsafe fn tile_vnni<const R: usize>(x: RowsView, panel: PanelView, tile: &mut Tile) {
+        let b = panel.weights.as_ptr();
+        let mut total = [_mm512_setzero_ps(); R];
+        for block in 0..panel.blocks {
+            let mut acc = [_mm512_setzero_si512(); R];
+            for g in block * GROUPS_PER_BLOCK..(block + 1) * GROUPS_PER_BLOCK {
+                let w = _mm512_loadu_si512(b.add(g * PANEL_GROUP_BYTES).cast());
+                for i in 0..R {
+                    acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(codes(&x, i, g)), w);
+                }
+            }
+            let sums = _mm512_loadu_si512(panel.block_sums.as_ptr().add(block * PANEL).cast());
             for i in 0..R {
-                acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(codes(a, stride, i, g)), w);
+                let scale = _mm512_set1_ps(*x.scales.get_unchecked(i * panel.blocks + block));
+                let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i], sums));
+                total[i] = _mm512_fmadd_ps(exact, scale, total[i]);
             }
         }
         for i in 0..R {
-            _mm512_storeu_si512(tile[i].as_mut_ptr().cast(), acc[i]);
+            _mm512_storeu_ps(tile[i].as_mut_ptr(), total[i]);
         }
     }
 }
 
-/// A weight matrix quantised to i8 per output channel and packed in panels.
+thread_local! {
+    static FORCED_KERNEL: std::cell::Cell<Option<Kernel>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every int8 product started on this thread using `kernel`
+/// (which must be available): to test and time each path on one machine.
+pub fn with_kernel<T>(kernel: Kernel, f: impl FnOnce() -> T) -> T {
+    assert!(kernel.is_available(), "the {} kernel needs CPU features this CPU lacks", kernel.name());
+    struct Restore(Option<Kernel>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED_KERNEL.set(self.0);
+        }
+    }
+    let _restore = Restore(FORCED_KERNEL.replace(Some(kernel)));
+    f()
+}
+
+/// A weight matrix quantised to 7-bit integers per output channel and packed in panels.
 #[derive(Debug, Clone)]
 pub struct QuantizedMatrix {
     rows: usize,
     cols: usize,
-    /// Groups of [`GROUP`] inputs (`cols` rounded up).
-    groups: usize,
+    /// Blocks of [`BLOCK`] inputs (`cols` rounded up).
+    blocks: usize,
     /// Panel `p`, group `g`, channel `j`, input `t` at `((p·groups + g)·PANEL + j)·GROUP + t`.
     packed: Vec<i8>,
     /// Per output channel (padded to whole panels): `s_w`.
     scales: Vec<f32>,
-    /// Per output channel: `Σ q_w`, to take the activations' zero point out.
-    sums: Vec<i32>,
+    /// Panel `p`, block `b`, channel `j` at `(p·blocks + b)·PANEL + j`: `128 · Σ q_w` over the block.
+    block_sums: Vec<i32>,
 }
 
-/// Activations quantised per row: `x ≈ scale · (code − zero)`.
+/// Activations quantised per row and block: `x ≈ scale · (code − 128)`.
 struct QuantizedRows {
-    /// Row-major, `groups · GROUP` codes a row (zero-padded).
+    /// Row-major, `blocks · BLOCK` codes a row (padded with the code of 0).
     codes: Vec<u8>,
     stride: usize,
+    /// Row-major, `blocks` scales a row.
     scales: Vec<f32>,
-    zeros: Vec<i32>,
 }
 
 impl QuantizedMatrix {
     /// Quantises a row-major `rows × cols` f32 matrix.
     pub fn quantize(w: &[f32], rows: usize, cols: usize) -> QuantizedMatrix {
         assert_eq!(w.len(), rows * cols, "a {rows}×{cols} matrix has {} elements", rows * cols);
-        let groups = cols.div_ceil(GROUP);
+        let blocks = cols.div_ceil(BLOCK);
+        let groups = blocks * GROUPS_PER_BLOCK;
         let panels = rows.div_ceil(PANEL);
         let mut packed = vec![0i8; panels * groups * PANEL_GROUP_BYTES];
         let mut scales = vec![0f32; panels * PANEL];
-        let mut sums = vec![0i32; panels * PANEL];
+        let mut block_sums = vec![0i32; panels * blocks * PANEL];
         packed
             .par_chunks_mut(groups * PANEL_GROUP_BYTES)
-            .zip(scales.par_chunks_mut(PANEL).zip(sums.par_chunks_mut(PANEL)))
+            .zip(scales.par_chunks_mut(PANEL).zip(block_sums.par_chunks_mut(blocks * PANEL)))
             .enumerate()
             .for_each(|(p, (panel, (scales, sums)))| {
                 for j in 0..PANEL.min(rows - p * PANEL) {
@@ -250,12 +331,12 @@ impl QuantizedMatrix {
                     for (c, &v) in row.iter().enumerate() {
                         let q = (v / scale).round_ties_even().clamp(-WEIGHT_MAX, WEIGHT_MAX) as i8;
                         panel[(c / GROUP * PANEL + j) * GROUP + c % GROUP] = q;
-                        sums[j] += q as i32;
+                        sums[c / BLOCK * PANEL + j] += CODE_OFFSET * q as i32;
                     }
                     scales[j] = scale;
                 }
             });
-        QuantizedMatrix { rows, cols, groups, packed, scales, sums }
+        QuantizedMatrix { rows, cols, blocks, packed, scales, block_sums }
     }
 
     /// Output channels.
@@ -268,22 +349,28 @@ impl QuantizedMatrix {
         self.cols
     }
 
+    fn groups(&self) -> usize {
+        self.blocks * GROUPS_PER_BLOCK
+    }
+
     /// The f32 matrix these integers stand for, `s_w · q_w` (row-major).
     pub fn dequantize(&self) -> Vec<f32> {
         let mut w = vec![0f32; self.rows * self.cols];
         for r in 0..self.rows {
             let (p, j) = (r / PANEL, r % PANEL);
             for c in 0..self.cols {
-                let q = self.packed[((p * self.groups + c / GROUP) * PANEL + j) * GROUP + c % GROUP];
+                let q = self.packed[((p * self.groups() + c / GROUP) * PANEL + j) * GROUP + c % GROUP];
                 w[r * self.cols + c] = self.scales[r] * q as f32;
             }
         }
         w
     }
 
-    /// `x · Wᵀ + bias` for the `m × cols` row-major `x`, with the fastest kernel.
+    /// `x · Wᵀ + bias` for the `m × cols` row-major `x`, with the fastest
+    /// kernel (or the one [`with_kernel`] set on this thread).
     pub fn matmul(&self, x: &[f32], m: usize, bias: Option<&[f32]>) -> Vec<f32> {
-        self.matmul_with(Kernel::best(), x, m, bias)
+        let kernel = FORCED_KERNEL.get().unwrap_or_else(Kernel::best);
+        self.matmul_with(kernel, x, m, bias)
     }
 
     /// [`QuantizedMatrix::matmul`] with a given kernel (which must be available).
@@ -298,7 +385,7 @@ impl QuantizedMatrix {
         if m == 0 || n == 0 {
             return y;
         }
-        let x = quantize_rows(x, m, self.cols, self.groups);
+        let x = quantize_rows(x, m, self.cols, self.blocks);
         let threads = rayon::current_num_threads().max(1);
         let rows_per_task = m.div_ceil(threads).next_multiple_of(kernel.tile_rows()).clamp(1, ROWS_PER_TASK);
         y.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(task, y)| {
@@ -326,23 +413,27 @@ impl QuantizedMatrix {
                 &no_bias
             }
         };
-        let mut tile: Tile = [[0; PANEL]; MAX_TILE_ROWS];
-        let panel_bytes = self.groups * PANEL_GROUP_BYTES;
-        for (p, panel) in self.packed.chunks_exact(panel_bytes).enumerate() {
+        let mut tile: Tile = [[0.0; PANEL]; MAX_TILE_ROWS];
+        let panel_bytes = self.groups() * PANEL_GROUP_BYTES;
+        let panels = self.packed.chunks_exact(panel_bytes).zip(self.block_sums.chunks_exact(self.blocks * PANEL));
+        for (p, (weights, block_sums)) in panels.enumerate() {
+            let panel = PanelView { weights, block_sums, blocks: self.blocks };
             let channels = p * PANEL..((p + 1) * PANEL).min(n);
             let mut done = 0;
             while done < count {
                 let rows = kernel.tile_rows().min(count - done);
                 let row = first + done;
-                kernel.tile(rows, &x.codes[row * x.stride..], x.stride, panel, self.groups, &mut tile);
+                let view = RowsView {
+                    codes: &x.codes[row * x.stride..],
+                    stride: x.stride,
+                    scales: &x.scales[row * self.blocks..],
+                };
+                kernel.tile(rows, view, panel, &mut tile);
                 for (i, tile) in tile.iter().enumerate().take(rows) {
-                    let (scale, zero) = (x.scales[row + i], x.zeros[row + i]);
                     let out = &mut y[(done + i) * n + channels.start..(done + i) * n + channels.end];
-                    let values = out.iter_mut().zip(tile).zip(&self.sums[channels.clone()]);
-                    for (((out, &sum), &correction), (&s_w, &b)) in
-                        values.zip(self.scales[channels.clone()].iter().zip(&bias[channels.clone()]))
-                    {
-                        *out = (sum - zero * correction) as f32 * scale * s_w + b;
+                    let weights = self.scales[channels.clone()].iter().zip(&bias[channels.clone()]);
+                    for ((out, &sum), (&s_w, &b)) in out.iter_mut().zip(tile).zip(weights) {
+                        *out = sum * s_w + b;
                     }
                 }
                 done += rows;
@@ -351,36 +442,29 @@ impl QuantizedMatrix {
     }
 }
 
-/// Quantises each row of `x` (`m × cols`) to 7-bit codes with its own scale
-/// and zero point; the range always includes 0, so zero stays exact.
-fn quantize_rows(x: &[f32], m: usize, cols: usize, groups: usize) -> QuantizedRows {
-    let stride = groups * GROUP;
-    let mut codes = vec![0u8; m * stride];
-    let mut scales = vec![0f32; m];
-    let mut zeros = vec![0i32; m];
-    codes.par_chunks_mut(stride).zip(scales.par_iter_mut().zip(zeros.par_iter_mut())).enumerate().for_each(
-        |(r, (codes, (scale, zero)))| {
-            let row = &x[r * cols..(r + 1) * cols];
-            let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            let s = (hi - lo) / CODE_MAX;
+/// Quantises each block of [`BLOCK`] inputs of each row of `x` (`m × cols`)
+/// to `[-127, 127]` with its own scale, stored as `q + 128`.
+fn quantize_rows(x: &[f32], m: usize, cols: usize, blocks: usize) -> QuantizedRows {
+    let stride = blocks * BLOCK;
+    let mut codes = vec![CODE_OFFSET as u8; m * stride];
+    let mut scales = vec![0f32; m * blocks];
+    codes.par_chunks_mut(stride).zip(scales.par_chunks_mut(blocks)).enumerate().for_each(|(r, (codes, scales))| {
+        let row = &x[r * cols..(r + 1) * cols];
+        for ((values, codes), scale) in row.chunks(BLOCK).zip(codes.chunks_mut(BLOCK)).zip(scales.iter_mut()) {
+            let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let s = amax / ACTIVATION_MAX;
             let s = if s > 0.0 && s.is_finite() { s } else { 1.0 };
-            let z = (-lo / s).round_ties_even().clamp(0.0, CODE_MAX);
             let inv = 1.0 / s;
-            for (c, &v) in codes.iter_mut().zip(row) {
-                let q = ((v * inv).round_ties_even() + z).max(0.0).min(CODE_MAX);
-                // SAFETY: `q` is finite and in [0, 255] (NaN became 0 at `max`); an
-                // unchecked conversion lets the loop vectorise.
-                *c = unsafe { q.to_int_unchecked::<i32>() } as u8;
-            }
-            // Padding inputs meet zero weights; any code will do, but keep them at the zero point.
-            for c in &mut codes[cols..] {
-                *c = z as u8;
+            for (c, &v) in codes.iter_mut().zip(values) {
+                let q = (v * inv).round_ties_even().max(-ACTIVATION_MAX).min(ACTIVATION_MAX);
+                // SAFETY: `q` is finite and in [-127, 127] (NaN became -127 at `max`);
+                // an unchecked conversion lets the loop vectorise.
+                *c = (unsafe { q.to_int_unchecked::<i32>() } + CODE_OFFSET) as u8;
             }
             *scale = s;
-            *zero = z as i32;
-        },
-    );
-    QuantizedRows { codes, stride, scales, zeros }
+        }
+    });
+    QuantizedRows { codes, stride, scales }
 }
 
 #[cfg(test)]
@@ -433,7 +517,7 @@ mod tests {
             let got = q.matmul_with(Kernel::Portable, &x, m, None);
             let want = f32_product(&x, &w, m, n, k, None);
             // Per term: |x|·half a weight step + |w|·half an activation step.
-            let bound = k as f32 * (3.0 * 0.5 / 127.0 / 2.0 + 0.5 * 6.0 / 127.0 / 2.0) * 1.01;
+            let bound = k as f32 * (3.0 * 0.5 / WEIGHT_MAX / 2.0 + 0.5 * 3.0 / ACTIVATION_MAX / 2.0) * 1.01;
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() <= bound, "{m}×{k}×{n}: {g} vs {w} (bound {bound})");
             }
@@ -450,31 +534,32 @@ mod tests {
         for r in 0..n {
             let amax = w[r * k..(r + 1) * k].iter().fold(0f32, |m, v| m.max(v.abs()));
             for c in 0..k {
-                assert!((back[r * k + c] - w[r * k + c]).abs() <= amax / 127.0 / 2.0 * 1.0001);
+                assert!((back[r * k + c] - w[r * k + c]).abs() <= amax / WEIGHT_MAX / 2.0 * 1.0001);
             }
         }
         assert!(back[3 * k..4 * k].iter().all(|&v| v == 0.0));
     }
 
     #[test]
-    fn activation_codes_fit_seven_bits_and_keep_zero_exact() {
-        let x = [-1.0f32, 0.0, 2.5, 7.0, -3.0, 0.25];
-        let q = quantize_rows(&x, 2, 3, 1);
-        assert!(q.codes.iter().all(|&c| c <= 127));
-        for r in 0..2 {
-            // The code of 0.0 is the zero point: zero is represented exactly.
-            let zero_code = ((0.0f32 / q.scales[r]).round_ties_even() + q.zeros[r] as f32) as i32;
-            assert_eq!(zero_code, q.zeros[r]);
-            for c in 0..3 {
-                let back = q.scales[r] * (q.codes[r * 4 + c] as i32 - q.zeros[r]) as f32;
-                assert!((back - x[r * 3 + c]).abs() <= q.scales[r] / 2.0 * 1.0001, "{back} vs {}", x[r * 3 + c]);
-            }
+    fn activation_blocks_have_their_own_scales_and_keep_zero_exact() {
+        // A huge value in the first block must not flatten the second block.
+        let mut x = vec![0.01f32; 2 * BLOCK];
+        x[0] = 1000.0;
+        x[BLOCK + 1] = -0.02;
+        x[BLOCK + 2] = 0.0;
+        let q = quantize_rows(&x, 1, 2 * BLOCK, 2);
+        assert_eq!(q.codes[0], 255);
+        assert_eq!(q.codes[BLOCK + 2], 128, "zero is the code offset");
+        for (c, &v) in x.iter().enumerate().skip(BLOCK) {
+            let back = q.scales[1] * (q.codes[c] as i32 - CODE_OFFSET) as f32;
+            assert!((back - v).abs() <= q.scales[1] / 2.0 * 1.0001, "{back} vs {v}");
         }
+        assert!(q.scales[1] < 0.02 / 100.0, "the second block's scale follows its own values");
     }
 
     #[test]
     fn extreme_codes_do_not_saturate_the_avx2_pairs() {
-        // All codes 127 against weights of ±127: the largest pair sums.
+        // All codes 255 against weights of ±63: the largest pair sums.
         let (m, k, n) = (5, 64, 16);
         let x = vec![1.0f32; m * k];
         let w: Vec<f32> = (0..n * k).map(|i| if (i / 2) % 2 == 0 { 1.0 } else { -1.0 }).collect();
