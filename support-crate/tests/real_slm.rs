@@ -69,7 +69,8 @@ fn int8_blocks_follow_the_f32_model_on_every_kernel() {
     for case in fixture["cases"].as_array().unwrap() {
         let ids = loaded.tokenizer.encode(case["text"].as_str().unwrap(), false).unwrap().get_ids().to_vec();
         let x = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        let logits = |m: &Llama| -> Vec<f32> { m.lm_logits(&x, &[ids.len()]).unwrap().squeeze(0).unwrap().to_vec1().unwrap() };
+        let logits =
+            |m: &Llama| -> Vec<f32> { m.lm_logits(&x, &[ids.len()]).unwrap().squeeze(0).unwrap().to_vec1().unwrap() };
         let reference = logits(&f32_model);
         let top = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
         let by_kernel: Vec<Vec<f32>> =

@@ -9,12 +9,12 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::data::{self, DataConfig, Source};
+use crate::kernels::Precision;
 use crate::methods::finetune::{Finetune, FinetuneConfig};
 use crate::methods::knn::{Knn, KnnConfig};
 use crate::methods::llm::backend::DEFAULT_SERVER_MODEL;
 use crate::methods::llm::{BackendConfig, Decoding, Demonstrations, Llm, LlmConfig, Price};
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
-use crate::kernels::Precision;
 use crate::models::embedder::EmbedConfig;
 use crate::models::llama::WeightFormat;
 use crate::paths::{self, Profile};

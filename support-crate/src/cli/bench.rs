@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+
+use crate::kernels::Precision;
 use clap::Subcommand;
 
 use super::{command_line, DataArgs};
@@ -111,6 +113,10 @@ pub enum BenchCommand {
         model: Option<String>,
         #[arg(long, default_value_t = 5)]
         k: usize,
+        /// Precision of the embeddings searched (the search itself is f32 either way;
+        /// int8 embeds an uncached split faster).
+        #[arg(long, value_enum, default_value_t = Precision::F32)]
+        precision: Precision,
         /// Timings are the best of this many runs.
         #[arg(long, default_value_t = 3)]
         repeats: usize,
@@ -133,7 +139,6 @@ fn print_cpu() {
 
 pub fn run_bench(bench: &BenchCommand) -> Result<()> {
     let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
-    use crate::kernels::Precision;
     use crate::models::embedder::{EmbedConfig, Embedder};
     let load_embedder = |model: &Option<String>, batch_size: usize, precision: Precision| {
         let model = model.clone().unwrap_or_else(crate::models::embedder::default_model);
@@ -172,9 +177,9 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
             }
             ("embed", serde_json::to_value(&b)?)
         }
-        BenchCommand::Knn { data, model, k, repeats, .. } => {
+        BenchCommand::Knn { data, model, k, precision, repeats, .. } => {
             let ds = data.load()?;
-            let embedder = load_embedder(model, 64, Precision::F32)?;
+            let embedder = load_embedder(model, 64, *precision)?;
             let embedder = crate::methods::knn::CachedEmbedder::new(embedder)?;
             let (train, _) = embedder.embed(&crate::data::texts(&ds.train), true)?;
             let (test, _) = embedder.embed(&crate::data::texts(&ds.test), true)?;

@@ -388,9 +388,9 @@ impl QuantizedMatrix {
         let x = quantize_rows(x, m, self.cols, self.blocks);
         let threads = rayon::current_num_threads().max(1);
         let rows_per_task = m.div_ceil(threads).next_multiple_of(kernel.tile_rows()).clamp(1, ROWS_PER_TASK);
-        y.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(task, y)| {
-            self.rows_times_panels(kernel, &x, task * rows_per_task, y.len() / n, bias, y)
-        });
+        y.par_chunks_mut(rows_per_task * n)
+            .enumerate()
+            .for_each(|(task, y)| self.rows_times_panels(kernel, &x, task * rows_per_task, y.len() / n, bias, y));
         y
     }
 

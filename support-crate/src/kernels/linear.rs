@@ -52,7 +52,8 @@ impl CustomOp1 for Int8Linear {
             candle_core::bail!("int8-linear: contiguous input only")
         };
         let dims = layout.shape().dims();
-        let (&inputs, leading) = dims.split_last().ok_or_else(|| candle_core::Error::Msg("int8-linear: scalar".into()))?;
+        let (&inputs, leading) =
+            dims.split_last().ok_or_else(|| candle_core::Error::Msg("int8-linear: scalar".into()))?;
         if inputs != self.matrix.cols() {
             candle_core::bail!("int8-linear: input of width {inputs}, the weight takes {}", self.matrix.cols());
         }

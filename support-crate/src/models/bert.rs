@@ -48,8 +48,7 @@ fn exp_non_positive(x: f32) -> f32 {
     let x = x.max(-87.0);
     let n = (x * std::f32::consts::LOG2_E).round_ties_even();
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4f32 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 0.166_666_65)
+    let p = ((((1.987_569_1e-4f32 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65)
         * r
         + 0.5;
     // SAFETY: n is an integer in [-126, 0]: finite, and 127 + n is a normal exponent.
@@ -96,7 +95,8 @@ impl Layer {
             Ok((own.pp(name).get((h, h), "weight")?, own.pp(name).get(h, "bias")?))
         };
         let (q, k, v) = (part("query")?, part("key")?, part("value")?);
-        let qkv = Dense::new(Tensor::cat(&[&q.0, &k.0, &v.0], 0)?, Some(Tensor::cat(&[&q.1, &k.1, &v.1], 0)?), precision)?;
+        let qkv =
+            Dense::new(Tensor::cat(&[&q.0, &k.0, &v.0], 0)?, Some(Tensor::cat(&[&q.1, &k.1, &v.1], 0)?), precision)?;
         let linear = |vb: VarBuilder, i: usize, o: usize| -> Result<Dense> {
             Dense::new(vb.get((o, i), "weight")?, Some(vb.get(o, "bias")?), precision)
         };
@@ -186,7 +186,10 @@ mod tests {
         for i in 0..=2000 {
             let x = -(i as f32) * 0.05;
             let (got, want) = (exp_non_positive(x), (x as f64).exp());
-            assert!(((got as f64 - want) / want.max(1e-30)).abs() < 2e-7 || want < 1e-37, "exp({x}) = {got}, not {want}");
+            assert!(
+                ((got as f64 - want) / want.max(1e-30)).abs() < 2e-7 || want < 1e-37,
+                "exp({x}) = {got}, not {want}"
+            );
         }
         assert_eq!(exp_non_positive(0.0), 1.0);
         assert!(exp_non_positive(-1e4) < 1e-37);

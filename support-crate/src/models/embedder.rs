@@ -79,7 +79,11 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let norm = |v: &[f32]| v.iter().map(|x| *x as f64 * *x as f64).sum::<f64>().sqrt();
     let denominator = norm(a) * norm(b);
-    if denominator > 0.0 { (dot / denominator) as f32 } else { 0.0 }
+    if denominator > 0.0 {
+        (dot / denominator) as f32
+    } else {
+        0.0
+    }
 }
 
 impl Embedder {

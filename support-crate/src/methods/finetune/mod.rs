@@ -61,7 +61,13 @@ impl FinetuneConfig {
             Profile::Full => (TrainConfig::default(), Some(12_000)),
             Profile::Smoke => (TrainConfig::smoke(), Some(240)),
         };
-        FinetuneConfig { model: llama::default_model(), train, max_train, eval_batch_size: 32, precision: Precision::F32 }
+        FinetuneConfig {
+            model: llama::default_model(),
+            train,
+            max_train,
+            eval_batch_size: 32,
+            precision: Precision::F32,
+        }
     }
 }
 
@@ -259,6 +265,7 @@ impl Fitted for FittedClassifier {
             "best_validation": best,
             "validation_curve": s.validation,
             "truncation": self.truncation,
+            "inference_precision": self.config.precision.resolve(),
         })
     }
 

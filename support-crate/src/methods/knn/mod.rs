@@ -163,6 +163,7 @@ impl Fitted for FittedKnn {
             "embedder": c.embed.model,
             "max_tokens": c.embed.max_tokens,
             "batch_size": c.embed.batch_size,
+            "precision": self.embedder.embedder.config().precision,
             "ks": c.ks,
             "votes": c.votes,
             "chosen_k": self.chosen.k,

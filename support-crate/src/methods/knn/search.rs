@@ -74,9 +74,16 @@ impl KnnClassifier {
                 (end - start, queries.dim),
                 &Device::Cpu,
             )?;
-            let scores = q.matmul(&train_t)?.flatten_all()?.to_vec1::<f32>()?;
+            let scores = q.matmul(&train_t)?;
+            // Read the product in place: copying it out first was a quarter of the search.
+            let (storage, layout) = scores.storage_and_layout();
+            let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(all)), Some((from, to))) =
+                (&*storage, layout.contiguous_offsets())
+            else {
+                anyhow::bail!("K-NN scores: expected a contiguous f32 CPU tensor");
+            };
             let n = self.len();
-            out.par_extend(scores.par_chunks(n).map(|row| top_k(row, k)));
+            out.par_extend(all[from..to].par_chunks(n).map(|row| top_k(row, k)));
         }
         Ok(out)
     }
