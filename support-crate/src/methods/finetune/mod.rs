@@ -320,12 +320,17 @@ struct CachedProbabilities {
 }
 
 impl FittedClassifier {
-    /// Identifies the trained weights: the settings, the data and the step
-    /// they were trained to (training is deterministic, and a resumed run ends
-    /// bit for bit where an uninterrupted one does).
+    /// Identifies the trained weights and how they are applied: the
+    /// settings, the data, the step they were trained to (training is
+    /// deterministic, and a resumed run ends bit for bit where an
+    /// uninterrupted one does), and the int8 scheme when predictions use it.
     fn weights_id(&self) -> String {
+        let scheme = match self.config.precision.resolve() {
+            Precision::Int8 => format!("\n{}", crate::kernels::int8::SCHEME),
+            _ => String::new(),
+        };
         let key = format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}{scheme}",
             serde_json::to_string(&self.config).unwrap_or_default(),
             self.state.fingerprint,
             self.state.step

@@ -50,8 +50,8 @@ impl CachedEmbedder {
     pub fn new(embedder: Embedder) -> Result<Self> {
         let c = embedder.config();
         let precision = match c.precision {
-            crate::kernels::Precision::F32 => String::new(),
-            other => format!(", {other}"),
+            crate::kernels::Precision::Int8 => format!(", {}", crate::kernels::int8::SCHEME),
+            _ => String::new(),
         };
         let namespace =
             format!("embeddings of {} (dim {}, max_tokens {}{precision})", c.model, embedder.dim, c.max_tokens);
