@@ -200,6 +200,7 @@ fn tile_portable(rows: usize, x: RowsView, panel: PanelView, tile: &mut Tile) {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)] // register arrays, indexed in step
 mod x86 {
     use std::arch::x86_64::*;
 
@@ -463,6 +464,8 @@ fn quantize_rows(x: &[f32], m: usize, cols: usize, blocks: usize) -> QuantizedRo
             let s = if s > 0.0 && s.is_finite() { s } else { 1.0 };
             let inv = 1.0 / s;
             for (c, &v) in codes.iter_mut().zip(values) {
+                // Not `clamp`: it passes NaN through, and NaN must not reach the conversion.
+                #[allow(clippy::manual_clamp)]
                 let q = (v * inv).round_ties_even().max(-ACTIVATION_MAX).min(ACTIVATION_MAX);
                 // SAFETY: `q` is finite and in [-127, 127] (NaN became -127 at `max`);
                 // an unchecked conversion lets the loop vectorise.
