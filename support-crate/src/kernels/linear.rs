@@ -27,10 +27,6 @@ impl Int8Linear {
         Ok(Int8Linear { matrix: QuantizedMatrix::quantize(&w, rows, cols), bias })
     }
 
-    pub fn matrix(&self) -> &QuantizedMatrix {
-        &self.matrix
-    }
-
     /// The f32 weight these integers stand for, `[out, in]`.
     pub fn dequantized_weight(&self, device: &candle_core::Device) -> Result<Tensor> {
         Tensor::from_vec(self.matrix.dequantize(), (self.matrix.rows(), self.matrix.cols()), device)

@@ -2,8 +2,8 @@
 //! run time from the CPU's features (no `-C target-cpu=native` needed).
 //!
 //! [`int8`] holds the integer product: weights quantised once per output
-//! channel to i8, activations per row to 7-bit unsigned codes, sums exact in
-//! i32. Every kernel computes the same integers, so int8 results are
+//! channel to i8, activations per row and block of inputs to i8, sums exact
+//! in i32. Every kernel computes the same integers, so int8 results are
 //! identical on every CPU kind; only their speed differs. [`linear`] wraps it
 //! as a candle op and as [`linear::Dense`], the layer the models use.
 
@@ -19,8 +19,9 @@ pub enum Precision {
     /// f32 weights and products: the reference, and what training uses.
     #[default]
     F32,
-    /// i8 weights (per output channel), activations quantised per row, exact
-    /// i32 sums; about 2x the f32 arithmetic rate on AVX2, 4x with VNNI.
+    /// i8 weights (per output channel), activations quantised per row and
+    /// block of 64 inputs, exact i32 sums (see [`int8`]). On a 2-core Zen 3:
+    /// MiniLM 1.36x and the SmolLM2 classifier 1.72x their f32 speed.
     Int8,
     /// int8 where the CPU has an integer dot-product kernel (AVX2 or
     /// AVX-512 VNNI), else f32.
