@@ -22,18 +22,29 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
-#[test]
-fn matches_sentence_transformers() {
-    let Some(dir) = model_dir() else { return };
+/// The fixture's sentences and sentence-transformers' embeddings of them.
+fn fixture() -> (Vec<&'static str>, Vec<Vec<f32>>) {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/minilm_reference.json")).expect("fixture is JSON");
-    let sentences: Vec<&str> = fixture["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-    let reference: Vec<Vec<f32>> = fixture["embeddings"]
+    let sentences = fixture["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &*String::leak(s.as_str().unwrap().to_string()))
+        .collect();
+    let reference = fixture["embeddings"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
         .collect();
+    (sentences, reference)
+}
+
+#[test]
+fn matches_sentence_transformers() {
+    let Some(dir) = model_dir() else { return };
+    let (sentences, reference) = fixture();
 
     let embedder = Embedder::load(&EmbedConfig { model: dir.display().to_string(), ..EmbedConfig::default() }).unwrap();
     assert_eq!(embedder.dim, 384);
@@ -57,15 +68,7 @@ fn int8_embeddings_stay_within_cosine_0_995_of_f32_on_every_kernel() {
     use slm_vs_llm::kernels::int8::Kernel;
     use slm_vs_llm::kernels::Precision;
     let Some(dir) = model_dir() else { return };
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).expect("fixture is JSON");
-    let sentences: Vec<&str> = fixture["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-    let reference: Vec<Vec<f32>> = fixture["embeddings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
-        .collect();
+    let (sentences, reference) = fixture();
     let config = EmbedConfig { model: dir.display().to_string(), precision: Precision::Int8, ..EmbedConfig::default() };
     let embedder = Embedder::load(&config).unwrap();
     assert_eq!(embedder.config().precision, Precision::Int8);
