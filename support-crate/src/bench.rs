@@ -423,6 +423,8 @@ pub struct BaselineBench {
     pub rust_features: usize,
     pub rust_accuracy: f64,
     pub rust_fit_seconds: f64,
+    /// L-BFGS iterations of the fit (scikit-learn's are in `python`).
+    pub rust_iterations: usize,
     pub rust_predict_seconds: f64,
     pub python: Option<serde_json::Value>,
     /// Rust accuracy − scikit-learn accuracy, in points.
@@ -432,12 +434,14 @@ pub struct BaselineBench {
 }
 
 pub fn baseline(ds: &crate::data::Dataset, c: f64, min_df: usize, python: Option<&Path>) -> Result<BaselineBench> {
-    use crate::methods::tfidf::{LogisticRegression, Tfidf};
+    use crate::methods::tfidf::{LogisticRegression, Tfidf, TfidfConfig};
     let (train, test) = (crate::data::texts(&ds.train), crate::data::texts(&ds.test));
     let train_y = crate::data::labels(&ds.train);
+    // scikit-learn's defaults on both sides: tol 1e-4, and max_iter as bench_baseline.py sets it.
+    let tol = TfidfConfig::default().tol;
     let start = Instant::now();
-    let tfidf = Tfidf::fit(&train, min_df);
-    let model = LogisticRegression::fit(&tfidf.transform(&train), &train_y, ds.num_classes(), tfidf.len(), c, 1000);
+    let (tfidf, x_train) = Tfidf::fit_transform(&train, min_df);
+    let model = LogisticRegression::fit(&x_train, &train_y, ds.num_classes(), tfidf.len(), c, 1000, tol);
     let rust_fit_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let predictions = model.predict(&tfidf.transform(&test));
@@ -477,6 +481,7 @@ pub fn baseline(ds: &crate::data::Dataset, c: f64, min_df: usize, python: Option
         rust_features: tfidf.len(),
         rust_accuracy,
         rust_fit_seconds,
+        rust_iterations: model.iterations,
         rust_predict_seconds,
         python,
         accuracy_difference_points,

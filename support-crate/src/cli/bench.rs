@@ -284,11 +284,21 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
             let ds = data.load()?;
             let b = crate::bench::baseline(&ds, *c, *min_df, python.as_deref())?;
             println!(
-                "TF-IDF + logistic regression (C = {c}): {:.2}% test accuracy, fit {:.2} s, predict {:.3} s; scikit-learn {}; accuracy difference {} points, speed ratio {}",
+                "TF-IDF + logistic regression (C = {c}): {:.2}% test accuracy, fit {:.2} s ({} L-BFGS iterations), predict {:.3} s; scikit-learn {}; accuracy difference {} points, speed ratio {}",
                 100.0 * b.rust_accuracy,
                 b.rust_fit_seconds,
+                b.rust_iterations,
                 b.rust_predict_seconds,
-                b.python.as_ref().map_or("-".into(), |p| format!("{:.2}% in {:.2} + {:.3} s", 100.0 * p["accuracy"].as_f64().unwrap_or(0.0), p["fit_seconds"], p["predict_seconds"])),
+                b.python.as_ref().map_or("-".into(), |p| {
+                    let number = |key: &str| p[key].as_f64().unwrap_or(f64::NAN);
+                    format!(
+                        "{:.2}% in {:.2} s ({} iterations) + {:.3} s",
+                        100.0 * number("accuracy"),
+                        number("fit_seconds"),
+                        p["iterations"],
+                        number("predict_seconds")
+                    )
+                }),
                 b.accuracy_difference_points.map_or("-".into(), |d| format!("{d:+.2}")),
                 b.speed_ratio.map_or("-".into(), |r| format!("{r:.2}x")),
             );

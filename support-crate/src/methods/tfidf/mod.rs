@@ -27,11 +27,19 @@ pub struct TfidfConfig {
     pub cs: Vec<f64>,
     /// L-BFGS iterations at most.
     pub max_iter: usize,
+    /// L-BFGS stops when no component of the mean loss's gradient exceeds
+    /// this (scikit-learn's `tol`, and its default).
+    #[serde(default = "default_tol")]
+    pub tol: f64,
+}
+
+fn default_tol() -> f64 {
+    1e-4
 }
 
 impl Default for TfidfConfig {
     fn default() -> Self {
-        TfidfConfig { min_df: 2, cs: vec![1.0, 3.0, 10.0, 30.0, 100.0], max_iter: 500 }
+        TfidfConfig { min_df: 2, cs: vec![1.0, 3.0, 10.0, 30.0, 100.0], max_iter: 500, tol: default_tol() }
     }
 }
 
@@ -77,19 +85,18 @@ impl TfidfBaseline {
         let val_y = labels(data.validation);
         let classes = data.num_classes();
         let fit_once = |c: f64| -> (Tfidf, LogisticRegression) {
-            let tfidf = Tfidf::fit(&train_texts, config.min_df);
-            let x = tfidf.transform(&train_texts);
-            let lr = LogisticRegression::fit(&x, &train_y, classes, tfidf.len(), c, config.max_iter);
+            let (tfidf, x) = Tfidf::fit_transform(&train_texts, config.min_df);
+            let lr = LogisticRegression::fit(&x, &train_y, classes, tfidf.len(), c, config.max_iter, config.tol);
             (tfidf, lr)
         };
-        let tfidf = Tfidf::fit(&train_texts, config.min_df);
-        let x_train = tfidf.transform(&train_texts);
+        let (tfidf, x_train) = Tfidf::fit_transform(&train_texts, config.min_df);
         let x_val = tfidf.transform(&val_texts);
         let sweep: Vec<CPoint> = config
             .cs
             .iter()
             .map(|&c| {
-                let lr = LogisticRegression::fit(&x_train, &train_y, classes, tfidf.len(), c, config.max_iter);
+                let lr =
+                    LogisticRegression::fit(&x_train, &train_y, classes, tfidf.len(), c, config.max_iter, config.tol);
                 let correct = lr.predict(&x_val).iter().zip(&val_y).filter(|(p, y)| p == y).count();
                 let accuracy = correct as f64 / val_y.len().max(1) as f64;
                 tracing::info!(c, accuracy, iterations = lr.iterations, "validation");

@@ -2,26 +2,32 @@
 //! `TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=...)`:
 //! sublinear term frequency, smoothed idf, L2-normalised sparse rows.
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 /// Tokens as scikit-learn's default `token_pattern` `(?u)\b\w\w+\b` finds
 /// them: runs of two or more word characters, lower-cased.
 pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
+    let mut chars = 0;
     for c in text.chars() {
         if c.is_alphanumeric() || c == '_' {
-            current.extend(c.to_lowercase());
+            if c.is_ascii() {
+                current.push(c.to_ascii_lowercase());
+            } else {
+                current.extend(c.to_lowercase());
+            }
+            chars += 1;
         } else {
-            if current.chars().count() >= 2 {
+            if chars >= 2 {
                 out.push(std::mem::take(&mut current));
             }
             current.clear();
+            chars = 0;
         }
     }
-    if current.chars().count() >= 2 {
+    if chars >= 2 {
         out.push(current);
     }
     out
@@ -30,14 +36,15 @@ pub fn words(text: &str) -> Vec<String> {
 /// Unigrams and bigrams of a text.
 fn ngrams(text: &str) -> Vec<String> {
     let w = words(text);
-    let mut out = w.clone();
+    let mut out = Vec::with_capacity(2 * w.len());
     out.extend(w.windows(2).map(|p| format!("{} {}", p[0], p[1])));
+    out.extend(w);
     out
 }
 
 /// A fitted TF-IDF vocabulary.
 pub struct Tfidf {
-    vocabulary: HashMap<String, u32>,
+    vocabulary: FxHashMap<String, u32>,
     idf: Vec<f32>,
 }
 
@@ -46,21 +53,33 @@ pub type SparseRow = Vec<(u32, f32)>;
 
 impl Tfidf {
     pub fn fit(texts: &[&str], min_df: usize) -> Self {
-        let mut df: HashMap<String, usize> = HashMap::new();
-        for grams in texts.par_iter().map(|t| ngrams(t)).collect::<Vec<_>>() {
-            let mut grams = grams;
-            grams.sort_unstable();
-            grams.dedup();
-            for g in grams {
-                *df.entry(g).or_default() += 1;
+        Self::fit_transform(texts, min_df).0
+    }
+
+    /// The vocabulary and the rows of the texts it was fitted on, each text
+    /// tokenised once (scikit-learn's `fit_transform`).
+    pub fn fit_transform(texts: &[&str], min_df: usize) -> (Self, Vec<SparseRow>) {
+        let grams: Vec<Vec<String>> = texts.par_iter().map(|t| ngrams(t)).collect();
+        // Document frequency, and the last text counted (a text counts a term once).
+        let mut df: FxHashMap<&str, (usize, usize)> = FxHashMap::default();
+        for (i, text) in grams.iter().enumerate() {
+            for g in text {
+                let (count, last) = df.entry(g.as_str()).or_insert((0, usize::MAX));
+                if *last != i {
+                    *count += 1;
+                    *last = i;
+                }
             }
         }
-        let mut terms: Vec<(String, usize)> = df.into_iter().filter(|(_, d)| *d >= min_df).collect();
+        let mut terms: Vec<(&str, usize)> =
+            df.into_iter().filter(|(_, (d, _))| *d >= min_df).map(|(t, (d, _))| (t, d)).collect();
         terms.sort_unstable();
         let n = texts.len() as f64;
         let idf = terms.iter().map(|(_, d)| (((1.0 + n) / (1.0 + *d as f64)).ln() + 1.0) as f32).collect();
-        let vocabulary = terms.into_iter().enumerate().map(|(i, (t, _))| (t, i as u32)).collect();
-        Tfidf { vocabulary, idf }
+        let vocabulary = terms.into_iter().enumerate().map(|(i, (t, _))| (t.to_string(), i as u32)).collect();
+        let tfidf = Tfidf { vocabulary, idf };
+        let rows = grams.par_iter().map(|text| tfidf.row(text)).collect();
+        (tfidf, rows)
     }
 
     pub fn len(&self) -> usize {
@@ -72,25 +91,22 @@ impl Tfidf {
     }
 
     pub fn transform(&self, texts: &[&str]) -> Vec<SparseRow> {
-        texts
-            .par_iter()
-            .map(|t| {
-                let mut counts: HashMap<u32, f32> = HashMap::new();
-                for g in ngrams(t) {
-                    if let Some(&j) = self.vocabulary.get(&g) {
-                        *counts.entry(j).or_default() += 1.0;
-                    }
-                }
-                let mut row: SparseRow =
-                    counts.into_iter().map(|(j, c)| (j, (1.0 + c.ln()) * self.idf[j as usize])).collect();
-                row.sort_unstable_by_key(|&(j, _)| j);
-                let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
-                if norm > 0.0 {
-                    row.iter_mut().for_each(|(_, v)| *v /= norm);
-                }
-                row
-            })
-            .collect()
+        texts.par_iter().map(|t| self.row(&ngrams(t))).collect()
+    }
+
+    /// One text's row: sublinear tf times idf over the known terms, L2-normalised.
+    fn row(&self, grams: &[String]) -> SparseRow {
+        let mut ids: Vec<u32> = grams.iter().filter_map(|g| self.vocabulary.get(g.as_str()).copied()).collect();
+        ids.sort_unstable();
+        let mut row: SparseRow = ids
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0], (1.0 + (run.len() as f32).ln()) * self.idf[run[0] as usize]))
+            .collect();
+        let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|(_, v)| *v /= norm);
+        }
+        row
     }
 }
 
@@ -109,8 +125,8 @@ mod tests {
     #[test]
     fn tfidf_rows_are_unit_length_with_sublinear_tf_and_smoothed_idf() {
         let texts = ["apple apple banana", "banana cherry", "cherry cherry cherry"];
-        let tfidf = Tfidf::fit(&texts, 1);
-        let rows = tfidf.transform(&texts);
+        let (tfidf, rows) = Tfidf::fit_transform(&texts, 1);
+        assert_eq!(tfidf.transform(&texts), rows, "fit_transform and transform agree");
         for r in &rows {
             assert!((r.iter().map(|(_, v)| v * v).sum::<f32>() - 1.0).abs() < 1e-6);
         }
