@@ -6,20 +6,13 @@
 
 use std::path::PathBuf;
 
-use slm_vs_llm::models::embedder::{EmbedConfig, Embedder};
+use slm_vs_llm::models::embedder::{cosine, EmbedConfig, Embedder};
 
 mod common;
 
 fn model_dir() -> Option<PathBuf> {
     let weights = common::real_model_file("all-MiniLM-L6-v2/model.safetensors")?;
     weights.parent().map(|d| d.to_path_buf())
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 /// The fixture's sentences and sentence-transformers' embeddings of them.
