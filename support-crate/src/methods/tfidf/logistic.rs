@@ -329,8 +329,7 @@ mod tests {
             .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let y: Vec<usize> = (0..200).map(|i| i % 2).collect();
-        let tfidf = Tfidf::fit(&refs, 2);
-        let x = tfidf.transform(&refs);
+        let (tfidf, x) = Tfidf::fit_transform(&refs, 2);
         let lr = LogisticRegression::fit(&x, &y, 2, tfidf.len(), 10.0, 200, 1e-4);
         assert_eq!(lr.predict(&tfidf.transform(&["the team scored a goal", "shares fell on the market"])), vec![0, 1]);
     }

@@ -52,10 +52,6 @@ pub struct Tfidf {
 pub type SparseRow = Vec<(u32, f32)>;
 
 impl Tfidf {
-    pub fn fit(texts: &[&str], min_df: usize) -> Self {
-        Self::fit_transform(texts, min_df).0
-    }
-
     /// The vocabulary and the rows of the texts it was fitted on, each text
     /// tokenised once (scikit-learn's `fit_transform`).
     pub fn fit_transform(texts: &[&str], min_df: usize) -> (Self, Vec<SparseRow>) {
