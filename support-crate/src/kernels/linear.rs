@@ -43,10 +43,7 @@ impl CustomOp1 for Int8Linear {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("int8-linear: f32 input only") };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("int8-linear: contiguous input only")
-        };
+        let data = super::contiguous_f32(self.name(), storage, layout)?;
         let dims = layout.shape().dims();
         let (&inputs, leading) =
             dims.split_last().ok_or_else(|| candle_core::Error::Msg("int8-linear: scalar".into()))?;
@@ -54,7 +51,7 @@ impl CustomOp1 for Int8Linear {
             candle_core::bail!("int8-linear: input of width {inputs}, the weight takes {}", self.matrix.cols());
         }
         let rows = leading.iter().product();
-        let y = self.matrix.matmul(&data[start..end], rows, self.bias.as_deref());
+        let y = self.matrix.matmul(data, rows, self.bias.as_deref());
         let mut shape = leading.to_vec();
         shape.push(self.matrix.rows());
         Ok((CpuStorage::F32(y), Shape::from(shape)))

@@ -10,7 +10,16 @@
 pub mod int8;
 pub mod linear;
 
+use candle_core::{CpuStorage, Layout};
 use serde::{Deserialize, Serialize};
+
+/// The f32 data under `layout`, for a custom op (`op` names it in the error)
+/// whose kernel reads its input as one contiguous slice.
+pub(crate) fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(all) = storage else { candle_core::bail!("{op}: f32 input only") };
+    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{op}: contiguous input only") };
+    Ok(&all[start..end])
+}
 
 /// The arithmetic of the inference matmuls of the embedder and the classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]

@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, T
 use candle_nn::{Embedding, VarBuilder};
 use candle_transformers::models::bert::Config;
 
-use crate::kernels::{linear::Dense, Precision};
+use crate::kernels::{contiguous_f32, linear::Dense, Precision};
 
 struct LayerNorm {
     weight: Tensor,
@@ -62,13 +62,10 @@ impl CustomOp1 for GeluErf {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("gelu-erf-fast: f32 only") };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf-fast: contiguous input only")
-        };
+        let data = contiguous_f32(self.name(), storage, layout)?;
         use rayon::prelude::*;
-        let mut out = vec![0f32; end - start];
-        out.par_chunks_mut(4096).zip(data[start..end].par_chunks(4096)).for_each(|(o, x)| {
+        let mut out = vec![0f32; data.len()];
+        out.par_chunks_mut(4096).zip(data.par_chunks(4096)).for_each(|(o, x)| {
             for (o, &x) in o.iter_mut().zip(x) {
                 *o = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
             }
@@ -93,10 +90,7 @@ impl CustomOp1 for MaskedSoftmax<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("masked-softmax: f32 only") };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("masked-softmax: contiguous input only")
-        };
+        let data = contiguous_f32(self.name(), storage, layout)?;
         let (batch, len) = (self.bias.len() / self.len.max(1), self.len);
         let dims = layout.shape().dims();
         if dims.len() != 4 || dims[0] != batch || dims[3] != len {
@@ -104,8 +98,8 @@ impl CustomOp1 for MaskedSoftmax<'_> {
         }
         let rows_per_batch = dims[1] * dims[2];
         use rayon::prelude::*;
-        let mut out = vec![0f32; end - start];
-        out.par_chunks_mut(len).zip(data[start..end].par_chunks(len)).enumerate().for_each(|(row, (o, x))| {
+        let mut out = vec![0f32; data.len()];
+        out.par_chunks_mut(len).zip(data.par_chunks(len)).enumerate().for_each(|(row, (o, x))| {
             let bias = &self.bias[(row / rows_per_batch) * len..][..len];
             o.iter_mut().zip(x).zip(bias).for_each(|((o, x), b)| *o = x + b);
             let max = lanes(o, f32::NEG_INFINITY, f32::max);

@@ -22,7 +22,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 use std::sync::Arc;
 
-use super::ops::{data, exp, matmul, View};
+use super::ops::{exp, matmul, View};
+use crate::kernels::contiguous_f32;
 
 /// Rotary angles of positions `0..t`, `[t, head_dim / 2]` row-major.
 #[derive(Debug)]
@@ -274,7 +275,7 @@ impl CustomOp1 for Attention {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let qkv = data(s, l)?;
+        let qkv = contiguous_f32(self.name(), s, l)?;
         let (t, w, ow, r) = (self.seq, self.heads.qkv_width(), self.heads.out_width(), self.out_rows());
         let b = self.lengths.len();
         let mut out = vec![0f32; b * r * ow];
@@ -298,7 +299,7 @@ impl CustomOp2 for AttentionBackward {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (qkv, grad) = (data(s1, l1)?, data(s2, l2)?);
+        let (qkv, grad) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
         let a = &self.0;
         let (t, w, ow, r) = (a.seq, a.heads.qkv_width(), a.heads.out_width(), a.out_rows());
         let mut dqkv = vec![0f32; qkv.len()];

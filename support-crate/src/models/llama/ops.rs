@@ -8,16 +8,9 @@
 //! gradients through the whole model; the tests below check each op against
 //! its plain-op definition.
 
+use crate::kernels::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-
-/// The contiguous f32 data of a storage (the callers make their inputs contiguous).
-pub(super) fn data<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(all) = s else { candle_core::bail!("fused ops take f32 tensors") };
-    let (start, end) =
-        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("fused ops need contiguous input".into()))?;
-    Ok(&all[start..end])
-}
 
 /// A strided read-only matrix view: element (i, j) at `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
@@ -143,7 +136,7 @@ impl CustomOp2 for RmsNorm {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (data(s1, l1)?, data(s2, l2)?);
+        let (x, w) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
         let h = w.len();
         if l1.dims().last() != Some(&h) {
             candle_core::bail!("rms_norm: weight of {h} for rows of {:?}", l1.dims());
@@ -190,7 +183,11 @@ impl CustomOp3 for RmsNormBackwardX {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, g) = (data(s1, l1)?, data(s2, l2)?, data(s3, l3)?);
+        let (x, w, g) = (
+            contiguous_f32(self.name(), s1, l1)?,
+            contiguous_f32(self.name(), s2, l2)?,
+            contiguous_f32(self.name(), s3, l3)?,
+        );
         let h = w.len();
         let mut out = vec![0f32; x.len()];
         let chunk = h * rows_per_task(h);
@@ -219,7 +216,7 @@ impl CustomOp2 for RmsNormBackwardW {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, g) = (data(s1, l1)?, data(s2, l2)?);
+        let (x, g) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
         let h = l1.dims().last().copied().unwrap_or(1);
         let chunk = h * rows_per_task(h);
         let dw = x
@@ -264,7 +261,7 @@ impl CustomOp2 for Linear {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (data(s1, l1)?, data(s2, l2)?);
+        let (x, w) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
         let (&[n, k], &[m, k2]) = (l1.dims(), l2.dims()) else {
             candle_core::bail!("linear: x {:?} and w {:?} must be matrices", l1.dims(), l2.dims())
         };
@@ -333,7 +330,7 @@ impl CustomOp1 for SwiGlu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = data(s, l)?;
+        let x = contiguous_f32(self.name(), s, l)?;
         let (n, i) = halves(l)?;
         let mut out = vec![0f32; n * i];
         let rows = rows_per_task(2 * i);
@@ -362,7 +359,7 @@ impl CustomOp2 for SwiGluBackward {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, g) = (data(s1, l1)?, data(s2, l2)?);
+        let (x, g) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
         let (_, i) = halves(l1)?;
         let mut out = vec![0f32; x.len()];
         let rows = rows_per_task(2 * i);
