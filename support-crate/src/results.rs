@@ -45,6 +45,10 @@ impl DataSizes {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hardware {
     pub cpu: String,
+    /// The CPU kind where the model name does not say it: "Zen 3, AVX2",
+    /// "AVX-512 VNNI". Empty in records made before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
     pub cores: usize,
     pub memory_gib: f64,
     pub os: String,
@@ -66,6 +70,7 @@ impl Hardware {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0.0);
         Hardware {
+            kind: cpu_kind(&cpuinfo),
             cpu,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_gib: (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
@@ -73,10 +78,44 @@ impl Hardware {
         }
     }
 
-    /// e.g. "AMD EPYC, 2 cores, 23.4 GiB".
+    /// e.g. "AMD EPYC (Zen 3, AVX2), 2 cores, 7.7 GiB".
     pub fn summary(&self) -> String {
-        format!("{}, {} cores, {} GiB", self.cpu, self.cores, self.memory_gib)
+        let kind = if self.kind.is_empty() { String::new() } else { format!(" ({})", self.kind) };
+        format!("{}{kind}, {} cores, {} GiB", self.cpu, self.cores, self.memory_gib)
     }
+}
+
+/// The microarchitecture of an AMD CPU (from its family and model: cloud
+/// machines often report only "AMD EPYC") and the widest vector unit the
+/// kernels use: the two things a speed depends on.
+fn cpu_kind(cpuinfo: &str) -> String {
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+    };
+    let number = |name: &str| field(name).and_then(|v| v.parse::<u32>().ok());
+    let amd = field("vendor_id").as_deref() == Some("AuthenticAMD");
+    let zen = match (amd, number("cpu family"), number("model")) {
+        (true, Some(23), _) => Some("Zen/Zen 2"),
+        (true, Some(25), Some(m)) if m < 0x10 || (0x20..0x60).contains(&m) => Some("Zen 3"),
+        (true, Some(25), Some(_)) => Some("Zen 4"),
+        (true, Some(26), _) => Some("Zen 5"),
+        _ => None,
+    };
+    let flags = field("flags").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let simd = if has("avx512f") && has("avx512_vnni") {
+        "AVX-512 VNNI"
+    } else if has("avx512f") {
+        "AVX-512"
+    } else if has("avx2") {
+        "AVX2"
+    } else {
+        ""
+    };
+    zen.into_iter().chain((!simd.is_empty()).then_some(simd)).collect::<Vec<_>>().join(", ")
 }
 
 /// Everything about one run of one experiment.
@@ -294,6 +333,30 @@ pub fn recompute(record: &RunRecord, predictions: &[Prediction]) -> Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_kind_names_the_zen_generation_and_the_vector_unit() {
+        let cpuinfo = |family: u32, model: u32, flags: &str| {
+            format!("vendor_id\t: AuthenticAMD\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: AMD EPYC\nflags\t\t: fpu {flags}\n")
+        };
+        assert_eq!(cpu_kind(&cpuinfo(25, 1, "avx2 fma")), "Zen 3, AVX2");
+        assert_eq!(cpu_kind(&cpuinfo(25, 0x11, "avx2 avx512f avx512_vnni")), "Zen 4, AVX-512 VNNI");
+        assert_eq!(cpu_kind(&cpuinfo(25, 0x50, "avx2")), "Zen 3, AVX2");
+        let intel = "vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nflags\t\t: avx2 avx512f\n";
+        assert_eq!(cpu_kind(intel), "AVX-512");
+        assert_eq!(cpu_kind(""), "");
+        let hardware = Hardware {
+            cpu: "AMD EPYC".into(),
+            kind: "Zen 3, AVX2".into(),
+            cores: 2,
+            memory_gib: 7.7,
+            os: "linux".into(),
+        };
+        assert_eq!(hardware.summary(), "AMD EPYC (Zen 3, AVX2), 2 cores, 7.7 GiB");
+        let old: Hardware =
+            serde_json::from_str(r#"{"cpu":"AMD EPYC","cores":2,"memory_gib":7.7,"os":"linux"}"#).unwrap();
+        assert_eq!(old.summary(), "AMD EPYC, 2 cores, 7.7 GiB", "records made before the kind was kept still read");
+    }
 
     fn record(metrics: Metrics) -> RunRecord {
         RunRecord {

@@ -129,9 +129,8 @@ pub enum BenchCommand {
 fn print_cpu() {
     let hw = crate::results::Hardware::detect();
     println!(
-        "CPU: {} ({} cores); features: {}; int8 kernel: {}",
-        hw.cpu,
-        hw.cores,
+        "CPU: {}; features: {}; int8 kernel: {}",
+        hw.summary(),
         crate::kernels::cpu_features().join(" "),
         crate::kernels::int8::Kernel::best().name()
     );

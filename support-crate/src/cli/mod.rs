@@ -202,14 +202,21 @@ fn run_curve(args: &CurveArgs) -> Result<()> {
     let config = args.config();
     let results = args.data.results_dir(&args.out);
     let started = std::time::Instant::now();
-    let curve =
+    let mut curve =
         curve::run(&config, &ds, &paths::results_dir(args.data.profile()), &context(&args.data), &command_line())?;
+    let compute_seconds = curve.compute_seconds;
+    let existing = results.join("curve.json");
+    if config.arms.len() < curve::Arm::ALL.len() && existing.is_file() {
+        // Some arms only: the others' points in the existing curve stay.
+        curve = curve::merge(curve::read(&existing)?, curve)?;
+        println!("Replaced the {:?} points of {}", config.arms, existing.display());
+    }
     println!("{}", crate::present::curve::table(&curve));
     let (json, csv) = curve::write(&results, &curve)?;
     println!(
         "{} points, {:.1} min of computing ({:.1} min in this run). Wrote {} and {}",
         curve.points.len(),
-        curve.compute_seconds / 60.0,
+        compute_seconds / 60.0,
         started.elapsed().as_secs_f64() / 60.0,
         json.display(),
         csv.display()

@@ -7,8 +7,10 @@
 //! identical on every CPU kind; only their speed differs. [`linear`] wraps it
 //! as a candle op and as [`linear::Dense`], the layer the models use.
 
+pub mod gemm;
 pub mod int8;
 pub mod linear;
+pub mod math;
 
 use candle_core::{CpuStorage, Layout};
 use serde::{Deserialize, Serialize};

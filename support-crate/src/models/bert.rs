@@ -9,6 +9,8 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, T
 use candle_nn::{Embedding, VarBuilder};
 use candle_transformers::models::bert::Config;
 
+use crate::kernels::gemm::{matmul, View};
+use crate::kernels::math::exp;
 use crate::kernels::{contiguous_f32, linear::Dense, Precision};
 
 struct LayerNorm {
@@ -36,24 +38,8 @@ fn erf(x: f32) -> f32 {
         (0.327_591_1f32, 0.254_829_6f32, -0.284_496_7f32, 1.421_413_8f32, -1.453_152_1f32, 1.061_405_4f32);
     let ax = x.abs();
     let t = 1.0 / (1.0 + p * ax);
-    let y = 1.0 - ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t * exp_non_positive(-ax * ax);
+    let y = 1.0 - ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t * exp(-ax * ax);
     y.copysign(x)
-}
-
-/// `e^x` for `x <= 0` (relative error < 2e-7), inlinable and branch-free
-/// so the GELU loop vectorises: libm's `expf` is a call per element, and was
-/// 8% of the encoder's time. Cephes' `expf`: `x = n ln 2 + r`, `|r| <= ln 2 / 2`,
-/// a degree-6 polynomial for `e^r`, and `2^n` built in the exponent bits.
-fn exp_non_positive(x: f32) -> f32 {
-    let x = x.max(-87.0);
-    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4f32 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65)
-        * r
-        + 0.5;
-    // SAFETY: n is an integer in [-126, 0]: finite, and 127 + n is a normal exponent.
-    let two_to_n = f32::from_bits(((unsafe { n.to_int_unchecked::<i32>() } + 127) as u32) << 23);
-    (p * r * r + r + 1.0) * two_to_n
 }
 
 impl CustomOp1 for GeluErf {
@@ -74,41 +60,65 @@ impl CustomOp1 for GeluErf {
     }
 }
 
-/// `softmax(scores + bias)` over the last dimension, in one pass and with the
-/// vectorisable exp: candle's softmax calls libm's `expf` per element (9% of
-/// int8 encoder time in `perf`), and adding the padding mask first was one more
-/// pass over the scores. `bias` is `(batch, len)`: 0 where attended, a large
-/// negative number at padding.
-struct MaskedSoftmax<'a> {
+/// Self-attention from the fused QKV projection, in one op: for each text and
+/// head, the scores `q·kᵀ/√d`, the padding mask and softmax, and the weighted
+/// sum of the values. gemm reads Q, K and V where they lie in the projection's
+/// `(batch, len, 3·hidden)` output and writes each head's context straight into
+/// `(batch, len, hidden)`: no per-head copies of Q, K and V, no scaled copy of
+/// Q, no transposed copy of the context, and no `(batch, heads, len, len)`
+/// score tensor (12 MB a layer at a batch of 64, with its page faults); the
+/// softmax uses the vectorisable exp (candle's calls libm's `expf` per
+/// element, 9% of the int8 encoder's time in `perf`). `bias` is
+/// `(batch, len)`: 0 where attended, a large negative number at padding.
+struct Attention<'a> {
     bias: &'a [f32],
-    len: usize,
+    heads: usize,
 }
 
-impl CustomOp1 for MaskedSoftmax<'_> {
+impl CustomOp1 for Attention<'_> {
     fn name(&self) -> &'static str {
-        "masked-softmax"
+        "bert-attention"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let data = contiguous_f32(self.name(), storage, layout)?;
-        let (batch, len) = (self.bias.len() / self.len.max(1), self.len);
-        let dims = layout.shape().dims();
-        if dims.len() != 4 || dims[0] != batch || dims[3] != len {
-            candle_core::bail!("masked-softmax: scores {dims:?} do not match a mask of {batch} x {len}")
+        let qkv = contiguous_f32(self.name(), storage, layout)?;
+        let (batch, len, width) = layout.shape().dims3()?;
+        let (hidden, heads) = (width / 3, self.heads);
+        if width % 3 != 0 || heads == 0 || hidden % heads != 0 || self.bias.len() != batch * len {
+            candle_core::bail!(
+                "bert-attention: qkv {:?} with {heads} heads and a mask of {} values",
+                layout.dims(),
+                self.bias.len()
+            )
         }
-        let rows_per_batch = dims[1] * dims[2];
+        let d = hidden / heads;
+        let scale = 1.0 / (d as f32).sqrt();
         use rayon::prelude::*;
-        let mut out = vec![0f32; data.len()];
-        out.par_chunks_mut(len).zip(data.par_chunks(len)).enumerate().for_each(|(row, (o, x))| {
-            let bias = &self.bias[(row / rows_per_batch) * len..][..len];
-            o.iter_mut().zip(x).zip(bias).for_each(|((o, x), b)| *o = x + b);
-            let max = lanes(o, f32::NEG_INFINITY, f32::max);
-            o.iter_mut().for_each(|o| *o = exp_non_positive(*o - max));
-            let inv = 1.0 / lanes(o, 0.0, |a, b| a + b);
-            o.iter_mut().for_each(|o| *o *= inv);
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        let mut out = vec![0f32; batch * len * hidden];
+        out.par_chunks_mut(len * hidden).zip(qkv.par_chunks(len * width)).zip(self.bias.par_chunks(len)).for_each_init(
+            || vec![0f32; len * len],
+            |scores, ((context, rows), bias)| {
+                for head in 0..heads {
+                    let q = View::new(&rows[head * d..], width, 1);
+                    let k = View::new(&rows[hidden + head * d..], width, 1);
+                    let v = View::new(&rows[2 * hidden + head * d..], width, 1);
+                    matmul(scores, len, q, k.t(), (len, len, d), false, false);
+                    scores.chunks_mut(len).for_each(|row| softmax(row, bias, scale));
+                    matmul(&mut context[head * d..], hidden, View::new(scores, len, 1), v, (len, d, len), false, false);
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((batch, len, hidden))))
     }
+}
+
+/// `row ← softmax(row·scale + bias)`.
+fn softmax(row: &mut [f32], bias: &[f32], scale: f32) {
+    row.iter_mut().zip(bias).for_each(|(x, b)| *x = *x * scale + b);
+    let max = lanes(row, f32::NEG_INFINITY, f32::max);
+    row.iter_mut().for_each(|x| *x = exp(*x - max));
+    let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
+    row.iter_mut().for_each(|x| *x *= inv);
 }
 
 /// A reduction in eight independent lanes, so that it vectorises (a single
@@ -160,14 +170,7 @@ impl Layer {
     }
 
     fn forward(&self, x: &Tensor, mask_bias: &[f32], heads: usize) -> Result<Tensor> {
-        let (b, l, h) = x.dims3()?;
-        let hd = h / heads;
-        let qkv = self.qkv.forward(x)?.reshape((b, l, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?;
-        let q = (qkv.get(0)?.contiguous()? * (1.0 / (hd as f64).sqrt()))?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let probs = q.matmul(&k.t()?)?.apply_op1_no_bwd(&MaskedSoftmax { bias: mask_bias, len: l })?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))?;
+        let context = self.qkv.forward(x)?.apply_op1_no_bwd(&Attention { bias: mask_bias, heads })?;
         let x = self.attention_norm.forward(&(self.attention_out.forward(&context)? + x)?)?;
         let inner = self.intermediate.forward(&x)?.apply_op1_no_bwd(&GeluErf)?;
         self.output_norm.forward(&(self.output.forward(&inner)? + x)?)
@@ -229,38 +232,42 @@ impl Bert {
 mod tests {
     use super::*;
 
-    #[test]
-    fn fast_exp_is_accurate_where_gelu_uses_it() {
-        for i in 0..=2000 {
-            let x = -(i as f32) * 0.05;
-            let (got, want) = (exp_non_positive(x), (x as f64).exp());
-            assert!(
-                ((got as f64 - want) / want.max(1e-30)).abs() < 2e-7 || want < 1e-37,
-                "exp({x}) = {got}, not {want}"
-            );
-        }
-        assert_eq!(exp_non_positive(0.0), 1.0);
-        assert!(exp_non_positive(-1e4) < 1e-37);
+    /// The attention as candle's plain ops compute it: split the heads, scale
+    /// Q, add the mask, softmax, weight the values, merge the heads.
+    fn plain_attention(qkv: &Tensor, mask: &Tensor, heads: usize) -> Result<Tensor> {
+        let (b, l, width) = qkv.dims3()?;
+        let (h, d) = (width / 3, width / 3 / heads);
+        let qkv = qkv.reshape((b, l, 3, heads, d))?.permute((2, 0, 3, 1, 4))?;
+        let q = (qkv.get(0)?.contiguous()? * (1.0 / (d as f64).sqrt()))?;
+        let (k, v) = (qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+        let bias = ((mask - 1.0)? * 1e9)?.unsqueeze(1)?.unsqueeze(1)?;
+        let probs = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?.broadcast_add(&bias)?)?;
+        probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))
     }
 
     #[test]
-    fn masked_softmax_matches_adding_the_mask_then_candles_softmax() -> Result<()> {
-        let (batch, heads, len) = (2, 3, 5);
+    fn fused_attention_matches_candles_plain_ops() -> Result<()> {
+        let (batch, len, heads, d) = (2, 5, 3, 4);
         let device = candle_core::Device::Cpu;
-        let scores = (Tensor::randn(0f32, 4.0, (batch, heads, len, len), &device)?
-            + Tensor::arange(0f32, len as f32, &device)?.broadcast_as((batch, heads, len, len))?)?;
+        let qkv = Tensor::randn(0f32, 2.0, (batch, len, 3 * heads * d), &device)?;
         // The second text is two tokens shorter: its last two keys are padding.
         let mask = Tensor::new(&[[1f32, 1., 1., 1., 1.], [1., 1., 1., 0., 0.]], &device)?;
-        let bias = ((mask - 1.0)? * 1e9)?;
-        let want = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&bias.unsqueeze(1)?.unsqueeze(1)?)?)?;
-        let bias = bias.flatten_all()?.to_vec1::<f32>()?;
-        let got = scores.apply_op1_no_bwd(&MaskedSoftmax { bias: &bias, len })?;
+        let want = plain_attention(&qkv, &mask, heads)?;
+        let bias = ((&mask - 1.0)? * 1e9)?.flatten_all()?.to_vec1::<f32>()?;
+        let got = qkv.apply_op1_no_bwd(&Attention { bias: &bias, heads })?;
+        assert_eq!(got.dims(), &[batch, len, heads * d]);
         let diff = (&got - &want)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-        assert!(diff < 1e-6, "largest difference {diff}");
-        let padded = got.narrow(0, 1, 1)?.narrow(3, 3, 2)?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-        assert!(padded < 1e-30, "padding keeps weight {padded}");
-        let wrong = MaskedSoftmax { bias: &bias[..len], len };
-        assert!(scores.apply_op1_no_bwd(&wrong).is_err(), "a mask of the wrong batch is an error");
+        assert!(diff < 1e-5, "largest difference {diff}");
+        // A padded key changes nothing: give it another value and compare.
+        let moved = qkv.slice_assign(
+            &[1..2, 4..5, 0..3 * heads * d],
+            &Tensor::ones((1, 1, 3 * heads * d), DType::F32, &device)?,
+        )?;
+        let again = moved.apply_op1_no_bwd(&Attention { bias: &bias, heads })?;
+        let unpadded = |t: &Tensor| t.narrow(0, 1, 1)?.narrow(1, 0, 3)?.flatten_all()?.to_vec1::<f32>();
+        assert_eq!(unpadded(&again)?, unpadded(&got)?, "a padding token leaked into the real tokens");
+        let wrong = Attention { bias: &bias[..len], heads };
+        assert!(qkv.apply_op1_no_bwd(&wrong).is_err(), "a mask of the wrong batch is an error");
         Ok(())
     }
 

@@ -206,9 +206,23 @@ pub fn curve_section(results_dir: &Path) -> Result<Option<String>> {
     }
     let curve = crate::studies::curve::read(&path)?;
     let minutes = curve.compute_seconds / 60.0;
+    let updates: String = curve
+        .updates
+        .iter()
+        .map(|u| {
+            let arms: Vec<&str> = u.arms.iter().map(|a| a.title()).collect();
+            format!(
+                " `{}` measured the {} points again, in {:.0} minutes on {}.",
+                u.command,
+                arms.join(" and "),
+                u.compute_seconds / 60.0,
+                u.hardware.summary()
+            )
+        })
+        .collect();
     Ok(Some(format!(
         "![Test accuracy against labelled examples per class](assets/learning_curve.png)\n\n{}\n\
-         `{}` computed these points in {minutes:.0} minutes on {} ({}; `results/curve.csv` has every seed).\n\n{}",
+         `{}` computed these points in {minutes:.0} minutes on {} ({}; `results/curve.csv` has every seed).{updates}\n\n{}",
         super::curve::sentences(&curve),
         curve.command,
         curve.hardware.summary(),

@@ -253,6 +253,58 @@ pub struct Curve {
     /// Wall seconds of every measured point (as if run at once, from no cache).
     pub compute_seconds: f64,
     pub points: Vec<CurvePoint>,
+    /// Later runs of some arms (`curve --arms ...`) whose points replaced
+    /// those of the run above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<CurveUpdate>,
+}
+
+/// A run of some of a curve's arms only, merged into the curve by [`merge`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurveUpdate {
+    pub command: String,
+    pub arms: Vec<Arm>,
+    pub hardware: Hardware,
+    pub compute_seconds: f64,
+}
+
+/// `update`, a curve of some arms only, merged into `base`: its arms' points
+/// replace theirs, the other arms' points stay, and `updates` records which
+/// run measured what. Fails when the two were made on different data or grids,
+/// which one chart could not honestly hold.
+pub fn merge(base: Curve, update: Curve) -> Result<Curve> {
+    let grid = |c: &Curve| -> Result<_> {
+        let mut config = serde_json::to_value(&c.config)?;
+        config["arms"] = serde_json::Value::Null;
+        Ok((config, c.data.clone(), c.num_classes, c.test_items))
+    };
+    if grid(&base)? != grid(&update)? {
+        bail!(
+            "the existing curve was made on other data or another grid than this run of {:?}: run every arm, or \
+             write this one elsewhere with --out",
+            update.config.arms
+        );
+    }
+    let arms = update.config.arms.clone();
+    let mut merged = base;
+    merged.points.retain(|p| !arms.contains(&p.arm));
+    merged.points.extend(update.points);
+    // Stable: within an arm, the order the plan measured the points in.
+    merged.points.sort_by_key(|p| p.arm);
+    merged.config.arms.extend(arms.iter().copied());
+    merged.config.arms.sort();
+    merged.config.arms.dedup();
+    for earlier in &mut merged.updates {
+        earlier.arms.retain(|a| !arms.contains(a));
+    }
+    merged.updates.retain(|u| !u.arms.is_empty());
+    merged.updates.push(CurveUpdate {
+        command: update.command,
+        arms,
+        hardware: update.hardware,
+        compute_seconds: update.compute_seconds,
+    });
+    Ok(merged)
 }
 
 pub const CURVE_SCHEMA_VERSION: u32 = 1;
@@ -462,6 +514,7 @@ pub fn run(config: &CurveConfig, ds: &Dataset, results: &Path, ctx: &RunContext,
         hardware: Hardware::detect(),
         compute_seconds: points.iter().map(|p| p.seconds).sum(),
         points,
+        updates: Vec::new(),
     })
 }
 
@@ -632,5 +685,51 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].arm, s[0].seeds, s[0].low, s[0].high), (Arm::Tfidf, 1, 0.25, 0.75));
         assert_eq!((s[1].arm, s[1].seeds, s[1].low, s[1].high, s[1].mean), (Arm::Knn, 2, 0.5, 0.75, 0.625));
+    }
+
+    fn curve(arms: &[Arm], points: Vec<CurvePoint>, command: &str) -> Curve {
+        let mut config = CurveConfig::for_profile(Profile::Smoke);
+        config.arms = arms.to_vec();
+        Curve {
+            schema_version: CURVE_SCHEMA_VERSION,
+            command: command.into(),
+            config,
+            data: "synthetic".into(),
+            num_classes: 4,
+            test_items: 100,
+            hardware: Hardware::detect(),
+            compute_seconds: points.iter().map(|p| p.seconds).sum(),
+            points,
+            updates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_of_some_arms_replaces_only_their_points() {
+        let base = curve(
+            &Arm::ALL,
+            vec![point(Arm::Tfidf, 8, 42, 0.5), point(Arm::Knn, 8, 42, 0.6), point(Arm::Tfidf, 32, 42, 0.7)],
+            "curve",
+        );
+        let update = curve(&[Arm::Tfidf], vec![point(Arm::Tfidf, 8, 42, 0.55)], "curve --arms tfidf");
+        let merged = merge(base.clone(), update.clone()).unwrap();
+        let kept: Vec<(Arm, usize, f64)> =
+            merged.points.iter().map(|p| (p.arm, p.labels_per_class, p.accuracy)).collect();
+        assert_eq!(kept, vec![(Arm::Tfidf, 8, 0.55), (Arm::Knn, 8, 0.6)], "the old TF-IDF points are gone");
+        assert_eq!(merged.command, "curve", "the base run still describes the other arms");
+        assert_eq!(merged.config.arms, Arm::ALL.to_vec());
+        assert_eq!(merged.updates.len(), 1);
+        assert_eq!(
+            (merged.updates[0].command.as_str(), &merged.updates[0].arms[..]),
+            ("curve --arms tfidf", &[Arm::Tfidf][..])
+        );
+
+        let again = merge(merged, update.clone()).unwrap();
+        assert_eq!(again.updates.len(), 1, "a later run of the same arms supersedes the earlier one");
+
+        let mut other_grid = update;
+        other_grid.config.budgets = vec![16];
+        let err = merge(base, other_grid).unwrap_err().to_string();
+        assert!(err.contains("another grid"), "{err}");
     }
 }

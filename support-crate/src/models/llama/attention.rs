@@ -22,8 +22,9 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 use std::sync::Arc;
 
-use super::ops::{exp, matmul, View};
 use crate::kernels::contiguous_f32;
+use crate::kernels::gemm::{matmul, View};
+use crate::kernels::math::exp;
 
 /// Rotary angles of positions `0..t`, `[t, head_dim / 2]` row-major.
 #[derive(Debug)]

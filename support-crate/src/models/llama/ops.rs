@@ -9,107 +9,10 @@
 //! its plain-op definition.
 
 use crate::kernels::contiguous_f32;
+use crate::kernels::gemm::{product, View};
+use crate::kernels::math::exp;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-
-/// A strided read-only matrix view: element (i, j) at `data[i·rs + j·cs]`.
-#[derive(Clone, Copy)]
-pub(super) struct View<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a> View<'a> {
-    pub(super) fn new(data: &'a [f32], rs: usize, cs: usize) -> Self {
-        View { data, rs, cs }
-    }
-    pub(super) fn t(self) -> Self {
-        View { data: self.data, rs: self.cs, cs: self.rs }
-    }
-    fn check(&self, rows: usize, cols: usize) {
-        if rows > 0 && cols > 0 {
-            assert!((rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len(), "matmul: view out of bounds");
-        }
-    }
-}
-
-/// `dst[m×n]` (row stride `dst_rs`) = `a[m×k] · b[k×n]`, added to `dst` with
-/// `accumulate`; on rayon's threads with `parallel`. gemm (candle's own matmul
-/// library) on strided views, so transposes are free.
-pub(super) fn matmul(
-    dst: &mut [f32],
-    dst_rs: usize,
-    a: View,
-    b: View,
-    dims: (usize, usize, usize),
-    accumulate: bool,
-    parallel: bool,
-) {
-    // SAFETY: `dst` is initialised and `dst.len()` long.
-    unsafe { gemm_into(dst.as_mut_ptr(), dst.len(), dst_rs, a, b, dims, accumulate, parallel) }
-}
-
-/// `a[m×k] · b[k×n]` as a new row-major buffer, in parallel. gemm writes
-/// every element, so the buffer is not zero-filled first (a memset of each
-/// layer's largest activations).
-pub(super) fn product(a: View, b: View, (m, n, k): (usize, usize, usize)) -> Vec<f32> {
-    if k == 0 {
-        return vec![0.0; m * n];
-    }
-    let mut out = Vec::with_capacity(m * n);
-    // SAFETY: the capacity is m·n; gemm without `accumulate` only writes dst,
-    // every element of it (k > 0), before `set_len` exposes them.
-    unsafe {
-        gemm_into(out.spare_capacity_mut().as_mut_ptr().cast(), m * n, n, a, b, (m, n, k), false, true);
-        out.set_len(m * n);
-    }
-    out
-}
-
-/// # Safety
-/// `dst` must be valid for reads (with `accumulate`) and writes of `dst_len` floats.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_into(
-    dst: *mut f32,
-    dst_len: usize,
-    dst_rs: usize,
-    a: View,
-    b: View,
-    (m, n, k): (usize, usize, usize),
-    accumulate: bool,
-    parallel: bool,
-) {
-    a.check(m, k);
-    b.check(k, n);
-    if m > 0 && n > 0 {
-        assert!((m - 1) * dst_rs + n <= dst_len, "matmul: product out of bounds");
-    }
-    // SAFETY: every element gemm reads or writes lies inside the slices (checked above).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            if parallel { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None },
-        )
-    }
-}
 
 /// Rows per parallel task: enough work per task to amortise rayon's overhead.
 fn rows_per_task(row_len: usize) -> usize {
@@ -294,29 +197,6 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-/// `e^x` in plain arithmetic, so that loops over slices vectorise: libm's
-/// `expf` is a scalar call, and was 2.5% of a fine-tuning step (SwiGLU and
-/// attention's softmax). Cephes' `expf`: `x = n·ln 2 + r`, `|r| ≤ ln 2 / 2`,
-/// a degree-5 minimax polynomial for `e^r`, `2^n` built from its bits.
-/// Relative error below 2 f32 epsilons (2.4e-7); inputs are clamped to
-/// `[−87.3, 88.3]` (results from 1.2e-38 to 2.1e38), NaN stays NaN.
-#[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
-    // 1.5·2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 88.3);
-    let t = x * std::f32::consts::LOG2_E + ROUND;
-    let n = t.to_bits() as i32 - ROUND.to_bits() as i32;
-    let k = t - ROUND;
-    // ln 2 in two parts, so that `x − k·ln 2` is exact to f32 precision.
-    let r = x - k * 0.693_359_4 + k * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
-        * r
-        + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n + 127) as u32) << 23)
-}
-
 fn halves(l: &Layout) -> Result<(usize, usize)> {
     match l.dims() {
         &[n, two_i] if two_i % 2 == 0 => Ok((n, two_i / 2)),
@@ -441,20 +321,6 @@ pub(super) mod tests {
         // `x` is outside the graph: no gradient is computed for it.
         assert!(ga.get(&x).is_none() && gb.get(&x).is_some());
         assert!(linear(&x, &random(&[7, 4], 6)).is_err());
-    }
-
-    #[test]
-    fn exp_is_within_two_ulps_of_the_exact_value() {
-        let mut worst = 0f64;
-        for i in 0..=1_000_000 {
-            let x = -87.0 + 175.0 * i as f32 / 1e6;
-            let exact = (x as f64).exp();
-            worst = worst.max((exp(x) as f64 - exact).abs() / exact);
-        }
-        assert!(worst < 2.0 * f32::EPSILON as f64, "relative error {worst:e}");
-        assert_eq!(exp(0.0), 1.0);
-        assert!(exp(f32::NAN).is_nan());
-        assert!(exp(-1e4) >= 0.0 && exp(-1e4) < 1e-37 && exp(1e4).is_finite());
     }
 
     #[test]
