@@ -24,7 +24,7 @@ pub fn summary(r: &CascadeRecord) -> String {
     format!(
         "{}: threshold {:.3} (chosen on {} validation items) escalates {:.1}% of test and scores {:.2}% [{:.2}, {:.2}] \
          (macro-F1 {:.4}) on {} test items, against {:.2}% for the first alone and {:.2}% for the second alone, \
-         at {} per 1,000 items against {} and {}.",
+         at {} per 1,000 items against {} and {} (machine time on {}).",
         name(r),
         r.threshold,
         r.validation_items,
@@ -39,6 +39,7 @@ pub fn summary(r: &CascadeRecord) -> String {
         dollars(r.test.cost_per_1000_usd),
         dollars(r.first.cost_per_1000_usd),
         dollars(r.then.cost_per_1000_usd),
+        r.hardware.summary(),
     )
 }
 

@@ -212,10 +212,10 @@ pub fn curve_section(results_dir: &Path) -> Result<Option<String>> {
         .map(|u| {
             let arms: Vec<&str> = u.arms.iter().map(|a| a.title()).collect();
             format!(
-                " `{}` measured the {} points again, in {:.0} minutes on {}.",
+                " `{}` measured the {} points again, in {} on {}.",
                 u.command,
                 arms.join(" and "),
-                u.compute_seconds / 60.0,
+                duration(u.compute_seconds),
                 u.hardware.summary()
             )
         })
