@@ -24,7 +24,7 @@ fn best(repeats: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     println!("features: {}", slm_vs_llm::kernels::cpu_features().join(" "));
-    println!("{:>32} {:>10} {}", "shape (m x k -> n)", "f32", "int8 kernels (GMAC/s)");
+    println!("{:>32} {:>10} int8 kernels (GMAC/s)", "shape (m x k -> n)", "f32");
     let shapes = [
         ("MiniLM qkv", 2048, 384, 1152),
         ("MiniLM intermediate", 2048, 384, 1536),
