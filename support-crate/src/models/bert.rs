@@ -50,12 +50,15 @@ impl CustomOp1 for GeluErf {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let data = contiguous_f32(self.name(), storage, layout)?;
         use rayon::prelude::*;
-        let mut out = vec![0f32; data.len()];
-        out.par_chunks_mut(4096).zip(data.par_chunks(4096)).for_each(|(o, x)| {
+        // Not zero-filled first: the loop writes every element.
+        let mut out = Vec::with_capacity(data.len());
+        out.spare_capacity_mut()[..data.len()].par_chunks_mut(4096).zip(data.par_chunks(4096)).for_each(|(o, x)| {
             for (o, &x) in o.iter_mut().zip(x) {
-                *o = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+                o.write(0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)));
             }
         });
+        // SAFETY: the chunks of `out` and `data` pair up one to one, so every element was written.
+        unsafe { out.set_len(data.len()) };
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
