@@ -98,6 +98,9 @@ impl CustomOp1 for Attention<'_> {
         let scale = 1.0 / (d as f32).sqrt();
         use rayon::prelude::*;
         let mut out = vec![0f32; batch * len * hidden];
+        if out.is_empty() {
+            return Ok((CpuStorage::F32(out), Shape::from((batch, len, hidden))));
+        }
         out.par_chunks_mut(len * hidden).zip(qkv.par_chunks(len * width)).zip(self.bias.par_chunks(len)).for_each_init(
             || vec![0f32; len * len],
             |scores, ((context, rows), bias)| {
@@ -269,6 +272,9 @@ mod tests {
         let again = moved.apply_op1_no_bwd(&Attention { bias: &bias, heads })?;
         let unpadded = |t: &Tensor| t.narrow(0, 1, 1)?.narrow(1, 0, 3)?.flatten_all()?.to_vec1::<f32>();
         assert_eq!(unpadded(&again)?, unpadded(&got)?, "a padding token leaked into the real tokens");
+        let empty = Tensor::zeros((batch, 0, 3 * heads * d), DType::F32, &device)?;
+        let nothing = empty.apply_op1_no_bwd(&Attention { bias: &[], heads })?;
+        assert_eq!(nothing.dims(), &[batch, 0, heads * d], "no tokens: an empty result, not a panic");
         let wrong = Attention { bias: &bias[..len], heads };
         assert!(qkv.apply_op1_no_bwd(&wrong).is_err(), "a mask of the wrong batch is an error");
         Ok(())
