@@ -24,6 +24,21 @@ pub(crate) fn exp(x: f32) -> f32 {
     y * f32::from_bits(((n + 127) as u32) << 23)
 }
 
+/// A reduction in eight independent lanes, so that it vectorises (a single
+/// running f32 max or sum is a dependency chain the compiler must keep in order).
+#[inline]
+pub(crate) fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(init, |a, &b| f(a, b));
+    for c in chunks {
+        for (a, &b) in acc.iter_mut().zip(c) {
+            *a = f(*a, b);
+        }
+    }
+    acc.into_iter().fold(tail, f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

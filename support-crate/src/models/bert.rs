@@ -10,7 +10,7 @@ use candle_nn::{Embedding, VarBuilder};
 use candle_transformers::models::bert::Config;
 
 use crate::kernels::gemm::{matmul, View};
-use crate::kernels::math::exp;
+use crate::kernels::math::{exp, lanes};
 use crate::kernels::{contiguous_f32, linear::Dense, Precision};
 
 struct LayerNorm {
@@ -125,21 +125,6 @@ fn softmax(row: &mut [f32], bias: &[f32], scale: f32) {
     row.iter_mut().for_each(|x| *x = exp(*x - max));
     let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
     row.iter_mut().for_each(|x| *x *= inv);
-}
-
-/// A reduction in eight independent lanes, so that it vectorises (a single
-/// running f32 max or sum is a dependency chain the compiler must keep in order).
-#[inline]
-fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [init; 8];
-    let chunks = x.chunks_exact(8);
-    let tail = chunks.remainder().iter().fold(init, |a, &b| f(a, b));
-    for c in chunks {
-        for (a, &b) in acc.iter_mut().zip(c) {
-            *a = f(*a, b);
-        }
-    }
-    acc.into_iter().fold(tail, f)
 }
 
 struct Layer {

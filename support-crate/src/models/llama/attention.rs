@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::kernels::contiguous_f32;
 use crate::kernels::gemm::{matmul, View};
-use crate::kernels::math::exp;
+use crate::kernels::math::{exp, lanes};
 
 /// Rotary angles of positions `0..t`, `[t, head_dim / 2]` row-major.
 #[derive(Debug)]
@@ -124,25 +124,13 @@ fn rotate(dst: &mut [f32], src: &[f32], cos: &[f32], sin: &[f32], sign: f32, sca
 fn causal_softmax(s: &mut [f32], n: usize, first: usize) {
     for (i, row) in s.chunks_mut(n).enumerate() {
         let (seen, future) = row.split_at_mut(first + i + 1);
-        let max = max_of(seen);
+        // Max is exact, so the lanes' order does not change the result.
+        let max = lanes(seen, f32::NEG_INFINITY, f32::max);
         seen.iter_mut().for_each(|v| *v = exp(*v - max));
         let inv = 1.0 / seen.iter().sum::<f32>();
         seen.iter_mut().for_each(|v| *v *= inv);
         future.fill(0.0);
     }
-}
-
-/// The largest of `v` (−∞ if empty). Sixteen running maxima, because a
-/// single-accumulator fold does not vectorise; max is exact, so the result
-/// is the same in any order.
-fn max_of(v: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 16];
-    let chunks = v.chunks_exact(16);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        lanes.iter_mut().zip(chunk).for_each(|(m, &x)| *m = m.max(x));
-    }
-    lanes.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &x| m.max(x))
 }
 
 /// Per-row work buffers and the rotated keys of the current group.
