@@ -2,9 +2,10 @@
 Rust benchmark uses. Called by `slm-vs-llm bench embed --python ...`; prints one
 JSON line.
 
-    python bench_embed.py MODEL_DIR TEXTS_JSON BATCH_SIZE MAX_SEQ_LENGTH [REPEATS]
+    python bench_embed.py MODEL_DIR TEXTS_JSON BATCH_SIZE MAX_SEQ_LENGTH
 
-The time is the best of REPEATS runs (default 1), as on the Rust side.
+One timed run after a one-batch warm-up, as on the Rust side; the Rust side
+calls this once per round, interleaved with its own runs.
 """
 import json
 import sys
@@ -14,15 +15,12 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 model_dir, texts_path, batch_size, max_len = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-repeats = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 texts = json.load(open(texts_path))
 model = SentenceTransformer(model_dir, device="cpu")
 model.max_seq_length = max_len
 model.encode(texts[:batch_size], batch_size=batch_size, normalize_embeddings=True)  # warm-up
-seconds = float("inf")
-for _ in range(repeats):
-    start = time.perf_counter()
-    model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
-    seconds = min(seconds, time.perf_counter() - start)
+start = time.perf_counter()
+model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
+seconds = time.perf_counter() - start
 print(json.dumps({"texts": len(texts), "seconds": seconds, "sentences_per_second": len(texts) / seconds,
-                  "torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": repeats}))
+                  "torch": torch.__version__, "threads": torch.get_num_threads()}))

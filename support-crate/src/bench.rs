@@ -11,22 +11,99 @@ use serde::Serialize;
 use crate::methods::knn::{KnnClassifier, Vote};
 use crate::models::{Embedder, Embeddings};
 
+/// Throughputs of several sides measured in interleaved rounds. Each round
+/// runs every side once and the side that goes first rotates, so a busy spell
+/// on a shared machine (neighbours moved single runs here by up to 50%) falls
+/// on every side instead of one. Ratios are taken within a round, where both
+/// sides saw the same load, and summarised over the rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rounds {
+    /// One entry per side, in the order the sides were given.
+    pub sides: Vec<Side>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub name: String,
+    /// Throughput in each round.
+    pub per_round: Vec<f64>,
+}
+
+/// One side's throughput over another's, per round: the median and the range.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ratio {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}x (rounds {:.2}-{:.2}x)", self.median, self.min, self.max)
+    }
+}
+
+/// A side of a benchmark: a name and a measurement returning a throughput.
+pub type Measure<'a> = (&'a str, &'a mut dyn FnMut() -> Result<f64>);
+
+impl Rounds {
+    /// `rounds` rounds of every side; round `r` starts with side `r mod sides`.
+    pub fn run(rounds: usize, sides: &mut [Measure<'_>]) -> Result<Self> {
+        let n = sides.len();
+        let mut per_round = vec![Vec::with_capacity(rounds); n];
+        for round in 0..rounds.max(1) {
+            for i in (0..n).map(|i| (i + round) % n) {
+                let throughput = (sides[i].1)().with_context(|| format!("round {} of {}", round + 1, sides[i].0))?;
+                per_round[i].push(throughput);
+            }
+        }
+        let sides =
+            sides.iter().zip(per_round).map(|((name, _), per_round)| Side { name: name.to_string(), per_round });
+        Ok(Self { sides: sides.collect() })
+    }
+
+    /// The median throughput of side `i`.
+    pub fn median(&self, i: usize) -> f64 {
+        median(self.sides[i].per_round.clone())
+    }
+
+    /// Side `a` over side `b`, round by round.
+    pub fn ratio(&self, a: usize, b: usize) -> Ratio {
+        let ratios: Vec<f64> =
+            self.sides[a].per_round.iter().zip(&self.sides[b].per_round).map(|(a, b)| a / b).collect();
+        Ratio {
+            min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            median: median(ratios),
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// Embedding throughput of this crate and, when a Python is given, of
-/// sentence-transformers on the same texts.
+/// sentence-transformers on the same texts, in interleaved rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct EmbedBench {
     pub texts: usize,
     pub batch_size: usize,
-    /// Every time is the best of this many runs (f32 and int8 alternating).
-    pub repeats: usize,
-    pub rust_seconds: f64,
+    /// Sentences/s of each side in each round: `f32`, `int8`, `sentence-transformers`.
+    pub rounds: Rounds,
+    /// Median over the rounds.
     pub rust_sentences_per_second: f64,
-    /// sentence-transformers' own report (JSON), when run.
+    /// sentence-transformers' own report (JSON) from the last round, when run.
     pub python: Option<serde_json::Value>,
-    /// Rust throughput / Python throughput.
-    pub ratio: Option<f64>,
+    /// Rust f32 throughput / Python throughput.
+    pub ratio: Option<Ratio>,
     /// The same texts with the encoder's matmuls in int8.
-    pub int8: Option<LowPrecisionEmbed>,
+    pub int8: LowPrecisionEmbed,
 }
 
 /// Embedding in int8, against f32 and sentence-transformers.
@@ -34,74 +111,75 @@ pub struct EmbedBench {
 pub struct LowPrecisionEmbed {
     /// The int8 kernel that ran (`avx2`, `avx512-vnni`, `portable`).
     pub kernel: String,
-    pub seconds: f64,
+    /// Median over the rounds.
     pub sentences_per_second: f64,
     /// int8 / f32 throughput.
-    pub speedup: f64,
+    pub speedup: Ratio,
     /// int8 throughput / sentence-transformers'.
-    pub ratio: Option<f64>,
+    pub ratio: Option<Ratio>,
     /// Cosine of each text's int8 embedding to its f32 one: the smallest and the mean.
     pub cosine_min: f64,
     pub cosine_mean: f64,
 }
 
-/// Time `embedder` on `texts` (after a one-batch warm-up); with `int8`, the
-/// same model in int8 too; with `python`, `benches/python/bench_embed.py` on
-/// the same texts.
+/// `rounds` interleaved rounds of: `embedder` on `texts` (after a one-batch
+/// warm-up), the same model in `int8`, and with `python`,
+/// `benches/python/bench_embed.py` on the same texts.
 pub fn embed(
     embedder: &Embedder,
-    int8: Option<&Embedder>,
+    int8: &Embedder,
     texts: &[&str],
-    repeats: usize,
+    rounds: usize,
     python: Option<&Path>,
 ) -> Result<EmbedBench> {
     let config = embedder.config().clone();
-    let repeats = repeats.max(1);
-    // Alternating runs, so that neither precision gets the quieter moments or the warmer allocator.
-    let mut best: [Option<(f64, Embeddings)>; 2] = [None, None];
-    for _ in 0..repeats {
-        for (slot, embedder) in best.iter_mut().zip([Some(embedder), int8]) {
-            let Some(embedder) = embedder else { continue };
-            let (seconds, embeddings) = time_embedding(embedder, texts)?;
-            if slot.as_ref().is_none_or(|(s, _)| seconds < *s) {
-                *slot = Some((seconds, embeddings));
-            }
-        }
+    let sps = |seconds: f64| texts.len() as f64 / seconds;
+    let (mut f32_embeddings, mut int8_embeddings, mut python_report) = (None, None, None);
+    let mut run_f32 = || -> Result<f64> {
+        let (seconds, embeddings) = time_embedding(embedder, texts)?;
+        f32_embeddings = Some(embeddings);
+        Ok(sps(seconds))
+    };
+    let mut run_int8 = || -> Result<f64> {
+        let (seconds, embeddings) = time_embedding(int8, texts)?;
+        int8_embeddings = Some(embeddings);
+        Ok(sps(seconds))
+    };
+    let mut run_python = |py: &Path| -> Result<f64> {
+        let report = python_embed(py, &config.model, texts, config.batch_size, config.max_tokens)?;
+        let sps = report["sentences_per_second"].as_f64().context("bench_embed.py gave no sentences_per_second")?;
+        python_report = Some(report);
+        Ok(sps)
+    };
+    let mut run_python = python.map(|py| move || run_python(py));
+    let (f32, low, torch) = (0, 1, 2);
+    let mut sides: Vec<Measure> = vec![("f32", &mut run_f32), ("int8", &mut run_int8)];
+    if let Some(run) = run_python.as_mut() {
+        sides.push(("sentence-transformers", run));
     }
-    let [Some((rust_seconds, f32_embeddings)), int8_best] = best else { unreachable!("the f32 run always runs") };
-    let rust_sps = texts.len() as f64 / rust_seconds;
-    let python = python
-        .map(|py| python_embed(py, &config.model, texts, config.batch_size, config.max_tokens, repeats))
-        .transpose()?;
-    let python_sps = python.as_ref().and_then(|p| p["sentences_per_second"].as_f64());
-    let int8 = int8_best
-        .map(|(seconds, embeddings)| -> Result<LowPrecisionEmbed> {
-            let cosines: Vec<f64> = (0..texts.len())
-                .map(|i| {
-                    let (a, b) = (f32_embeddings.row(i), embeddings.row(i));
-                    crate::models::embedder::cosine(a, b) as f64
-                })
-                .collect();
-            let sps = texts.len() as f64 / seconds;
-            Ok(LowPrecisionEmbed {
-                kernel: crate::kernels::int8::Kernel::best().name().into(),
-                seconds,
-                sentences_per_second: sps,
-                speedup: sps / rust_sps,
-                ratio: python_sps.map(|p| sps / p),
-                cosine_min: cosines.iter().copied().fold(f64::INFINITY, f64::min),
-                cosine_mean: cosines.iter().sum::<f64>() / cosines.len().max(1) as f64,
-            })
-        })
-        .transpose()?;
+    let rounds = Rounds::run(rounds, &mut sides)?;
+    drop(sides);
+    let (Some(f32_embeddings), Some(int8_embeddings)) = (f32_embeddings, int8_embeddings) else {
+        bail!("no embeddings were made");
+    };
+    let cosines: Vec<f64> = (0..texts.len())
+        .map(|i| crate::models::embedder::cosine(f32_embeddings.row(i), int8_embeddings.row(i)) as f64)
+        .collect();
+    let int8 = LowPrecisionEmbed {
+        kernel: crate::kernels::int8::Kernel::best().name().into(),
+        sentences_per_second: rounds.median(low),
+        speedup: rounds.ratio(low, f32),
+        ratio: python.map(|_| rounds.ratio(low, torch)),
+        cosine_min: cosines.iter().copied().fold(f64::INFINITY, f64::min),
+        cosine_mean: cosines.iter().sum::<f64>() / cosines.len().max(1) as f64,
+    };
     Ok(EmbedBench {
         texts: texts.len(),
         batch_size: config.batch_size,
-        repeats,
-        rust_seconds,
-        rust_sentences_per_second: rust_sps,
-        python,
-        ratio: python_sps.map(|p| rust_sps / p),
+        rust_sentences_per_second: rounds.median(f32),
+        ratio: python.map(|_| rounds.ratio(f32, torch)),
+        python: python_report,
+        rounds,
         int8,
     })
 }
@@ -114,27 +192,14 @@ fn time_embedding(embedder: &Embedder, texts: &[&str]) -> Result<(f64, Embedding
     Ok((start.elapsed().as_secs_f64(), embeddings))
 }
 
-fn python_embed(
-    python: &Path,
-    model: &str,
-    texts: &[&str],
-    batch: usize,
-    max_len: usize,
-    repeats: usize,
-) -> Result<serde_json::Value> {
+fn python_embed(python: &Path, model: &str, texts: &[&str], batch: usize, max_len: usize) -> Result<serde_json::Value> {
     let dir = tempfile_dir()?;
     let texts_path = dir.join("texts.json");
     std::fs::write(&texts_path, serde_json::to_string(texts)?)?;
     let result = python_json(
         python,
         "bench_embed.py",
-        &[
-            model,
-            texts_path.to_str().unwrap_or_default(),
-            &batch.to_string(),
-            &max_len.to_string(),
-            &repeats.to_string(),
-        ],
+        &[model, texts_path.to_str().unwrap_or_default(), &batch.to_string(), &max_len.to_string()],
     );
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -204,7 +269,7 @@ pub fn knn(train: &Embeddings, queries: &Embeddings, k: usize, repeats: usize) -
 }
 
 /// Fine-tuning and inference throughput of the SLM classifier, and of
-/// PyTorch + transformers on the same weights and token ids.
+/// PyTorch + transformers on the same weights and token ids, in interleaved rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct SlmBench {
     pub model: String,
@@ -212,56 +277,68 @@ pub struct SlmBench {
     pub trainable_params: usize,
     pub train_batch: usize,
     pub train_seq_len: usize,
+    /// Timed steps per round and side.
     pub train_steps: usize,
+    /// Training tokens/s in each round: `candle`, `pytorch`.
+    pub train: Rounds,
+    /// Median over the rounds.
     pub rust_train_tokens_per_second: f64,
     pub rust_train_peak_memory_mib: Option<f64>,
     pub infer_rows: usize,
     pub infer_batch: usize,
+    /// Inference texts/s in each round: `f32`, `int8`, `pytorch`.
+    pub infer: Rounds,
+    /// Median over the rounds.
     pub rust_infer_rows_per_second: f64,
     /// The same inference with the blocks' matmuls in int8.
-    pub int8_infer: Option<LowPrecisionInfer>,
+    pub int8_infer: LowPrecisionInfer,
+    /// PyTorch's own reports (JSON) from the last round.
     pub python_train: Option<serde_json::Value>,
     pub python_infer: Option<serde_json::Value>,
     /// Rust / PyTorch, > 1 means faster.
-    pub train_ratio: Option<f64>,
-    pub infer_ratio: Option<f64>,
+    pub train_ratio: Option<Ratio>,
+    pub infer_ratio: Option<Ratio>,
 }
 
 /// Classifier inference in int8, against f32 and PyTorch.
 #[derive(Debug, Clone, Serialize)]
 pub struct LowPrecisionInfer {
     pub kernel: String,
+    /// Median over the rounds.
     pub rows_per_second: f64,
     /// int8 / f32 throughput.
-    pub speedup: f64,
+    pub speedup: Ratio,
     /// int8 throughput / PyTorch's.
-    pub ratio: Option<f64>,
+    pub ratio: Option<Ratio>,
     /// Share of texts whose most probable class is the f32 model's.
     pub same_predictions: f64,
     /// Largest difference of a class probability from f32's.
     pub max_probability_difference: f64,
 }
 
+/// What `slm` measures and how.
+#[derive(Debug, Clone)]
+pub struct SlmBenchConfig {
+    pub frozen_layers: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    /// Timed training steps per round and side.
+    pub steps: usize,
+    pub infer_batch: usize,
+    pub rounds: usize,
+}
+
 /// Training: `steps` AdamW steps on `batch` × `seq_len` rows cut from the
 /// token stream of `texts` (no padding). Inference: the texts themselves,
 /// length-sorted, `infer_batch` at a time. With `python`, the same on
 /// PyTorch through `benches/python/bench_slm.py`, with the weights written
-/// as a Hugging Face directory.
-#[allow(clippy::too_many_arguments)]
-pub fn slm(
-    model: &str,
-    texts: &[&str],
-    frozen_layers: usize,
-    batch: usize,
-    seq_len: usize,
-    steps: usize,
-    infer_batch: usize,
-    python: Option<&Path>,
-) -> Result<SlmBench> {
+/// as a Hugging Face directory. Each is measured in `rounds` interleaved rounds.
+pub fn slm(model: &str, texts: &[&str], config: &SlmBenchConfig, python: Option<&Path>) -> Result<SlmBench> {
     use crate::methods::finetune::batch::encode_all;
     use crate::methods::finetune::classifier::{predict_probs, Classifier};
     use crate::methods::finetune::optim::{AdamW, AdamWConfig};
     use crate::models::llama::{Llama, Trainable};
+    let SlmBenchConfig { frozen_layers, batch, seq_len, steps, infer_batch, rounds } = config.clone();
 
     let loaded = crate::models::llama::load(model, &Device::Cpu)?;
     let pad = loaded.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
@@ -273,30 +350,6 @@ pub fn slm(
     }
     let trainable = Trainable { embedding: false, frozen_layers };
     let llama = Llama::from_weights(loaded.config.clone(), loaded.weights, Some(4), trainable, 0)?;
-    let params =
-        llama.trainable_params().into_iter().map(|p| (p.name.clone(), p.var().cloned().expect("var"))).collect();
-    let mut optimiser = AdamW::new(params, AdamWConfig::default());
-    let trainable_params = optimiser.num_params();
-    let labels = Tensor::new(vec![0u32; batch], &Device::Cpu)?;
-    let batches: Vec<Tensor> = rows
-        .chunks_exact(batch)
-        .map(|b| Tensor::from_vec(b.concat(), (batch, seq_len), &Device::Cpu))
-        .collect::<candle_core::Result<_>>()?;
-    let lengths = vec![seq_len; batch];
-    let mut step = |x: &Tensor| -> Result<()> {
-        let loss = candle_nn::loss::cross_entropy(&llama.classify(x, &lengths)?, &labels)?;
-        optimiser.accumulate(&loss.backward()?, 1.0)?;
-        optimiser.step(1e-4, 1.0)?;
-        Ok(())
-    };
-    step(&batches[0])?;
-    let start = Instant::now();
-    for i in 0..steps {
-        step(&batches[i % batches.len()])?;
-    }
-    let train_seconds = start.elapsed().as_secs_f64();
-    let rust_train_peak_memory_mib = crate::results::peak_memory_mib();
-
     let classifier = Classifier {
         model: llama,
         tokenizer: loaded.tokenizer,
@@ -304,98 +357,167 @@ pub fn slm(
         max_len: 128,
         pad,
     };
-    let int8_model = classifier.model.detached()?.with_precision(crate::kernels::Precision::Int8)?;
-    // Best of two, alternating, as the embedding benchmark does.
-    let (mut infer_seconds, mut int8_seconds) = (f64::INFINITY, f64::INFINITY);
-    let (mut f32_probs, mut int8_probs) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        for (model, seconds, probs) in
-            [(&classifier.model, &mut infer_seconds, &mut f32_probs), (&int8_model, &mut int8_seconds, &mut int8_probs)]
-        {
+    // PyTorch starts from the weights as loaded, before any Rust step.
+    let dir = tempfile_dir()?;
+    let result = (|| {
+        let python = python.map(|py| PythonSlm::write(py, &dir, &classifier, &rows, &encoded, config)).transpose()?;
+        let llama = &classifier.model;
+        let params =
+            llama.trainable_params().into_iter().map(|p| (p.name.clone(), p.var().cloned().expect("var"))).collect();
+        let mut optimiser = AdamW::new(params, AdamWConfig::default());
+        let trainable_params = optimiser.num_params();
+        let labels = Tensor::new(vec![0u32; batch], &Device::Cpu)?;
+        let batches: Vec<Tensor> = rows
+            .chunks_exact(batch)
+            .map(|b| Tensor::from_vec(b.concat(), (batch, seq_len), &Device::Cpu))
+            .collect::<candle_core::Result<_>>()?;
+        let lengths = vec![seq_len; batch];
+        let mut step = |x: &Tensor| -> Result<()> {
+            let loss = candle_nn::loss::cross_entropy(&llama.classify(x, &lengths)?, &labels)?;
+            optimiser.accumulate(&loss.backward()?, 1.0)?;
+            optimiser.step(1e-4, 1.0)?;
+            Ok(())
+        };
+        step(&batches[0])?;
+        let tokens = (steps * batch * seq_len) as f64;
+        let mut rust_train = || -> Result<f64> {
+            let start = Instant::now();
+            for i in 0..steps {
+                step(&batches[i % batches.len()])?;
+            }
+            Ok(tokens / start.elapsed().as_secs_f64())
+        };
+        let mut python_train = None;
+        let mut torch_train = python.as_ref().map(|py| {
+            let report = &mut python_train;
+            move || py.run("train", report, "tokens_per_second")
+        });
+        let mut sides: Vec<Measure> = vec![("candle", &mut rust_train)];
+        if let Some(run) = torch_train.as_mut() {
+            sides.push(("pytorch", run));
+        }
+        let train = Rounds::run(rounds, &mut sides)?;
+        drop(sides);
+        let rust_train_peak_memory_mib = crate::results::peak_memory_mib();
+
+        let int8_model = llama.detached()?.with_precision(crate::kernels::Precision::Int8)?;
+        let (mut f32_probs, mut int8_probs) = (Vec::new(), Vec::new());
+        let infer = |model: &Llama, probs: &mut Vec<Vec<f32>>| -> Result<f64> {
             predict_probs(model, &encoded[..infer_batch.min(encoded.len())], pad, infer_batch, false)?;
             let start = Instant::now();
             *probs = predict_probs(model, &encoded, pad, infer_batch, false)?;
-            *seconds = seconds.min(start.elapsed().as_secs_f64());
+            Ok(encoded.len() as f64 / start.elapsed().as_secs_f64())
+        };
+        let mut infer_f32 = || infer(llama, &mut f32_probs);
+        let mut infer_int8 = || infer(&int8_model, &mut int8_probs);
+        let mut python_infer = None;
+        let mut torch_infer = python.as_ref().map(|py| {
+            let report = &mut python_infer;
+            move || py.run("infer", report, "rows_per_second")
+        });
+        let mut sides: Vec<Measure> = vec![("f32", &mut infer_f32), ("int8", &mut infer_int8)];
+        if let Some(run) = torch_infer.as_mut() {
+            sides.push(("pytorch", run));
         }
-    }
-    let same = f32_probs.iter().zip(&int8_probs).filter(|(a, b)| crate::method::argmax(a) == crate::method::argmax(b));
-    let max_difference = f32_probs
-        .iter()
-        .zip(&int8_probs)
-        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64))
-        .fold(0.0, f64::max);
+        let infer = Rounds::run(rounds, &mut sides)?;
+        drop(sides);
+        let same =
+            f32_probs.iter().zip(&int8_probs).filter(|(a, b)| crate::method::argmax(a) == crate::method::argmax(b));
+        let max_difference = f32_probs
+            .iter()
+            .zip(&int8_probs)
+            .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64))
+            .fold(0.0, f64::max);
+        let (f32, low, torch) = (0, 1, 2);
+        let int8_infer = LowPrecisionInfer {
+            kernel: crate::kernels::int8::Kernel::best().name().into(),
+            rows_per_second: infer.median(low),
+            speedup: infer.ratio(low, f32),
+            ratio: python.as_ref().map(|_| infer.ratio(low, torch)),
+            same_predictions: same.count() as f64 / encoded.len().max(1) as f64,
+            max_probability_difference: max_difference,
+        };
+        Ok(SlmBench {
+            model: model.to_string(),
+            frozen_layers,
+            trainable_params,
+            train_batch: batch,
+            train_seq_len: seq_len,
+            train_steps: steps,
+            rust_train_tokens_per_second: train.median(0),
+            train_ratio: python.as_ref().map(|_| train.ratio(0, 1)),
+            train,
+            rust_train_peak_memory_mib,
+            infer_rows: encoded.len(),
+            infer_batch,
+            rust_infer_rows_per_second: infer.median(f32),
+            infer_ratio: python.as_ref().map(|_| infer.ratio(f32, torch)),
+            infer,
+            int8_infer,
+            python_train,
+            python_infer,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
 
-    let (python_train, python_infer) = match python {
-        None => (None, None),
-        Some(py) => {
-            let dir = tempfile_dir()?;
-            classifier.save(&dir.join("model"))?;
-            let train_ids = dir.join("train_ids.json");
-            std::fs::write(&train_ids, serde_json::to_string(&rows)?)?;
-            let infer_ids = dir.join("infer_ids.json");
-            let mut sorted: Vec<&Vec<u32>> = encoded.iter().map(|e| &e.ids).collect();
-            sorted.sort_by_key(|ids| std::cmp::Reverse(ids.len()));
-            // The same length-sorted, right-padded batches as the Rust side.
-            let padded: Vec<Vec<Vec<u32>>> = sorted
-                .chunks(infer_batch)
-                .map(|c| {
-                    let longest = c[0].len();
-                    c.iter()
-                        .map(|ids| ids.iter().copied().chain(std::iter::repeat_n(pad, longest - ids.len())).collect())
-                        .collect()
-                })
-                .collect();
-            std::fs::write(&infer_ids, serde_json::to_string(&padded)?)?;
-            let run = |mode: &str, ids: &Path, steps: usize, batch: usize| {
-                python_json(
-                    py,
-                    "bench_slm.py",
-                    &[
-                        dir.join("model").to_str().unwrap_or_default(),
-                        ids.to_str().unwrap_or_default(),
-                        mode,
-                        &frozen_layers.to_string(),
-                        &steps.to_string(),
-                        &batch.to_string(),
-                    ],
-                )
-            };
-            let train = run("train", &train_ids, steps, batch)?;
-            let infer = run("infer", &infer_ids, 0, infer_batch)?;
-            let _ = std::fs::remove_dir_all(&dir);
-            (Some(train), Some(infer))
-        }
-    };
-    let rust_train_tps = (steps * batch * seq_len) as f64 / train_seconds;
-    let rust_infer_rps = encoded.len() as f64 / infer_seconds;
-    let python_infer_rps = python_infer.as_ref().and_then(|p| p["rows_per_second"].as_f64());
-    let int8_rps = encoded.len() as f64 / int8_seconds;
-    let int8_infer = Some(LowPrecisionInfer {
-        kernel: crate::kernels::int8::Kernel::best().name().into(),
-        rows_per_second: int8_rps,
-        speedup: int8_rps / rust_infer_rps,
-        ratio: python_infer_rps.map(|p| int8_rps / p),
-        same_predictions: same.count() as f64 / encoded.len().max(1) as f64,
-        max_probability_difference: max_difference,
-    });
-    Ok(SlmBench {
-        model: model.to_string(),
-        frozen_layers,
-        trainable_params,
-        train_batch: batch,
-        train_seq_len: seq_len,
-        train_steps: steps,
-        rust_train_tokens_per_second: rust_train_tps,
-        rust_train_peak_memory_mib,
-        infer_rows: encoded.len(),
-        infer_batch,
-        rust_infer_rows_per_second: rust_infer_rps,
-        int8_infer,
-        train_ratio: python_train.as_ref().and_then(|p| p["tokens_per_second"].as_f64()).map(|p| rust_train_tps / p),
-        infer_ratio: python_infer_rps.map(|p| rust_infer_rps / p),
-        python_train,
-        python_infer,
-    })
+/// `benches/python/bench_slm.py` with the model and token ids written for it.
+struct PythonSlm<'a> {
+    python: &'a Path,
+    dir: &'a Path,
+    config: &'a SlmBenchConfig,
+}
+
+impl<'a> PythonSlm<'a> {
+    fn write(
+        python: &'a Path,
+        dir: &'a Path,
+        classifier: &crate::methods::finetune::classifier::Classifier,
+        rows: &[Vec<u32>],
+        encoded: &[crate::methods::finetune::batch::Encoded],
+        config: &'a SlmBenchConfig,
+    ) -> Result<Self> {
+        classifier.save(&dir.join("model"))?;
+        std::fs::write(dir.join("train.json"), serde_json::to_string(rows)?)?;
+        let mut sorted: Vec<&Vec<u32>> = encoded.iter().map(|e| &e.ids).collect();
+        sorted.sort_by_key(|ids| std::cmp::Reverse(ids.len()));
+        // The same length-sorted, right-padded batches as the Rust side.
+        let padded: Vec<Vec<Vec<u32>>> = sorted
+            .chunks(config.infer_batch)
+            .map(|c| {
+                let longest = c[0].len();
+                c.iter()
+                    .map(|ids| {
+                        ids.iter().copied().chain(std::iter::repeat_n(classifier.pad, longest - ids.len())).collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        std::fs::write(dir.join("infer.json"), serde_json::to_string(&padded)?)?;
+        Ok(Self { python, dir, config })
+    }
+
+    /// One run in `mode` (`train` or `infer`): keeps its report, returns its `throughput` field.
+    fn run(&self, mode: &str, report: &mut Option<serde_json::Value>, throughput: &str) -> Result<f64> {
+        let (steps, batch) = match mode {
+            "train" => (self.config.steps, self.config.batch),
+            _ => (0, self.config.infer_batch),
+        };
+        let (model, ids) = (self.dir.join("model"), self.dir.join(format!("{mode}.json")));
+        let args = [
+            model.to_str().unwrap_or_default(),
+            ids.to_str().unwrap_or_default(),
+            mode,
+            &self.config.frozen_layers.to_string(),
+            &steps.to_string(),
+            &batch.to_string(),
+        ];
+        let value = python_json(self.python, "bench_slm.py", &args)?;
+        let result = value[throughput].as_f64().with_context(|| format!("bench_slm.py gave no {throughput}"))?;
+        *report = Some(value);
+        Ok(result)
+    }
 }
 
 fn python_json(python: &Path, script: &str, args: &[&str]) -> Result<serde_json::Value> {
@@ -561,4 +683,43 @@ pub fn llm(
         server_concurrency: concurrency,
         agreement,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_rotate_the_first_side_and_take_ratios_within_a_round() {
+        let order = std::cell::RefCell::new(Vec::new());
+        // A machine whose load doubles every round: side a is always 1.5x side b within a round.
+        let load = std::cell::Cell::new(1.0);
+        let mut a = || -> Result<f64> {
+            order.borrow_mut().push('a');
+            Ok(3.0 / load.get())
+        };
+        let mut b = || -> Result<f64> {
+            order.borrow_mut().push('b');
+            let throughput = 2.0 / load.get();
+            load.set(load.get() * 2.0);
+            Ok(throughput)
+        };
+        let rounds = Rounds::run(3, &mut [("a", &mut a), ("b", &mut b)]).unwrap();
+        assert_eq!(order.into_inner(), ['a', 'b', 'b', 'a', 'a', 'b']);
+        // The second round runs b first, so a sees the doubled load; the median ignores that round.
+        assert_eq!(rounds.sides[0].per_round, [3.0, 0.75, 0.75]);
+        assert_eq!(rounds.sides[1].per_round, [2.0, 1.0, 0.5]);
+        let ratio = rounds.ratio(0, 1);
+        assert_eq!((ratio.median, ratio.min, ratio.max), (1.5, 0.75, 1.5));
+        assert_eq!(rounds.median(1), 1.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn a_failing_side_names_its_round() {
+        let mut ok = || -> Result<f64> { Ok(1.0) };
+        let mut fails = || -> Result<f64> { bail!("out of memory") };
+        let err = Rounds::run(2, &mut [("candle", &mut ok), ("pytorch", &mut fails)]).unwrap_err();
+        assert_eq!(format!("{err:#}"), "round 1 of pytorch: out of memory");
+    }
 }

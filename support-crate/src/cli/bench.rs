@@ -25,9 +25,10 @@ pub enum BenchCommand {
         texts: usize,
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
-        /// Every time (f32, int8, sentence-transformers) is the best of this many runs.
+        /// Rounds of f32, int8 and sentence-transformers, interleaved; ratios
+        /// are taken within each round and the median is reported.
         #[arg(long, default_value_t = 3)]
-        repeats: usize,
+        rounds: usize,
         /// A Python with sentence-transformers (scripts/bench.sh makes one).
         #[arg(long)]
         python: Option<PathBuf>,
@@ -53,12 +54,16 @@ pub enum BenchCommand {
         batch_size: usize,
         #[arg(long, default_value_t = 128)]
         seq_len: usize,
-        /// Timed training steps (after one warm-up step). 10-step runs of either
-        /// side varied by up to 8% on this machine; 30 halve that.
-        #[arg(long, default_value_t = 30)]
+        /// Timed training steps per round and side (after one warm-up step).
+        #[arg(long, default_value_t = 10)]
         steps: usize,
         #[arg(long, default_value_t = 32)]
         infer_batch: usize,
+        /// Rounds of each side, interleaved (the first side rotates), so that
+        /// the load of other processes falls on both; ratios are taken within
+        /// each round and the median is reported with the range.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// A Python with torch and transformers (scripts/bench.sh makes one).
         #[arg(long)]
         python: Option<PathBuf>,
@@ -136,8 +141,24 @@ fn print_cpu() {
     );
 }
 
+/// ", PyTorch 123 tokens/s (last round); ratio 0.98x (rounds 0.95-1.01x)", or nothing without a Python side.
+fn python_side(
+    report: &Option<serde_json::Value>,
+    name: &str,
+    field: &str,
+    unit: &str,
+    ratio: Option<crate::bench::Ratio>,
+) -> String {
+    match (report, ratio) {
+        (Some(report), Some(ratio)) => {
+            format!(", {name} {:.1} {unit}/s (last round); ratio {ratio}", report[field].as_f64().unwrap_or(f64::NAN))
+        }
+        _ => String::new(),
+    }
+}
+
 pub fn run_bench(bench: &BenchCommand) -> Result<()> {
-    let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}x"));
+    let ratio = |r: Option<crate::bench::Ratio>| r.map_or("-".to_string(), |r| r.to_string());
     use crate::models::embedder::{EmbedConfig, Embedder};
     let load_embedder = |model: &Option<String>, batch_size: usize, precision: Precision| {
         let model = model.clone().unwrap_or_else(crate::models::embedder::default_model);
@@ -145,35 +166,31 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
     };
     print_cpu();
     let (name, report) = match bench {
-        BenchCommand::Embed { data, model, texts, batch_size, repeats, python, .. } => {
+        BenchCommand::Embed { data, model, texts, batch_size, rounds, python, .. } => {
             let ds = data.load()?;
             let mut test = ds.test.clone();
             test.sort_by_key(|e| e.index);
             let texts: Vec<&str> = test.iter().take(*texts).map(|e| e.text.as_str()).collect();
             let embedder = load_embedder(model, *batch_size, Precision::F32)?;
             let int8 = load_embedder(model, *batch_size, Precision::Int8)?;
-            let b = crate::bench::embed(&embedder, Some(&int8), &texts, *repeats, python.as_deref())?;
+            let b = crate::bench::embed(&embedder, &int8, &texts, *rounds, python.as_deref())?;
             println!(
-                "Rust (candle): {:.1} sentences/s ({} texts in {:.2} s)",
-                b.rust_sentences_per_second, b.texts, b.rust_seconds
+                "{} texts, median of {} rounds: Rust f32 (candle) {:.1} sentences/s{}",
+                b.texts,
+                rounds,
+                b.rust_sentences_per_second,
+                python_side(&b.python, "sentence-transformers", "sentences_per_second", "sentences", b.ratio)
             );
-            if let (Some(p), Some(r)) = (&b.python, b.ratio) {
-                println!(
-                    "sentence-transformers: {:.1} sentences/s; ratio Rust/Python {r:.2}x",
-                    p["sentences_per_second"].as_f64().unwrap_or(0.0)
-                );
-            }
-            if let Some(q) = &b.int8 {
-                println!(
-                    "Rust int8 ({} kernel): {:.1} sentences/s, {:.2}x f32, {} sentence-transformers; cosine to f32: min {:.5}, mean {:.5}",
-                    q.kernel,
-                    q.sentences_per_second,
-                    q.speedup,
-                    ratio(q.ratio),
-                    q.cosine_min,
-                    q.cosine_mean
-                );
-            }
+            let q = &b.int8;
+            println!(
+                "Rust int8 ({} kernel): {:.1} sentences/s, {} f32, {} sentence-transformers; cosine to f32: min {:.5}, mean {:.5}",
+                q.kernel,
+                q.sentences_per_second,
+                q.speedup,
+                ratio(q.ratio),
+                q.cosine_min,
+                q.cosine_mean
+            );
             ("embed", serde_json::to_value(&b)?)
         }
         BenchCommand::Knn { data, model, k, precision, repeats, .. } => {
@@ -198,6 +215,7 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
             seq_len,
             steps,
             infer_batch,
+            rounds,
             python,
             ..
         } => {
@@ -206,43 +224,39 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
             test.sort_by_key(|e| e.index);
             let texts: Vec<&str> = test.iter().take(*texts).map(|e| e.text.as_str()).collect();
             let model = model.clone().unwrap_or_else(crate::models::llama::default_model);
-            let b = crate::bench::slm(
-                &model,
-                &texts,
-                *frozen_layers,
-                *batch_size,
-                *seq_len,
-                *steps,
-                *infer_batch,
-                python.as_deref(),
-            )?;
+            let config = crate::bench::SlmBenchConfig {
+                frozen_layers: *frozen_layers,
+                batch: *batch_size,
+                seq_len: *seq_len,
+                steps: *steps,
+                infer_batch: *infer_batch,
+                rounds: *rounds,
+            };
+            let b = crate::bench::slm(&model, &texts, &config, python.as_deref())?;
             println!(
-                "training ({} x {} tokens, {} bottom layers frozen): {:.0} tokens/s, PyTorch {}: {}",
+                "training ({} x {} tokens, {} bottom layers frozen), median of {rounds} rounds: {:.0} tokens/s{}",
                 b.train_batch,
                 b.train_seq_len,
                 b.frozen_layers,
                 b.rust_train_tokens_per_second,
-                b.python_train.as_ref().map_or("-".into(), |p| format!("{:.0} tokens/s", p["tokens_per_second"])),
-                ratio(b.train_ratio)
+                python_side(&b.python_train, "PyTorch", "tokens_per_second", "tokens", b.train_ratio)
             );
             println!(
-                "inference (batch {}): {:.1} texts/s, PyTorch {}: {}",
+                "inference (batch {}): {:.1} texts/s{}",
                 b.infer_batch,
                 b.rust_infer_rows_per_second,
-                b.python_infer.as_ref().map_or("-".into(), |p| format!("{:.1} texts/s", p["rows_per_second"])),
-                ratio(b.infer_ratio)
+                python_side(&b.python_infer, "PyTorch", "rows_per_second", "texts", b.infer_ratio)
             );
-            if let Some(q) = &b.int8_infer {
-                println!(
-                    "inference in int8 ({} kernel): {:.1} texts/s, {:.2}x f32, {} PyTorch; same class as f32 for {:.1}% (largest probability difference {:.4})",
-                    q.kernel,
-                    q.rows_per_second,
-                    q.speedup,
-                    ratio(q.ratio),
-                    100.0 * q.same_predictions,
-                    q.max_probability_difference
-                );
-            }
+            let q = &b.int8_infer;
+            println!(
+                "inference in int8 ({} kernel): {:.1} texts/s, {} f32, {} PyTorch; same class as f32 for {:.1}% (largest probability difference {:.4})",
+                q.kernel,
+                q.rows_per_second,
+                q.speedup,
+                ratio(q.ratio),
+                100.0 * q.same_predictions,
+                q.max_probability_difference
+            );
             ("slm", serde_json::to_value(&b)?)
         }
         BenchCommand::Llm { data, gguf, items, base_url, model, concurrency, .. } => {
@@ -275,7 +289,7 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
                     s.errors
                 )),
                 b.agreement.map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
-                ratio(b.ratio)
+                b.ratio.map_or("-".into(), |r| format!("{r:.2}x"))
             );
             ("llm", serde_json::to_value(&b)?)
         }
