@@ -279,14 +279,14 @@ pub struct SlmBench {
     pub train_seq_len: usize,
     /// Timed steps per round and side.
     pub train_steps: usize,
-    /// Training tokens/s in each round: `candle`, `pytorch`.
+    /// Training tokens/s in each round: `candle`, `PyTorch`.
     pub train: Rounds,
     /// Median over the rounds.
     pub rust_train_tokens_per_second: f64,
     pub rust_train_peak_memory_mib: Option<f64>,
     pub infer_rows: usize,
     pub infer_batch: usize,
-    /// Inference texts/s in each round: `f32`, `int8`, `pytorch`.
+    /// Inference texts/s in each round: `f32`, `int8`, `PyTorch`.
     pub infer: Rounds,
     /// Median over the rounds.
     pub rust_infer_rows_per_second: f64,
@@ -394,7 +394,7 @@ pub fn slm(model: &str, texts: &[&str], config: &SlmBenchConfig, python: Option<
         });
         let mut sides: Vec<Measure> = vec![("candle", &mut rust_train)];
         if let Some(run) = torch_train.as_mut() {
-            sides.push(("pytorch", run));
+            sides.push(("PyTorch", run));
         }
         let train = Rounds::run(rounds, &mut sides)?;
         drop(sides);
@@ -417,7 +417,7 @@ pub fn slm(model: &str, texts: &[&str], config: &SlmBenchConfig, python: Option<
         });
         let mut sides: Vec<Measure> = vec![("f32", &mut infer_f32), ("int8", &mut infer_int8)];
         if let Some(run) = torch_infer.as_mut() {
-            sides.push(("pytorch", run));
+            sides.push(("PyTorch", run));
         }
         let infer = Rounds::run(rounds, &mut sides)?;
         drop(sides);

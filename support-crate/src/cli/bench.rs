@@ -141,17 +141,12 @@ fn print_cpu() {
     );
 }
 
-/// ", PyTorch 123 tokens/s (last round); ratio 0.98x (rounds 0.95-1.01x)", or nothing without a Python side.
-fn python_side(
-    report: &Option<serde_json::Value>,
-    name: &str,
-    field: &str,
-    unit: &str,
-    ratio: Option<crate::bench::Ratio>,
-) -> String {
-    match (report, ratio) {
-        (Some(report), Some(ratio)) => {
-            format!(", {name} {:.1} {unit}/s (last round); ratio {ratio}", report[field].as_f64().unwrap_or(f64::NAN))
+/// ", PyTorch 123.4 tokens/s; ratio 0.98x (rounds 0.95-1.01x)": the median of
+/// `rounds`' side `side`, or nothing when that side did not run.
+fn python_side(rounds: &crate::bench::Rounds, side: usize, unit: &str, ratio: Option<crate::bench::Ratio>) -> String {
+    match (rounds.sides.get(side), ratio) {
+        (Some(reference), Some(ratio)) => {
+            format!(", {} {:.1} {unit}/s; ratio {ratio}", reference.name, rounds.median(side))
         }
         _ => String::new(),
     }
@@ -179,7 +174,7 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
                 b.texts,
                 rounds,
                 b.rust_sentences_per_second,
-                python_side(&b.python, "sentence-transformers", "sentences_per_second", "sentences", b.ratio)
+                python_side(&b.rounds, 2, "sentences", b.ratio)
             );
             let q = &b.int8;
             println!(
@@ -239,13 +234,13 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
                 b.train_seq_len,
                 b.frozen_layers,
                 b.rust_train_tokens_per_second,
-                python_side(&b.python_train, "PyTorch", "tokens_per_second", "tokens", b.train_ratio)
+                python_side(&b.train, 1, "tokens", b.train_ratio)
             );
             println!(
                 "inference (batch {}): {:.1} texts/s{}",
                 b.infer_batch,
                 b.rust_infer_rows_per_second,
-                python_side(&b.python_infer, "PyTorch", "rows_per_second", "texts", b.infer_ratio)
+                python_side(&b.infer, 2, "texts", b.infer_ratio)
             );
             let q = &b.int8_infer;
             println!(
