@@ -145,20 +145,34 @@ pub fn embed(
         int8_embeddings = Some(embeddings);
         Ok(sps(seconds))
     };
-    let mut run_python = |py: &Path| -> Result<f64> {
-        let report = python_embed(py, &config.model, texts, config.batch_size, config.max_tokens)?;
-        let sps = report["sentences_per_second"].as_f64().context("bench_embed.py gave no sentences_per_second")?;
-        python_report = Some(report);
-        Ok(sps)
-    };
-    let mut run_python = python.map(|py| move || run_python(py));
+    let rounds = in_temp_dir(|dir| {
+        let texts_path = dir.join("texts.json");
+        if python.is_some() {
+            std::fs::write(&texts_path, serde_json::to_string(texts)?)?;
+        }
+        let mut run_python = python.map(|py| {
+            let report = &mut python_report;
+            let args = [
+                config.model.clone(),
+                texts_path.display().to_string(),
+                config.batch_size.to_string(),
+                config.max_tokens.to_string(),
+            ];
+            move || -> Result<f64> {
+                let out = python_json(py, "bench_embed.py", &args.each_ref().map(String::as_str))?;
+                let sps =
+                    out["sentences_per_second"].as_f64().context("bench_embed.py gave no sentences_per_second")?;
+                *report = Some(out);
+                Ok(sps)
+            }
+        });
+        let mut sides: Vec<Measure> = vec![("f32", &mut run_f32), ("int8", &mut run_int8)];
+        if let Some(run) = run_python.as_mut() {
+            sides.push(("sentence-transformers", run));
+        }
+        Rounds::run(rounds, &mut sides)
+    })?;
     let (f32, low, torch) = (0, 1, 2);
-    let mut sides: Vec<Measure> = vec![("f32", &mut run_f32), ("int8", &mut run_int8)];
-    if let Some(run) = run_python.as_mut() {
-        sides.push(("sentence-transformers", run));
-    }
-    let rounds = Rounds::run(rounds, &mut sides)?;
-    drop(sides);
     let (Some(f32_embeddings), Some(int8_embeddings)) = (f32_embeddings, int8_embeddings) else {
         bail!("no embeddings were made");
     };
@@ -192,23 +206,13 @@ fn time_embedding(embedder: &Embedder, texts: &[&str]) -> Result<(f64, Embedding
     Ok((start.elapsed().as_secs_f64(), embeddings))
 }
 
-fn python_embed(python: &Path, model: &str, texts: &[&str], batch: usize, max_len: usize) -> Result<serde_json::Value> {
-    let dir = tempfile_dir()?;
-    let texts_path = dir.join("texts.json");
-    std::fs::write(&texts_path, serde_json::to_string(texts)?)?;
-    let result = python_json(
-        python,
-        "bench_embed.py",
-        &[model, texts_path.to_str().unwrap_or_default(), &batch.to_string(), &max_len.to_string()],
-    );
+/// `f` with a fresh directory for the files a Python side reads, removed afterwards whatever `f` returned.
+fn in_temp_dir<T>(f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    let dir = std::env::temp_dir().join(format!("slm-vs-llm-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = f(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     result
-}
-
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("slm-vs-llm-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 /// K-NN search time against the time of its matrix product alone.
@@ -358,9 +362,8 @@ pub fn slm(model: &str, texts: &[&str], config: &SlmBenchConfig, python: Option<
         pad,
     };
     // PyTorch starts from the weights as loaded, before any Rust step.
-    let dir = tempfile_dir()?;
-    let result = (|| {
-        let python = python.map(|py| PythonSlm::write(py, &dir, &classifier, &rows, &encoded, config)).transpose()?;
+    in_temp_dir(|dir| {
+        let python = python.map(|py| PythonSlm::write(py, dir, &classifier, &rows, &encoded, config)).transpose()?;
         let llama = &classifier.model;
         let params =
             llama.trainable_params().into_iter().map(|p| (p.name.clone(), p.var().cloned().expect("var"))).collect();
@@ -457,9 +460,7 @@ pub fn slm(model: &str, texts: &[&str], config: &SlmBenchConfig, python: Option<
             python_train,
             python_infer,
         })
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    })
 }
 
 /// `benches/python/bench_slm.py` with the model and token ids written for it.
@@ -601,10 +602,9 @@ pub fn baseline(
         last = Some(run);
         Ok(1.0 / (fit_seconds + predict_seconds))
     };
-    let dir = tempfile_dir()?;
-    let data = dir.join("data.json");
     let mut python_report = None;
-    let result = (|| {
+    let rounds = in_temp_dir(|dir| {
+        let data = dir.join("data.json");
         fn pairs(split: &[crate::data::Example]) -> Vec<(&str, usize)> {
             split.iter().map(|e| (e.text.as_str(), e.label)).collect()
         }
@@ -627,9 +627,7 @@ pub fn baseline(
             sides.push(("scikit-learn", run));
         }
         Rounds::run(rounds, &mut sides)
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    let rounds = result?;
+    })?;
     let run = last.context("the Rust side never ran")?;
     let accuracy_difference_points =
         python_report.as_ref().and_then(|p| p["accuracy"].as_f64()).map(|a| 100.0 * (run.accuracy - a));
