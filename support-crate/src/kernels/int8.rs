@@ -108,6 +108,12 @@ impl Kernel {
         })
     }
 
+    /// Whether the kernel reads each activation code as `q_x + 128` in an
+    /// unsigned byte: stored so when quantised, not converted in its loop.
+    fn offsets_codes(self) -> bool {
+        self == Kernel::Avx512Vnni
+    }
+
     /// Rows of activations per tile.
     fn tile_rows(self) -> usize {
         match self {
@@ -249,16 +255,15 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512vnni")]
     pub unsafe fn tile_vnni<const R: usize>(x: RowsView, panel: PanelView, tile: &mut Tile) {
         let b = panel.weights.as_ptr();
-        // q_x + 128: the unsigned operand vpdpbusd takes.
-        let offset = _mm512_set1_epi8(-128);
+        // The codes are q_x + 128 (`Kernel::offsets_codes`), the unsigned
+        // operand vpdpbusd takes, broadcast straight from memory.
         let mut total = [_mm512_setzero_ps(); R];
         for block in 0..panel.blocks {
             let mut acc = [_mm512_setzero_si512(); R];
             for g in block * GROUPS_PER_BLOCK..(block + 1) * GROUPS_PER_BLOCK {
                 let w = _mm512_loadu_si512(b.add(g * PANEL_GROUP_BYTES).cast());
                 for i in 0..R {
-                    let a = _mm512_xor_si512(_mm512_set1_epi32(codes(&x, i, g)), offset);
-                    acc[i] = _mm512_dpbusd_epi32(acc[i], a, w);
+                    acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(codes(&x, i, g)), w);
                 }
             }
             let sums = _mm512_loadu_si512(panel.block_sums.as_ptr().add(block * PANEL).cast());
@@ -309,7 +314,8 @@ pub struct QuantizedMatrix {
 
 /// Activations quantised per row and block: `x ≈ scale · q_x`.
 struct QuantizedRows {
-    /// Row-major, `blocks · BLOCK` values a row (zero-padded).
+    /// Row-major, `blocks · BLOCK` codes a row (padded with code 0): `q_x`,
+    /// or `q_x + 128` as unsigned bytes for a kernel that `offsets_codes`.
     codes: Vec<i8>,
     stride: usize,
     /// Row-major, `blocks` scales a row.
@@ -392,7 +398,7 @@ impl QuantizedMatrix {
         if m == 0 || n == 0 {
             return vec![0f32; m * n];
         }
-        let x = quantize_rows(x, m, self.cols, self.blocks);
+        let x = quantize_rows(x, m, self.cols, self.blocks, kernel.offsets_codes());
         let threads = rayon::current_num_threads().max(1);
         let rows_per_task = m.div_ceil(threads).next_multiple_of(kernel.tile_rows()).clamp(1, ROWS_PER_TASK);
         // Not zero-filled first: every element is written below, and the
@@ -457,10 +463,13 @@ impl QuantizedMatrix {
 }
 
 /// Quantises each block of [`BLOCK`] inputs of each row of `x` (`m × cols`)
-/// to `[-127, 127]` with its own scale.
-fn quantize_rows(x: &[f32], m: usize, cols: usize, blocks: usize) -> QuantizedRows {
+/// to `[-127, 127]` with its own scale; with `offset`, stores each code plus
+/// 128 as an unsigned byte.
+fn quantize_rows(x: &[f32], m: usize, cols: usize, blocks: usize, offset: bool) -> QuantizedRows {
     let stride = blocks * BLOCK;
-    let mut codes = vec![0i8; m * stride];
+    let offset = if offset { CODE_OFFSET } else { 0 };
+    // Padding is code 0 as well (its weights are 0: it adds nothing either way).
+    let mut codes = vec![offset as u8 as i8; m * stride];
     let mut scales = vec![0f32; m * blocks];
     codes.par_chunks_mut(stride).zip(scales.par_chunks_mut(blocks)).enumerate().for_each(|(r, (codes, scales))| {
         let row = &x[r * cols..(r + 1) * cols];
@@ -475,7 +484,7 @@ fn quantize_rows(x: &[f32], m: usize, cols: usize, blocks: usize) -> QuantizedRo
                 let q = (v * inv).round_ties_even().max(-ACTIVATION_MAX).min(ACTIVATION_MAX);
                 // SAFETY: `q` is finite and in [-127, 127] (NaN became -127 at `max`);
                 // an unchecked conversion lets the loop vectorise.
-                *c = unsafe { q.to_int_unchecked::<i32>() } as i8;
+                *c = (unsafe { q.to_int_unchecked::<i32>() } + offset) as u8 as i8;
             }
             *scale = s;
         }
@@ -563,7 +572,7 @@ mod tests {
         x[0] = 1000.0;
         x[BLOCK + 1] = -0.02;
         x[BLOCK + 2] = 0.0;
-        let q = quantize_rows(&x, 1, 2 * BLOCK, 2);
+        let q = quantize_rows(&x, 1, 2 * BLOCK, 2, false);
         assert_eq!(q.codes[0], 127);
         assert_eq!(q.codes[BLOCK + 2], 0, "zero stays exact");
         for (c, &v) in x.iter().enumerate().skip(BLOCK) {
