@@ -583,6 +583,17 @@ mod tests {
     }
 
     #[test]
+    fn offset_codes_are_the_plain_codes_plus_128_padding_included() {
+        // Checked here too because only a CPU with VNNI runs the offset codes through a kernel.
+        let x = random(3 * 70, 7, 3.0);
+        let (plain, offset) = (quantize_rows(&x, 3, 70, 2, false), quantize_rows(&x, 3, 70, 2, true));
+        assert_eq!(plain.scales, offset.scales);
+        for (&p, &o) in plain.codes.iter().zip(&offset.codes) {
+            assert_eq!(o as u8 as i32, p as i32 + CODE_OFFSET);
+        }
+    }
+
+    #[test]
     fn extreme_codes_do_not_saturate_the_avx2_pairs() {
         // All activations 127 against weights of ±127: the largest pair sums.
         let (m, k, n) = (5, 64, 16);
