@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod cache;
 pub mod cli;
+pub mod costs;
 pub mod data;
 pub mod hub;
 pub mod kernels;
@@ -29,6 +30,7 @@ pub mod methods;
 pub mod metrics;
 pub mod models;
 pub mod paths;
+pub mod plot;
 pub mod present;
 pub mod progress;
 pub mod results;

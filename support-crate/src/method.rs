@@ -10,7 +10,6 @@
 //! records.
 
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -19,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{stratified_sample, Dataset, Example};
 use crate::metrics::{evaluate as score, Bootstrap, Metrics, Throughput};
 use crate::paths::Profile;
-use crate::results::{self, DataSizes, Hardware, Prediction, RunRecord};
+use crate::results::{self, DataSizes, Hardware, Prediction, RunRecord, Timings};
 
 /// The labelled data a method may learn from. Test is not in it.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +60,10 @@ impl Default for RunContext {
 /// What the results call a fitted method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// Its line in the table of methods ([`crate::methods::Methods`]), e.g. "knn".
+    pub kind: &'static str,
+    /// The server that answers (without credentials); `None`: this machine.
+    pub endpoint: Option<String>,
     /// File stem under `results/`, e.g. "knn".
     pub experiment: String,
     /// Human name, e.g. "embeddings + K-NN".
@@ -104,17 +107,47 @@ pub struct Predicted {
     /// What answering cost in seconds, where the wall clock is not it
     /// (answers served from a cache count with what they cost when computed).
     pub cost_seconds: Option<f64>,
+    /// What a paid API charged for these answers, in US dollars (`None`: no API).
+    pub api_cost_usd: Option<f64>,
     /// Method-specific numbers about these answers (tokens, latency, ...).
     pub details: serde_json::Value,
 }
 
+/// A label budget: what a team holding `labels_per_class` labelled
+/// examples of each class trains on.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget<'a> {
+    pub labels_per_class: usize,
+    /// Training examples in all.
+    pub train_items: usize,
+    /// Where the fit may keep files (checkpoints); removed once the fit is scored.
+    pub work_dir: &'a Path,
+}
+
 /// A method before fitting: its configuration.
 pub trait Method {
-    /// Short name for logs and progress, e.g. "knn".
-    fn name(&self) -> &str;
+    /// Its line in the table of methods, e.g. "knn": logs, progress, records.
+    fn name(&self) -> &'static str;
 
     /// Trains on `data.train`, choosing on `data.validation` only.
     fn fit(&self, data: &TrainingSet, ctx: &RunContext) -> Result<Box<dyn Fitted>>;
+
+    /// This method as a team holding `budget`'s labels would run it (the
+    /// learning curve fits it so): e.g. no k above the examples there are,
+    /// more epochs over a small set.
+    fn for_budget(&self, budget: &Budget) -> Box<dyn Method>;
+
+    /// How [`Method::for_budget`] adapts it, in a phrase with its settings
+    /// (e.g. "trained for at least 1,024 examples"): part of a curve point's
+    /// identity, and stated beside the curve. `None`: nothing to say.
+    fn budget_note(&self) -> Option<String> {
+        None
+    }
+
+    /// The server that will answer (without credentials); `None`: this machine.
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
 
     /// How many test items a run asks by default: a seeded stratified
     /// sample where every answer costs (an LLM in a smoke run), else all.
@@ -257,10 +290,8 @@ pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> 
     let answers: Vec<Option<usize>> = predicted.outputs.iter().map(|o| o.label).collect();
     let bootstrap = Bootstrap::default();
     let metrics = score(&labels, &answers, &ds.labels, bootstrap);
-    let mut timings = BTreeMap::from([("test_inference".to_string(), inference)]);
-    if let Some(training) = fitted.training() {
-        timings.insert("training".into(), training);
-    }
+    let timings = Timings { test_inference: inference, training: fitted.training() };
+    let api_cost_per_1000_usd = predicted.api_cost_usd.map(|usd| 1000.0 * usd / test.len() as f64);
     let mut extra = match fitted.extra() {
         serde_json::Value::Object(map) => map,
         serde_json::Value::Null => Default::default(),
@@ -285,6 +316,8 @@ pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> 
     let record = RunRecord {
         schema_version: results::SCHEMA_VERSION,
         experiment: identity.experiment,
+        kind: identity.kind.to_string(),
+        endpoint: identity.endpoint,
         method: identity.method,
         model: identity.model,
         command: options.command.clone(),
@@ -298,6 +331,7 @@ pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> 
         data: DataSizes { train: fitted.trained_on(), test: test.len(), ..DataSizes::of(ds) },
         hardware: Hardware::detect(),
         timings,
+        api_cost_per_1000_usd,
         scores: fitted.scores().to_string(),
         metrics,
         extra: serde_json::Value::Object(extra),

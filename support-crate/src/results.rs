@@ -3,7 +3,9 @@
 //! every metric. The predictions file starts with `index,label,prediction`;
 //! since schema version 2 one score column per class follows (the header
 //! names the class; the record's `scores` says what the scores are).
-//! Version 1 files, without scores, are still read.
+//! Version 1 files, without scores, are still read. Version 3 added the typed
+//! fields a reader matches records by (`kind`, `endpoint`, the timings, the
+//! API's price); older records get them from what they held at read time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,9 +17,9 @@ use crate::data::Dataset;
 use crate::metrics::{evaluate, Bootstrap, Metrics, Throughput};
 
 /// Version of the JSON layout written; readers accept it and the older ones.
-pub const SCHEMA_VERSION: u32 = 2;
-/// Versions this program reads: 1 has no scores.
-const READABLE_VERSIONS: std::ops::RangeInclusive<u64> = 1..=2;
+pub const SCHEMA_VERSION: u32 = 3;
+/// Versions this program reads: 1 has no scores, 1 and 2 no typed kind.
+const READABLE_VERSIONS: std::ops::RangeInclusive<u64> = 1..=3;
 
 /// Sizes of the data an experiment used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +126,12 @@ pub struct RunRecord {
     pub schema_version: u32,
     /// File stem under `results/`, e.g. "knn".
     pub experiment: String,
+    /// The method's line in the table of methods, e.g. "knn".
+    #[serde(default)]
+    pub kind: String,
+    /// The server that answered (without credentials); `None`: this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Human name of the method, e.g. "embeddings + K-NN".
     pub method: String,
     /// The model, e.g. "sentence-transformers/all-MiniLM-L6-v2".
@@ -136,8 +144,10 @@ pub struct RunRecord {
     pub seeds: BTreeMap<String, u64>,
     pub data: DataSizes,
     pub hardware: Hardware,
-    /// Wall time and throughput per phase ("train", "inference", ...).
-    pub timings: BTreeMap<String, Throughput>,
+    pub timings: Timings,
+    /// What a paid API charged per 1,000 test items, in US dollars (`None`: no API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_cost_per_1000_usd: Option<f64>,
     /// What the predictions file's score columns are (empty: none, schema version 1).
     #[serde(default)]
     pub scores: String,
@@ -150,6 +160,64 @@ pub struct RunRecord {
     /// record is never read beside predictions of another run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predictions_xxh3: Option<String>,
+}
+
+/// What a run's phases took.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Predicting the test items, end to end (answers from a cache count
+    /// with what they cost when computed).
+    pub test_inference: Throughput,
+    /// Producing the classifier: fitting, fine-tuning, or embedding the
+    /// training texts for K-NN (`items`: training examples processed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<Throughput>,
+}
+
+impl RunRecord {
+    /// Training time in seconds, where the method trains.
+    pub fn train_seconds(&self) -> Option<f64> {
+        self.timings.training.map(|t| t.seconds)
+    }
+
+    /// Test items classified per second, end to end.
+    pub fn items_per_second(&self) -> f64 {
+        self.timings.test_inference.items_per_second
+    }
+
+    /// An API's price for 1,000 classifications (0 on your own machine).
+    pub fn api_cost_per_1000(&self) -> f64 {
+        self.api_cost_per_1000_usd.unwrap_or(0.0)
+    }
+}
+
+/// Whether a file in a results directory is a run record (not the EDA, a
+/// benchmark, the curve or a cascade).
+fn is_record_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name.ends_with(".json")
+        && name != "eda.json"
+        && name != "curve.json"
+        && !name.starts_with("bench_")
+        && !name.starts_with("cascade_")
+}
+
+/// Every run record in `dir`, each checked against its predictions, sorted
+/// by test accuracy (best first). An unreadable record is an error naming
+/// the file, never silently left out.
+pub fn read_all(dir: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_record_file(p))
+        .collect();
+    paths.sort();
+    let mut records = paths.into_iter().map(|p| read_run(&p).map(|(r, _)| (p, r))).collect::<Result<Vec<_>>>()?;
+    if records.is_empty() {
+        bail!("no run records (*.json) in {}: run an experiment first (e.g. `slm-vs-llm all`)", dir.display());
+    }
+    records.sort_by(|a, b| b.1.metrics.accuracy.total_cmp(&a.1.metrics.accuracy));
+    Ok(records)
 }
 
 /// One evaluated test item: `index` is the 0-based row of the original test file.
@@ -274,7 +342,37 @@ pub fn read_record(path: &Path) -> Result<RunRecord> {
         ),
         None => bail!("{}: no schema_version field; not a results file", path.display()),
     }
+    let value = upgrade(value);
     serde_json::from_value(value).with_context(|| format!("{}: missing or malformed fields", path.display()))
+}
+
+/// A version 1 or 2 record with the typed fields of version 3, from what it
+/// held: the kind from the file stem the four original methods wrote, the
+/// server and the API's price from the LLM's `extra`. Its version stays what
+/// the file says.
+fn upgrade(mut value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    if value.get("schema_version").and_then(Value::as_u64).is_some_and(|v| v >= 3) {
+        return value;
+    }
+    let Some(record) = value.as_object_mut() else { return value };
+    let experiment = record.get("experiment").and_then(Value::as_str).unwrap_or_default();
+    let kind = match experiment {
+        "knn" => "knn",
+        "finetune_slm" => "finetune",
+        "baseline_tfidf" => "tfidf",
+        e if e.starts_with("llm_") => "llm",
+        _ => "",
+    };
+    record.insert("kind".into(), kind.into());
+    let extra = record.get("extra").cloned().unwrap_or(Value::Null);
+    if let Some(url) = extra.get("endpoint").and_then(Value::as_str).filter(|u| u.contains("://")) {
+        record.insert("endpoint".into(), url.into());
+    }
+    if let Some(cost) = extra.get("cost_per_1000_items_usd").and_then(Value::as_f64).filter(|&c| c > 0.0) {
+        record.insert("api_cost_per_1000_usd".into(), cost.into());
+    }
+    value
 }
 
 /// Read a predictions file: `index,label,prediction` (prediction may be
@@ -362,6 +460,8 @@ mod tests {
         RunRecord {
             schema_version: SCHEMA_VERSION,
             experiment: "demo".into(),
+            kind: "demo".into(),
+            endpoint: None,
             method: "demo method".into(),
             model: "none".into(),
             command: "slm-vs-llm demo".into(),
@@ -375,7 +475,8 @@ mod tests {
                 test: 3,
             },
             hardware: Hardware::detect(),
-            timings: BTreeMap::from([("inference".into(), Throughput::new(2.0, 3))]),
+            timings: Timings { test_inference: Throughput::new(2.0, 3), training: None },
+            api_cost_per_1000_usd: None,
             scores: "demo probabilities".into(),
             metrics,
             extra: serde_json::Value::Null,

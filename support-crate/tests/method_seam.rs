@@ -6,7 +6,9 @@
 use std::any::Any;
 
 use slm_vs_llm::data::Example;
-use slm_vs_llm::method::{self, Fitted, Identity, Method, Output, Predicted, RunContext, RunOptions, TrainingSet};
+use slm_vs_llm::method::{
+    self, Budget, Fitted, Identity, Method, Output, Predicted, RunContext, RunOptions, TrainingSet,
+};
 use slm_vs_llm::methods::tfidf::TfidfBaseline;
 use slm_vs_llm::metrics::Throughput;
 use slm_vs_llm::results::{json_path, predictions_path, read_predictions, read_record, recompute, RunRecord};
@@ -49,8 +51,12 @@ struct FittedMajority {
 }
 
 impl Method for MajorityClass {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "majority"
+    }
+
+    fn for_budget(&self, _budget: &Budget) -> Box<dyn Method> {
+        Box::new(MajorityClass)
     }
 
     fn fit(&self, data: &TrainingSet, _ctx: &RunContext) -> anyhow::Result<Box<dyn Fitted>> {
@@ -63,7 +69,13 @@ impl Method for MajorityClass {
 
 impl Fitted for FittedMajority {
     fn identity(&self) -> Identity {
-        Identity { experiment: "majority".into(), method: "majority class".into(), model: "none".into() }
+        Identity {
+            kind: "majority",
+            endpoint: None,
+            experiment: "majority".into(),
+            method: "majority class".into(),
+            model: "none".into(),
+        }
     }
     fn config(&self) -> serde_json::Value {
         serde_json::json!({ "class": self.class })
@@ -109,7 +121,7 @@ fn check_round_trip(run: &method::MethodRun) {
 fn a_method_written_outside_the_crate_runs_through_the_seam() {
     let ds = dataset();
     let run = method::run(&MajorityClass, &ds, &RunOptions::default()).unwrap();
-    assert_eq!(run.record.experiment, "majority");
+    assert_eq!((run.record.experiment.as_str(), run.record.kind.as_str()), ("majority", "majority"));
     assert_eq!(run.record.metrics.items, 60);
     assert!((run.record.metrics.accuracy - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(run.record.seeds["split"], 7);
@@ -124,7 +136,8 @@ fn the_baseline_chooses_on_validation_and_scores_every_class() {
     let ds = dataset();
     let run = method::run(&TfidfBaseline::default(), &ds, &RunOptions::default()).unwrap();
     assert!(run.record.metrics.accuracy > 0.9, "{}", run.record.metrics.summary());
-    assert!(run.record.timings.contains_key("training") && run.record.timings.contains_key("test_inference"));
+    assert!(run.record.timings.training.is_some_and(|t| t.items == ds.train.len()));
+    assert_eq!(run.record.kind, "tfidf");
     for o in &run.outputs {
         let s = o.scores.as_ref().unwrap();
         assert_eq!(s.len(), 3);

@@ -8,8 +8,9 @@ use std::sync::Once;
 use slm_vs_llm::data::Example;
 use slm_vs_llm::method::RunContext;
 use slm_vs_llm::methods::tfidf::{TfidfBaseline, TfidfConfig};
+use slm_vs_llm::methods::Methods;
 use slm_vs_llm::studies::cascade::{self, CascadeItems};
-use slm_vs_llm::studies::curve::{self, Arm, CurveConfig, FinetuneSchedule};
+use slm_vs_llm::studies::curve::{self, CurveConfig};
 use slm_vs_llm::{Dataset, Profile};
 
 const WORDS: [&[&str]; 3] = [
@@ -65,17 +66,17 @@ fn a_curve_resumes_from_its_cached_points() {
     private_cache();
     let ds = dataset();
     let config = CurveConfig {
-        arms: vec![Arm::Tfidf],
+        arms: vec!["tfidf".into()],
         budgets: vec![2, 8, 32],
-        finetune_budgets: vec![],
-        finetune_max_seeds: 1,
-        finetune_schedule: FinetuneSchedule::default(),
-        llm_budgets: vec![],
+        trained_budgets: vec![],
+        trained_max_seeds: 1,
+        prompted_budgets: vec![],
         sampled_test_items: 30,
         seed: 42,
     };
     let results = tempfile::tempdir().unwrap();
-    let first = curve::run(&config, &ds, results.path(), &ctx(), "test").unwrap();
+    let methods = Methods::standard();
+    let first = curve::run(&config, &methods, &ds, results.path(), &ctx(), "test").unwrap();
     assert_eq!(first.points.len(), 5 + 5 + 5 + 1, "5 seeds at each budget up to 128, one on all of train");
     assert!(first.points.iter().all(|p| p.source == "measured" && p.test_items == 90));
     let at_2: Vec<f64> = first.points.iter().filter(|p| p.labels_per_class == 2).map(|p| p.accuracy).collect();
@@ -88,7 +89,7 @@ fn a_curve_resumes_from_its_cached_points() {
     );
 
     // A finished curve is read back, not re-measured.
-    let again = curve::run(&config, &ds, results.path(), &ctx(), "test").unwrap();
+    let again = curve::run(&config, &methods, &ds, results.path(), &ctx(), "test").unwrap();
     assert_eq!(again.points, first.points);
 
     // An interrupted one measures only what is missing.
@@ -98,7 +99,7 @@ fn a_curve_resumes_from_its_cached_points() {
     assert_eq!(files.len(), 16, "one file per point: {files:?}");
     let lost = files.iter().find(|f| f.to_string_lossy().contains("tfidf-8-s43")).unwrap();
     std::fs::remove_file(lost).unwrap();
-    let resumed = curve::run(&config, &ds, results.path(), &ctx(), "test").unwrap();
+    let resumed = curve::run(&config, &methods, &ds, results.path(), &ctx(), "test").unwrap();
     let remeasured: Vec<_> = resumed.points.iter().zip(&first.points).filter(|(a, b)| a.seconds != b.seconds).collect();
     assert_eq!(remeasured.len(), 1, "only the lost point is measured again");
     assert_eq!((remeasured[0].0.labels_per_class, remeasured[0].0.seed), (8, 43));

@@ -12,13 +12,13 @@ use crate::data::{self, DataConfig, Source};
 use crate::kernels::Precision;
 use crate::methods::finetune::{Finetune, FinetuneConfig};
 use crate::methods::knn::{Knn, KnnConfig};
-use crate::methods::llm::backend::DEFAULT_SERVER_MODEL;
 use crate::methods::llm::{BackendConfig, Decoding, Demonstrations, Llm, LlmConfig, Price};
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
+use crate::methods::Methods;
 use crate::models::embedder::EmbedConfig;
 use crate::models::llama::WeightFormat;
 use crate::paths::{self, Profile};
-use crate::studies::curve::{Arm, CurveConfig};
+use crate::studies::curve::CurveConfig;
 
 /// A finite number above zero (seconds, prices' neighbours, strengths).
 fn positive(s: &str) -> Result<f64, String> {
@@ -75,8 +75,8 @@ pub struct DataArgs {
     #[arg(long)]
     pub train_file: Option<String>,
     /// Your own data instead of AG News: a CSV (with a header) or parquet file
-    /// with a text and a label column.
-    #[arg(long, conflicts_with_all = ["data_dir", "train_file"])]
+    /// with a text and a label column. Wins over --data-dir and AG_NEWS_DIR.
+    #[arg(long)]
     pub train: Option<PathBuf>,
     /// Test file for --train (same columns). Without it a stratified
     /// --test-fraction of --train becomes the test split.
@@ -118,13 +118,22 @@ impl DataArgs {
 
     pub fn load(&self) -> Result<data::Dataset> {
         let source = match &self.train {
-            Some(train) => Source::Custom {
-                train: train.clone(),
-                test: self.test.clone(),
-                text_column: self.text_column.clone(),
-                label_column: self.label_column.clone(),
-                label_names: self.label_names.clone(),
-            },
+            Some(train) => {
+                if let Some(dir) = &self.data_dir {
+                    tracing::info!(
+                        "--train {} is used; --data-dir/AG_NEWS_DIR {} is not",
+                        train.display(),
+                        dir.display()
+                    );
+                }
+                Source::Custom {
+                    train: train.clone(),
+                    test: self.test.clone(),
+                    text_column: self.text_column.clone(),
+                    label_column: self.label_column.clone(),
+                    label_names: self.label_names.clone(),
+                }
+            }
             None => Source::locate(self.data_dir.as_deref(), self.train_file.as_deref())?,
         };
         // A smoke run uses the smoke sample and split, as the notebooks do under SMOKE=1.
@@ -298,13 +307,14 @@ impl FinetuneArgs {
 pub struct LlmArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Server base URL up to /v1 (e.g. https://api.openai.com/v1, http://localhost:11434/v1).
-    /// Without one, the embedded GGUF model answers in-process (see --gguf).
-    #[arg(long, env = "OPENAI_BASE_URL")]
+    /// Server base URL up to /v1 (e.g. https://api.openai.com/v1,
+    /// http://localhost:11434/v1); default: OPENAI_BASE_URL. Without one, the
+    /// embedded GGUF model answers in-process (see --gguf).
+    #[arg(long)]
     pub base_url: Option<String>,
-    /// Model name as the server knows it.
-    #[arg(long, env = "OPENAI_MODEL", default_value = DEFAULT_SERVER_MODEL)]
-    pub model: String,
+    /// Model name as the server knows it (default: OPENAI_MODEL, else gpt-4o-mini).
+    #[arg(long)]
+    pub model: Option<String>,
     /// The embedded model when no server is set: a llama-family .gguf file
     /// (default: data/models/SmolLM2-135M-Instruct/*.gguf, from `bash scripts/setup.sh`).
     #[arg(long)]
@@ -372,9 +382,10 @@ impl LlmArgs {
         if self.test_items.is_some() {
             config.test_items = self.test_items;
         }
+        let from_env = BackendConfig::from_env();
         let backend = BackendConfig {
-            base_url: self.base_url.clone(),
-            model: self.model.clone(),
+            base_url: self.base_url.clone().or(from_env.base_url),
+            model: self.model.clone().unwrap_or(from_env.model),
             gguf: self.gguf.clone(),
             concurrency: self.concurrency,
             timeout: Duration::from_secs_f64(self.timeout),
@@ -383,7 +394,7 @@ impl LlmArgs {
             memory_budget: self.memory_budget_gib.map(|g| (g * (1u64 << 30) as f64) as u64),
             ..BackendConfig::default()
         };
-        Llm { config, backend }
+        Llm { kind: "llm", config, backend }
     }
 }
 
@@ -440,28 +451,31 @@ pub struct PredictArgs {
 pub struct CurveArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Arms to run (default: all). llm is the LLM with the 4 nearest of the
-    /// budget's labels as demonstrations; zero-shot the LLM with no labels.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub arms: Vec<Arm>,
-    /// Labelled examples per class for TF-IDF and K-NN, which also get a point
-    /// on all of train (default 8,32,128,512,2048; smoke 2,8). Seeds: 5 up to
-    /// 128, 3 up to 512, 1 above.
+    /// Methods to run, by their names in the table of methods (default: all).
+    /// llm is the LLM with the 4 nearest of the budget's labels as
+    /// demonstrations; zero-shot the LLM with no labels.
+    #[arg(long, value_delimiter = ',')]
+    pub arms: Vec<String>,
+    /// Labelled examples per class for the methods that cost seconds a point
+    /// (TF-IDF, K-NN), which also get a point on all of train (default
+    /// 8,32,128,512,2048; smoke 2,8). Seeds: 5 up to 128, 3 up to 512, 1 above.
     #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
     pub budgets: Vec<usize>,
-    /// Labelled examples per class for the fine-tuned SLM (default 8,32,128,512;
-    /// smoke 4). Its full-data point is the committed finetune run.
-    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
-    pub finetune_budgets: Vec<usize>,
-    /// Seeds of the SLM up to 128 per class, 1 above (default 3; smoke 1).
-    #[arg(long, value_parser = at_least_one)]
-    pub finetune_seeds: Option<usize>,
-    /// Labelled examples per class the LLM retrieves its demonstrations from
-    /// (default 32; smoke 4). Its full-data point is the committed llm run.
-    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
-    pub llm_budgets: Vec<usize>,
-    /// Size of the seeded stratified test sample the SLM and LLM points are
-    /// scored on (default 2,000; smoke 40); TF-IDF and K-NN use all of test.
+    /// Labelled examples per class for the methods that train for minutes
+    /// (the fine-tuned SLM; default 8,32,128,512; smoke 4). Their full-data
+    /// point is their committed run.
+    #[arg(long, alias = "finetune-budgets", value_delimiter = ',', value_parser = at_least_one)]
+    pub trained_budgets: Vec<usize>,
+    /// Seeds of the trained methods up to 128 per class, 1 above (default 3; smoke 1).
+    #[arg(long, alias = "finetune-seeds", value_parser = at_least_one)]
+    pub trained_seeds: Option<usize>,
+    /// Labelled examples per class the prompted methods retrieve their
+    /// demonstrations from (default 32; smoke 4). Their full-data point is
+    /// their committed run.
+    #[arg(long, alias = "llm-budgets", value_delimiter = ',', value_parser = at_least_one)]
+    pub prompted_budgets: Vec<usize>,
+    /// Size of the seeded stratified test sample the costly methods' points
+    /// are scored on (default 2,000; smoke 40); TF-IDF and K-NN use all of test.
     #[arg(long, value_parser = at_least_one)]
     pub test_sample: Option<usize>,
     /// Where curve.json and curve.csv go (default: results/; smoke: data/smoke/results).
@@ -470,49 +484,31 @@ pub struct CurveArgs {
 }
 
 impl CurveArgs {
-    pub fn config(&self) -> CurveConfig {
-        let mut c = CurveConfig::for_profile(self.data.profile());
+    pub fn config(&self, methods: &Methods) -> Result<CurveConfig> {
+        let mut c = CurveConfig::for_profile(self.data.profile(), methods);
         c.seed = self.data.seed;
         if !self.arms.is_empty() {
+            for arm in &self.arms {
+                methods.get(arm)?;
+            }
             c.arms = self.arms.clone();
         }
         for (flag, field) in [
             (&self.budgets, &mut c.budgets),
-            (&self.finetune_budgets, &mut c.finetune_budgets),
-            (&self.llm_budgets, &mut c.llm_budgets),
+            (&self.trained_budgets, &mut c.trained_budgets),
+            (&self.prompted_budgets, &mut c.prompted_budgets),
         ] {
             if !flag.is_empty() {
                 *field = flag.clone();
             }
         }
-        if let Some(n) = self.finetune_seeds {
-            c.finetune_max_seeds = n;
+        if let Some(n) = self.trained_seeds {
+            c.trained_max_seeds = n;
         }
         if let Some(n) = self.test_sample {
             c.sampled_test_items = n;
         }
-        c
-    }
-}
-
-/// A method a cascade can use, at the profile's defaults (as `all` runs it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CascadeMethod {
-    Tfidf,
-    Knn,
-    Finetune,
-    Llm,
-}
-
-impl CascadeMethod {
-    /// The method as `all` runs it (the LLM: the server in OPENAI_BASE_URL, else in-process).
-    pub fn method(self, profile: Profile) -> Box<dyn crate::method::Method> {
-        match self {
-            CascadeMethod::Tfidf => Box::new(TfidfBaseline::default()),
-            CascadeMethod::Knn => Box::new(Knn::default()),
-            CascadeMethod::Finetune => Box::new(Finetune::for_profile(profile)),
-            CascadeMethod::Llm => Box::new(Llm::for_profile(profile)),
-        }
+        Ok(c)
     }
 }
 
@@ -520,12 +516,13 @@ impl CascadeMethod {
 pub struct CascadeArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The method that answers first, when its confidence clears the threshold.
-    #[arg(long, value_enum)]
-    pub first: CascadeMethod,
+    /// The method that answers first, when its confidence clears the
+    /// threshold (a name in the table of methods, as `all` runs it).
+    #[arg(long)]
+    pub first: String,
     /// The method that answers the items the first passes on.
-    #[arg(long, value_enum)]
-    pub then: CascadeMethod,
+    #[arg(long)]
+    pub then: String,
     /// Validation items (a seeded stratified sample) the threshold is chosen
     /// on (default 400, the LLM's own validation sample; smoke 24).
     #[arg(long, value_parser = at_least_one)]

@@ -82,8 +82,8 @@ pub enum BenchCommand {
         /// Test items (seeded stratified sample).
         #[arg(long, default_value_t = 200)]
         items: usize,
-        /// The server (default: none, the embedded side only).
-        #[arg(long, env = "OPENAI_BASE_URL")]
+        /// The server (default: OPENAI_BASE_URL; neither: the embedded side only).
+        #[arg(long)]
         base_url: Option<String>,
         #[arg(long, env = "OPENAI_MODEL", default_value = "SmolLM2-135M-Instruct")]
         model: String,
@@ -267,7 +267,8 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
                 .or_else(local::default_model)
                 .context("no GGUF: run `bash scripts/setup.sh` or pass --gguf")?;
             let llm = LocalLlm::load(&gguf, None)?;
-            let server = match Endpoint::from_env(base_url.clone(), model.clone(), None) {
+            let base_url = base_url.clone().or(crate::methods::llm::BackendConfig::from_env().base_url);
+            let server = match Endpoint::from_env(base_url, model.clone(), None) {
                 None => None,
                 Some(endpoint) => {
                     let config = ClientConfig { concurrency: *concurrency, cache_dir: None, ..Default::default() };

@@ -8,7 +8,7 @@ pub mod bench;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use args::DataArgs;
 use args::{
@@ -16,7 +16,7 @@ use args::{
 };
 
 use crate::method::{self, Fitted, Method, RunContext, RunOptions, TrainingSet};
-use crate::methods::finetune;
+use crate::methods::{finetune, Methods};
 use crate::paths::{self, Profile};
 use crate::present::eda::{self, Eda, LengthUnit};
 use crate::{Dataset, Split};
@@ -115,7 +115,8 @@ enum Command {
     },
 }
 
-/// Parses the command line and runs the command.
+/// Parses the command line and runs the command with the table of methods
+/// this project compares.
 pub fn main() -> Result<()> {
     // Show whole tables in the terminal unless the user configured polars otherwise.
     for (key, value) in [("POLARS_FMT_MAX_ROWS", "40"), ("POLARS_FMT_STR_LEN", "80"), ("POLARS_FMT_MAX_COLS", "20")] {
@@ -127,16 +128,35 @@ pub fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    run(std::env::args_os(), &Methods::standard())
+}
+
+/// Runs a command line (its first item the program's name) with the table
+/// `methods`: the methods `all` runs, the curve's arms and the cascade's
+/// choices are that table's.
+pub fn run<I, T>(args: I, methods: &Methods) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let names = methods.names();
+    let choices = || clap::builder::PossibleValuesParser::new(names.clone());
+    let command = Cli::command()
+        .mut_subcommand("cascade", |c| {
+            c.mut_arg("first", |a| a.value_parser(choices())).mut_arg("then", |a| a.value_parser(choices()))
+        })
+        .mut_subcommand("curve", |c| c.mut_arg("arms", |a| a.value_parser(choices())));
+    let cli = Cli::from_arg_matches(&command.get_matches_from(args)).map_err(|e| e.format(&mut Cli::command()))?;
+    match cli.command {
         Command::Eda(args) => run_eda(&args.data, &args.out.out),
         Command::Knn(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
         Command::Finetune(args) => run_finetune(&args),
         Command::Baseline(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
         Command::Llm(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
-        Command::Curve(args) => run_curve(&args),
-        Command::Cascade(args) => run_cascade(&args),
-        Command::Report(args) => run_report(&args),
-        Command::All(args) => run_all(&args.data),
+        Command::Curve(args) => run_curve(&args, methods),
+        Command::Cascade(args) => run_cascade(&args, methods),
+        Command::Report(args) => run_report(&args, methods),
+        Command::All(args) => run_all(&args.data, methods),
         Command::Predict(args) => run_predict(&args),
         Command::Bench { bench } => bench::run_bench(&bench),
         Command::CheckNotebook { notebooks } => check_notebooks(&notebooks),
@@ -196,22 +216,28 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_curve(args: &CurveArgs) -> Result<()> {
+fn run_curve(args: &CurveArgs, methods: &Methods) -> Result<()> {
     use crate::studies::curve;
     let ds = args.data.load()?;
-    let config = args.config();
+    let config = args.config(methods)?;
     let results = args.data.results_dir(&args.out);
     let started = std::time::Instant::now();
-    let mut curve =
-        curve::run(&config, &ds, &paths::results_dir(args.data.profile()), &context(&args.data), &command_line())?;
+    let mut curve = curve::run(
+        &config,
+        methods,
+        &ds,
+        &paths::results_dir(args.data.profile()),
+        &context(&args.data),
+        &command_line(),
+    )?;
     let compute_seconds = curve.compute_seconds;
     let existing = results.join("curve.json");
-    if config.arms.len() < curve::Arm::ALL.len() && existing.is_file() {
+    if config.arms.len() < methods.iter().count() && existing.is_file() {
         // Some arms only: the others' points in the existing curve stay.
-        curve = curve::merge(curve::read(&existing)?, curve)?;
+        curve = curve::merge(curve::read(&existing)?, curve, methods)?;
         println!("Replaced the {:?} points of {}", config.arms, existing.display());
     }
-    println!("{}", crate::present::curve::table(&curve));
+    println!("{}", crate::present::curve::table(&curve, methods));
     let (json, csv) = curve::write(&results, &curve)?;
     println!(
         "{} points, {:.1} min of computing ({:.1} min in this run). Wrote {} and {}",
@@ -224,11 +250,11 @@ fn run_curve(args: &CurveArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_cascade(args: &CascadeArgs) -> Result<()> {
+fn run_cascade(args: &CascadeArgs, methods: &Methods) -> Result<()> {
     use crate::studies::cascade;
     let profile = args.data.profile();
     let ds = args.data.load()?;
-    let (first, then) = (args.first.method(profile), args.then.method(profile));
+    let (first, then) = ((methods.get(&args.first)?.build)(profile), (methods.get(&args.then)?.build)(profile));
     let smoke = profile.is_smoke();
     let items = cascade::CascadeItems {
         validation: args.validation_items.unwrap_or(if smoke { 24 } else { 400 }),
@@ -241,21 +267,21 @@ fn run_cascade(args: &CascadeArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_report(args: &ReportArgs) -> Result<()> {
+fn run_report(args: &ReportArgs, methods: &Methods) -> Result<()> {
     let results = args.results.clone().unwrap_or_else(|| paths::results_dir(Profile::Full));
     let assets = args.assets.clone().unwrap_or_else(|| paths::assets_dir(Profile::Full));
     let readme = args.readme.clone().unwrap_or_else(|| paths::project_root().join("README.md"));
-    let table = crate::present::report::write(&results, &assets, Some(&readme))?;
+    let table = crate::present::report::write(&results, &assets, Some(&readme), methods)?;
     print!("{table}");
     println!("Wrote the charts to {} and the table to {}", assets.display(), readme.display());
     Ok(())
 }
 
-fn run_all(data: &DataArgs) -> Result<()> {
+fn run_all(data: &DataArgs, table: &Methods) -> Result<()> {
     let profile = data.profile();
     let results = data.results_dir(&None);
     let assets = paths::assets_dir(profile);
-    let methods = crate::methods::registry(profile);
+    let methods = table.for_all(profile);
     let steps = methods.len() + 2;
     let mut times = Vec::new();
     let started = std::time::Instant::now();
@@ -275,13 +301,14 @@ fn run_all(data: &DataArgs) -> Result<()> {
     }
     println!("\n=== [{steps}/{steps}] report ===");
     let readme = paths::project_root().join("README.md");
-    let table = crate::present::report::write(&results, &assets, (!profile.is_smoke()).then_some(readme.as_path()))?;
+    let written =
+        crate::present::report::write(&results, &assets, (!profile.is_smoke()).then_some(readme.as_path()), table)?;
     println!("\nWall time per step:");
     for (name, seconds) in &times {
         println!("  {name:<10} {:>8.1} min", seconds / 60.0);
     }
     println!("  {:<10} {:>8.1} min\n", "total", started.elapsed().as_secs_f64() / 60.0);
-    print!("{table}");
+    print!("{written}");
     println!("\nResults in {}, charts in {}", results.display(), assets.display());
     Ok(())
 }

@@ -4,23 +4,199 @@
 //! - [`tfidf`]: TF-IDF + logistic regression, the classic baseline;
 //! - [`knn`]: sentence embeddings + K-nearest neighbours;
 //! - [`finetune`]: a small language model fine-tuned as a classifier;
-//! - [`llm`]: a generic LLM, prompted, its answer constrained to a schema.
+//! - [`llm`]: an LLM, prompted, its answer constrained to the labels.
+//!
+//! [`Methods::standard`] is the one table of them: `all`, the learning
+//! curve's arms, the cascade's `--first`/`--then`, the charts' colours and
+//! the command line's choices all derive from it. A new method is a folder
+//! implementing [`Method`] plus one [`MethodKind`] line there.
 
 pub mod finetune;
 pub mod knn;
 pub mod llm;
 pub mod tfidf;
 
+use anyhow::{bail, Result};
+
 use crate::method::Method;
 use crate::paths::Profile;
 
-/// Every method at the profile's defaults, in the order `slm-vs-llm all`
-/// runs them. Adding a method is a module implementing `Method` and one line here.
-pub fn registry(profile: Profile) -> Vec<Box<dyn Method>> {
-    vec![
-        Box::new(knn::Knn::default()),
-        Box::new(finetune::Finetune::for_profile(profile)),
-        Box::new(tfidf::TfidfBaseline::default()),
-        Box::new(llm::Llm::for_profile(profile)),
-    ]
+/// How the learning curve measures a method, by what a point costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CurvePlan {
+    /// Seconds a point: every budget with several seeds, a point on all of
+    /// train, all of test.
+    EveryBudget,
+    /// Minutes a point (training): the trained budgets, fewer seeds, the
+    /// seeded test sample; its full-data point is its committed run.
+    Trained,
+    /// Costly per test item (prompting): the prompted budgets, one seed, the
+    /// test sample; its full-data point is its committed run.
+    Prompted,
+    /// Uses no labels: one point, on the test sample, drawn as a flat line.
+    NoLabels,
+}
+
+impl CurvePlan {
+    /// Scored on the curve's seeded test sample rather than all of test.
+    pub fn sampled(self) -> bool {
+        self != CurvePlan::EveryBudget
+    }
+
+    /// Its full-data point is the committed run of `all`, not re-measured.
+    pub fn committed_full_point(self) -> bool {
+        matches!(self, CurvePlan::Trained | CurvePlan::Prompted)
+    }
+}
+
+/// One line of the table of methods.
+#[derive(Clone, Copy)]
+pub struct MethodKind {
+    /// On the command line (`--first knn`, `curve --arms knn`), in logs, and
+    /// in the records (`RunRecord::kind`, a curve point's `arm`).
+    pub name: &'static str,
+    /// Shown to readers on charts and in sentences.
+    pub title: &'static str,
+    /// Its colour on every chart (an index into the chart palette).
+    pub color: usize,
+    /// Run by `slm-vs-llm all` (and so a row of the results table).
+    pub in_all: bool,
+    pub curve: CurvePlan,
+    /// The method at the profile's defaults, as `all` runs it.
+    pub build: fn(Profile) -> Box<dyn Method>,
+}
+
+impl std::fmt::Debug for MethodKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The table of methods, in the order `all` runs them and charts list them.
+#[derive(Debug, Clone)]
+pub struct Methods(Vec<MethodKind>);
+
+impl Methods {
+    /// The methods this project compares.
+    pub fn standard() -> Self {
+        Methods(vec![
+            MethodKind {
+                name: "tfidf",
+                title: "TF-IDF + LR",
+                color: 2,
+                in_all: true,
+                curve: CurvePlan::EveryBudget,
+                build: |_| Box::new(tfidf::TfidfBaseline::default()),
+            },
+            MethodKind {
+                name: "knn",
+                title: "embeddings + K-NN",
+                color: 1,
+                in_all: true,
+                curve: CurvePlan::EveryBudget,
+                build: |_| Box::new(knn::Knn::default()),
+            },
+            MethodKind {
+                name: "finetune",
+                title: "fine-tuned SLM",
+                color: 0,
+                in_all: true,
+                curve: CurvePlan::Trained,
+                build: |profile| Box::new(finetune::Finetune::for_profile(profile)),
+            },
+            MethodKind {
+                name: "llm",
+                title: "LLM + 4 nearest labelled examples",
+                color: 3,
+                in_all: true,
+                curve: CurvePlan::Prompted,
+                build: |profile| Box::new(llm::Llm::for_profile(profile)),
+            },
+            MethodKind {
+                name: "zero-shot",
+                title: "zero-shot LLM (no labels)",
+                color: 4,
+                in_all: false,
+                curve: CurvePlan::NoLabels,
+                build: |profile| Box::new(llm::Llm::zero_shot(profile)),
+            },
+        ])
+    }
+
+    /// A table of these methods, in this order.
+    pub fn new(kinds: Vec<MethodKind>) -> Self {
+        Methods(kinds)
+    }
+
+    /// The table with `kind` added at the end (a name already in it is replaced).
+    pub fn with(mut self, kind: MethodKind) -> Self {
+        match self.0.iter_mut().find(|k| k.name == kind.name) {
+            Some(existing) => *existing = kind,
+            None => self.0.push(kind),
+        }
+        self
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &MethodKind> {
+        self.0.iter()
+    }
+
+    /// Every name, for the command line's choices.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|k| k.name).collect()
+    }
+
+    /// The kind called `name`, or an error listing the names there are.
+    pub fn get(&self, name: &str) -> Result<&MethodKind> {
+        match self.0.iter().find(|k| k.name == name) {
+            Some(kind) => Ok(kind),
+            None => bail!("no method called {name:?}; the methods are {}", self.names().join(", ")),
+        }
+    }
+
+    /// Where `name` stands in the table (unknown names last), for ordering.
+    pub fn position(&self, name: &str) -> usize {
+        self.0.iter().position(|k| k.name == name).unwrap_or(self.0.len())
+    }
+
+    /// `name`'s title, or the name itself when the table has no such method
+    /// (a record made by a method since removed).
+    pub fn title<'a>(&'a self, name: &'a str) -> &'a str {
+        self.0.iter().find(|k| k.name == name).map_or(name, |k| k.title)
+    }
+
+    /// `name`'s colour index; methods not in the table get the colours after it.
+    pub fn color(&self, name: &str) -> usize {
+        self.0.iter().find(|k| k.name == name).map_or(self.0.len() + 1, |k| k.color)
+    }
+
+    /// The methods `all` runs, built at the profile's defaults, in order.
+    pub fn for_all(&self, profile: Profile) -> Vec<Box<dyn Method>> {
+        self.0.iter().filter(|k| k.in_all).map(|k| (k.build)(profile)).collect()
+    }
+}
+
+impl Default for Methods {
+    fn default() -> Self {
+        Methods::standard()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_names_itself_as_its_line_in_the_table() {
+        let methods = Methods::standard();
+        for kind in methods.iter() {
+            assert_eq!((kind.build)(Profile::Smoke).name(), kind.name);
+        }
+        let mut colors: Vec<usize> = methods.iter().map(|k| k.color).collect();
+        colors.sort();
+        colors.dedup();
+        assert_eq!(colors.len(), methods.iter().count(), "one colour each");
+        let err = methods.get("bert").unwrap_err().to_string();
+        assert!(err.contains("tfidf, knn, finetune, llm, zero-shot"), "{err}");
+    }
 }

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde::Deserialize;
 
-use super::plot::{class_color, draw_error, tick, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
-use super::report::{cost_per_1000, inference_items_per_second, train_seconds, MACHINE_USD_PER_HOUR};
+use crate::costs::MACHINE_USD_PER_HOUR;
+use crate::plot::{class_color, draw_error, tick, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
 use crate::results::RunRecord;
 
 /// The price table shipped with the crate (`support-crate/prices.json`).
@@ -68,8 +68,8 @@ pub fn cost_line(r: &RunRecord) -> Option<CostLine> {
     let per_second = MACHINE_USD_PER_HOUR / 3600.0;
     Some(CostLine {
         name: format!("{} ({})", r.method.split(',').next().unwrap_or(&r.method), r.model),
-        one_off: train_seconds(r).unwrap_or(0.0) * per_second,
-        per_item: per_second / inference_items_per_second(r)? + cost_per_1000(r) / 1000.0,
+        one_off: r.train_seconds().unwrap_or(0.0) * per_second,
+        per_item: per_second / r.items_per_second() + r.api_cost_per_1000() / 1000.0,
         hosted: false,
     })
 }
@@ -154,7 +154,7 @@ fn round_items(n: f64) -> String {
         return format!("{}", n.ceil() as u64);
     }
     let scale = 10f64.powi(n.log10().floor() as i32 - 1);
-    super::plot::thousands(((n / scale).ceil() * scale) as u64)
+    crate::plot::thousands(((n / scale).ceil() * scale) as u64)
 }
 
 /// Total cost against items classified, both on log scales: one line per

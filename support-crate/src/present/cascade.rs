@@ -5,7 +5,7 @@
 use plotters::prelude::*;
 
 use super::break_even::dollars;
-use super::plot::{class_color, draw_error, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
+use crate::plot::{class_color, draw_error, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
 use crate::studies::cascade::CascadeRecord;
 
 fn short(method: &str) -> &str {
@@ -33,7 +33,7 @@ pub fn summary(r: &CascadeRecord) -> String {
         100.0 * m.accuracy_ci95[0],
         100.0 * m.accuracy_ci95[1],
         m.macro_f1,
-        super::plot::thousands(r.test_items as u64),
+        crate::plot::thousands(r.test_items as u64),
         100.0 * r.first.accuracy,
         100.0 * r.then.accuracy,
         dollars(r.test.cost_per_1000_usd),

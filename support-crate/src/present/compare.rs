@@ -8,11 +8,11 @@ use anyhow::Result;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::plot::{
+use crate::costs::{total_per_1000, MACHINE_USD_PER_HOUR};
+use crate::plot::{
     class_color, draw_error, draw_legend_below, legend_height, thousands, tick, LegendEntry, Svg, LABEL_FONT,
     NOTE_FONT, TICK_FONT, TITLE_FONT,
 };
-use super::report::{inference_items_per_second, total_cost_per_1000, MACHINE_USD_PER_HOUR};
 use crate::results::RunRecord;
 
 /// Chart width: the README shows images at most about 900 px wide.
@@ -215,9 +215,9 @@ pub fn per_class_f1_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
 pub fn accuracy_speed_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
     let point = |i: usize, r: &RunRecord, x: Option<f64>| Some((x?, 100.0 * r.metrics.accuracy, i));
     let speed: Vec<_> =
-        records.iter().enumerate().filter_map(|(i, (_, r))| point(i, r, inference_items_per_second(r))).collect();
+        records.iter().enumerate().filter_map(|(i, (_, r))| point(i, r, Some(r.items_per_second()))).collect();
     let cost: Vec<_> =
-        records.iter().enumerate().filter_map(|(i, (_, r))| point(i, r, total_cost_per_1000(r))).collect();
+        records.iter().enumerate().filter_map(|(i, (_, r))| point(i, r, Some(total_per_1000(r)))).collect();
     let legend = method_legend(records, true);
     let plot_h = 460u32;
     let mut svg = String::new();
@@ -238,8 +238,8 @@ pub fn accuracy_speed_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
     let rows: Vec<String> = records
         .iter()
         .map(|(_, r)| {
-            let speed = inference_items_per_second(r).map_or("no speed".into(), |s| format!("{} items/s", tick(&s)));
-            let cost = total_cost_per_1000(r).map_or("no cost".into(), |c| format!("${} per 1,000", tick(&c)));
+            let speed = format!("{} items/s", tick(&r.items_per_second()));
+            let cost = format!("${} per 1,000", tick(&total_per_1000(r)));
             format!("{}: {:.2}%, {speed}, {cost}", label(r), 100.0 * r.metrics.accuracy)
         })
         .collect();
@@ -298,7 +298,7 @@ pub fn reliability_chart(
         let method = r.method.split(',').next().unwrap_or(&r.method);
         series.push((format!("{method}, {} (ECE {:.3})", r.model, rel.ece), points));
     }
-    super::plot::LineChart {
+    crate::plot::LineChart {
         title: "Reliability on test: accuracy against confidence",
         x_label: "confidence (score of the answered class), bin mean",
         y_label: "accuracy in the bin",
@@ -310,10 +310,10 @@ pub fn reliability_chart(
 
 #[cfg(test)]
 mod tests {
-    use super::super::plot::overlapping_labels;
     use super::*;
     use crate::metrics::{evaluate, Bootstrap, Throughput};
-    use crate::results::{DataSizes, Hardware, SCHEMA_VERSION};
+    use crate::plot::overlapping_labels;
+    use crate::results::{DataSizes, Hardware, Timings, SCHEMA_VERSION};
 
     fn record(method: &str, model: &str, correct_of_8: usize, items_per_second: f64) -> (PathBuf, RunRecord) {
         let labels: Vec<String> = ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec();
@@ -323,6 +323,8 @@ mod tests {
         let record = RunRecord {
             schema_version: SCHEMA_VERSION,
             experiment: method.into(),
+            kind: method.into(),
+            endpoint: None,
             method: method.into(),
             model: model.into(),
             command: "test".into(),
@@ -330,7 +332,8 @@ mod tests {
             seeds: Default::default(),
             data: DataSizes { source: "synthetic".into(), labels: labels.clone(), train: 8, validation: 8, test: 8 },
             hardware: Hardware::detect(),
-            timings: [("test_inference".to_string(), Throughput::new(8.0 / items_per_second, 8))].into(),
+            timings: Timings { test_inference: Throughput::new(8.0 / items_per_second, 8), training: None },
+            api_cost_per_1000_usd: None,
             scores: String::new(),
             metrics: evaluate(&truth, &predicted, &labels, Bootstrap::default()),
             extra: serde_json::Value::Null,
@@ -370,7 +373,7 @@ mod tests {
         ] {
             assert_eq!(overlapping_labels(&svg.markup), Vec::<(String, String)>::new(), "{}", svg.alt);
             assert!(svg.alt.contains("fine-tuned SLM (SmolLM2-135M-Instruct)"), "{}", svg.alt);
-            let noise = super::super::plot::text_boxes(&svg.markup)
+            let noise = crate::plot::text_boxes(&svg.markup)
                 .into_iter()
                 .filter(|(_, t)| t.contains("e-") && t.chars().all(|c| c.is_ascii_digit() || ".,-e".contains(c)));
             assert_eq!(noise.count(), 0, "float noise in a tick label");

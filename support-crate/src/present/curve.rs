@@ -4,43 +4,39 @@
 
 use plotters::prelude::*;
 
-use super::plot::{
+use crate::methods::{CurvePlan, Methods};
+use crate::plot::{
     class_color, draw_error, draw_legend_below, legend_height, tick, LegendEntry, Svg, LABEL_FONT, TICK_FONT,
     TITLE_FONT,
 };
-use crate::studies::curve::{summarise, Arm, Curve, Summary};
+use crate::studies::curve::{summarise, Curve, Summary};
 
-fn color(arm: Arm) -> RGBColor {
-    class_color(match arm {
-        Arm::Finetune => 0,
-        Arm::Knn => 1,
-        Arm::Tfidf => 2,
-        Arm::Llm => 3,
-        Arm::ZeroShot => 4,
-    })
+/// Whether `arm` is drawn as a flat line: a method that uses no labels.
+fn uses_no_labels(methods: &Methods, arm: &str) -> bool {
+    methods.get(arm).is_ok_and(|k| k.curve == CurvePlan::NoLabels)
 }
 
 fn budget(s: &Summary) -> String {
     if s.all {
-        format!("all ({})", super::plot::thousands(s.labels_per_class as u64))
+        format!("all ({})", crate::plot::thousands(s.labels_per_class as u64))
     } else {
-        super::plot::thousands(s.labels_per_class as u64)
+        crate::plot::thousands(s.labels_per_class as u64)
     }
 }
 
 /// A Markdown table: one row per arm and budget.
-pub fn table(curve: &Curve) -> String {
+pub fn table(curve: &Curve, methods: &Methods) -> String {
     let mut out = String::from(
         "| method | labels per class | seeds | test items | accuracy (mean) | spread or 95% CI |\n| --- | ---: | ---: | ---: | ---: | --- |\n",
     );
-    for s in summarise(&curve.points) {
+    for s in summarise(&curve.points, methods) {
         let spread = if s.seeds > 1 { "seeds" } else { "CI" };
         out.push_str(&format!(
             "| {} | {} | {} | {} | {:.1}% | [{:.1}, {:.1}] ({spread}) |\n",
-            s.arm.title(),
+            methods.title(&s.arm),
             budget(&s),
             s.seeds,
-            super::plot::thousands(s.test_items as u64),
+            crate::plot::thousands(s.test_items as u64),
             100.0 * s.mean,
             100.0 * s.low,
             100.0 * s.high
@@ -50,30 +46,38 @@ pub fn table(curve: &Curve) -> String {
 }
 
 /// Accuracy against labels per class, log axis; bars: seeds' range (one seed: its 95% interval).
-pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
-    let summaries = summarise(&curve.points);
+pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
+    let summaries = summarise(&curve.points, methods);
     let chance = 1.0 / curve.num_classes.max(1) as f64;
     let budgets: Vec<f64> =
         summaries.iter().filter(|s| s.labels_per_class > 0).map(|s| s.labels_per_class as f64).collect();
     let x_lo = budgets.iter().copied().fold(f64::MAX, f64::min).min(1e9) / 1.5;
     let x_hi = budgets.iter().copied().fold(1.0, f64::max) * 1.5;
     let y_lo = (summaries.iter().map(|s| s.low).fold(chance, f64::min) - 0.05).max(0.0);
-    let sampled = curve.points.iter().filter(|p| p.arm.sampled() && !p.all).map(|p| p.test_items).max();
+    let sampled = curve
+        .points
+        .iter()
+        .filter(|p| !p.all && methods.get(&p.arm).is_ok_and(|k| k.curve.sampled()))
+        .map(|p| p.test_items)
+        .max();
     let caption_note = match sampled {
         Some(n) => format!(
-            "SLM and LLM budgets on a seeded {}-item test sample, the rest on all {} test items",
-            super::plot::thousands(n as u64),
-            super::plot::thousands(curve.test_items as u64)
+            "costly methods' budgets on a seeded {}-item test sample, the rest on all {} test items",
+            crate::plot::thousands(n as u64),
+            crate::plot::thousands(curve.test_items as u64)
         ),
-        None => format!("all {} test items", super::plot::thousands(curve.test_items as u64)),
+        None => format!("all {} test items", crate::plot::thousands(curve.test_items as u64)),
     };
-    let arms: Vec<Arm> = Arm::ALL.into_iter().filter(|a| summaries.iter().any(|s| s.arm == *a)).collect();
+    let mut arms: Vec<&str> = summaries.iter().map(|s| s.arm.as_str()).collect();
+    arms.dedup();
+    let color = |arm: &str| class_color(methods.color(arm));
     let grey = RGBColor(120, 120, 120);
     let mut legend = vec![LegendEntry { name: format!("chance ({:.0}%, dashed)", 100.0 * chance), color: grey }];
     for &arm in &arms {
-        let name = match summaries.iter().find(|s| s.arm == arm && arm == Arm::ZeroShot) {
-            Some(s) => format!("{} {:.1}% (dashed)", arm.title(), 100.0 * s.mean),
-            None => arm.title().to_string(),
+        let flat = summaries.iter().find(|s| s.arm == arm && uses_no_labels(methods, arm));
+        let name = match flat {
+            Some(s) => format!("{} {:.1}% (dashed)", methods.title(arm), 100.0 * s.mean),
+            None => methods.title(arm).to_string(),
         };
         legend.push(LegendEntry { name, color: color(arm) });
     }
@@ -108,7 +112,7 @@ pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
         for arm in arms {
             let c = color(arm);
             let at: Vec<&Summary> = summaries.iter().filter(|s| s.arm == arm).collect();
-            if arm == Arm::ZeroShot {
+            if uses_no_labels(methods, arm) {
                 let s = at[0];
                 chart
                     .draw_series(DashedLineSeries::new([(x_lo, s.mean), (x_hi, s.mean)], 10, 6, c.stroke_width(3)))
@@ -138,7 +142,7 @@ pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
     }
     let alt: Vec<String> = summaries
         .iter()
-        .map(|s| format!("{} at {} per class: {:.1}%", s.arm.title(), budget(s), 100.0 * s.mean))
+        .map(|s| format!("{} at {} per class: {:.1}%", methods.title(&s.arm), budget(s), 100.0 * s.mean))
         .collect();
     Ok(Svg::new(
         svg,
@@ -149,7 +153,7 @@ pub fn chart(curve: &Curve) -> anyhow::Result<Svg> {
 /// The smallest budget from which `a`'s mean accuracy stays above `b`'s at
 /// every budget both were measured at; `None` when it never does or they
 /// share no budget.
-pub fn passes_from(summaries: &[Summary], a: Arm, b: Arm) -> Option<(usize, usize)> {
+pub fn passes_from(summaries: &[Summary], a: &str, b: &str) -> Option<(usize, usize)> {
     let mut common: Vec<(usize, f64, f64)> = summaries
         .iter()
         .filter(|s| s.arm == a && !s.all)
@@ -167,68 +171,73 @@ pub fn passes_from(summaries: &[Summary], a: Arm, b: Arm) -> Option<(usize, usiz
     Some((from.0, common.len()))
 }
 
-/// The README's sentences on the curve, all computed from it.
-pub fn sentences(curve: &Curve) -> String {
-    let s = summarise(&curve.points);
-    let has = |arm: Arm| s.iter().any(|x| x.arm == arm);
+/// The README's sentences on the curve, all computed from it: for every two
+/// methods that use labels, from which budget the one ahead at the largest
+/// shared budget stays ahead; from which budget each beats the methods that
+/// use none; and each method's first and last point.
+pub fn sentences(curve: &Curve, methods: &Methods) -> String {
+    let s = summarise(&curve.points, methods);
+    let mut arms: Vec<&str> = s.iter().map(|x| x.arm.as_str()).collect();
+    arms.dedup();
+    let (no_labels, labelled): (Vec<&str>, Vec<&str>) = arms.iter().partition(|a| uses_no_labels(methods, a));
     let mut out = String::new();
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
-    let at = |arm: Arm, budget: usize| s.iter().find(|x| x.arm == arm && !x.all && x.labels_per_class == budget);
-    for (a, b) in
-        [(Arm::Finetune, Arm::Tfidf), (Arm::Finetune, Arm::Knn), (Arm::Finetune, Arm::Llm), (Arm::Knn, Arm::Tfidf)]
-    {
-        if !(has(a) && has(b)) {
-            continue;
+    let title = |arm: &str| methods.title(arm).to_string();
+    let at = |arm: &str, budget: usize| s.iter().find(|x| x.arm == arm && !x.all && x.labels_per_class == budget);
+    let largest_shared = |a: &str, b: &str| {
+        s.iter()
+            .filter(|x| x.arm == a && !x.all && at(b, x.labels_per_class).is_some())
+            .max_by_key(|x| x.labels_per_class)
+            .map(|x| (x.mean, at(b, x.labels_per_class).map_or(0.0, |y| y.mean)))
+    };
+    for (i, &first) in labelled.iter().enumerate() {
+        for &second in &labelled[i + 1..] {
+            let Some((mean_first, mean_second)) = largest_shared(first, second) else { continue };
+            let (a, b) = if mean_first >= mean_second { (first, second) } else { (second, first) };
+            let Some((from, n)) = passes_from(&s, a, b) else { continue };
+            let (x, y) = (at(a, from).expect("measured"), at(b, from).expect("measured"));
+            let noise = if x.low <= y.high && y.low <= x.high {
+                "; their ranges overlap there, so the lead at that budget is within the noise"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "* {} is ahead of {} from {from} labels per class on ({} against {} there{noise}; {}).\n",
+                capitalised(&title(a)),
+                title(b),
+                pct(x.mean),
+                pct(y.mean),
+                plural(n, "budget", "budgets compared")
+            ));
         }
-        let sentence = match passes_from(&s, a, b) {
-            Some((from, n)) => {
-                let (x, y) = (at(a, from).expect("measured"), at(b, from).expect("measured"));
-                let noise = if x.low <= y.high && y.low <= x.high {
-                    "; their ranges overlap there, so the lead at that budget is within the noise"
-                } else {
-                    ""
-                };
-                format!(
-                    "* {} is ahead of {} from {from} labels per class on ({} against {} there{noise}; {}).\n",
-                    capitalised(a.title()),
-                    b.title(),
-                    pct(x.mean),
-                    pct(y.mean),
-                    plural(n, "budget", "budgets compared")
-                )
-            }
-            None => format!(
-                "* {} does not stay ahead of {} at the budgets both were run at.\n",
-                capitalised(a.title()),
-                b.title()
-            ),
-        };
-        out.push_str(&sentence);
     }
-    if let Some(zero) = s.iter().find(|x| x.arm == Arm::ZeroShot) {
-        for arm in [Arm::Tfidf, Arm::Knn, Arm::Finetune] {
+    for &zero in &no_labels {
+        let Some(reference) = s.iter().find(|x| x.arm == zero) else { continue };
+        for &arm in labelled.iter().filter(|a| methods.get(a).is_ok_and(|k| k.curve != CurvePlan::Prompted)) {
             let mut measured: Vec<&Summary> = s.iter().filter(|x| x.arm == arm && !x.all).collect();
             measured.sort_by_key(|x| x.labels_per_class);
             if measured.is_empty() {
                 continue;
             }
-            out.push_str(&match measured.iter().find(|x| x.mean > zero.mean) {
+            out.push_str(&match measured.iter().find(|x| x.mean > reference.mean) {
                 Some(x) => format!(
-                    "* With {} labels per class, {} ({}) beats the zero-shot LLM ({}).\n",
+                    "* With {} labels per class, {} beats {}: {} against {}.\n",
                     x.labels_per_class,
-                    arm.title(),
+                    title(arm),
+                    title(zero),
                     pct(x.mean),
-                    pct(zero.mean)
+                    pct(reference.mean)
                 ),
                 None => format!(
-                    "* The {} never beats the zero-shot LLM ({}) at the budgets run.\n",
-                    arm.title(),
-                    pct(zero.mean)
+                    "* {} never beats {} ({}) at the budgets run.\n",
+                    capitalised(&title(arm)),
+                    title(zero),
+                    pct(reference.mean)
                 ),
             });
         }
     }
-    for arm in [Arm::Tfidf, Arm::Knn, Arm::Finetune, Arm::Llm] {
+    for &arm in &labelled {
         let mut measured: Vec<&Summary> = s.iter().filter(|x| x.arm == arm).collect();
         measured.sort_by_key(|x| (x.all, x.labels_per_class));
         let (Some(first), Some(last)) = (measured.first(), measured.last()) else { continue };
@@ -237,7 +246,7 @@ pub fn sentences(curve: &Curve) -> String {
         }
         out.push_str(&format!(
             "* {}: {} at {} labels per class, {} at {}.\n",
-            capitalised(arm.title()),
+            capitalised(&title(arm)),
             pct(first.mean),
             first.labels_per_class,
             pct(last.mean),
@@ -265,24 +274,33 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 mod tests {
     use super::*;
 
-    fn s(arm: Arm, labels_per_class: usize, mean: f64) -> Summary {
-        Summary { arm, labels_per_class, all: false, seeds: 1, mean, low: mean, high: mean, test_items: 100 }
+    fn s(arm: &str, labels_per_class: usize, mean: f64) -> Summary {
+        Summary {
+            arm: arm.into(),
+            labels_per_class,
+            all: false,
+            seeds: 1,
+            mean,
+            low: mean,
+            high: mean,
+            test_items: 100,
+        }
     }
 
     #[test]
     fn passing_is_from_the_budget_after_the_last_one_behind() {
         let v = vec![
-            s(Arm::Finetune, 8, 0.5),
-            s(Arm::Finetune, 32, 0.8),
-            s(Arm::Finetune, 128, 0.9),
-            s(Arm::Tfidf, 8, 0.6),
-            s(Arm::Tfidf, 32, 0.7),
-            s(Arm::Tfidf, 128, 0.85),
+            s("finetune", 8, 0.5),
+            s("finetune", 32, 0.8),
+            s("finetune", 128, 0.9),
+            s("tfidf", 8, 0.6),
+            s("tfidf", 32, 0.7),
+            s("tfidf", 128, 0.85),
         ];
-        assert_eq!(passes_from(&v, Arm::Finetune, Arm::Tfidf), Some((32, 3)));
-        assert_eq!(passes_from(&v, Arm::Tfidf, Arm::Finetune), None, "behind at the largest budget");
-        assert_eq!(passes_from(&v, Arm::Finetune, Arm::Knn), None, "no common budget");
-        let ahead = vec![s(Arm::Finetune, 8, 0.9), s(Arm::Tfidf, 8, 0.6)];
-        assert_eq!(passes_from(&ahead, Arm::Finetune, Arm::Tfidf), Some((8, 1)));
+        assert_eq!(passes_from(&v, "finetune", "tfidf"), Some((32, 3)));
+        assert_eq!(passes_from(&v, "tfidf", "finetune"), None, "behind at the largest budget");
+        assert_eq!(passes_from(&v, "finetune", "knn"), None, "no common budget");
+        let ahead = vec![s("finetune", 8, 0.9), s("tfidf", 8, 0.6)];
+        assert_eq!(passes_from(&ahead, "finetune", "tfidf"), Some((8, 1)));
     }
 }

@@ -8,8 +8,8 @@ use anyhow::Result;
 use polars::prelude::{Column, DataFrame};
 use serde::Serialize;
 
-use super::plot::{LineChart, Svg};
 use crate::data::{Dataset, Example, Quirks, Split};
+use crate::plot::{LineChart, Svg};
 
 fn frame(columns: Vec<Column>) -> Result<DataFrame> {
     Ok(DataFrame::new_infer_height(columns)?)

@@ -1,4 +1,4 @@
-//! What a reader sees: chart primitives ([`plot`]), tables ([`tables`]), the
+//! What a reader sees: tables ([`tables`]), the
 //! comparison across methods ([`compare`]'s charts, [`report`]'s table), the
 //! cost at volume ([`break_even`]), the learning curve ([`curve`]) and the
 //! cascades ([`cascade`]), the exploration of the data ([`eda`]) and
@@ -10,6 +10,5 @@ pub mod compare;
 pub mod curve;
 pub mod eda;
 pub mod notebook;
-pub mod plot;
 pub mod report;
 pub mod tables;

@@ -7,10 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use polars::prelude::{AnyValue, DataFrame};
 
-/// Send rich content (`text/html`, `image/svg+xml`, ...) to the evcxr kernel.
-pub fn emit(mime: &str, content: &str) {
-    println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
-}
+pub use crate::plot::emit;
 
 /// A table that a notebook cell shows as HTML.
 #[derive(Debug, Clone)]

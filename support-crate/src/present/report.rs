@@ -5,62 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, reliability_chart};
-use super::plot::{thousands, Svg};
-use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
-use crate::results::{self, Prediction, RunRecord};
 use anyhow::{bail, Context, Result};
 
-/// Whether a file in `results/` is a run record (not the EDA, a benchmark, the curve or a cascade).
-fn is_record_file(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    name.ends_with(".json")
-        && name != "eda.json"
-        && name != "curve.json"
-        && !name.starts_with("bench_")
-        && !name.starts_with("cascade_")
-}
-
-/// Every run record in `dir`, sorted by test accuracy (best first).
-pub fn load_records(dir: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_record_file(p))
-        .collect();
-    paths.sort();
-    let mut records =
-        paths.into_iter().map(|p| results::read_run(&p).map(|(r, _)| (p, r))).collect::<Result<Vec<_>>>()?;
-    if records.is_empty() {
-        bail!("no run records (*.json) in {}: run an experiment first (e.g. `slm-vs-llm all`)", dir.display());
-    }
-    records.sort_by(|a, b| b.1.metrics.accuracy.total_cmp(&a.1.metrics.accuracy));
-    Ok(records)
-}
-
-/// Training time in seconds: fitting, fine-tuning, or embedding the training texts for K-NN.
-pub fn train_seconds(r: &RunRecord) -> Option<f64> {
-    if let Some(t) = r.timings.get("training") {
-        return Some(t.seconds);
-    }
-    r.timings.get("embedding").map(|e| r.data.train as f64 / e.items_per_second)
-}
-
-/// Test items classified per second, end to end (for K-NN: embedding plus search).
-pub fn inference_items_per_second(r: &RunRecord) -> Option<f64> {
-    if let Some(t) = r.timings.get("test_inference") {
-        return Some(t.items_per_second);
-    }
-    let search = r.timings.get("test_search")?;
-    let embed = r.timings.get("embedding")?;
-    Some(1.0 / (1.0 / embed.items_per_second + search.seconds / search.items as f64))
-}
-
-/// Cost of 1,000 classifications in US dollars: an API's price where the
-/// record has one, else 0 (runs on your own CPU).
-pub fn cost_per_1000(r: &RunRecord) -> f64 {
-    r.extra.get("cost_per_1000_items_usd").and_then(|v| v.as_f64()).unwrap_or(0.0)
-}
+use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, reliability_chart};
+use crate::costs::MACHINE_USD_PER_HOUR;
+use crate::methods::Methods;
+use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
+use crate::plot::{save_png, thousands};
+use crate::results::{self, Prediction, RunRecord};
 
 fn duration(seconds: f64) -> String {
     if seconds < 60.0 {
@@ -151,9 +103,9 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> Result<String> {
             invalid,
             m.macro_f1,
             rel.as_ref().map_or("—".into(), |rel| format!("{:.3}", rel.ece)),
-            train_seconds(r).map_or("—".into(), duration),
-            inference_items_per_second(r).map_or("—".into(), rate),
-            match cost_per_1000(r) {
+            r.train_seconds().map_or("—".into(), duration),
+            rate(r.items_per_second()),
+            match r.api_cost_per_1000() {
                 0.0 => "$0 (local)".to_string(),
                 c => format!("${c:.3}"),
             },
@@ -199,7 +151,7 @@ pub fn replace_between(readme: &str, start: &str, end: &str, text: &str) -> Resu
 
 /// The README's learning-curve section: the sentences and the table, from
 /// `results/curve.json`; `None` when there is no curve.
-pub fn curve_section(results_dir: &Path) -> Result<Option<String>> {
+pub fn curve_section(results_dir: &Path, methods: &Methods) -> Result<Option<String>> {
     let path = results_dir.join("curve.json");
     if !path.is_file() {
         return Ok(None);
@@ -210,7 +162,7 @@ pub fn curve_section(results_dir: &Path) -> Result<Option<String>> {
         .updates
         .iter()
         .map(|u| {
-            let arms: Vec<&str> = u.arms.iter().map(|a| a.title()).collect();
+            let arms: Vec<&str> = u.arms.iter().map(|a| methods.title(a)).collect();
             format!(
                 " `{}` measured the {} points again, in {} on {}.",
                 u.command,
@@ -223,11 +175,11 @@ pub fn curve_section(results_dir: &Path) -> Result<Option<String>> {
     Ok(Some(format!(
         "![Test accuracy against labelled examples per class](assets/learning_curve.png)\n\n{}\n\
          `{}` computed these points in {minutes:.0} minutes on {} ({}; `results/curve.csv` has every seed).{updates}\n\n{}",
-        super::curve::sentences(&curve),
+        super::curve::sentences(&curve, methods),
         curve.command,
         curve.hardware.summary(),
-        crate::studies::curve::schedule_note(&curve.config),
-        super::curve::table(&curve),
+        crate::studies::curve::schedule_note(&curve, methods),
+        super::curve::table(&curve, methods),
     )))
 }
 
@@ -246,49 +198,10 @@ pub fn cascade_section(results_dir: &Path) -> Result<Option<String>> {
     )))
 }
 
-/// The price put on this machine's time in the cost panel: an assumption
-/// (about an on-demand 2-vCPU cloud machine), stated on the chart.
-pub const MACHINE_USD_PER_HOUR: f64 = 0.10;
-
-/// What 1,000 classifications cost: the API's price where there is one, plus
-/// this machine's time at [`MACHINE_USD_PER_HOUR`].
-pub fn total_cost_per_1000(r: &RunRecord) -> Option<f64> {
-    let machine_hours = 1000.0 / inference_items_per_second(r)? / 3600.0;
-    Some(cost_per_1000(r) + machine_hours * MACHINE_USD_PER_HOUR)
-}
-
-/// Rasterises an SVG chart to PNG (system fonts for the text).
-pub fn save_png(svg: &Svg, path: &Path) -> Result<()> {
-    use resvg::{tiny_skia, usvg};
-    let mut options = usvg::Options::default();
-    let fonts = options.fontdb_mut();
-    fonts.load_system_fonts();
-    // Charts ask for the generic "sans-serif"; map it to a font this system has.
-    let families: Vec<String> = fonts.faces().flat_map(|f| f.families.iter().map(|(name, _)| name.clone())).collect();
-    if let Some(family) = ["DejaVu Sans", "Liberation Sans", "Arial", "Helvetica", "Noto Sans"]
-        .iter()
-        .find(|want| families.iter().any(|f| f == *want))
-    {
-        fonts.set_sans_serif_family(*family);
-    } else if let Some(any) = families.first() {
-        fonts.set_sans_serif_family(any.clone());
-    } else {
-        tracing::warn!("no system font found: the PNG chart has no text (install fonts-dejavu)");
-    }
-    let tree = usvg::Tree::from_str(&svg.markup, &options).context("parsing the chart's SVG")?;
-    let size = tree.size().to_int_size();
-    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).context("empty chart")?;
-    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    pixmap.save_png(path).with_context(|| format!("writing {}", path.display()))
-}
-
 /// Writes the charts to `assets_dir` and, given a README, the table between
 /// its markers; returns the table.
-pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>) -> Result<String> {
-    let records = load_records(results_dir)?;
+pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>, methods: &Methods) -> Result<String> {
+    let records = results::read_all(results_dir)?;
     let accuracy = accuracy_chart(&records)?;
     save_png(&accuracy, &assets_dir.join("text_classification_average_accuracy.png"))?;
     accuracy.save(&assets_dir.join("text_classification_average_accuracy.svg"))?;
@@ -302,7 +215,7 @@ pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>) -> Re
     save_png(&break_even, &assets_dir.join("break_even.png"))?;
     let curve = results_dir.join("curve.json");
     if curve.is_file() {
-        let chart = super::curve::chart(&crate::studies::curve::read(&curve)?)?;
+        let chart = super::curve::chart(&crate::studies::curve::read(&curve)?, methods)?;
         chart.save(&assets_dir.join("learning_curve.svg"))?;
         save_png(&chart, &assets_dir.join("learning_curve.png"))?;
     }
@@ -316,7 +229,7 @@ pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>) -> Re
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
     let mut updated = replace_table(&text, &table)?;
-    if let Some(section) = curve_section(results_dir)? {
+    if let Some(section) = curve_section(results_dir, methods)? {
         updated = replace_between(&updated, CURVE_START, CURVE_END, &section)?;
     }
     if let Some(section) = cascade_section(results_dir)? {
@@ -370,7 +283,7 @@ mod tests {
         std::fs::write(dir.path().join("eda.json"), "{}").unwrap();
         std::fs::write(dir.path().join("bench_x.json"), "{}").unwrap();
         std::fs::write(dir.path().join("broken.json"), "{\"schema_version\": 99}").unwrap();
-        let err = load_records(dir.path()).expect_err("refused");
+        let err = results::read_all(dir.path()).expect_err("refused");
         assert!(format!("{err:#}").contains("broken.json"), "{err:#}");
     }
 }

@@ -28,9 +28,9 @@ impl Metrics {
     }
 
     /// The confusion matrix as a heat map.
-    pub fn confusion_chart(&self, title: &str) -> Result<super::plot::Svg> {
+    pub fn confusion_chart(&self, title: &str) -> Result<crate::plot::Svg> {
         let labels: Vec<String> = self.per_class.iter().map(|c| c.label.clone()).collect();
-        super::plot::confusion_heatmap(title, &labels, &self.confusion, &self.invalid_per_class)
+        crate::plot::confusion_heatmap(title, &labels, &self.confusion, &self.invalid_per_class)
     }
 }
 

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::costs::MACHINE_USD_PER_HOUR;
 use crate::data::{stratified_sample, Dataset, Example};
 use crate::method::{predict_all, Fitted, Method, Output, RunContext, TrainingSet};
 use crate::metrics::{evaluate, Bootstrap, Metrics};
-use crate::present::report::MACHINE_USD_PER_HOUR;
 use crate::results::Hardware;
 
 /// One threshold's outcome on a set of items.
@@ -176,7 +176,7 @@ fn answers(fitted: &dyn Fitted, items: &[Example], ctx: &RunContext, what: &str)
     }
     tracing::info!(method = %identity.method, items = items.len(), "answering {what}");
     let (predicted, cost) = predict_all(fitted, items, ctx)?;
-    let api_per_1000 = predicted.details.get("cost_per_1000_items_usd").and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let api_per_1000 = 1000.0 * predicted.api_cost_usd.unwrap_or(0.0) / texts.len().max(1) as f64;
     let answers = Answers { outputs: predicted.outputs, seconds: cost.seconds, api_per_1000 };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     crate::results::write_whole(&path, &serde_json::to_vec(&answers)?)?;

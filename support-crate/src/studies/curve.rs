@@ -20,6 +20,7 @@
 //! - the full-data points of the SLM and the LLM are the committed runs in
 //!   `results/` (read, not re-run).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -27,110 +28,56 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{per_class_subset, stratified_sample, Dataset, Example};
-use crate::method::{predict_all, Method, RunContext, TrainingSet};
-use crate::methods::finetune::Finetune;
-use crate::methods::knn::{Knn, KnnConfig};
-use crate::methods::llm::{Calibration, Demonstrations, Llm};
-use crate::methods::tfidf::TfidfBaseline;
+use crate::method::{predict_all, Budget, Method, RunContext, TrainingSet};
+use crate::methods::{CurvePlan, Methods};
 use crate::metrics::{evaluate, Bootstrap};
 use crate::paths::Profile;
+use crate::plot::thousands;
 use crate::results::Hardware;
-
-/// A method as the curve runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Arm {
-    Tfidf,
-    Knn,
-    Finetune,
-    /// The LLM with the 4 nearest labelled examples as demonstrations.
-    Llm,
-    /// The LLM with no labels at all.
-    ZeroShot,
-}
-
-impl Arm {
-    pub const ALL: [Arm; 5] = [Arm::Tfidf, Arm::Knn, Arm::Finetune, Arm::Llm, Arm::ZeroShot];
-
-    /// The name on charts and in sentences.
-    pub fn title(self) -> &'static str {
-        match self {
-            Arm::Tfidf => "TF-IDF + LR",
-            Arm::Knn => "embeddings + K-NN",
-            Arm::Finetune => "fine-tuned SLM",
-            Arm::Llm => "LLM + 4 nearest labelled examples",
-            Arm::ZeroShot => "LLM zero-shot (no labels)",
-        }
-    }
-
-    /// Scored on the fixed test sample rather than all of test.
-    pub fn sampled(self) -> bool {
-        matches!(self, Arm::Finetune | Arm::Llm | Arm::ZeroShot)
-    }
-}
-
-/// How long the SLM trains at a budget of `n` examples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct FinetuneSchedule {
-    /// Examples seen at least (epochs × items), so that small budgets get
-    /// enough optimiser steps to move the classification head.
-    pub min_examples: usize,
-    /// At most this many passes over a tiny budget.
-    pub max_epochs: usize,
-}
-
-impl Default for FinetuneSchedule {
-    fn default() -> Self {
-        // 64 steps of 16 (32 epochs of the 32 items at 8 per class); from 1,024
-        // items up, one epoch, as the full run. What fits the curve's budget.
-        FinetuneSchedule { min_examples: 1024, max_epochs: 64 }
-    }
-}
-
-impl FinetuneSchedule {
-    pub fn epochs(&self, items: usize) -> usize {
-        self.min_examples.div_ceil(items.max(1)).clamp(1, self.max_epochs)
-    }
-}
 
 /// The grid of a curve. Budgets are labelled examples per class.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurveConfig {
-    pub arms: Vec<Arm>,
-    /// TF-IDF and K-NN, plus a point on all of train.
+    /// The methods measured, by their names in the table of methods.
+    pub arms: Vec<String>,
+    /// Methods that cost seconds a point ([`CurvePlan::EveryBudget`]), plus a point on all of train.
     pub budgets: Vec<usize>,
-    pub finetune_budgets: Vec<usize>,
-    /// Seeds of the SLM up to 128 per class (one above).
-    pub finetune_max_seeds: usize,
-    pub finetune_schedule: FinetuneSchedule,
-    pub llm_budgets: Vec<usize>,
-    /// The SLM's and LLM's test sample (seeded, stratified; the same for every point).
+    /// Methods that train for minutes a point ([`CurvePlan::Trained`]).
+    #[serde(alias = "finetune_budgets")]
+    pub trained_budgets: Vec<usize>,
+    /// Seeds of the trained methods up to 128 per class (one above).
+    #[serde(alias = "finetune_max_seeds")]
+    pub trained_max_seeds: usize,
+    /// Methods prompted with the budget's labels ([`CurvePlan::Prompted`]).
+    #[serde(alias = "llm_budgets")]
+    pub prompted_budgets: Vec<usize>,
+    /// The sampled arms' test sample (seeded, stratified; the same for every point).
     pub sampled_test_items: usize,
     /// Seeds are `seed, seed + 1, ...`; the test sample is drawn with `seed`.
     pub seed: u64,
 }
 
 impl CurveConfig {
-    /// About an hour on 2 cores (62.5 min on a 2-core Intel Xeon, see the README); smoke: a minute.
-    pub fn for_profile(profile: Profile) -> Self {
+    /// Every method in `methods`. About an hour on 2 cores (62.5 min on a
+    /// 2-core Intel Xeon, see the README); smoke: a minute.
+    pub fn for_profile(profile: Profile, methods: &Methods) -> Self {
+        let arms = methods.iter().map(|k| k.name.to_string()).collect();
         match profile {
             Profile::Full => CurveConfig {
-                arms: Arm::ALL.to_vec(),
+                arms,
                 budgets: vec![8, 32, 128, 512, 2048],
-                finetune_budgets: vec![8, 32, 128, 512],
-                finetune_max_seeds: 3,
-                finetune_schedule: FinetuneSchedule::default(),
-                llm_budgets: vec![32],
+                trained_budgets: vec![8, 32, 128, 512],
+                trained_max_seeds: 3,
+                prompted_budgets: vec![32],
                 sampled_test_items: 2000,
                 seed: 42,
             },
             Profile::Smoke => CurveConfig {
-                arms: Arm::ALL.to_vec(),
+                arms,
                 budgets: vec![2, 8],
-                finetune_budgets: vec![4],
-                finetune_max_seeds: 1,
-                finetune_schedule: FinetuneSchedule { min_examples: 64, max_epochs: 16 },
-                llm_budgets: vec![4],
+                trained_budgets: vec![4],
+                trained_max_seeds: 1,
+                prompted_budgets: vec![4],
                 sampled_test_items: 40,
                 seed: 42,
             },
@@ -146,66 +93,97 @@ impl CurveConfig {
         }
     }
 
-    /// Every point to measure, cheap arms first.
-    pub fn plan(&self) -> Vec<PointSpec> {
+    /// Every point to measure, cheap arms first (in table order within a plan).
+    pub fn plan(&self, methods: &Methods) -> Result<Vec<PointSpec>> {
+        let mut arms = Vec::new();
+        for name in &self.arms {
+            arms.push(methods.get(name)?);
+        }
+        arms.sort_by_key(|k| k.curve);
         let mut plan = Vec::new();
-        let mut add = |arm, budget: Option<usize>, seeds: usize| {
-            for i in 0..seeds as u64 {
-                plan.push(PointSpec { arm, budget, seed: self.seed + i });
-            }
-        };
-        for arm in Arm::ALL.into_iter().filter(|a| self.arms.contains(a)) {
-            match arm {
-                Arm::Tfidf | Arm::Knn => {
+        for kind in arms {
+            let mut add = |budget: Option<usize>, seeds: usize| {
+                for i in 0..seeds as u64 {
+                    plan.push(PointSpec { arm: kind.name.to_string(), budget, seed: self.seed + i });
+                }
+            };
+            match kind.curve {
+                CurvePlan::EveryBudget => {
                     for &b in &self.budgets {
-                        add(arm, Some(b), Self::seeds_at(b));
+                        add(Some(b), Self::seeds_at(b));
                     }
-                    add(arm, None, 1);
+                    add(None, 1);
                 }
-                Arm::Finetune => {
-                    for &b in &self.finetune_budgets {
-                        add(arm, Some(b), if b <= 128 { self.finetune_max_seeds } else { 1 });
-                    }
-                }
-                Arm::Llm => {
-                    for &b in &self.llm_budgets {
-                        add(arm, Some(b), 1);
+                CurvePlan::Trained => {
+                    for &b in &self.trained_budgets {
+                        add(Some(b), if b <= 128 { self.trained_max_seeds } else { 1 });
                     }
                 }
-                Arm::ZeroShot => add(arm, Some(0), 1),
+                CurvePlan::Prompted => {
+                    for &b in &self.prompted_budgets {
+                        add(Some(b), 1);
+                    }
+                }
+                CurvePlan::NoLabels => add(Some(0), 1),
             }
         }
-        plan
+        Ok(plan)
     }
 }
 
 /// How the grid was run, in a sentence (for the README and the notebook).
-pub fn schedule_note(c: &CurveConfig) -> String {
-    let list = |budgets: &[usize]| {
-        budgets.iter().map(|&b| crate::present::plot::thousands(b as u64)).collect::<Vec<_>>().join(", ")
+pub fn schedule_note(curve: &Curve, methods: &Methods) -> String {
+    let list = |budgets: &[usize]| budgets.iter().map(|&b| thousands(b as u64)).collect::<Vec<_>>().join(", ");
+    let c = &curve.config;
+    let titles = |plan: CurvePlan| -> Vec<String> {
+        let mut arms: Vec<&String> = c.arms.iter().filter(|a| methods.get(a).is_ok_and(|k| k.curve == plan)).collect();
+        arms.sort_by_key(|a| methods.position(a));
+        arms.iter()
+            .map(|a| {
+                let title = methods.title(a);
+                match curve.budget_notes.get(*a) {
+                    Some(note) => format!("{title}, {note},"),
+                    None => title.to_string(),
+                }
+            })
+            .collect()
     };
-    let n = |x: usize| crate::present::plot::thousands(x as u64);
-    format!(
-        "TF-IDF and K-NN at {} labels per class and all of train, 5 seeds up to 128, 3 up to 512, 1 above, on all of \
-         test; the fine-tuned SLM at {} with {} seeds up to 128 and 1 above, trained for at least {} examples ({} steps \
-         of 16; at most {} epochs) and scored on a seeded {}-item test sample; the LLM with the 4 nearest of the \
-         budget's labels at {} and zero-shot, on the same sample; validation: budget/4 per class (at least 2) from the \
-         validation split",
-        list(&c.budgets),
-        list(&c.finetune_budgets),
-        c.finetune_max_seeds,
-        n(c.finetune_schedule.min_examples),
-        c.finetune_schedule.min_examples / 16,
-        c.finetune_schedule.max_epochs,
-        n(c.sampled_test_items),
-        list(&c.llm_budgets)
-    )
+    let mut parts = Vec::new();
+    let cheap = titles(CurvePlan::EveryBudget);
+    if !cheap.is_empty() {
+        parts.push(format!(
+            "{} at {} labels per class and all of train, 5 seeds up to 128, 3 up to 512, 1 above, on all of test",
+            cheap.join(" and "),
+            list(&c.budgets)
+        ));
+    }
+    let sample = format!("a seeded {}-item test sample", thousands(c.sampled_test_items as u64));
+    let trained = titles(CurvePlan::Trained);
+    if !trained.is_empty() {
+        parts.push(format!(
+            "{} at {} with {} seeds up to 128 and 1 above, on {sample}",
+            trained.join(" and "),
+            list(&c.trained_budgets),
+            c.trained_max_seeds
+        ));
+    }
+    let prompted = titles(CurvePlan::Prompted);
+    if !prompted.is_empty() {
+        parts.push(format!("{} at {}, on the same sample", prompted.join(" and "), list(&c.prompted_budgets)));
+    }
+    let no_labels = titles(CurvePlan::NoLabels);
+    if !no_labels.is_empty() {
+        parts.push(format!("{}, on the same sample", no_labels.join(" and ")));
+    }
+    parts.push("validation: budget/4 per class (at least 2) from the validation split".into());
+    parts.join("; ")
 }
 
 /// One point to measure: an arm at a budget (`None`: all of train) with a seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointSpec {
-    pub arm: Arm,
+    /// The method's name in the table of methods.
+    pub arm: String,
     pub budget: Option<usize>,
     pub seed: u64,
 }
@@ -213,7 +191,8 @@ pub struct PointSpec {
 /// What a point measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
-    pub arm: Arm,
+    /// The method's name in the table of methods.
+    pub arm: String,
     /// The method's own name in its run record.
     pub method: String,
     pub model: String,
@@ -252,6 +231,9 @@ pub struct Curve {
     pub hardware: Hardware,
     /// Wall seconds of every measured point (as if run at once, from no cache).
     pub compute_seconds: f64,
+    /// How each arm that adapts itself to a budget did ([`Method::budget_note`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub budget_notes: BTreeMap<String, String>,
     pub points: Vec<CurvePoint>,
     /// Later runs of some arms (`curve --arms ...`) whose points replaced
     /// those of the run above.
@@ -263,7 +245,7 @@ pub struct Curve {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurveUpdate {
     pub command: String,
-    pub arms: Vec<Arm>,
+    pub arms: Vec<String>,
     pub hardware: Hardware,
     pub compute_seconds: f64,
 }
@@ -272,7 +254,7 @@ pub struct CurveUpdate {
 /// replace theirs, the other arms' points stay, and `updates` records which
 /// run measured what. Fails when the two were made on different data or grids,
 /// which one chart could not honestly hold.
-pub fn merge(base: Curve, update: Curve) -> Result<Curve> {
+pub fn merge(base: Curve, update: Curve, methods: &Methods) -> Result<Curve> {
     let grid = |c: &Curve| -> Result<_> {
         let mut config = serde_json::to_value(&c.config)?;
         config["arms"] = serde_json::Value::Null;
@@ -290,10 +272,11 @@ pub fn merge(base: Curve, update: Curve) -> Result<Curve> {
     merged.points.retain(|p| !arms.contains(&p.arm));
     merged.points.extend(update.points);
     // Stable: within an arm, the order the plan measured the points in.
-    merged.points.sort_by_key(|p| p.arm);
-    merged.config.arms.extend(arms.iter().copied());
-    merged.config.arms.sort();
+    merged.points.sort_by_key(|p| methods.position(&p.arm));
+    merged.config.arms.extend(arms.iter().cloned());
+    merged.config.arms.sort_by_key(|a| methods.position(a));
     merged.config.arms.dedup();
+    merged.budget_notes.extend(update.budget_notes);
     for earlier in &mut merged.updates {
         earlier.arms.retain(|a| !arms.contains(a));
     }
@@ -314,60 +297,20 @@ pub fn cache_dir() -> PathBuf {
     crate::paths::cache_dir().join("curve")
 }
 
-/// The configured method for an arm at a budget of `train_items`.
-fn method(arm: Arm, config: &CurveConfig, profile: Profile, train_items: usize, scratch: &Path) -> Box<dyn Method> {
-    match arm {
-        Arm::Tfidf => Box::new(TfidfBaseline::default()),
-        Arm::Knn => {
-            // k cannot exceed the labelled examples there are.
-            let mut knn = KnnConfig::default();
-            knn.ks.retain(|&k| k <= train_items.max(1));
-            Box::new(Knn::new(knn))
-        }
-        Arm::Finetune => {
-            let mut finetune = Finetune::for_profile(profile);
-            finetune.config.max_train = None;
-            let t = &mut finetune.config.train;
-            t.epochs = config.finetune_schedule.epochs(train_items);
-            t.eval_every = 0;
-            finetune.out_dir = scratch.to_path_buf();
-            Box::new(finetune)
-        }
-        Arm::Llm | Arm::ZeroShot => {
-            let mut llm = Llm::for_profile(profile);
-            let c = &mut llm.config;
-            c.compare_greedy = false;
-            c.test_items = None;
-            if arm == Arm::ZeroShot {
-                c.demonstrations = vec![Demonstrations::None];
-                c.calibrations = vec![Calibration::ContentFree];
-            } else {
-                c.demonstrations = vec![Demonstrations::Retrieved { count: 4, balanced: false, nearest_last: true }];
-                c.calibrations = vec![Calibration::None, Calibration::ValidationPrior];
-            }
-            Box::new(llm)
-        }
-    }
-}
-
 /// What identifies a point's result: the data, the grid's settings for its
 /// arm, and the point.
-fn point_key(spec: &PointSpec, config: &CurveConfig, ds: &Dataset, test: &[Example]) -> String {
-    let arm_settings = match spec.arm {
-        Arm::Finetune => serde_json::to_string(&config.finetune_schedule).unwrap_or_default(),
-        _ => String::new(),
-    };
+fn point_key(spec: &PointSpec, budget_note: Option<&str>, ds: &Dataset, test: &[Example]) -> String {
+    let arm_settings = budget_note.unwrap_or_default();
     let data = format!("{}|{}|{}|{}|{}", ds.source, ds.seed, ds.train.len(), ds.validation.len(), test.len());
     let first_test = test.first().map_or(0, |e| e.index);
     let key = crate::cache::text_key(&format!("{spec:?}|{arm_settings}|{data}|{first_test}|v{CURVE_SCHEMA_VERSION}"));
-    format!("{:?}-{}-s{}-{key:032x}", spec.arm, spec.budget.map_or("all".into(), |b| b.to_string()), spec.seed)
-        .to_lowercase()
+    format!("{}-{}-s{}-{key:032x}", spec.arm, spec.budget.map_or("all".into(), |b| b.to_string()), spec.seed)
 }
 
 /// Fits one point's method on its budget and scores it on `test`.
 fn measure(
     spec: &PointSpec,
-    config: &CurveConfig,
+    method: &dyn Method,
     ds: &Dataset,
     test: &[Example],
     ctx: &RunContext,
@@ -382,7 +325,12 @@ fn measure(
         None => (ds.train.clone(), ds.validation.clone()),
     };
     let started = Instant::now();
-    let method = method(spec.arm, config, ctx.profile, train.len(), scratch);
+    let budget = Budget {
+        labels_per_class: spec.budget.unwrap_or(train.len() / classes.max(1)),
+        train_items: train.len(),
+        work_dir: scratch,
+    };
+    let method = method.for_budget(&budget);
     let data = TrainingSet { train: &train, validation: &validation, labels: &ds.labels };
     let ctx = RunContext { seed: spec.seed, ..ctx.clone() };
     let fitted = method.fit(&data, &ctx)?;
@@ -391,7 +339,7 @@ fn measure(
     let metrics = evaluate(&crate::data::labels(test), &answers, &ds.labels, Bootstrap::default());
     let identity = fitted.identity();
     Ok(CurvePoint {
-        arm: spec.arm,
+        arm: spec.arm.clone(),
         method: identity.method,
         model: identity.model,
         labels_per_class: spec.budget.unwrap_or(train.len() / classes.max(1)),
@@ -412,38 +360,30 @@ fn measure(
     })
 }
 
-/// The committed full-data run of an expensive arm, as a point: the
-/// fine-tuning run, or the LLM run of the same backend (in-process or a
-/// server) with the most test items; `None` (with a warning) when
-/// `results/` has none.
-fn committed_point(arm: Arm, results: &Path, classes: usize) -> Result<Option<CurvePoint>> {
-    let server = std::env::var_os("OPENAI_BASE_URL").is_some_and(|u| !u.is_empty());
-    let records = match crate::present::report::load_records(results) {
+/// The committed full-data run of `method` (its `all` run: the same kind,
+/// answered on this machine or by a server as `method` would be), as a
+/// point: the record with the most test items; `None` (with a warning)
+/// when `results/` has none.
+fn committed_point(method: &dyn Method, title: &str, results: &Path, classes: usize) -> Result<Option<CurvePoint>> {
+    let records = match crate::results::read_all(results) {
         Ok(records) => records,
         Err(e) => {
-            tracing::warn!("no committed runs ({e:#}): the curve has no full-data point for {}", arm.title());
+            tracing::warn!("no committed runs ({e:#}): the curve has no full-data point for {title}");
             return Ok(None);
         }
     };
+    let served = method.endpoint().is_some();
     let found = records
         .into_iter()
-        .filter(|(_, r)| match arm {
-            Arm::Finetune => r.experiment == "finetune_slm",
-            Arm::Llm => r.experiment.starts_with("llm_") && r.method.contains("in-process") != server,
-            _ => false,
-        })
+        .filter(|(_, r)| r.kind == method.name() && r.endpoint.is_some() == served)
         .max_by_key(|(_, r)| r.metrics.items);
     let Some((path, r)) = found else {
-        tracing::warn!(
-            "no committed run in {}: the curve has no full-data point for {}",
-            results.display(),
-            arm.title()
-        );
+        tracing::warn!("no committed run in {}: the curve has no full-data point for {title}", results.display());
         return Ok(None);
     };
     let m = &r.metrics;
     Ok(Some(CurvePoint {
-        arm,
+        arm: method.name().to_string(),
         method: r.method.clone(),
         model: r.model.clone(),
         labels_per_class: r.data.train / classes.max(1),
@@ -456,8 +396,8 @@ fn committed_point(arm: Arm, results: &Path, classes: usize) -> Result<Option<Cu
         accuracy_ci95: m.accuracy_ci95,
         macro_f1: m.macro_f1,
         invalid: m.invalid,
-        train_seconds: crate::present::report::train_seconds(&r).unwrap_or(0.0),
-        items_per_second: crate::present::report::inference_items_per_second(&r).unwrap_or(0.0),
+        train_seconds: r.train_seconds().unwrap_or(0.0),
+        items_per_second: r.items_per_second(),
         chosen: String::new(),
         seconds: 0.0,
         source: crate::paths::relative(&path),
@@ -466,32 +406,47 @@ fn committed_point(arm: Arm, results: &Path, classes: usize) -> Result<Option<Cu
 
 /// Measures every point of `config` not yet in the cache (cheap arms first),
 /// adds the committed full-data runs from `results`, and returns the curve.
-pub fn run(config: &CurveConfig, ds: &Dataset, results: &Path, ctx: &RunContext, command: &str) -> Result<Curve> {
+pub fn run(
+    config: &CurveConfig,
+    methods: &Methods,
+    ds: &Dataset,
+    results: &Path,
+    ctx: &RunContext,
+    command: &str,
+) -> Result<Curve> {
     let classes = ds.num_classes();
     let sample = stratified_sample(ds.test.clone(), classes, config.sampled_test_items, config.seed);
-    let plan = config.plan();
+    let plan = config.plan(methods)?;
+    let mut built: BTreeMap<&str, Box<dyn Method>> = BTreeMap::new();
+    for name in &config.arms {
+        let kind = methods.get(name)?;
+        built.insert(kind.name, (kind.build)(ctx.profile));
+    }
+    let budget_notes: BTreeMap<String, String> =
+        built.iter().filter_map(|(name, m)| Some((name.to_string(), m.budget_note()?))).collect();
     let dir = cache_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let bar = crate::progress::bar(plan.len() as u64, "curve", ctx.progress);
     let mut points = Vec::new();
     for spec in &plan {
-        let test = if spec.arm.sampled() { &sample } else { &ds.test };
-        let key = point_key(spec, config, ds, test);
+        let kind = methods.get(&spec.arm)?;
+        let method = built[kind.name].as_ref();
+        let test = if kind.curve.sampled() { &sample } else { &ds.test };
+        let key = point_key(spec, budget_notes.get(&spec.arm).map(String::as_str), ds, test);
         let path = dir.join(format!("{key}.json"));
         let point = match read_point(&path) {
             Some(point) => point,
             None => {
-                bar.set_message(format!("{:?} {}", spec.arm, spec.budget.map_or("all".into(), |b| b.to_string())));
-                tracing::info!(arm = ?spec.arm, budget = ?spec.budget, seed = spec.seed, "measuring");
+                bar.set_message(format!("{} {}", spec.arm, spec.budget.map_or("all".into(), |b| b.to_string())));
+                tracing::info!(arm = %spec.arm, budget = ?spec.budget, seed = spec.seed, "measuring");
                 let scratch = dir.join(format!("{key}.work"));
-                let point = measure(spec, config, ds, test, ctx, &scratch).with_context(|| {
-                    format!("{} at {:?} per class, seed {}", spec.arm.title(), spec.budget, spec.seed)
-                })?;
+                let point = measure(spec, method, ds, test, ctx, &scratch)
+                    .with_context(|| format!("{} at {:?} per class, seed {}", kind.title, spec.budget, spec.seed))?;
                 write_point(&path, &point)?;
                 if scratch.exists() {
                     std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
                 }
-                tracing::info!(arm = ?spec.arm, budget = ?spec.budget, accuracy = point.accuracy, seconds = point.seconds, "measured");
+                tracing::info!(arm = %spec.arm, budget = ?spec.budget, accuracy = point.accuracy, seconds = point.seconds, "measured");
                 point
             }
         };
@@ -499,9 +454,12 @@ pub fn run(config: &CurveConfig, ds: &Dataset, results: &Path, ctx: &RunContext,
         bar.inc(1);
     }
     bar.finish_and_clear();
-    for arm in [Arm::Finetune, Arm::Llm] {
-        if config.arms.contains(&arm) && !ctx.profile.is_smoke() {
-            points.extend(committed_point(arm, results, classes)?);
+    if !ctx.profile.is_smoke() {
+        for name in &config.arms {
+            let kind = methods.get(name)?;
+            if kind.curve.committed_full_point() {
+                points.extend(committed_point(built[kind.name].as_ref(), kind.title, results, classes)?);
+            }
         }
     }
     Ok(Curve {
@@ -513,6 +471,7 @@ pub fn run(config: &CurveConfig, ds: &Dataset, results: &Path, ctx: &RunContext,
         test_items: ds.test.len(),
         hardware: Hardware::detect(),
         compute_seconds: points.iter().map(|p| p.seconds).sum(),
+        budget_notes,
         points,
         updates: Vec::new(),
     })
@@ -570,17 +529,35 @@ pub fn write(dir: &Path, curve: &Curve) -> Result<(PathBuf, PathBuf)> {
 
 pub fn read(path: &Path) -> Result<Curve> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let curve: Curve = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    upgrade(&mut value);
+    let curve: Curve = serde_json::from_value(value).with_context(|| format!("parsing {}", path.display()))?;
     if curve.schema_version != CURVE_SCHEMA_VERSION {
         bail!("{}: schema version {} (this build reads {CURVE_SCHEMA_VERSION})", path.display(), curve.schema_version);
     }
     Ok(curve)
 }
 
+/// A curve written before the methods' table: the SLM's schedule, kept in
+/// the grid then, becomes its budget note.
+fn upgrade(value: &mut serde_json::Value) {
+    let Some(schedule) =
+        value.get_mut("config").and_then(|c| c.as_object_mut()).and_then(|c| c.remove("finetune_schedule"))
+    else {
+        return;
+    };
+    let Ok(schedule) = serde_json::from_value::<crate::methods::finetune::BudgetSchedule>(schedule) else { return };
+    if let Some(curve) = value.as_object_mut() {
+        let notes = curve.entry("budget_notes").or_insert_with(|| serde_json::json!({}));
+        notes["finetune"] = schedule.note(16).into();
+    }
+}
+
 /// The seeds of one arm at one budget, summarised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
-    pub arm: Arm,
+    pub arm: String,
     pub labels_per_class: usize,
     pub all: bool,
     pub seeds: usize,
@@ -591,13 +568,14 @@ pub struct Summary {
     pub test_items: usize,
 }
 
-/// One [`Summary`] per arm and budget, in budget order.
-pub fn summarise(points: &[CurvePoint]) -> Vec<Summary> {
-    let mut keys: Vec<(Arm, usize, bool)> = points.iter().map(|p| (p.arm, p.labels_per_class, p.all)).collect();
+/// One [`Summary`] per arm (in table order) and budget (in budget order).
+pub fn summarise(points: &[CurvePoint], methods: &Methods) -> Vec<Summary> {
+    let mut keys: Vec<(usize, &str, usize, bool)> =
+        points.iter().map(|p| (methods.position(&p.arm), p.arm.as_str(), p.labels_per_class, p.all)).collect();
     keys.sort();
     keys.dedup();
     keys.into_iter()
-        .map(|(arm, labels_per_class, all)| {
+        .map(|(_, arm, labels_per_class, all)| {
             let at: Vec<&CurvePoint> = points
                 .iter()
                 .filter(|p| p.arm == arm && p.labels_per_class == labels_per_class && p.all == all)
@@ -609,7 +587,7 @@ pub fn summarise(points: &[CurvePoint]) -> Vec<Summary> {
                 (acc.iter().copied().fold(f64::MAX, f64::min), acc.iter().copied().fold(f64::MIN, f64::max))
             };
             Summary {
-                arm,
+                arm: arm.to_string(),
                 labels_per_class,
                 all,
                 seeds: at.len(),
@@ -626,39 +604,30 @@ pub fn summarise(points: &[CurvePoint]) -> Vec<Summary> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn small_budgets_train_for_more_epochs() {
-        let s = FinetuneSchedule::default();
-        assert_eq!(s.epochs(32), 32);
-        assert_eq!(s.epochs(128), 8);
-        assert_eq!(s.epochs(512), 2);
-        assert_eq!(s.epochs(2048), 1);
-        assert_eq!(s.epochs(12_000), 1);
-        assert_eq!(FinetuneSchedule { min_examples: 2048, max_epochs: 8 }.epochs(32), 8, "capped");
-    }
+    const ALL: [&str; 5] = ["tfidf", "knn", "finetune", "llm", "zero-shot"];
 
     #[test]
     fn the_plan_follows_the_seed_rule() {
-        let config = CurveConfig::for_profile(Profile::Full);
-        let plan = config.plan();
-        let count = |arm, budget| plan.iter().filter(|p| p.arm == arm && p.budget == budget).count();
-        assert_eq!(count(Arm::Tfidf, Some(8)), 5);
-        assert_eq!(count(Arm::Knn, Some(512)), 3);
-        assert_eq!(count(Arm::Knn, Some(2048)), 1);
-        assert_eq!(count(Arm::Tfidf, None), 1);
-        assert_eq!(count(Arm::Finetune, Some(8)), 3);
-        assert_eq!(count(Arm::Finetune, Some(512)), 1);
-        assert_eq!(count(Arm::Finetune, None), 0, "the committed run is the full point");
-        assert_eq!(count(Arm::ZeroShot, Some(0)), 1);
-        let seeds: Vec<u64> =
-            plan.iter().filter(|p| p.arm == Arm::Tfidf && p.budget == Some(8)).map(|p| p.seed).collect();
+        let methods = Methods::standard();
+        let config = CurveConfig::for_profile(Profile::Full, &methods);
+        let plan = config.plan(&methods).unwrap();
+        let count = |arm: &str, budget| plan.iter().filter(|p| p.arm == arm && p.budget == budget).count();
+        assert_eq!(count("tfidf", Some(8)), 5);
+        assert_eq!(count("knn", Some(512)), 3);
+        assert_eq!(count("knn", Some(2048)), 1);
+        assert_eq!(count("tfidf", None), 1);
+        assert_eq!(count("finetune", Some(8)), 3);
+        assert_eq!(count("finetune", Some(512)), 1);
+        assert_eq!(count("finetune", None), 0, "the committed run is the full point");
+        assert_eq!(count("zero-shot", Some(0)), 1);
+        let seeds: Vec<u64> = plan.iter().filter(|p| p.arm == "tfidf" && p.budget == Some(8)).map(|p| p.seed).collect();
         assert_eq!(seeds, vec![42, 43, 44, 45, 46]);
-        assert!(plan.iter().position(|p| p.arm == Arm::Finetune) > plan.iter().position(|p| p.arm == Arm::Knn));
+        assert!(plan.iter().position(|p| p.arm == "finetune") > plan.iter().position(|p| p.arm == "knn"));
     }
 
-    fn point(arm: Arm, labels_per_class: usize, seed: u64, accuracy: f64) -> CurvePoint {
+    fn point(arm: &str, labels_per_class: usize, seed: u64, accuracy: f64) -> CurvePoint {
         CurvePoint {
-            arm,
+            arm: arm.into(),
             method: String::new(),
             model: String::new(),
             labels_per_class,
@@ -681,15 +650,16 @@ mod tests {
 
     #[test]
     fn seeds_are_summarised_by_their_spread_and_one_seed_by_its_interval() {
-        let s = summarise(&[point(Arm::Knn, 8, 42, 0.5), point(Arm::Knn, 8, 43, 0.75), point(Arm::Tfidf, 8, 42, 0.5)]);
+        let points = [point("knn", 8, 42, 0.5), point("knn", 8, 43, 0.75), point("tfidf", 8, 42, 0.5)];
+        let s = summarise(&points, &Methods::standard());
         assert_eq!(s.len(), 2);
-        assert_eq!((s[0].arm, s[0].seeds, s[0].low, s[0].high), (Arm::Tfidf, 1, 0.25, 0.75));
-        assert_eq!((s[1].arm, s[1].seeds, s[1].low, s[1].high, s[1].mean), (Arm::Knn, 2, 0.5, 0.75, 0.625));
+        assert_eq!((s[0].arm.as_str(), s[0].seeds, s[0].low, s[0].high), ("tfidf", 1, 0.25, 0.75));
+        assert_eq!((s[1].arm.as_str(), s[1].seeds, s[1].low, s[1].high, s[1].mean), ("knn", 2, 0.5, 0.75, 0.625));
     }
 
-    fn curve(arms: &[Arm], points: Vec<CurvePoint>, command: &str) -> Curve {
-        let mut config = CurveConfig::for_profile(Profile::Smoke);
-        config.arms = arms.to_vec();
+    fn curve(arms: &[&str], points: Vec<CurvePoint>, command: &str) -> Curve {
+        let mut config = CurveConfig::for_profile(Profile::Smoke, &Methods::standard());
+        config.arms = arms.iter().map(|a| a.to_string()).collect();
         Curve {
             schema_version: CURVE_SCHEMA_VERSION,
             command: command.into(),
@@ -699,6 +669,7 @@ mod tests {
             test_items: 100,
             hardware: Hardware::detect(),
             compute_seconds: points.iter().map(|p| p.seconds).sum(),
+            budget_notes: BTreeMap::new(),
             points,
             updates: Vec::new(),
         }
@@ -707,29 +678,30 @@ mod tests {
     #[test]
     fn a_run_of_some_arms_replaces_only_their_points() {
         let base = curve(
-            &Arm::ALL,
-            vec![point(Arm::Tfidf, 8, 42, 0.5), point(Arm::Knn, 8, 42, 0.6), point(Arm::Tfidf, 32, 42, 0.7)],
+            &ALL,
+            vec![point("tfidf", 8, 42, 0.5), point("knn", 8, 42, 0.6), point("tfidf", 32, 42, 0.7)],
             "curve",
         );
-        let update = curve(&[Arm::Tfidf], vec![point(Arm::Tfidf, 8, 42, 0.55)], "curve --arms tfidf");
-        let merged = merge(base.clone(), update.clone()).unwrap();
-        let kept: Vec<(Arm, usize, f64)> =
-            merged.points.iter().map(|p| (p.arm, p.labels_per_class, p.accuracy)).collect();
-        assert_eq!(kept, vec![(Arm::Tfidf, 8, 0.55), (Arm::Knn, 8, 0.6)], "the old TF-IDF points are gone");
+        let update = curve(&["tfidf"], vec![point("tfidf", 8, 42, 0.55)], "curve --arms tfidf");
+        let methods = Methods::standard();
+        let merged = merge(base.clone(), update.clone(), &methods).unwrap();
+        let kept: Vec<(&str, usize, f64)> =
+            merged.points.iter().map(|p| (p.arm.as_str(), p.labels_per_class, p.accuracy)).collect();
+        assert_eq!(kept, vec![("tfidf", 8, 0.55), ("knn", 8, 0.6)], "the old TF-IDF points are gone");
         assert_eq!(merged.command, "curve", "the base run still describes the other arms");
-        assert_eq!(merged.config.arms, Arm::ALL.to_vec());
+        assert_eq!(merged.config.arms, ALL.to_vec());
         assert_eq!(merged.updates.len(), 1);
         assert_eq!(
             (merged.updates[0].command.as_str(), &merged.updates[0].arms[..]),
-            ("curve --arms tfidf", &[Arm::Tfidf][..])
+            ("curve --arms tfidf", &["tfidf".to_string()][..])
         );
 
-        let again = merge(merged, update.clone()).unwrap();
+        let again = merge(merged, update.clone(), &methods).unwrap();
         assert_eq!(again.updates.len(), 1, "a later run of the same arms supersedes the earlier one");
 
         let mut other_grid = update;
         other_grid.config.budgets = vec![16];
-        let err = merge(base, other_grid).unwrap_err().to_string();
+        let err = merge(base, other_grid, &methods).unwrap_err().to_string();
         assert!(err.contains("another grid"), "{err}");
     }
 }

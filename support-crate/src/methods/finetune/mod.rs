@@ -30,7 +30,7 @@ use train::{checkpoint_belongs, checkpoint_dir, train, Control, Labelled, TrainC
 
 use crate::data::{stratified_sample, Example};
 use crate::kernels::Precision;
-use crate::method::{Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
+use crate::method::{Budget, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
 use crate::metrics::Throughput;
 use crate::models::llama::{self, Llama};
 use crate::paths::Profile;
@@ -77,6 +77,43 @@ pub struct Finetune {
     pub config: FinetuneConfig,
     /// The classifier and its checkpoint; an interrupted run resumes from here.
     pub out_dir: PathBuf,
+    /// How long it trains on a small label budget ([`Method::for_budget`]).
+    pub budget_schedule: BudgetSchedule,
+}
+
+/// How long the SLM trains at a budget of `n` examples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct BudgetSchedule {
+    /// Examples seen at least (epochs × items), so that small budgets get
+    /// enough optimiser steps to move the classification head.
+    pub min_examples: usize,
+    /// At most this many passes over a tiny budget.
+    pub max_epochs: usize,
+}
+
+impl BudgetSchedule {
+    /// 64 steps of 16 (32 epochs of the 32 items at 8 per class); from 1,024
+    /// items up, one epoch, as the full run. Smoke: 64 examples, 16 epochs at most.
+    pub fn for_profile(profile: Profile) -> Self {
+        match profile {
+            Profile::Full => BudgetSchedule { min_examples: 1024, max_epochs: 64 },
+            Profile::Smoke => BudgetSchedule { min_examples: 64, max_epochs: 16 },
+        }
+    }
+
+    pub fn epochs(&self, items: usize) -> usize {
+        self.min_examples.div_ceil(items.max(1)).clamp(1, self.max_epochs)
+    }
+
+    /// "trained for at least 1,024 examples (64 steps of 16; at most 64 epochs)".
+    pub fn note(&self, batch_size: usize) -> String {
+        format!(
+            "trained for at least {} examples ({} steps of {batch_size}; at most {} epochs)",
+            crate::plot::thousands(self.min_examples as u64),
+            self.min_examples / batch_size.max(1),
+            self.max_epochs
+        )
+    }
 }
 
 /// Default directory name of the fine-tuned classifier under `data/finetuned`.
@@ -88,6 +125,7 @@ impl Finetune {
         Finetune {
             config: FinetuneConfig::for_profile(profile),
             out_dir: crate::paths::finetuned_dir(CLASSIFIER_NAME, profile),
+            budget_schedule: BudgetSchedule::for_profile(profile),
         }
     }
 }
@@ -191,8 +229,25 @@ impl Finetune {
 }
 
 impl Method for Finetune {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "finetune"
+    }
+
+    /// All of the budget's examples, for [`BudgetSchedule::epochs`] passes,
+    /// keeping the final step (no validation passes: the budget's validation
+    /// set is small), the checkpoint in the budget's work directory.
+    fn for_budget(&self, budget: &Budget) -> Box<dyn Method> {
+        let mut finetune = self.clone();
+        finetune.config.max_train = None;
+        let t = &mut finetune.config.train;
+        t.epochs = self.budget_schedule.epochs(budget.train_items);
+        t.eval_every = 0;
+        finetune.out_dir = budget.work_dir.to_path_buf();
+        Box::new(finetune)
+    }
+
+    fn budget_note(&self) -> Option<String> {
+        Some(self.budget_schedule.note(self.config.train.batch_size))
     }
 
     fn fit(&self, data: &TrainingSet, ctx: &RunContext) -> Result<Box<dyn Fitted>> {
@@ -214,6 +269,8 @@ fn fingerprint(model: &str, train: &[Example], validation: &[Example], labels: &
 impl Fitted for FittedClassifier {
     fn identity(&self) -> Identity {
         Identity {
+            kind: "finetune",
+            endpoint: None,
             experiment: "finetune_slm".into(),
             method: "fine-tuned SLM".into(),
             model: model_name(&self.model_source),
@@ -299,6 +356,7 @@ impl Fitted for FittedClassifier {
             .collect::<Result<_>>()?;
         Ok(Predicted {
             cost_seconds: Some(cached.iter().map(|c| c.seconds).sum()),
+            api_cost_usd: None,
             outputs: cached.into_iter().map(|c| Output::from_scores(c.probs)).collect(),
             details: serde_json::json!({
                 "test_truncated_texts": encoded.iter().filter(|e| e.dropped > 0).count(),

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::batch::Encoded;
 use super::train::TrainState;
-use crate::present::plot::{LineChart, Svg};
+use crate::plot::{LineChart, Svg};
 
 /// Share of texts (%) per token count, one line per class, with the
 /// truncation limit in the title.

@@ -12,11 +12,11 @@ pub use embeddings::{CachedEmbedder, EmbedStats};
 pub use search::{choose, KnnClassifier, Neighbour, SweepPoint, Vote};
 
 use crate::data::{labels, texts, Example};
-use crate::method::{Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
+use crate::method::{Budget, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
 use crate::metrics::Throughput;
 use crate::models::embedder::{EmbedConfig, Embedder};
 use crate::models::Embeddings;
-use crate::present::plot::{LineChart, Svg};
+use crate::plot::{LineChart, Svg};
 
 /// The K-NN method's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,8 +103,15 @@ impl Knn {
 }
 
 impl Method for Knn {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "knn"
+    }
+
+    /// No k above the labelled examples there are.
+    fn for_budget(&self, budget: &Budget) -> Box<dyn Method> {
+        let mut knn = self.clone();
+        knn.config.ks.retain(|&k| k <= budget.train_items.max(1));
+        Box::new(knn)
     }
 
     fn fit(&self, data: &TrainingSet, ctx: &RunContext) -> Result<Box<dyn Fitted>> {
@@ -151,6 +158,8 @@ impl Fitted for FittedKnn {
     fn identity(&self) -> Identity {
         let model = &self.config.embed.model;
         Identity {
+            kind: "knn",
+            endpoint: None,
             experiment: "knn".into(),
             method: "embeddings + K-NN".into(),
             model: model.rsplit('/').next().unwrap_or_default().to_string(),
@@ -208,6 +217,7 @@ impl Fitted for FittedKnn {
         Ok(Predicted {
             outputs: outputs?,
             cost_seconds: Some(embedding_seconds + search.seconds),
+            api_cost_usd: None,
             details: serde_json::json!({
                 "test_search_seconds": search.seconds,
                 "test_embedding_seconds": embedding_seconds,

@@ -40,7 +40,9 @@ use openai::Answer;
 use prompt::{answer_schema, Message};
 
 use crate::data::{stratified_sample, Example};
-use crate::method::{accuracy, choose_best, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
+use crate::method::{
+    accuracy, choose_best, Budget, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet,
+};
 use crate::methods::knn::CachedEmbedder;
 use crate::metrics::Throughput;
 use crate::models::embedder::{EmbedConfig, Embedder};
@@ -169,7 +171,10 @@ pub struct GreedyComparison {
 }
 
 /// The prompted LLM, as a [`Method`].
+#[derive(Debug, Clone)]
 pub struct Llm {
+    /// Its line in the table of methods: "llm", or "zero-shot" for [`Llm::zero_shot`].
+    pub kind: &'static str,
     pub config: LlmConfig,
     pub backend: BackendConfig,
 }
@@ -177,7 +182,22 @@ pub struct Llm {
 impl Llm {
     /// The profile's settings; the server in `OPENAI_BASE_URL`, else the embedded model.
     pub fn for_profile(profile: Profile) -> Self {
-        Llm { config: LlmConfig::for_profile(profile), backend: BackendConfig::from_env() }
+        Llm { kind: "llm", config: LlmConfig::for_profile(profile), backend: BackendConfig::from_env() }
+    }
+
+    /// No labels at all: no demonstrations, and content-free calibration
+    /// (which needs none).
+    pub fn zero_shot(profile: Profile) -> Self {
+        let mut llm = Llm::for_profile(profile);
+        llm.kind = "zero-shot";
+        llm.config.demonstrations = vec![Demonstrations::None];
+        llm.config.calibrations = vec![Calibration::ContentFree];
+        llm
+    }
+
+    /// Whether any prompt variant shows labelled examples.
+    fn uses_labels(&self) -> bool {
+        self.config.demonstrations.iter().any(|d| *d != Demonstrations::None)
     }
 }
 
@@ -264,6 +284,7 @@ impl PromptBuilder {
 
 /// The backend and the prompting chosen on validation.
 pub struct FittedLlm {
+    pub kind: &'static str,
     pub config: LlmConfig,
     pub backend: Backend,
     pub prompts: PromptBuilder,
@@ -400,6 +421,7 @@ impl Llm {
             _ => None,
         };
         Ok(FittedLlm {
+            kind: self.kind,
             config: config.clone(),
             backend,
             prompts,
@@ -473,16 +495,35 @@ impl Llm {
 }
 
 impl Method for Llm {
-    fn name(&self) -> &str {
-        "llm"
+    fn name(&self) -> &'static str {
+        self.kind
     }
 
     fn fit(&self, data: &TrainingSet, ctx: &RunContext) -> Result<Box<dyn Fitted>> {
         Ok(Box::new(self.fit_llm(data, ctx)?))
     }
 
+    /// With labels, the 4 most similar of the budget's examples as
+    /// demonstrations, uncalibrated or calibrated by the validation prior;
+    /// without, as it is. All of test, no greedy comparison.
+    fn for_budget(&self, _budget: &Budget) -> Box<dyn Method> {
+        let mut llm = self.clone();
+        let c = &mut llm.config;
+        c.compare_greedy = false;
+        c.test_items = None;
+        if self.uses_labels() {
+            c.demonstrations = vec![Demonstrations::Retrieved { count: 4, balanced: false, nearest_last: true }];
+            c.calibrations = vec![Calibration::None, Calibration::ValidationPrior];
+        }
+        Box::new(llm)
+    }
+
     fn test_items(&self) -> Option<usize> {
         self.config.test_items
+    }
+
+    fn endpoint(&self) -> Option<String> {
+        self.backend.base_url.as_deref().map(openai::redact_url)
     }
 }
 
@@ -505,20 +546,27 @@ impl FittedLlm {
         read_answer(answer, self.prior.as_deref(), self.config.decoding)
     }
 
-    /// Latency, tokens, cost and errors of a batch of answers.
+    /// What a paid API charged for `answers`, in US dollars (`None`: no price set).
+    fn api_cost_usd(&self, answers: &[Answer]) -> Option<f64> {
+        let price = self.config.price;
+        if price == Price::default() {
+            return None;
+        }
+        let (tokens_in, tokens_out) =
+            answers.iter().fold((0, 0), |(i, o), a| (i + a.usage.prompt_tokens, o + a.usage.completion_tokens));
+        Some(tokens_in as f64 * price.input_per_million / 1e6 + tokens_out as f64 * price.output_per_million / 1e6)
+    }
+
+    /// Latency, tokens and errors of a batch of answers.
     fn details(&self, answers: &[Answer]) -> serde_json::Value {
         let mut latency: Vec<f64> = answers.iter().filter(|a| a.error.is_none()).map(|a| a.latency_seconds).collect();
         latency.sort_by(f64::total_cmp);
         let mean = latency.iter().sum::<f64>() / latency.len().max(1) as f64;
         let (tokens_in, tokens_out) =
             answers.iter().fold((0, 0), |(i, o), a| (i + a.usage.prompt_tokens, o + a.usage.completion_tokens));
-        let price = self.config.price;
-        let cost =
-            tokens_in as f64 * price.input_per_million / 1e6 + tokens_out as f64 * price.output_per_million / 1e6;
-        let errors: BTreeMap<String, usize> =
+        let errors: BTreeMap<&str, usize> =
             answers.iter().filter_map(|a| a.error.as_ref()).fold(BTreeMap::new(), |mut m, e| {
-                let kind = format!("{e:?}").split('(').next().unwrap_or_default().to_string();
-                *m.entry(kind).or_default() += 1;
+                *m.entry(e.kind()).or_default() += 1;
                 m
             });
         let invalid = answers.iter().filter(|a| a.label.is_none()).count();
@@ -529,7 +577,6 @@ impl FittedLlm {
             "latency_p95_seconds": percentile(&latency, 0.95),
             "tokens_in": tokens_in,
             "tokens_out": tokens_out,
-            "cost_per_1000_items_usd": 1000.0 * cost / answers.len().max(1) as f64,
             "cached_answers": answers.iter().filter(|a| a.cached).count(),
         })
     }
@@ -539,6 +586,11 @@ impl Fitted for FittedLlm {
     fn identity(&self) -> Identity {
         let model = self.backend.model();
         Identity {
+            kind: self.kind,
+            endpoint: match &self.backend {
+                Backend::Server(_) => Some(self.backend.endpoint()),
+                Backend::Local(_) => None,
+            },
             experiment: format!("llm_{}", slug(&model)),
             method: match self.backend {
                 Backend::Server(_) => format!("generic LLM, {}, structured output", self.chosen),
@@ -628,7 +680,12 @@ impl Fitted for FittedLlm {
                 Output { label, scores, error: a.error.as_ref().map(|e| e.to_string()) }
             })
             .collect();
-        Ok(Predicted { outputs, cost_seconds, details: self.details(&answers) })
+        Ok(Predicted {
+            outputs,
+            cost_seconds,
+            api_cost_usd: self.api_cost_usd(&answers),
+            details: self.details(&answers),
+        })
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -783,7 +840,7 @@ pub fn cost_table(record: &RunRecord) -> Result<DataFrame> {
     let x = &record.extra;
     let f = |key: &str| x.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
     let n = record.metrics.items.max(1) as f64;
-    let rate = record.timings.get("test_inference").map_or(f64::NAN, |t| t.items_per_second);
+    let rate = record.items_per_second();
     Ok(DataFrame::new_infer_height(vec![
         Column::new("model".into(), [record.model.clone()]),
         Column::new("where".into(), [x.get("endpoint").and_then(|v| v.as_str()).unwrap_or_default().to_string()]),
@@ -793,7 +850,7 @@ pub fn cost_table(record: &RunRecord) -> Result<DataFrame> {
         Column::new("latency p95 s".into(), [(1000.0 * f("latency_p95_seconds")).round() / 1000.0]),
         Column::new("tokens in / item".into(), [(f("tokens_in") / n).round()]),
         Column::new("tokens out / item".into(), [(f("tokens_out") / n * 10.0).round() / 10.0]),
-        Column::new("USD / 1000 items".into(), [f("cost_per_1000_items_usd")]),
+        Column::new("USD / 1000 items".into(), [record.api_cost_per_1000()]),
         Column::new("cached answers".into(), [f("cached_answers") as u64]),
     ])?)
 }

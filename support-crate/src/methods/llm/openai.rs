@@ -63,10 +63,10 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// `OPENAI_BASE_URL` and `OPENAI_API_KEY` (flags win over the environment);
-    /// `None` when no base URL is configured anywhere.
+    /// The server at `base_url` (see [`BackendConfig::from_env`](super::BackendConfig::from_env)
+    /// for `OPENAI_BASE_URL`), its key `api_key` or `OPENAI_API_KEY`; `None` without a base URL.
     pub fn from_env(base_url: Option<String>, model: String, api_key: Option<String>) -> Option<Self> {
-        let base_url = base_url.or_else(|| std::env::var("OPENAI_BASE_URL").ok()).filter(|u| !u.is_empty())?;
+        let base_url = base_url.filter(|u| !u.is_empty())?;
         let api_key = api_key.or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty()).map(Secret);
         Some(Endpoint { base_url: base_url.trim_end_matches('/').to_string(), model, api_key })
     }

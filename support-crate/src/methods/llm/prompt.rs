@@ -35,6 +35,18 @@ pub enum AnswerError {
     Invalid(String),
 }
 
+impl AnswerError {
+    /// The kind, for counting errors by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnswerError::Request(_) => "Request",
+            AnswerError::Refused(_) => "Refused",
+            AnswerError::Truncated(_) => "Truncated",
+            AnswerError::Invalid(_) => "Invalid",
+        }
+    }
+}
+
 impl std::fmt::Display for AnswerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -14,7 +14,7 @@ pub use logistic::{lbfgs, LogisticRegression};
 pub use vectorizer::{words, SparseRow, Tfidf};
 
 use crate::data::{labels, texts};
-use crate::method::{choose_best, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
+use crate::method::{choose_best, Budget, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
 use crate::metrics::Throughput;
 
 /// Settings of the vectoriser and the classifier.
@@ -110,8 +110,13 @@ impl TfidfBaseline {
 }
 
 impl Method for TfidfBaseline {
-    fn name(&self) -> &str {
-        "baseline"
+    fn name(&self) -> &'static str {
+        "tfidf"
+    }
+
+    /// As it is: the regularisation is chosen on the budget's validation.
+    fn for_budget(&self, _budget: &Budget) -> Box<dyn Method> {
+        Box::new(self.clone())
     }
 
     fn fit(&self, data: &TrainingSet, _ctx: &RunContext) -> Result<Box<dyn Fitted>> {
@@ -122,6 +127,8 @@ impl Method for TfidfBaseline {
 impl Fitted for FittedTfidf {
     fn identity(&self) -> Identity {
         Identity {
+            kind: "tfidf",
+            endpoint: None,
             experiment: "baseline_tfidf".into(),
             method: "TF-IDF + logistic regression".into(),
             model: "word 1-2-grams".into(),

@@ -11,6 +11,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+/// Send rich content (`text/html`, `image/svg+xml`, ...) to the evcxr kernel.
+pub fn emit(mime: &str, content: &str) {
+    println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+}
+
 /// Font sizes in plotters' units (the SVG shows them at 1/1.24: 18 is 14.5 px).
 pub const TITLE_FONT: u32 = 24;
 pub const LABEL_FONT: u32 = 19;
@@ -33,8 +38,8 @@ impl Svg {
 
     /// evcxr's display hook.
     pub fn evcxr_display(&self) {
-        super::notebook::emit("text/plain", &self.alt);
-        super::notebook::emit("image/svg+xml", &self.markup);
+        emit("text/plain", &self.alt);
+        emit("image/svg+xml", &self.markup);
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -386,6 +391,34 @@ pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)]) -> 
 /// The text elements of an SVG drawn by plotters, as approximate boxes
 /// (left, top, right, bottom) with their text: what the label-overlap checks
 /// of the chart tests compare. Rotated text (axis titles) is left out.
+/// Rasterises an SVG chart to PNG (system fonts for the text).
+pub fn save_png(svg: &Svg, path: &Path) -> Result<()> {
+    use resvg::{tiny_skia, usvg};
+    let mut options = usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    // Charts ask for the generic "sans-serif"; map it to a font this system has.
+    let families: Vec<String> = fonts.faces().flat_map(|f| f.families.iter().map(|(name, _)| name.clone())).collect();
+    if let Some(family) = ["DejaVu Sans", "Liberation Sans", "Arial", "Helvetica", "Noto Sans"]
+        .iter()
+        .find(|want| families.iter().any(|f| f == *want))
+    {
+        fonts.set_sans_serif_family(*family);
+    } else if let Some(any) = families.first() {
+        fonts.set_sans_serif_family(any.clone());
+    } else {
+        tracing::warn!("no system font found: the PNG chart has no text (install fonts-dejavu)");
+    }
+    let tree = usvg::Tree::from_str(&svg.markup, &options).context("parsing the chart's SVG")?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).context("empty chart")?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    pixmap.save_png(path).with_context(|| format!("writing {}", path.display()))
+}
+
 #[cfg(test)]
 pub(crate) fn text_boxes(svg: &str) -> Vec<([f64; 4], String)> {
     let attr = |tag: &str, name: &str| -> Option<String> {
