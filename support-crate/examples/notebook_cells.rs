@@ -73,9 +73,9 @@ use slm_vs_llm::present::notebook::{self, Table};
 use slm_vs_llm::{Profile, Split};
 notebook::init();
 // cell 4
-let source = Source::locate(None, None).expect("AG News not found: see data/README.md");
+let source = Source::from_env().expect("no data: see data/README.md");
 let config = DataConfig::for_profile(Profile::from_env());
-let ds = data::load(&source, &config).expect("loading AG News");
+let ds = data::load(&source, &config).expect("loading the data");
 println!("{}", ds.source);
 println!("train {}, validation {}, test {} examples; classes {:?}", ds.train.len(), ds.validation.len(), ds.test.len(), ds.labels);
 // cell 6
@@ -130,7 +130,7 @@ use slm_vs_llm::{paths, Profile};
 notebook::init();
 // cell 4
 let profile = Profile::from_env();
-let ds = data::load(&Source::locate(None, None).expect("AG News not found"), &DataConfig::for_profile(profile)).expect("loading AG News");
+let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::for_profile(profile)).expect("loading the data");
 println!("train {}, validation {}, test {}", ds.train.len(), ds.validation.len(), ds.test.len());
 // cell 6
 let base = llama::load(&llama::default_model(), &Device::Cpu).expect("loading SmolLM2 (run scripts/setup.sh to fetch it)");
@@ -208,11 +208,11 @@ let pad = base.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
     scratch.config.train.frozen_layers = 26;
     scratch.config.train.eval_every = 10;
     scratch.config.train.checkpoint_every = 0;
-    scratch.out_dir = std::env::temp_dir().join(format!("slm-vs-llm-scratch-{}", std::process::id()));
+    scratch.out_dir = Some(std::env::temp_dir().join(format!("slm-vs-llm-scratch-{}", std::process::id())));
     let validation = &ds.validation[..200.min(ds.validation.len())];
-    let small = TrainingSet { train: &ds.train, validation, labels: &ds.labels };
+    let small = TrainingSet { train: &ds.train, validation, labels: &ds.labels, task: &ds.task };
     let fitted = scratch.fit_classifier(&small, &RunContext { profile, progress: false, ..RunContext::default() }).expect("scratch run");
-    let _ = std::fs::remove_dir_all(&scratch.out_dir);
+    let _ = std::fs::remove_dir_all(scratch.out_dir.as_ref().expect("set above"));
     for log in fitted.state.history.iter().step_by(4) {
         println!("step {:>2}: loss {:.3}", log.step, log.loss);
     }
@@ -288,7 +288,7 @@ use slm_vs_llm::polars::prelude::*;
 notebook::init();
 // cell 4
 let profile = Profile::from_env();
-let ds = data::load(&Source::locate(None, None).expect("AG News not found"), &DataConfig::for_profile(profile)).expect("loading AG News");
+let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::for_profile(profile)).expect("loading the data");
 println!("train {}, validation {}, test {}", ds.train.len(), ds.validation.len(), ds.test.len());
 // cell 6
 let knn_method = Knn::default();
@@ -423,7 +423,7 @@ use slm_vs_llm::Profile;
 notebook::init();
 // cell 4
 let profile = Profile::from_env();
-let ds = data::load(&Source::locate(None, None).expect("AG News not found"), &DataConfig::for_profile(profile)).expect("loading AG News");
+let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::for_profile(profile)).expect("loading the data");
 println!("train {}, validation {}, test {}", ds.train.len(), ds.validation.len(), ds.test.len());
 // cell 6
 let mut llm_method = Llm::for_profile(profile);

@@ -684,7 +684,7 @@ pub fn llm(
     let decoding = Decoding::ConstrainedGreedy;
     let sample = crate::data::stratified_sample(ds.test.clone(), ds.num_classes(), items, seed);
     let examples = shots(&ds.train, ds.num_classes(), 1, seed);
-    let questions: Vec<_> = sample.iter().map(|e| messages(&e.text, &ds.labels, &examples)).collect();
+    let questions: Vec<_> = sample.iter().map(|e| messages(&ds.task, &e.text, &ds.labels, &examples)).collect();
     let schema = answer_schema(&ds.labels, false);
     let side = |answers: &[crate::methods::llm::openai::Answer], seconds: f64| LlmSide {
         items_per_second: sample.len() as f64 / seconds,

@@ -41,6 +41,22 @@ pub fn text_key(text: &str) -> u128 {
     key(text.as_bytes())
 }
 
+/// The key of a sequence of parts (each length-prefixed, so `["ab", "c"]`
+/// and `["a", "bc"]` differ): the one way a cache key is made of many things.
+pub fn content_key<I, P>(parts: I) -> u128
+where
+    I: IntoIterator<Item = P>,
+    P: AsRef<[u8]>,
+{
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for part in parts {
+        let part = part.as_ref();
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.digest128()
+}
+
 /// An append-only map from keys to byte strings, persisted in one file.
 pub struct RecordCache {
     path: PathBuf,

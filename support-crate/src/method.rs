@@ -28,12 +28,14 @@ pub struct TrainingSet<'a> {
     pub validation: &'a [Example],
     /// Class names, in label order.
     pub labels: &'a [String],
+    /// What the labels mean.
+    pub task: &'a crate::data::Task,
 }
 
 impl<'a> TrainingSet<'a> {
     /// All of `ds`'s train and validation splits.
     pub fn of(ds: &'a Dataset) -> Self {
-        TrainingSet { train: &ds.train, validation: &ds.validation, labels: &ds.labels }
+        TrainingSet { train: &ds.train, validation: &ds.validation, labels: &ds.labels, task: &ds.task }
     }
 
     pub fn num_classes(&self) -> usize {
@@ -94,10 +96,7 @@ impl Output {
     }
 }
 
-/// The index of the highest value (the last of equal ones, as `Iterator::max_by`).
-pub fn argmax(values: &[f32]) -> usize {
-    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
-}
+pub use crate::metrics::argmax;
 
 /// The answers to a batch of texts.
 #[derive(Debug, Clone, Default)]
@@ -161,7 +160,7 @@ pub trait Fitted: Any {
     fn identity(&self) -> Identity;
 
     /// The settings, and what was chosen on validation.
-    fn config(&self) -> serde_json::Value;
+    fn config(&self) -> Result<serde_json::Value>;
 
     /// What producing this classifier cost (`items`: training examples processed).
     fn training(&self) -> Option<Throughput>;
@@ -321,7 +320,7 @@ pub fn evaluate(fitted: Box<dyn Fitted>, ds: &Dataset, options: &RunOptions) -> 
         method: identity.method,
         model: identity.model,
         command: options.command.clone(),
-        config: fitted.config(),
+        config: fitted.config()?,
         seeds: [
             ("split".to_string(), ds.seed),
             ("method".to_string(), options.context.seed),
@@ -352,7 +351,9 @@ mod tests {
     }
 
     #[test]
-    fn argmax_takes_the_last_of_equal_scores() {
-        assert_eq!(argmax(&[0.1, 0.4, 0.4, 0.1]), 2);
+    fn argmax_takes_the_first_of_equal_scores() {
+        assert_eq!(argmax(&[0.1f32, 0.4, 0.4, 0.1]), 1);
+        assert_eq!(argmax(&[0.1f64, 0.2, 0.7]), 2);
+        assert_eq!(argmax::<f32>(&[]), 0);
     }
 }

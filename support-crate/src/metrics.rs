@@ -56,6 +56,20 @@ impl Default for Bootstrap {
 ///
 /// Panics if the two have different lengths or a label/prediction is out of
 /// range: that is a bug in the caller, not bad input.
+/// The index of the highest value, the first of equal ones (0 for none).
+/// The one tie rule of every method's answer.
+pub fn argmax<T: Copy + Into<f64>>(values: &[T]) -> usize {
+    values.iter().enumerate().fold(0, |best, (i, &v)| if v.into() > values[best].into() { i } else { best })
+}
+
+/// The `q`-quantile (0 to 1) of sorted values by nearest rank; NaN for none.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 pub fn evaluate(
     labels: &[usize],
     predictions: &[Option<usize>],

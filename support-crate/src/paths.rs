@@ -104,9 +104,10 @@ pub fn finetuned_dir(name: &str, profile: Profile) -> PathBuf {
     data_dir().join("finetuned").join(name)
 }
 
-/// A file-name-safe form of a model name: `a/b.c` → `a_b_c`.
+/// A file-name form of a name: ASCII letters and digits lower-cased, every
+/// other character `_` ("SmolLM2-135M-Instruct.Q4_1" → "smollm2_135m_instruct_q4_1").
 pub fn slug(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
 #[cfg(test)]
@@ -124,6 +125,7 @@ mod tests {
 
     #[test]
     fn slugs_are_file_names() {
-        assert_eq!(slug("sentence-transformers/all-MiniLM-L6-v2"), "sentence-transformers_all-MiniLM-L6-v2");
+        assert_eq!(slug("sentence-transformers/all-MiniLM-L6-v2"), "sentence_transformers_all_minilm_l6_v2");
+        assert_eq!(slug("SmolLM2-135M-Instruct.Q4_1"), "smollm2_135m_instruct_q4_1");
     }
 }

@@ -25,6 +25,9 @@ const READABLE_VERSIONS: std::ops::RangeInclusive<u64> = 1..=3;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSizes {
     pub source: String,
+    /// The task's name (e.g. "AG News"), for captions.
+    #[serde(default)]
+    pub task: String,
     pub labels: Vec<String>,
     pub train: usize,
     pub validation: usize,
@@ -35,6 +38,7 @@ impl DataSizes {
     pub fn of(ds: &Dataset) -> Self {
         DataSizes {
             source: ds.source.clone(),
+            task: ds.task.name.clone(),
             labels: ds.labels.clone(),
             train: ds.train.len(),
             validation: ds.validation.len(),
@@ -365,6 +369,12 @@ fn upgrade(mut value: serde_json::Value) -> serde_json::Value {
         _ => "",
     };
     record.insert("kind".into(), kind.into());
+    if let Some(data) = record.get_mut("data").and_then(Value::as_object_mut) {
+        let ag_news = data.get("source").and_then(Value::as_str).is_some_and(|s| s.starts_with("AG News"));
+        if ag_news && !data.contains_key("task") {
+            data.insert("task".into(), "AG News".into());
+        }
+    }
     let extra = record.get("extra").cloned().unwrap_or(Value::Null);
     if let Some(url) = extra.get("endpoint").and_then(Value::as_str).filter(|u| u.contains("://")) {
         record.insert("endpoint".into(), url.into());
@@ -469,6 +479,7 @@ mod tests {
             seeds: BTreeMap::from([("split".into(), 42)]),
             data: DataSizes {
                 source: "synthetic".into(),
+                task: "synthetic".into(),
                 labels: vec!["a".into(), "b".into()],
                 train: 4,
                 validation: 1,

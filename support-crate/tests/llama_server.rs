@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use slm_vs_llm::data::Task;
 use slm_vs_llm::methods::llm::openai::{ClientConfig, Dialect, Endpoint, OpenAiClient};
 use slm_vs_llm::methods::llm::prompt::{answer_schema, zero_shot};
 
@@ -30,7 +31,7 @@ fn classifies_through_a_real_llama_cpp_server() {
         "NASA probe sends first pictures from Saturn. The Cassini spacecraft entered orbit on Wednesday.",
         "Peace talks resume in the Middle East. Diplomats met in Cairo to discuss a ceasefire.",
     ];
-    let questions = texts.iter().map(|t| zero_shot(t, &labels)).collect();
+    let questions = texts.iter().map(|t| zero_shot(&Task::ag_news(), t, &labels)).collect();
     let answers =
         client.ask_all(questions, &answer_schema(&labels, false), &labels, &indicatif::ProgressBar::hidden()).unwrap();
     assert_eq!(answers.len(), texts.len());

@@ -65,7 +65,12 @@ enum Rejects {
 
 /// `plan(item, attempt)` decides each response.
 fn start(plan: fn(usize, usize) -> Fault, rejects: Rejects) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    start_at("127.0.0.1:0", plan, rejects)
+}
+
+/// As [`start`], listening on `address`.
+fn start_at(address: &str, plan: fn(usize, usize) -> Fault, rejects: Rejects) -> Server {
+    let listener = TcpListener::bind(address).unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let requests: Arc<Mutex<HashMap<usize, usize>>> = Default::default();
     let formats: Arc<Mutex<Vec<String>>> = Default::default();
@@ -488,19 +493,28 @@ fn a_server_that_dies_mid_run_stops_the_run_early_and_a_rerun_asks_only_the_rest
         ..Default::default()
     };
     let schema = answer_schema(&labels(), false);
-    let client = Arc::new(OpenAiClient::new(endpoint(server_that_dies_after(10)), config.clone()).unwrap());
+    let dead = server_that_dies_after(10);
+    let client = Arc::new(OpenAiClient::new(endpoint(dead.clone()), config.clone()).unwrap());
     let started = std::time::Instant::now();
     let err = client.ask_all(questions(100), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("stopped responding") && message.contains("10 answers received"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(10), "gave up only after {:?}", started.elapsed());
 
-    // The server is back (elsewhere): the 10 cached answers are not asked again.
-    let revived = start(|_, _| Fault::Ok, Rejects::No);
-    let client = Arc::new(OpenAiClient::new(endpoint(revived.url.clone()), config).unwrap());
+    // The server is back at the same address: the 10 cached answers are not asked again.
+    let address = dead.trim_start_matches("http://").trim_end_matches("/v1").to_string();
+    let revived = start_at(&address, |_, _| Fault::Ok, Rejects::No);
+    let client = Arc::new(OpenAiClient::new(endpoint(revived.url.clone()), config.clone()).unwrap());
     let answers = client.ask_all(questions(100), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();
     assert_eq!(answers.iter().filter(|a| a.cached).count(), 10);
     assert_eq!(revived.requests.lock().unwrap().values().sum::<usize>(), 90);
+
+    // Another server with a model of the same name answers anew: the cache is keyed by the endpoint.
+    let other = start(|_, _| Fault::Ok, Rejects::No);
+    let client = Arc::new(OpenAiClient::new(endpoint(other.url.clone()), config).unwrap());
+    let answers = client.ask_all(questions(20), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+    assert_eq!(answers.iter().filter(|a| a.cached).count(), 0, "another server's answers are not reused");
+    assert_eq!(other.requests.lock().unwrap().values().sum::<usize>(), 20);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use slm_vs_llm::data::Task;
 use slm_vs_llm::methods::llm::local::{Decoding, LocalLlm, ANSWER_PREFIX};
 use slm_vs_llm::methods::llm::prompt::{answer_schema, few_shot, zero_shot, AnswerError, Message};
 use slm_vs_llm::Example;
@@ -43,7 +44,7 @@ fn questions() -> Vec<Vec<Message>> {
     .enumerate()
     .map(|(index, (t, l))| Example { index, label: *l, title: String::new(), body: t.to_string(), text: t.to_string() })
     .collect();
-    TEXTS.iter().map(|t| few_shot(t, &labels(), &shots)).collect()
+    TEXTS.iter().map(|t| few_shot(&Task::ag_news(), t, &labels(), &shots)).collect()
 }
 
 #[test]
@@ -126,7 +127,7 @@ fn check_decoding(decoding: Decoding) {
     );
 
     // Zero-shot prompts share less; the answers are still valid.
-    let zero: Vec<Vec<Message>> = TEXTS.iter().map(|t| zero_shot(t, &labels())).collect();
+    let zero: Vec<Vec<Message>> = TEXTS.iter().map(|t| zero_shot(&Task::ag_news(), t, &labels())).collect();
     assert!(llm.ask_all(&zero, &schema, &labels(), decoding, &bar).unwrap().iter().all(|a| a.label.is_some()));
 }
 
@@ -135,7 +136,8 @@ fn a_prompt_longer_than_the_context_is_that_items_error() {
     let Some(path) = gguf() else { return };
     let llm = LocalLlm::load(&path, None).expect("loads");
     let long = "news ".repeat(9000);
-    let questions = vec![zero_shot(TEXTS[0], &labels()), zero_shot(&long, &labels())];
+    let questions =
+        vec![zero_shot(&Task::ag_news(), TEXTS[0], &labels()), zero_shot(&Task::ag_news(), &long, &labels())];
     let bar = indicatif::ProgressBar::hidden();
     for decoding in [Decoding::LabelScores, Decoding::ConstrainedGreedy] {
         let answers = llm.ask_all(&questions, &answer_schema(&labels(), false), &labels(), decoding, &bar).unwrap();
@@ -169,7 +171,8 @@ fn retrieved_demonstrations_come_from_train_only_and_are_seeded() {
     // The test items are near-copies of training texts: only the training rows may come back.
     let test = ["Yankees beat Red Sox 5-3 at Fenway.", "OPEC weighs output cut as oil climbs."];
     let labels = labels();
-    let data = TrainingSet { train: &train, validation: &validation, labels: &labels };
+    let task = Task::ag_news();
+    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
     let mut config = LlmConfig::for_profile(slm_vs_llm::Profile::Smoke);
     config.embed.model = weights.parent().unwrap().display().to_string();
     let cache = tempfile::tempdir().unwrap();
@@ -213,7 +216,8 @@ fn quantised_weights_give_the_f32_labels() {
     let data = load(&source, &DataConfig::default()).expect("AG News loads");
     let n = std::env::var("SLM_AGREEMENT_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let items = stratified_sample(data.validation.clone(), data.labels.len(), n, 42);
-    let questions: Vec<Vec<Message>> = items.iter().map(|e| zero_shot(&e.text, &data.labels)).collect();
+    let questions: Vec<Vec<Message>> =
+        items.iter().map(|e| zero_shot(&Task::ag_news(), &e.text, &data.labels)).collect();
     let schema = answer_schema(&data.labels, false);
     let answer = |format: WeightFormat| {
         let llm = LocalLlm::load_with(&path, None, format, u64::MAX).expect("loads");

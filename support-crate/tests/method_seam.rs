@@ -33,6 +33,7 @@ fn dataset() -> Dataset {
     };
     Dataset {
         source: "synthetic".into(),
+        task: slm_vs_llm::data::Task::named("synthetic"),
         labels: vec!["sports".into(), "business".into(), "tech".into()],
         train: make(0, 120),
         validation: make(1000, 30),
@@ -77,8 +78,8 @@ impl Fitted for FittedMajority {
             model: "none".into(),
         }
     }
-    fn config(&self) -> serde_json::Value {
-        serde_json::json!({ "class": self.class })
+    fn config(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "class": self.class }))
     }
     fn training(&self) -> Option<Throughput> {
         None

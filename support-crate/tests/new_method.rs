@@ -67,8 +67,8 @@ impl Fitted for FittedCentroids {
             model: "bag of words".into(),
         }
     }
-    fn config(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    fn config(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
     }
     fn training(&self) -> Option<Throughput> {
         Some(Throughput::new(0.001, self.trained_on))
@@ -150,11 +150,13 @@ fn a_method_added_to_the_table_runs_in_all_curve_cascade_and_the_report() {
     let methods = Methods::new(vec![*standard.get("tfidf").unwrap(), CENTROIDS]);
 
     run(&["all", "--smoke", "--train", csv], &methods);
-    let results = slm_vs_llm::paths::results_dir(slm_vs_llm::Profile::Smoke);
+    let own = project.path().join("data/runs/three_topics/smoke");
+    let results = own.join("results");
     let records = slm_vs_llm::results::read_all(&results).unwrap();
     let kinds: Vec<&str> = records.iter().map(|(_, r)| r.kind.as_str()).collect();
     assert!(kinds.contains(&"centroids") && kinds.contains(&"tfidf"), "{kinds:?}");
-    let assets = slm_vs_llm::paths::assets_dir(slm_vs_llm::Profile::Smoke);
+    let assets = own.join("assets");
+    assert!(!project.path().join("results").exists(), "your own data never goes to the committed results");
     let accuracy = std::fs::read_to_string(assets.join("text_classification_average_accuracy.svg")).unwrap();
     assert!(accuracy.contains("word centroids"), "the accuracy chart shows the new method");
 

@@ -40,6 +40,7 @@ fn dataset() -> Dataset {
     };
     Dataset {
         source: "synthetic".into(),
+        task: slm_vs_llm::data::Task::named("synthetic"),
         labels: vec!["sports".into(), "business".into(), "tech".into()],
         train: make(0, 300),
         validation: make(1000, 60),

@@ -91,6 +91,18 @@ pub struct DataArgs {
     /// Class names, comma-separated, for integer labels (index i gets the i-th name).
     #[arg(long, value_delimiter = ',')]
     pub label_names: Option<Vec<String>>,
+    /// What the task is, as a JSON file ({"name", "items", "label_kind",
+    /// "descriptions": {"<class>": "one line"}}); the LLM's instructions,
+    /// chart captions and the classifier's name read it. Default: AG News's
+    /// own, or <train file stem>.task.json beside --train, else the file's name.
+    #[arg(long)]
+    pub task_file: Option<PathBuf>,
+    /// The task's name on charts and in the report (overrides the task file's).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// One line per class, `class: description`, shown to the LLM (overrides the task file's).
+    #[arg(long)]
+    pub label_descriptions: Option<PathBuf>,
     /// Share of the test split carved from --train when there is no --test.
     #[arg(long, default_value_t = DataConfig::default().test_fraction, value_parser = fraction)]
     pub test_fraction: f64,
@@ -101,7 +113,7 @@ pub struct DataArgs {
     #[arg(long, default_value_t = DataConfig::default().seed)]
     pub seed: u64,
     /// Use a small stratified sample (minute-scale check); results go to
-    /// data/smoke/. Also set by SMOKE=1.
+    /// data/smoke/ (your own data: data/runs/<file>/smoke/). Also set by SMOKE=1.
     #[arg(long)]
     pub smoke: bool,
 }
@@ -111,9 +123,35 @@ impl DataArgs {
         Profile::from_env_or(self.smoke)
     }
 
-    /// `out`, else the profile's results directory.
+    /// Where runs on your own data go, so they never replace the committed
+    /// AG News results: `data/runs/<train file stem>[/smoke]`.
+    fn own_data_dir(&self) -> Option<PathBuf> {
+        let train = self.train.as_ref()?;
+        let stem = train.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+        let dir = paths::data_dir().join("runs").join(paths::slug(&stem));
+        Some(if self.profile().is_smoke() { dir.join("smoke") } else { dir })
+    }
+
+    /// `out`, else `results/` (AG News), `data/smoke/results` (a smoke run)
+    /// or `data/runs/<your file>/results` (your own data).
     pub fn results_dir(&self, out: &Option<PathBuf>) -> PathBuf {
-        out.clone().unwrap_or_else(|| paths::results_dir(self.profile()))
+        out.clone().unwrap_or_else(|| match self.own_data_dir() {
+            Some(dir) => dir.join("results"),
+            None => paths::results_dir(self.profile()),
+        })
+    }
+
+    /// Where `all` puts the report's charts, beside the results.
+    pub fn assets_dir(&self) -> PathBuf {
+        match self.own_data_dir() {
+            Some(dir) => dir.join("assets"),
+            None => paths::assets_dir(self.profile()),
+        }
+    }
+
+    /// Whether `all` rewrites the README's sections: the full AG News run only.
+    pub fn writes_readme(&self) -> bool {
+        self.train.is_none() && !self.profile().is_smoke()
     }
 
     pub fn load(&self) -> Result<data::Dataset> {
@@ -146,12 +184,24 @@ impl DataArgs {
             ..base
         };
         tracing::info!(source = %source.describe(), "loading data");
-        let ds = data::load(&source, &config)?;
+        let mut ds = data::load(&source, &config)?;
+        if let Some(path) = &self.task_file {
+            ds.task = data::Task::read(path)?;
+            ds.task.check(&ds.labels, path)?;
+        }
+        if let Some(name) = &self.task {
+            ds.task.name = name.clone();
+        }
+        if let Some(path) = &self.label_descriptions {
+            ds.task.descriptions = data::Task::read_descriptions(path)?;
+            ds.task.check(&ds.labels, path)?;
+        }
         tracing::info!(
             train = ds.train.len(),
             validation = ds.validation.len(),
             test = ds.test.len(),
             classes = ds.num_classes(),
+            task = %ds.task.name,
             "loaded"
         );
         Ok(ds)
@@ -265,7 +315,8 @@ pub struct FinetuneArgs {
     /// Optimiser steps between checkpoints (default 100; smoke 10).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// Where the classifier and its checkpoint go (default: data/finetuned/smollm2-ag-news).
+    /// Where the classifier and its checkpoint go (default:
+    /// data/finetuned/<model family>-<task>, e.g. smollm2-ag-news).
     #[arg(long)]
     pub model_out: Option<PathBuf>,
     #[command(flatten)]
@@ -296,7 +347,7 @@ impl FinetuneArgs {
             config.max_train = (n > 0).then_some(n);
         }
         if let Some(dir) = &self.model_out {
-            method.out_dir = dir.clone();
+            method.out_dir = Some(dir.clone());
         }
         config.precision = self.precision.precision.resolve();
         method
@@ -439,7 +490,8 @@ pub struct AllArgs {
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// A classifier directory written by `slm-vs-llm finetune` (default: data/finetuned/smollm2-ag-news).
+    /// A classifier directory written by `slm-vs-llm finetune` (default: the
+    /// AG News one, data/finetuned/smollm2-ag-news).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Texts to classify (e.g. "headline. description").

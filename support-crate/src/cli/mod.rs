@@ -212,7 +212,7 @@ fn run_finetune(args: &FinetuneArgs) -> Result<()> {
         return Ok(());
     }
     run_and_report(&method, &ds, &args.data, &args.out.out)?;
-    println!("Classifier: {}", method.out_dir.display());
+    println!("Classifier: {}", method.classifier_dir(&ds.task, args.data.profile()).display());
     Ok(())
 }
 
@@ -222,14 +222,8 @@ fn run_curve(args: &CurveArgs, methods: &Methods) -> Result<()> {
     let config = args.config(methods)?;
     let results = args.data.results_dir(&args.out);
     let started = std::time::Instant::now();
-    let mut curve = curve::run(
-        &config,
-        methods,
-        &ds,
-        &paths::results_dir(args.data.profile()),
-        &context(&args.data),
-        &command_line(),
-    )?;
+    let mut curve =
+        curve::run(&config, methods, &ds, &args.data.results_dir(&None), &context(&args.data), &command_line())?;
     let compute_seconds = curve.compute_seconds;
     let existing = results.join("curve.json");
     if config.arms.len() < methods.iter().count() && existing.is_file() {
@@ -280,7 +274,7 @@ fn run_report(args: &ReportArgs, methods: &Methods) -> Result<()> {
 fn run_all(data: &DataArgs, table: &Methods) -> Result<()> {
     let profile = data.profile();
     let results = data.results_dir(&None);
-    let assets = paths::assets_dir(profile);
+    let assets = data.assets_dir();
     let methods = table.for_all(profile);
     let steps = methods.len() + 2;
     let mut times = Vec::new();
@@ -314,7 +308,9 @@ fn run_all(data: &DataArgs, table: &Methods) -> Result<()> {
 }
 
 fn run_predict(args: &PredictArgs) -> Result<()> {
-    let dir = args.model.clone().unwrap_or_else(|| paths::finetuned_dir(finetune::CLASSIFIER_NAME, Profile::Full));
+    let dir = args.model.clone().unwrap_or_else(|| {
+        finetune::Finetune::for_profile(Profile::Full).classifier_dir(&crate::data::Task::ag_news(), Profile::Full)
+    });
     let classifier = finetune::load_classifier(&dir)?;
     let texts: Vec<String> = args.texts.iter().map(|t| crate::data::normalize(t)).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::{DataType, ParquetReader, SerReader};
 
 use super::{
-    stratified_sample, stratified_split, DataConfig, DataError, Dataset, Example, AG_NEWS_LABELS, HOW_TO_GET_AG_NEWS,
+    stratified_sample, stratified_split, DataConfig, DataError, Dataset, Example, Task, AG_NEWS_LABELS,
+    HOW_TO_GET_AG_NEWS,
 };
 
 pub const AG_NEWS_HUB_REPO: &str = "fancyzhx/ag_news";
@@ -42,6 +43,30 @@ pub enum Source {
 }
 
 impl Source {
+    /// The data the notebooks run on, from one environment variable:
+    /// `SLM_DATA` set to a CSV or parquet file with `text` and `label`
+    /// columns (a seeded stratified share becomes test; the task from its
+    /// `<stem>.task.json` beside it), or to an AG News directory; unset,
+    /// AG News as [`Source::locate`] finds it.
+    pub fn from_env() -> Result<Source, DataError> {
+        match std::env::var_os("SLM_DATA").filter(|v| !v.is_empty()).map(PathBuf::from) {
+            Some(dir) if dir.is_dir() => Self::in_directory(&dir, None),
+            Some(file) if file.is_file() => Ok(Source::Custom {
+                train: file,
+                test: None,
+                text_column: "text".into(),
+                label_column: "label".into(),
+                label_names: None,
+            }),
+            Some(missing) => Err(DataError::MissingFile {
+                path: missing,
+                hint: "SLM_DATA names a CSV or parquet file with text and label columns, or an AG News directory"
+                    .into(),
+            }),
+            None => Self::locate(None, None),
+        }
+    }
+
     /// The AG News source a user means: `data_dir`, else `AG_NEWS_DIR`, else the
     /// project's `data/ag_news` if it holds the data, else the Hugging Face Hub.
     /// `train_file` overrides the CSV train file name (default `train.csv`,
@@ -93,6 +118,15 @@ impl Source {
     /// A short description for reports.
     /// What the data is, for logs, notebooks and records; paths inside the
     /// project are shown relative to it (no machine-specific prefix).
+    /// What the data are for: AG News's own description, or for your own
+    /// file its `<stem>.task.json` (else a task named after the file).
+    pub fn task(&self) -> Result<Task, DataError> {
+        match self {
+            Source::Custom { train, .. } => Task::of_file(train),
+            _ => Ok(Task::ag_news()),
+        }
+    }
+
     pub fn describe(&self) -> String {
         use crate::paths::relative;
         match self {
@@ -156,7 +190,11 @@ pub fn load(source: &Source, config: &DataConfig) -> Result<Dataset, DataError> 
         None => train,
     };
     let (train, validation) = stratified_split(train, k, config.validation_fraction, config.seed);
-    Ok(Dataset { source: source.describe(), labels, train, validation, test, seed: config.seed })
+    let task = source.task()?;
+    if let Source::Custom { train, .. } = source {
+        task.check(&labels, &Task::path_beside(train))?;
+    }
+    Ok(Dataset { source: source.describe(), task, labels, train, validation, test, seed: config.seed })
 }
 
 fn ag_news_labels() -> Vec<String> {
@@ -333,7 +371,13 @@ fn read_csv_table(path: &Path, columns: &Columns) -> Result<Vec<Row>, DataError>
             return Err(malformed(format!("expected {} fields like the header, found {}", header.len(), record.len())));
         }
         let field = |i: usize| utf8_field(&record, i).map_err(malformed);
-        rows.push(Row { line, text: field(text_col)?, label: field(label_col)?.trim().to_string() });
+        let row = Row { line, text: field(text_col)?, label: field(label_col)?.trim().to_string() };
+        for (column, value) in [(columns.text, &row.text), (columns.label, &row.label)] {
+            if value.trim().is_empty() {
+                return Err(malformed(format!("column {column:?} is empty")));
+            }
+        }
+        rows.push(row);
     }
     if rows.is_empty() {
         return Err(DataError::Empty { path: path.into(), expected: format!("{expected}, and data rows") });
@@ -365,8 +409,10 @@ fn read_parquet(path: &Path, columns: &Columns) -> Result<Vec<Row>, DataError> {
         .zip(labels)
         .enumerate()
         .map(|(i, (text, label))| match (text, label) {
-            (Some(text), Some(label)) => Ok(Row { line: i as u64, text, label }),
-            _ => Err(invalid(format!("row {i}: missing text or label"))),
+            (Some(text), Some(label)) if !text.trim().is_empty() && !label.trim().is_empty() => {
+                Ok(Row { line: i as u64, text, label: label.trim().to_string() })
+            }
+            _ => Err(invalid(format!("row {i}: column {:?} or {:?} is missing or empty", columns.text, columns.label))),
         })
         .collect()
 }

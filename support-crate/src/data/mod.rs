@@ -8,6 +8,7 @@
 mod load;
 mod normalize;
 mod split;
+mod task;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use crate::paths::Profile;
 pub use load::{load, Source, AG_NEWS_HUB_REPO, AG_NEWS_HUB_REVISION};
 pub use normalize::{normalize, Quirks};
 pub use split::{per_class_subset, stratified_sample, stratified_split};
+pub use task::Task;
 
 /// AG News class names, in label order (CSV class index minus one).
 pub const AG_NEWS_LABELS: [&str; 4] = ["World", "Sports", "Business", "Sci/Tech"];
@@ -97,6 +99,8 @@ impl std::fmt::Display for Split {
 pub struct Dataset {
     /// Where it came from, for reports (a path or a hub id).
     pub source: String,
+    /// What is being classified, in words.
+    pub task: Task,
     /// Class names; `Example::label` indexes this.
     pub labels: Vec<String>,
     pub train: Vec<Example>,

@@ -125,16 +125,19 @@ impl Kernel {
     /// `tile[i][j] = Σ_blocks s_x[i, block] · Σ_k q_x[i, k] · q_w[k, j]` for
     /// `rows` rows of activations `x` and one weight panel.
     fn tile(self, rows: usize, x: RowsView, panel: PanelView, tile: &mut Tile) {
-        debug_assert!(rows <= self.tile_rows());
-        debug_assert!(x.codes.len() >= (rows - 1) * x.stride + panel.blocks * BLOCK);
-        debug_assert!(x.scales.len() >= (rows - 1) * panel.blocks + panel.blocks);
-        debug_assert!(panel.weights.len() >= panel.blocks * GROUPS_PER_BLOCK * PANEL_GROUP_BYTES);
-        debug_assert!(panel.block_sums.len() >= panel.blocks * PANEL);
+        // The bounds the kernels' unchecked reads stay within, checked in
+        // release builds too: once a tile, a handful of compares against a
+        // tile's thousands of multiply-adds.
+        assert!((1..=self.tile_rows()).contains(&rows), "{rows} rows for a tile of {}", self.tile_rows());
+        assert!(x.codes.len() >= (rows - 1) * x.stride + panel.blocks * BLOCK, "activation codes out of bounds");
+        assert!(x.scales.len() >= (rows - 1) * panel.blocks + panel.blocks, "activation scales out of bounds");
+        assert!(panel.weights.len() >= panel.blocks * GROUPS_PER_BLOCK * PANEL_GROUP_BYTES, "weights out of bounds");
+        assert!(panel.block_sums.len() >= panel.blocks * PANEL, "block sums out of bounds");
         match self {
             Kernel::Portable => tile_portable(rows, x, panel, tile),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `best`/`is_available` checked the CPU features; the
-            // debug assertions above are the bounds the kernels read within.
+            // assertions above are the bounds the kernels read within.
             Kernel::Avx2 => unsafe {
                 match rows {
                     4 => x86::tile_avx2::<4>(x, panel, tile),

@@ -37,6 +37,14 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// "AG News test accuracy", or "Test accuracy" where the records name no task.
+fn accuracy_title(records: &[(PathBuf, RunRecord)]) -> String {
+    match records.first().map(|(_, r)| r.data.task.as_str()).filter(|t| !t.is_empty()) {
+        Some(task) => format!("{task} test accuracy"),
+        None => "Test accuracy".into(),
+    }
+}
+
 fn chance(records: &[(PathBuf, RunRecord)]) -> f64 {
     100.0 / records.first().map_or(4, |(_, r)| r.metrics.per_class.len().max(1)) as f64
 }
@@ -54,7 +62,7 @@ pub fn accuracy_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
         root.fill(&WHITE).map_err(draw_error)?;
         let (labels, plot) = root.split_horizontally(label_w);
         let mut chart = ChartBuilder::on(&plot)
-            .caption("AG News test accuracy (95% bootstrap interval)", ("sans-serif", TITLE_FONT))
+            .caption(format!("{} (95% bootstrap interval)", accuracy_title(records)), ("sans-serif", TITLE_FONT))
             .margin(15)
             .margin_right(30)
             .x_label_area_size(56)
@@ -125,7 +133,8 @@ pub fn accuracy_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
         })
         .collect();
     let alt = format!(
-        "AG News test accuracy per method on an axis from 0 to 100% with the {}% chance line. {}.",
+        "{} per method on an axis from 0 to 100% with the {}% chance line. {}.",
+        accuracy_title(records),
         tick(&chance),
         points.join("; ")
     );
@@ -330,7 +339,14 @@ mod tests {
             command: "test".into(),
             config: serde_json::Value::Null,
             seeds: Default::default(),
-            data: DataSizes { source: "synthetic".into(), labels: labels.clone(), train: 8, validation: 8, test: 8 },
+            data: DataSizes {
+                source: "synthetic".into(),
+                task: "AG News".into(),
+                labels: labels.clone(),
+                train: 8,
+                validation: 8,
+                test: 8,
+            },
             hardware: Hardware::detect(),
             timings: Timings { test_inference: Throughput::new(8.0 / items_per_second, 8), training: None },
             api_cost_per_1000_usd: None,

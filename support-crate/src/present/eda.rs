@@ -47,12 +47,14 @@ fn lengths(text: &str) -> (usize, usize) {
     (text.chars().count(), text.split_whitespace().count())
 }
 
+/// The `p`-th percentile (0 to 100) of sorted counts; 0 for none.
 fn percentile(sorted: &[usize], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+    let values: Vec<f64> = sorted.iter().map(|&x| x as f64).collect();
+    if values.is_empty() {
+        0.0
+    } else {
+        crate::metrics::percentile(&values, p / 100.0)
     }
-    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank] as f64
 }
 
 /// Length statistics of the model input text (characters and words) per class.
@@ -569,6 +571,7 @@ mod tests {
         };
         Dataset {
             source: "synthetic".into(),
+            task: crate::data::Task::named("synthetic"),
             labels: vec!["a".into(), "b".into()],
             train: make(train),
             validation: Vec::new(),

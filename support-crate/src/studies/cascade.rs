@@ -160,13 +160,9 @@ pub fn choose(curve: &[Operating]) -> Option<Operating> {
 fn answers(fitted: &dyn Fitted, items: &[Example], ctx: &RunContext, what: &str) -> Result<Answers> {
     let texts = crate::data::texts(items);
     let identity = fitted.identity();
-    let key = crate::cache::text_key(&format!(
-        "{}|{}|{}|{}",
-        identity.experiment,
-        identity.method,
-        fitted.config(),
-        texts.iter().fold(0u128, |h, t| h.rotate_left(7) ^ crate::cache::text_key(t))
-    ));
+    let config = fitted.config()?.to_string();
+    let described = [identity.experiment.as_str(), identity.method.as_str(), config.as_str()];
+    let key = crate::cache::content_key(described.iter().chain(&texts).map(|s| s.as_bytes()));
     let dir = crate::paths::cache_dir().join("cascade");
     let path = dir.join(format!("{}-{key:032x}.json", identity.experiment));
     if let Some(cached) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Answers>(&b).ok()) {

@@ -324,6 +324,17 @@ fn measure(
         ),
         None => (ds.train.clone(), ds.validation.clone()),
     };
+    if let Some(b) = spec.budget {
+        for (class, name) in ds.labels.iter().enumerate() {
+            let have = ds.train.iter().filter(|e| e.label == class).count();
+            if have < b {
+                bail!(
+                    "class {name:?} has {have} training examples; the budget asks for {b} per class (lower --budgets, \
+                     --trained-budgets or --prompted-budgets, or add examples of {name:?})"
+                );
+            }
+        }
+    }
     let started = Instant::now();
     let budget = Budget {
         labels_per_class: spec.budget.unwrap_or(train.len() / classes.max(1)),
@@ -331,7 +342,7 @@ fn measure(
         work_dir: scratch,
     };
     let method = method.for_budget(&budget);
-    let data = TrainingSet { train: &train, validation: &validation, labels: &ds.labels };
+    let data = TrainingSet { train: &train, validation: &validation, labels: &ds.labels, task: &ds.task };
     let ctx = RunContext { seed: spec.seed, ..ctx.clone() };
     let fitted = method.fit(&data, &ctx)?;
     let (predicted, inference) = predict_all(fitted.as_ref(), test, &ctx)?;

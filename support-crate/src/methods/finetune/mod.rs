@@ -28,7 +28,7 @@ use batch::{encode_all, Encoded};
 use classifier::{predict_probs, Classifier};
 use train::{checkpoint_belongs, checkpoint_dir, train, Control, Labelled, TrainConfig, TrainState};
 
-use crate::data::{stratified_sample, Example};
+use crate::data::{stratified_sample, Example, Task};
 use crate::kernels::Precision;
 use crate::method::{Budget, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
 use crate::metrics::Throughput;
@@ -75,8 +75,9 @@ impl FinetuneConfig {
 #[derive(Debug, Clone)]
 pub struct Finetune {
     pub config: FinetuneConfig,
-    /// The classifier and its checkpoint; an interrupted run resumes from here.
-    pub out_dir: PathBuf,
+    /// The classifier and its checkpoint; an interrupted run resumes from
+    /// here. `None`: [`Finetune::classifier_dir`]'s default for the task.
+    pub out_dir: Option<PathBuf>,
     /// How long it trains on a small label budget ([`Method::for_budget`]).
     pub budget_schedule: BudgetSchedule,
 }
@@ -116,15 +117,12 @@ impl BudgetSchedule {
     }
 }
 
-/// Default directory name of the fine-tuned classifier under `data/finetuned`.
-pub const CLASSIFIER_NAME: &str = "smollm2-ag-news";
-
 impl Finetune {
-    /// The profile's settings, the classifier in `data/finetuned/smollm2-ag-news[-smoke]`.
+    /// The profile's settings, the classifier in [`Finetune::classifier_dir`].
     pub fn for_profile(profile: Profile) -> Self {
         Finetune {
             config: FinetuneConfig::for_profile(profile),
-            out_dir: crate::paths::finetuned_dir(CLASSIFIER_NAME, profile),
+            out_dir: None,
             budget_schedule: BudgetSchedule::for_profile(profile),
         }
     }
@@ -140,6 +138,8 @@ pub struct Truncation {
 
 /// A fine-tuned classifier and how it was trained.
 pub struct FittedClassifier {
+    /// Where the classifier was saved.
+    pub dir: PathBuf,
     pub config: FinetuneConfig,
     pub classifier: Classifier,
     pub state: TrainState,
@@ -156,9 +156,21 @@ pub fn encode_split(tokenizer: &tokenizers::Tokenizer, examples: &[Example], max
 }
 
 impl Finetune {
+    /// Where the classifier for `task` goes: `out_dir`, else
+    /// `data/finetuned/<model family>-<task>` (e.g. `smollm2-ag-news`; `-smoke` for a smoke run).
+    pub fn classifier_dir(&self, task: &Task, profile: Profile) -> PathBuf {
+        self.out_dir.clone().unwrap_or_else(|| {
+            let model = model_name(&self.config.model);
+            let family = crate::paths::slug(model.split(['-', '.', '_']).next().unwrap_or(&model));
+            let name = format!("{family}-{}", task.slug()).replace('_', "-");
+            crate::paths::finetuned_dir(&name, profile)
+        })
+    }
+
     /// Fine-tunes on train (a seeded stratified sample of `max_train`),
-    /// validating on validation, and saves the classifier to `out_dir`.
+    /// validating on validation, and saves the classifier to [`Finetune::classifier_dir`].
     pub fn fit_classifier(&self, data: &TrainingSet, ctx: &RunContext) -> Result<FittedClassifier> {
+        let out_dir = self.classifier_dir(data.task, ctx.profile);
         let mut config = self.config.clone();
         config.train.seed = ctx.seed;
         let tc = &config.train;
@@ -188,9 +200,9 @@ impl Finetune {
         )?;
         let total_params = model.params().iter().map(|p| p.tensor.elem_count()).sum();
         let fingerprint = fingerprint(&loaded.source, &train_examples, data.validation, data.labels);
-        let checkpoint = checkpoint_dir(&self.out_dir, tc, &fingerprint);
+        let checkpoint = checkpoint_dir(&out_dir, tc, &fingerprint)?;
         // Checkpoints used to live in one `checkpoint/` directory: adopt a matching one.
-        let legacy = self.out_dir.join("checkpoint");
+        let legacy = out_dir.join("checkpoint");
         if !checkpoint.exists() && checkpoint_belongs(&legacy, tc, &fingerprint) {
             std::fs::create_dir_all(checkpoint.parent().expect("under out_dir"))?;
             std::fs::rename(&legacy, &checkpoint)?;
@@ -213,9 +225,10 @@ impl Finetune {
             max_len: tc.max_len,
             pad,
         };
-        classifier.save(&self.out_dir)?;
-        tracing::info!("saved the classifier to {}", self.out_dir.display());
+        classifier.save(&out_dir)?;
+        tracing::info!("saved the classifier to {}", out_dir.display());
         Ok(FittedClassifier {
+            dir: out_dir,
             config,
             classifier,
             state: trained.state,
@@ -242,7 +255,7 @@ impl Method for Finetune {
         let t = &mut finetune.config.train;
         t.epochs = self.budget_schedule.epochs(budget.train_items);
         t.eval_every = 0;
-        finetune.out_dir = budget.work_dir.to_path_buf();
+        finetune.out_dir = Some(budget.work_dir.to_path_buf());
         Box::new(finetune)
     }
 
@@ -257,12 +270,9 @@ impl Method for Finetune {
 
 /// Base model and data identity, so a checkpoint is only resumed on the same.
 fn fingerprint(model: &str, train: &[Example], validation: &[Example], labels: &[String]) -> String {
-    use crate::cache::text_key;
     let size = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
-    let mut h = text_key(&labels.join("\u{1f}"));
-    for e in train.iter().chain(validation) {
-        h = h.rotate_left(5) ^ text_key(&e.text) ^ e.label as u128;
-    }
+    let examples = train.iter().chain(validation).flat_map(|e| [e.text.clone(), e.label.to_string()]);
+    let h = crate::cache::content_key(labels.iter().cloned().chain(examples));
     format!("{model}:{size}:{}:{}:{h:032x}", train.len(), validation.len())
 }
 
@@ -277,8 +287,8 @@ impl Fitted for FittedClassifier {
         }
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
+    fn config(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(&self.config)?)
     }
 
     fn training(&self) -> Option<Throughput> {
@@ -333,7 +343,7 @@ impl Fitted for FittedClassifier {
     fn predict(&self, texts: &[&str], ctx: &RunContext) -> Result<Predicted> {
         let c = &self.classifier;
         let encoded = encode_all(&c.tokenizer, texts, c.max_len)?;
-        let weights = self.weights_id();
+        let weights = self.weights_id()?;
         let mut cache = RecordCache::open(
             &crate::paths::cache_dir().join("classifier").join(format!("{weights}.cache")),
             &format!("class probabilities of classifier {weights}"),
@@ -382,18 +392,18 @@ impl FittedClassifier {
     /// settings, the data, the step they were trained to (training is
     /// deterministic, and a resumed run ends bit for bit where an
     /// uninterrupted one does), and the int8 scheme when predictions use it.
-    fn weights_id(&self) -> String {
+    fn weights_id(&self) -> Result<String> {
         let scheme = match self.config.precision.resolve() {
             Precision::Int8 => format!("\n{}", crate::kernels::int8::SCHEME),
             _ => String::new(),
         };
         let key = format!(
             "{}\n{}\n{}{scheme}",
-            serde_json::to_string(&self.config).unwrap_or_default(),
+            serde_json::to_string(&self.config)?,
             self.state.fingerprint,
             self.state.step
         );
-        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
+        Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))
     }
 }
 

@@ -303,9 +303,9 @@ fn save_checkpoint(dir: &Path, model: &Llama, optimiser: &AdamW, state: &TrainSt
 /// lives under `out_dir`: one directory per configuration and data, so a run
 /// with other settings starts its own instead of refusing this one, and the
 /// same settings resume (or, when finished, return at once).
-pub fn checkpoint_dir(out_dir: &Path, config: &TrainConfig, fingerprint: &str) -> PathBuf {
-    let key = format!("{}\n{fingerprint}", serde_json::to_string(config).unwrap_or_default());
-    out_dir.join("checkpoints").join(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))
+pub fn checkpoint_dir(out_dir: &Path, config: &TrainConfig, fingerprint: &str) -> Result<PathBuf> {
+    let key = format!("{}\n{fingerprint}", serde_json::to_string(config)?);
+    Ok(out_dir.join("checkpoints").join(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))))
 }
 
 /// Whether `dir` holds a checkpoint of exactly this configuration and data.
@@ -355,10 +355,11 @@ mod tests {
         let out = Path::new("out");
         let config = TrainConfig::default();
         let other = TrainConfig { learning_rate: 1e-4, ..TrainConfig::default() };
-        assert_eq!(checkpoint_dir(out, &config, "data"), checkpoint_dir(out, &config.clone(), "data"));
-        assert_ne!(checkpoint_dir(out, &config, "data"), checkpoint_dir(out, &other, "data"));
-        assert_ne!(checkpoint_dir(out, &config, "data"), checkpoint_dir(out, &config, "other data"));
-        assert!(checkpoint_dir(out, &config, "data").starts_with("out/checkpoints"));
+        let dir = |config: &TrainConfig, data: &str| checkpoint_dir(out, config, data).unwrap();
+        assert_eq!(dir(&config, "data"), dir(&config.clone(), "data"));
+        assert_ne!(dir(&config, "data"), dir(&other, "data"));
+        assert_ne!(dir(&config, "data"), dir(&config, "other data"));
+        assert!(dir(&config, "data").starts_with("out/checkpoints"));
         assert!(!checkpoint_belongs(Path::new("/nonexistent"), &config, "data"));
     }
 }

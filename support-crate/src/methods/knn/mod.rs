@@ -166,9 +166,9 @@ impl Fitted for FittedKnn {
         }
     }
 
-    fn config(&self) -> serde_json::Value {
+    fn config(&self) -> Result<serde_json::Value> {
         let c = &self.config;
-        serde_json::json!({
+        Ok(serde_json::json!({
             "embedder": c.embed.model,
             "max_tokens": c.embed.max_tokens,
             "batch_size": c.embed.batch_size,
@@ -177,7 +177,7 @@ impl Fitted for FittedKnn {
             "votes": c.votes,
             "chosen_k": self.chosen.k,
             "chosen_vote": self.chosen.vote,
-        })
+        }))
     }
 
     /// Embedding the training texts: K-NN's only training.

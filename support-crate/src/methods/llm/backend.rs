@@ -1,5 +1,6 @@
-//! Where the LLM's answers come from: an OpenAI-compatible server, or the
-//! embedded GGUF model in-process.
+//! Where the LLM's answers come from: an OpenAI-compatible server, the
+//! embedded GGUF model in-process, or anything else that implements
+//! [`Answerer`] (a scripted one in the tests of the prompt sweep).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,12 +13,112 @@ use super::openai::{Answer, OpenAiClient};
 use super::prompt::Message;
 use crate::models::llama::WeightFormat;
 
+/// What answers the LLM's questions. The prompt and calibration sweep
+/// sees only this.
+pub trait Answerer: Send + Sync {
+    /// Answers every question; failures are recorded in the answers, never
+    /// dropped. `decoding` applies where the answerer scores labels itself.
+    fn ask_all(
+        &self,
+        questions: Vec<Vec<Message>>,
+        schema: &serde_json::Value,
+        labels: &[String],
+        decoding: Decoding,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Answer>>;
+
+    /// The model's name as results name it.
+    fn model(&self) -> String;
+
+    /// Where it runs: a server's base URL (without credentials), or a description of this machine's run.
+    fn endpoint(&self) -> String;
+
+    /// Whether it runs in this process (else a server answers).
+    fn in_process(&self) -> bool;
+
+    /// How labels were scored.
+    fn label_scoring(&self) -> String;
+
+    /// How structured output was obtained.
+    fn dialect(&self) -> Option<String>;
+}
+
+impl Answerer for Arc<OpenAiClient> {
+    fn ask_all(
+        &self,
+        questions: Vec<Vec<Message>>,
+        schema: &serde_json::Value,
+        labels: &[String],
+        _decoding: Decoding,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Answer>> {
+        OpenAiClient::ask_all(self, questions, schema, labels, progress)
+    }
+
+    fn model(&self) -> String {
+        OpenAiClient::endpoint(self).model.clone()
+    }
+
+    fn endpoint(&self) -> String {
+        OpenAiClient::endpoint(self).display_url()
+    }
+
+    fn in_process(&self) -> bool {
+        false
+    }
+
+    fn label_scoring(&self) -> String {
+        OpenAiClient::label_scoring(self)
+    }
+
+    fn dialect(&self) -> Option<String> {
+        OpenAiClient::dialect(self).map(|d| format!("{d:?}"))
+    }
+}
+
+impl Answerer for LocalLlm {
+    fn ask_all(
+        &self,
+        questions: Vec<Vec<Message>>,
+        schema: &serde_json::Value,
+        labels: &[String],
+        decoding: Decoding,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Answer>> {
+        LocalLlm::ask_all(self, &questions, schema, labels, decoding, progress)
+    }
+
+    fn model(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn endpoint(&self) -> String {
+        let file = self.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let weights = if self.is_quantized() { "quantised weights" } else { "f32 weights" };
+        format!("in-process (candle, {file}, {weights})")
+    }
+
+    fn in_process(&self) -> bool {
+        true
+    }
+
+    fn label_scoring(&self) -> String {
+        "every whole label's log-probability, in-process".into()
+    }
+
+    fn dialect(&self) -> Option<String> {
+        Some("constrained to the labels in-process".into())
+    }
+}
+
 /// Where the answers come from.
 pub enum Backend {
     /// An OpenAI-compatible server.
     Server(Arc<OpenAiClient>),
     /// The embedded GGUF model, decoding constrained to the schema.
     Local(Box<LocalLlm>),
+    /// Any other answerer.
+    Custom(Box<dyn Answerer>),
 }
 
 /// Which LLM answers, and how it is reached.
@@ -104,6 +205,14 @@ impl Backend {
         Ok(Backend::Local(Box::new(llm)))
     }
 
+    fn answerer(&self) -> &dyn Answerer {
+        match self {
+            Backend::Server(client) => client,
+            Backend::Local(llm) => llm.as_ref(),
+            Backend::Custom(answerer) => answerer.as_ref(),
+        }
+    }
+
     /// Answers every question; failures are recorded in the answers, never
     /// dropped. `decoding` applies to the embedded model; a server decodes
     /// under its own structured-output constraint.
@@ -115,46 +224,32 @@ impl Backend {
         decoding: Decoding,
         progress: &indicatif::ProgressBar,
     ) -> Result<Vec<Answer>> {
-        match self {
-            Backend::Server(client) => client.ask_all(questions, schema, labels, progress),
-            Backend::Local(llm) => llm.ask_all(&questions, schema, labels, decoding, progress),
-        }
+        self.answerer().ask_all(questions, schema, labels, decoding, progress)
     }
 
     /// The model's name as results name it.
     pub fn model(&self) -> String {
-        match self {
-            Backend::Server(client) => client.endpoint().model.clone(),
-            Backend::Local(llm) => llm.name().to_string(),
-        }
+        self.answerer().model()
     }
 
     /// The server's base URL, or where the embedded model ran.
     pub fn endpoint(&self) -> String {
-        match self {
-            Backend::Server(client) => client.endpoint().display_url(),
-            Backend::Local(llm) => {
-                let file = llm.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-                let weights = if llm.is_quantized() { "quantised weights" } else { "f32 weights" };
-                format!("in-process (candle, {file}, {weights})")
-            }
-        }
+        self.answerer().endpoint()
+    }
+
+    /// Whether the answers are computed in this process (else a server's).
+    pub fn in_process(&self) -> bool {
+        self.answerer().in_process()
     }
 
     /// How labels were scored: the embedded model's whole-label
     /// log-probabilities, or what the server's logprobs gave.
     pub fn label_scoring(&self) -> String {
-        match self {
-            Backend::Server(client) => client.label_scoring(),
-            Backend::Local(_) => "every whole label's log-probability, in-process".into(),
-        }
+        self.answerer().label_scoring()
     }
 
     /// How structured output was obtained.
     pub fn dialect(&self) -> Option<String> {
-        match self {
-            Backend::Server(client) => client.dialect().map(|d| format!("{d:?}")),
-            Backend::Local(_) => Some("constrained to the labels in-process".into()),
-        }
+        self.answerer().dialect()
     }
 }

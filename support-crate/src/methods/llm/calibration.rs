@@ -61,10 +61,7 @@ pub fn calibrate(p: &[f64], prior: &[f64]) -> Vec<f64> {
     divided.into_iter().map(|x| x / sum).collect()
 }
 
-/// The index of the largest value (the first on ties).
-pub fn argmax(values: &[f64]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
-}
+pub use crate::metrics::argmax;
 
 /// Labels of validation items calibrated with a prior from validation,
 /// without scoring any item with a prior it helped estimate: items at even

@@ -32,14 +32,14 @@ use indicatif::ProgressBar;
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 
-pub use backend::{Backend, BackendConfig};
+pub use backend::{Answerer, Backend, BackendConfig};
 pub use calibration::Calibration;
 pub use demonstrations::{Demonstrations, Retriever};
 pub use local::Decoding;
 use openai::Answer;
 use prompt::{answer_schema, Message};
 
-use crate::data::{stratified_sample, Example};
+use crate::data::{stratified_sample, Example, Task};
 use crate::method::{
     accuracy, choose_best, Budget, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet,
 };
@@ -135,8 +135,8 @@ impl LlmConfig {
 
 /// The messages for one text with the default instructions, after its
 /// demonstrations (none: zero-shot).
-pub fn messages(text: &str, labels: &[String], demonstrations: &[Example]) -> Vec<Message> {
-    prompt::conversation(&prompt::instructions(labels), text, labels, demonstrations)
+pub fn messages(task: &Task, text: &str, labels: &[String], demonstrations: &[Example]) -> Vec<Message> {
+    prompt::conversation(&prompt::instructions(task, labels), text, labels, demonstrations)
 }
 
 /// `k` training examples per class, seeded, interleaved by class.
@@ -253,7 +253,7 @@ impl PromptBuilder {
             None
         };
         Ok(PromptBuilder {
-            system: config.instructions.clone().unwrap_or_else(|| prompt::instructions(data.labels)),
+            system: config.instructions.clone().unwrap_or_else(|| prompt::instructions(data.task, data.labels)),
             labels: data.labels.to_vec(),
             fixed: shots(data.train, classes, max_fixed, seed),
             retrieval,
@@ -357,6 +357,7 @@ impl Llm {
         }
         let classes = data.num_classes();
         let prompts = PromptBuilder::new(config, data, ctx.seed, ctx.progress)?;
+        tracing::info!("instructions: {}", prompts.system.replace('\n', " | "));
         let validation = stratified_sample(data.validation.to_vec(), classes, config.validation_items, ctx.seed);
         let texts = crate::data::texts(&validation);
         let mut sweep = Vec::new();
@@ -412,7 +413,14 @@ impl Llm {
                 sweep.push(score);
             }
         }
-        let chosen = choose_best(&sweep, |s| s.accuracy).expect("demonstrations is not empty").prompting;
+        let Some(best) = choose_best(&sweep, |s| s.accuracy) else {
+            bail!(
+                "no prompting could be scored on validation: every calibration of {:?} was skipped (calibrating \
+                 needs every label's score, which this backend did not give); add `none` to the calibrations",
+                config.demonstrations.iter().map(ToString::to_string).collect::<Vec<_>>()
+            );
+        };
+        let chosen = best.prompting;
         let prior = priors.remove(&chosen);
         let greedy = match (config.compare_greedy, config.decoding) {
             (true, Decoding::LabelScores) => {
@@ -470,19 +478,15 @@ impl Llm {
         let labels = &prompts.labels;
         // Answered during the sweep: served from the answer cache when there is one.
         let answers = ask(backend, questions.clone(), labels, Decoding::LabelScores, false, "")?;
-        let (scored, greedy): (Vec<Option<usize>>, Vec<Option<usize>>) = match backend {
-            Backend::Local(_) => {
-                let greedy =
-                    ask(backend, questions, labels, Decoding::ConstrainedGreedy, ctx.progress, "greedy decoding")?;
-                (answers.iter().map(|a| a.label).collect(), greedy.iter().map(|a| a.label).collect())
+        let (scored, greedy): (Vec<Option<usize>>, Vec<Option<usize>>) = if backend.in_process() {
+            let greedy = ask(backend, questions, labels, Decoding::ConstrainedGreedy, ctx.progress, "greedy decoding")?;
+            (answers.iter().map(|a| a.label).collect(), greedy.iter().map(|a| a.label).collect())
+        } else {
+            if answers.iter().all(|a| a.label_log_probs.is_none()) {
+                return Ok(None);
             }
-            Backend::Server(_) => {
-                if answers.iter().all(|a| a.label_log_probs.is_none()) {
-                    return Ok(None);
-                }
-                let scored = answers.iter().map(|a| read_answer(a, None, Decoding::LabelScores).0).collect();
-                (scored, answers.iter().map(|a| a.label).collect())
-            }
+            let scored = answers.iter().map(|a| read_answer(a, None, Decoding::LabelScores).0).collect();
+            (scored, answers.iter().map(|a| a.label).collect())
         };
         let same = scored.iter().zip(&greedy).filter(|(a, b)| a.is_some() && a == b).count();
         Ok(Some(GreedyComparison {
@@ -527,12 +531,7 @@ impl Method for Llm {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
+use crate::metrics::percentile;
 
 impl FittedLlm {
     /// Answers to `texts` with the chosen prompt.
@@ -587,21 +586,18 @@ impl Fitted for FittedLlm {
         let model = self.backend.model();
         Identity {
             kind: self.kind,
-            endpoint: match &self.backend {
-                Backend::Server(_) => Some(self.backend.endpoint()),
-                Backend::Local(_) => None,
-            },
+            endpoint: (!self.backend.in_process()).then(|| self.backend.endpoint()),
             experiment: format!("llm_{}", slug(&model)),
-            method: match self.backend {
-                Backend::Server(_) => format!("generic LLM, {}, structured output", self.chosen),
-                Backend::Local(_) => format!("generic LLM in-process, {}, {}", self.chosen, self.config.decoding),
+            method: match self.backend.in_process() {
+                false => format!("generic LLM, {}, structured output", self.chosen),
+                true => format!("generic LLM in-process, {}, {}", self.chosen, self.config.decoding),
             },
             model,
         }
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
+    fn config(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(&self.config)?)
     }
 
     /// Nothing is trained: the prompt's examples are picked, not learned.
@@ -614,12 +610,12 @@ impl Fitted for FittedLlm {
     }
 
     fn scores(&self) -> &'static str {
-        match self.backend {
-            Backend::Local(_) => {
+        match self.backend.in_process() {
+            true => {
                 "each label's probability: the softmax of the whole labels' log-probabilities, divided by the prior \
                  and renormalised when calibrated; none for a failed item"
             }
-            Backend::Server(_) => {
+            false => {
                 "each label's probability from the server's top logprobs (read off the token paths to each label), \
                  divided by the prior and renormalised when calibrated; where the server gave none, the answer as \
                  one-hot (1 for the label answered); none for an invalid answer"
@@ -651,9 +647,9 @@ impl Fitted for FittedLlm {
             "endpoint": self.backend.endpoint(),
             "dialect": self.backend.dialect(),
             "prompting": self.chosen,
-            "decoding": match &self.backend {
-                Backend::Local(_) => self.config.decoding.to_string(),
-                Backend::Server(_) => format!("the server's structured output, read by {}", self.config.decoding),
+            "decoding": match self.backend.in_process() {
+                true => self.config.decoding.to_string(),
+                false => format!("the server's structured output, read by {}", self.config.decoding),
             },
             "label_scores": self.backend.label_scoring(),
             "prior": self.prior,
@@ -855,8 +851,7 @@ pub fn cost_table(record: &RunRecord) -> Result<DataFrame> {
     ])?)
 }
 
-/// A file-name form of a model name: "SmolLM2-135M-Instruct.Q4_1" → "smollm2_135m_instruct_q4_1".
+/// A file-name form of a model name, without its directory (see [`crate::paths::slug`]).
 pub fn slug(model: &str) -> String {
-    let name = model.rsplit('/').next().unwrap_or(model);
-    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+    crate::paths::slug(model.rsplit('/').next().unwrap_or(model))
 }

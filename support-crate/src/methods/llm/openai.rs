@@ -379,9 +379,12 @@ impl OpenAiClient {
         }
     }
 
-    /// The cache key: everything that determines the answer, not the dialect or the key.
+    /// The cache key: everything that determines the answer, the server (by
+    /// its URL without credentials) included: another server with a model of
+    /// the same name answers anew. Not the dialect or the key.
     fn cache_key(&self, messages: &[Message], schema: &Value) -> String {
         json!({
+            "endpoint": self.endpoint.display_url(),
             "model": self.endpoint.model,
             "messages": messages,
             "temperature": self.config.temperature,

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::data::Task;
+
 /// A chat message (OpenAI format).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -94,33 +96,15 @@ fn clip(s: &str) -> String {
     }
 }
 
-/// One line per AG News class for the zero-shot prompt (other label sets get their names only).
-pub fn describe_labels(labels: &[String]) -> Vec<String> {
-    labels
-        .iter()
-        .map(|l| {
-            let what = match l.as_str() {
-                "World" => "international news, politics, conflicts, diplomacy",
-                "Sports" => "sport events, teams, athletes, results",
-                "Business" => "companies, markets, economy, finance, earnings",
-                "Sci/Tech" => "science, technology, computing, the internet, space, health research",
-                _ => "",
-            };
-            if what.is_empty() {
-                format!("- {l}")
-            } else {
-                format!("- {l}: {what}")
-            }
-        })
-        .collect()
-}
-
-/// The default system prompt: the classes with a description each, and the answer's format.
-pub fn instructions(labels: &[String]) -> String {
+/// The system prompt: what is classified, each class with its description
+/// where the task has one, and the answer's format.
+pub fn instructions(task: &Task, labels: &[String]) -> String {
+    let kind = &task.label_kind;
     format!(
-        "You classify news articles by topic. The topics are:\n{}\nAnswer with a JSON object {{\"label\": \"<topic>\"}} \
-         using exactly one of the topic names.",
-        describe_labels(labels).join("\n")
+        "You classify {} by {kind}. The {kind}s are:\n{}\nAnswer with a JSON object {{\"label\": \"<{kind}>\"}} \
+         using exactly one of the {kind} names.",
+        task.items,
+        task.label_lines(labels).join("\n")
     )
 }
 
@@ -137,13 +121,13 @@ pub fn conversation(system: &str, text: &str, labels: &[String], examples: &[cra
 }
 
 /// Zero-shot messages with the default instructions.
-pub fn zero_shot(text: &str, labels: &[String]) -> Vec<Message> {
-    conversation(&instructions(labels), text, labels, &[])
+pub fn zero_shot(task: &Task, text: &str, labels: &[String]) -> Vec<Message> {
+    conversation(&instructions(task, labels), text, labels, &[])
 }
 
 /// Few-shot messages with the default instructions.
-pub fn few_shot(text: &str, labels: &[String], examples: &[crate::data::Example]) -> Vec<Message> {
-    conversation(&instructions(labels), text, labels, examples)
+pub fn few_shot(task: &Task, text: &str, labels: &[String], examples: &[crate::data::Example]) -> Vec<Message> {
+    conversation(&instructions(task, labels), text, labels, examples)
 }
 
 #[cfg(test)]
@@ -152,6 +136,26 @@ mod tests {
 
     fn labels() -> Vec<String> {
         ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn the_ag_news_instructions_are_the_ones_its_cached_answers_were_asked_with() {
+        assert_eq!(
+            instructions(&Task::ag_news(), &labels()),
+            "You classify news articles by topic. The topics are:\n\
+             - World: international news, politics, conflicts, diplomacy\n\
+             - Sports: sport events, teams, athletes, results\n\
+             - Business: companies, markets, economy, finance, earnings\n\
+             - Sci/Tech: science, technology, computing, the internet, space, health research\n\
+             Answer with a JSON object {\"label\": \"<topic>\"} using exactly one of the topic names."
+        );
+        let tickets = Task { items: "support tickets".into(), label_kind: "team".into(), ..Task::named("helpdesk") };
+        let text = instructions(&tickets, &["billing".to_string(), "network".to_string()]);
+        assert!(
+            text.starts_with("You classify support tickets by team. The teams are:\n- billing\n- network\n"),
+            "{text}"
+        );
+        assert!(!text.contains("news"));
     }
 
     #[test]
@@ -173,7 +177,7 @@ mod tests {
     #[test]
     fn few_shot_puts_solved_examples_before_the_question() {
         let shots = vec![crate::data::Example::new(0, 1, "Cup final".into(), "A late goal.".into())];
-        let m = few_shot("Markets fall.", &labels(), &shots);
+        let m = few_shot(&Task::ag_news(), "Markets fall.", &labels(), &shots);
         let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
         assert_eq!(m[2].content, r#"{"label":"Sports"}"#);

@@ -70,10 +70,8 @@ fn softmax(s: &[f64]) -> Vec<f64> {
     e.into_iter().map(|v| v / z).collect()
 }
 
-/// The most probable class (computed in f64: f32 scores may tie where these do not).
-pub fn argmax(p: &[f64]) -> usize {
-    p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)
-}
+/// The most probable class, from the f64 probabilities (f32 scores may tie where these do not).
+pub use crate::metrics::argmax;
 
 /// Rows per parallel task in the reductions: fixed, so that sums are added
 /// in the same order whatever the thread count (the fit is bit-reproducible).

@@ -135,8 +135,8 @@ impl Fitted for FittedTfidf {
         }
     }
 
-    fn config(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
+    fn config(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(&self.config)?)
     }
 
     fn training(&self) -> Option<Throughput> {
