@@ -47,7 +47,7 @@ impl Answerer for Scripted {
                 }
                 p[0] += 0.45;
                 let label = slm_vs_llm::metrics::argmax(&p);
-                let failed = self.fail_every > 0 && n % self.fail_every == 0;
+                let failed = self.fail_every > 0 && n.is_multiple_of(self.fail_every);
                 Answer {
                     label: (!failed).then_some(label),
                     content: Some(format!("{{\"label\": \"{}\"}}", labels[label])),

@@ -19,10 +19,14 @@
 pub mod backend;
 pub mod calibration;
 pub mod demonstrations;
+pub mod endpoint;
+mod fit;
 pub mod local;
 pub mod logprobs;
 pub mod openai;
 pub mod prompt;
+mod prompting;
+mod tables;
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -35,9 +39,12 @@ use serde::{Deserialize, Serialize};
 pub use backend::{Answerer, Backend, BackendConfig};
 pub use calibration::Calibration;
 pub use demonstrations::{Demonstrations, Retriever};
+use fit::{ask, read_answer};
 pub use local::Decoding;
 use openai::Answer;
 use prompt::{answer_schema, Message};
+pub use prompting::{messages, shots, PromptBuilder, Retrieval};
+pub use tables::{classify_table, cost_table, demonstrations_table, label_scores_table, next_token_table};
 
 use crate::data::{stratified_sample, Example, Task};
 use crate::method::{
@@ -133,17 +140,6 @@ impl LlmConfig {
     }
 }
 
-/// The messages for one text with the default instructions, after its
-/// demonstrations (none: zero-shot).
-pub fn messages(task: &Task, text: &str, labels: &[String], demonstrations: &[Example]) -> Vec<Message> {
-    prompt::conversation(&prompt::instructions(task, labels), text, labels, demonstrations)
-}
-
-/// `k` training examples per class, seeded, interleaved by class.
-pub fn shots(train: &[Example], num_classes: usize, k: usize, seed: u64) -> Vec<Example> {
-    demonstrations::fixed(train, num_classes, k, seed)
-}
-
 /// Validation scores of one prompting.
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantScore {
@@ -201,87 +197,6 @@ impl Llm {
     }
 }
 
-/// Retrieval of demonstrations: the embedder for new texts and the index of the training split.
-pub struct Retrieval {
-    pub embedder: CachedEmbedder,
-    pub retriever: Retriever,
-}
-
-impl Retrieval {
-    /// Embeds the training split (cached on disk, shared with K-NN).
-    pub fn build(config: &EmbedConfig, train: &[Example], num_classes: usize, progress: bool) -> Result<Self> {
-        let embedder = CachedEmbedder::new(Embedder::load(config)?)?;
-        let (embeddings, _) = embedder.embed(&crate::data::texts(train), progress)?;
-        let retriever = Retriever::new(train, &embeddings, num_classes)?;
-        Ok(Retrieval { embedder, retriever })
-    }
-
-    /// The demonstrations for each text, in prompt order.
-    pub fn for_texts(&self, texts: &[&str], demonstrations: Demonstrations) -> Result<Vec<Vec<Example>>> {
-        let Demonstrations::Retrieved { count, balanced, nearest_last } = demonstrations else {
-            bail!("{demonstrations} is not retrieved");
-        };
-        let (queries, _) = self.embedder.embed(texts, false)?;
-        self.retriever.retrieve(&queries, count, balanced, nearest_last)
-    }
-}
-
-/// What every prompt needs besides the text: the system prompt, the labels,
-/// the fixed demonstrations and the retrieval index.
-pub struct PromptBuilder {
-    pub system: String,
-    pub labels: Vec<String>,
-    /// The largest fixed set; a smaller one is its first `k × classes`.
-    pub fixed: Vec<Example>,
-    pub retrieval: Option<Retrieval>,
-}
-
-impl PromptBuilder {
-    /// Fixed demonstrations for the largest `Fixed` variant, the retrieval
-    /// index if any variant retrieves.
-    pub fn new(config: &LlmConfig, data: &TrainingSet, seed: u64, progress: bool) -> Result<Self> {
-        let classes = data.num_classes();
-        let variants = &config.demonstrations;
-        let max_fixed = variants
-            .iter()
-            .map(|v| if let Demonstrations::Fixed { per_class } = v { *per_class } else { 0 })
-            .max()
-            .unwrap_or(0);
-        let retrieval = if variants.iter().any(Demonstrations::is_retrieved) {
-            Some(Retrieval::build(&config.embed, data.train, classes, progress)?)
-        } else {
-            None
-        };
-        Ok(PromptBuilder {
-            system: config.instructions.clone().unwrap_or_else(|| prompt::instructions(data.task, data.labels)),
-            labels: data.labels.to_vec(),
-            fixed: shots(data.train, classes, max_fixed, seed),
-            retrieval,
-        })
-    }
-
-    /// The demonstrations each text is shown.
-    pub fn demonstrations_for(&self, texts: &[&str], demonstrations: Demonstrations) -> Result<Vec<Vec<Example>>> {
-        Ok(match demonstrations {
-            Demonstrations::None => vec![Vec::new(); texts.len()],
-            Demonstrations::Fixed { per_class } => {
-                let fixed: Vec<Example> = self.fixed.iter().take(per_class * self.labels.len()).cloned().collect();
-                vec![fixed; texts.len()]
-            }
-            Demonstrations::Retrieved { .. } => {
-                let Some(retrieval) = &self.retrieval else { bail!("no retrieval index for {demonstrations}") };
-                retrieval.for_texts(texts, demonstrations)?
-            }
-        })
-    }
-
-    /// The messages of every text.
-    pub fn questions(&self, texts: &[&str], demonstrations: Demonstrations) -> Result<Vec<Vec<Message>>> {
-        let shown = self.demonstrations_for(texts, demonstrations)?;
-        Ok(texts.iter().zip(&shown).map(|(t, d)| prompt::conversation(&self.system, t, &self.labels, d)).collect())
-    }
-}
-
 /// The backend and the prompting chosen on validation.
 pub struct FittedLlm {
     pub kind: &'static str,
@@ -294,208 +209,6 @@ pub struct FittedLlm {
     pub prior: Option<Vec<f64>>,
     pub greedy: Option<GreedyComparison>,
     trained_on: usize,
-}
-
-fn ask(
-    backend: &Backend,
-    questions: Vec<Vec<Message>>,
-    labels: &[String],
-    decoding: Decoding,
-    progress: bool,
-    what: &str,
-) -> Result<Vec<Answer>> {
-    let schema = answer_schema(labels, false);
-    let bar = crate::progress::bar(questions.len() as u64, what, progress);
-    let answers = backend.ask_all(questions, &schema, labels, decoding, &bar);
-    bar.finish_and_clear();
-    answers
-}
-
-/// The label each answer gives under `prior` (none: the answer's own), and
-/// its distribution over labels when the answer carries label scores and
-/// `decoding` reads them (constrained greedy decoding takes the answer as it is).
-fn read_answer(answer: &Answer, prior: Option<&[f64]>, decoding: Decoding) -> (Option<usize>, Option<Vec<f64>>) {
-    match (&answer.label_log_probs, answer.error.is_none() && decoding == Decoding::LabelScores) {
-        (Some(log_probs), true) => {
-            let mut p = calibration::distribution(log_probs);
-            if let Some(prior) = prior {
-                p = calibration::calibrate(&p, prior);
-            }
-            (Some(calibration::argmax(&p)), Some(p))
-        }
-        _ => (answer.label, None),
-    }
-}
-
-/// Accuracy and each class's recall of `predicted` on `examples`.
-fn accuracy_and_recall(examples: &[Example], predicted: &[Option<usize>], classes: usize) -> (f64, Vec<f64>) {
-    let mut right = vec![0usize; classes];
-    let mut total = vec![0usize; classes];
-    for (e, p) in examples.iter().zip(predicted) {
-        total[e.label] += 1;
-        right[e.label] += usize::from(*p == Some(e.label));
-    }
-    let accuracy = right.iter().sum::<usize>() as f64 / examples.len().max(1) as f64;
-    let recall =
-        (0..classes).map(|c| if total[c] > 0 { right[c] as f64 / total[c] as f64 } else { f64::NAN }).collect();
-    (accuracy, recall)
-}
-
-impl Llm {
-    /// Opens the backend and chooses the prompting on validation.
-    pub fn fit_llm(&self, data: &TrainingSet, ctx: &RunContext) -> Result<FittedLlm> {
-        self.fit_on(Backend::open(&self.backend)?, data, ctx)
-    }
-
-    /// Chooses the prompting on validation, asking `backend`: every
-    /// demonstration variant is asked once, and each calibration is scored
-    /// on the same answers.
-    pub fn fit_on(&self, backend: Backend, data: &TrainingSet, ctx: &RunContext) -> Result<FittedLlm> {
-        let config = &self.config;
-        if config.demonstrations.is_empty() {
-            bail!("no prompt variant to try");
-        }
-        let classes = data.num_classes();
-        let prompts = PromptBuilder::new(config, data, ctx.seed, ctx.progress)?;
-        tracing::info!("instructions: {}", prompts.system.replace('\n', " | "));
-        let validation = stratified_sample(data.validation.to_vec(), classes, config.validation_items, ctx.seed);
-        let texts = crate::data::texts(&validation);
-        let mut sweep = Vec::new();
-        let mut priors: HashMap<Prompting, Vec<f64>> = HashMap::new();
-        for &demonstrations in &config.demonstrations {
-            let questions = prompts.questions(&texts, demonstrations)?;
-            let answers = ask(&backend, questions, data.labels, config.decoding, ctx.progress, "validation")?;
-            let compute: f64 = answers.iter().map(|a| a.compute_seconds).sum();
-            let invalid = answers.iter().filter(|a| a.error.is_some()).count();
-            let decoding = config.decoding;
-            let dists: Vec<Option<Vec<f64>>> = answers.iter().map(|a| read_answer(a, None, decoding).1).collect();
-            // Calibration needs every label's score of every answered item (failed items stay wrong).
-            let scored = dists.iter().any(Option::is_some)
-                && answers.iter().zip(&dists).all(|(a, d)| d.is_some() || a.error.is_some());
-            for &calibration in &config.calibrations {
-                let (predicted, prior): (Vec<Option<usize>>, Option<Vec<f64>>) = match calibration {
-                    Calibration::None => (answers.iter().map(|a| read_answer(a, None, decoding).0).collect(), None),
-                    _ if !scored => continue,
-                    // A retrieved prompt has no single content-free version.
-                    Calibration::ContentFree if demonstrations.is_retrieved() => continue,
-                    Calibration::ContentFree => {
-                        let Some(prior) = self.content_free_prior(&backend, &prompts, demonstrations, classes)? else {
-                            continue;
-                        };
-                        (answers.iter().map(|a| read_answer(a, Some(&prior), decoding).0).collect(), Some(prior))
-                    }
-                    Calibration::ValidationPrior => (
-                        calibration::cross_fitted_labels(&dists, classes),
-                        Some(calibration::mean_distribution(
-                            &dists.iter().flatten().cloned().collect::<Vec<_>>(),
-                            classes,
-                        )),
-                    ),
-                };
-                let prompting = Prompting { demonstrations, calibration };
-                if let Some(prior) = prior {
-                    priors.insert(prompting, prior);
-                }
-                let (accuracy, recall) = accuracy_and_recall(&validation, &predicted, classes);
-                let min_recall = recall.iter().copied().filter(|r| !r.is_nan()).fold(1.0, f64::min);
-                let score = VariantScore {
-                    prompting,
-                    accuracy,
-                    recall,
-                    min_recall,
-                    invalid,
-                    items: validation.len(),
-                    items_per_second: answers.len() as f64 / compute.max(f64::EPSILON),
-                    prompt_tokens_per_item: answers.iter().map(|a| a.usage.prompt_tokens as f64).sum::<f64>()
-                        / answers.len().max(1) as f64,
-                };
-                tracing::info!(%prompting, accuracy, min_recall, invalid, "validation");
-                sweep.push(score);
-            }
-        }
-        let Some(best) = choose_best(&sweep, |s| s.accuracy) else {
-            bail!(
-                "no prompting could be scored on validation: every calibration of {:?} was skipped (calibrating \
-                 needs every label's score, which this backend did not give); add `none` to the calibrations",
-                config.demonstrations.iter().map(ToString::to_string).collect::<Vec<_>>()
-            );
-        };
-        let chosen = best.prompting;
-        let prior = priors.remove(&chosen);
-        let greedy = match (config.compare_greedy, config.decoding) {
-            (true, Decoding::LabelScores) => {
-                self.compare_greedy(&backend, &prompts, chosen.demonstrations, &validation, &texts, ctx)?
-            }
-            _ => None,
-        };
-        Ok(FittedLlm {
-            kind: self.kind,
-            config: config.clone(),
-            backend,
-            prompts,
-            sweep,
-            chosen,
-            prior,
-            greedy,
-            trained_on: data.train.len(),
-        })
-    }
-
-    /// The mean label distribution of the content-free inputs through the
-    /// prompt; `None` (with a warning) when one of them got no label scores.
-    fn content_free_prior(
-        &self,
-        backend: &Backend,
-        prompts: &PromptBuilder,
-        demonstrations: Demonstrations,
-        classes: usize,
-    ) -> Result<Option<Vec<f64>>> {
-        let texts = calibration::CONTENT_FREE_INPUTS.to_vec();
-        let decoding = self.config.decoding;
-        let answers = ask(backend, prompts.questions(&texts, demonstrations)?, &prompts.labels, decoding, false, "")?;
-        let dists: Vec<Vec<f64>> = answers.iter().filter_map(|a| read_answer(a, None, decoding).1).collect();
-        if dists.len() < answers.len() {
-            tracing::warn!(%demonstrations, "a content-free input got no label scores: no content-free calibration");
-            return Ok(None);
-        }
-        Ok(Some(calibration::mean_distribution(&dists, classes)))
-    }
-
-    /// Label scoring against constrained greedy decoding on the same
-    /// validation prompts: the embedded model decodes them again; a server's
-    /// answers are its constrained decode, compared with the labels its
-    /// logprobs score highest (none when they carry no scores).
-    fn compare_greedy(
-        &self,
-        backend: &Backend,
-        prompts: &PromptBuilder,
-        demonstrations: Demonstrations,
-        validation: &[Example],
-        texts: &[&str],
-        ctx: &RunContext,
-    ) -> Result<Option<GreedyComparison>> {
-        let questions = prompts.questions(texts, demonstrations)?;
-        let labels = &prompts.labels;
-        // Answered during the sweep: served from the answer cache when there is one.
-        let answers = ask(backend, questions.clone(), labels, Decoding::LabelScores, false, "")?;
-        let (scored, greedy): (Vec<Option<usize>>, Vec<Option<usize>>) = if backend.in_process() {
-            let greedy = ask(backend, questions, labels, Decoding::ConstrainedGreedy, ctx.progress, "greedy decoding")?;
-            (answers.iter().map(|a| a.label).collect(), greedy.iter().map(|a| a.label).collect())
-        } else {
-            if answers.iter().all(|a| a.label_log_probs.is_none()) {
-                return Ok(None);
-            }
-            let scored = answers.iter().map(|a| read_answer(a, None, Decoding::LabelScores).0).collect();
-            (scored, answers.iter().map(|a| a.label).collect())
-        };
-        let same = scored.iter().zip(&greedy).filter(|(a, b)| a.is_some() && a == b).count();
-        Ok(Some(GreedyComparison {
-            items: validation.len(),
-            agreement: same as f64 / validation.len().max(1) as f64,
-            greedy_accuracy: accuracy(validation, &greedy),
-            label_scoring_accuracy: accuracy(validation, &scored),
-        }))
-    }
 }
 
 impl Method for Llm {
@@ -687,168 +400,6 @@ impl Fitted for FittedLlm {
     fn as_any(&self) -> &dyn Any {
         self
     }
-}
-
-/// Labels for a few texts asked with the chosen prompting: text, label, the
-/// answer, each label's probability where the backend scores labels, latency.
-pub fn classify_table(fitted: &FittedLlm, texts: &[&str]) -> Result<DataFrame> {
-    let answers = fitted.ask(texts, false)?;
-    let labels = &fitted.prompts.labels;
-    let read: Vec<(Option<usize>, Option<Vec<f64>>)> = answers.iter().map(|a| fitted.read(a)).collect();
-    let name = |l: Option<usize>| l.map_or_else(|| "(no answer)".to_string(), |l| labels[l].clone());
-    let mut columns = vec![
-        Column::new("text".into(), texts.to_vec()),
-        Column::new("label".into(), read.iter().map(|(l, _)| name(*l)).collect::<Vec<_>>()),
-        Column::new("answer".into(), answers.iter().map(shown_answer).collect::<Vec<_>>()),
-    ];
-    if read.iter().all(|(_, d)| d.is_some()) {
-        for (c, label) in labels.iter().enumerate() {
-            let p: Vec<f64> = read.iter().map(|(_, d)| d.as_ref().map_or(f64::NAN, |d| round(d[c], 3))).collect();
-            columns.push(Column::new(format!("p({label})").into(), p));
-        }
-    }
-    columns
-        .push(Column::new("seconds".into(), answers.iter().map(|a| round(a.latency_seconds, 3)).collect::<Vec<_>>()));
-    Ok(DataFrame::new_infer_height(columns)?)
-}
-
-fn round(x: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (x * scale).round() / scale
-}
-
-impl FittedLlm {
-    /// Validation accuracy of each prompting, with the lowest class recall and the speed.
-    pub fn sweep_table(&self) -> Result<DataFrame> {
-        let col = |f: &dyn Fn(&VariantScore) -> f64| self.sweep.iter().map(f).collect::<Vec<_>>();
-        Ok(DataFrame::new_infer_height(vec![
-            Column::new(
-                "demonstrations".into(),
-                self.sweep.iter().map(|s| s.prompting.demonstrations.to_string()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "calibration".into(),
-                self.sweep.iter().map(|s| s.prompting.calibration.to_string()).collect::<Vec<_>>(),
-            ),
-            Column::new("accuracy %".into(), col(&|s| round(100.0 * s.accuracy, 1))),
-            Column::new("lowest class recall %".into(), col(&|s| round(100.0 * s.min_recall, 1))),
-            Column::new("invalid".into(), self.sweep.iter().map(|s| s.invalid as u64).collect::<Vec<_>>()),
-            Column::new("prompt tokens / item".into(), col(&|s| s.prompt_tokens_per_item.round())),
-            Column::new("items/s".into(), col(&|s| round(s.items_per_second, 1))),
-            Column::new(
-                "chosen".into(),
-                self.sweep.iter().map(|s| if s.prompting == self.chosen { "✓" } else { "" }).collect::<Vec<_>>(),
-            ),
-        ])?)
-    }
-
-    /// Each prompting's recall per class on validation: where a bias sends a class's items elsewhere.
-    pub fn recall_table(&self) -> Result<DataFrame> {
-        let mut columns = vec![Column::new(
-            "prompting".into(),
-            self.sweep.iter().map(|s| s.prompting.to_string()).collect::<Vec<_>>(),
-        )];
-        for (c, label) in self.prompts.labels.iter().enumerate() {
-            let recall: Vec<f64> = self.sweep.iter().map(|s| round(100.0 * s.recall[c], 1)).collect();
-            columns.push(Column::new(format!("{label} recall %").into(), recall));
-        }
-        Ok(DataFrame::new_infer_height(columns)?)
-    }
-
-    /// For one text: each label's probability as the model gives it, the
-    /// prior divided out, and the calibrated probability.
-    pub fn calibration_table(&self, text: &str) -> Result<DataFrame> {
-        let answer = self.ask(&[text], false)?.remove(0);
-        let Some(log_probs) = &answer.label_log_probs else {
-            bail!("this backend gives no label scores: {}", shown_answer(&answer));
-        };
-        let raw = calibration::distribution(log_probs);
-        let prior = self.prior.clone().unwrap_or_else(|| vec![f64::NAN; raw.len()]);
-        let calibrated = match &self.prior {
-            Some(prior) => calibration::calibrate(&raw, prior),
-            None => raw.clone(),
-        };
-        Ok(DataFrame::new_infer_height(vec![
-            Column::new("label".into(), self.prompts.labels.clone()),
-            Column::new("log p(answer)".into(), log_probs.iter().map(|&l| round(f64::from(l), 2)).collect::<Vec<_>>()),
-            Column::new("p model".into(), raw.iter().map(|&p| round(p, 3)).collect::<Vec<_>>()),
-            Column::new("prior".into(), prior.iter().map(|&p| round(p, 3)).collect::<Vec<_>>()),
-            Column::new("p calibrated".into(), calibrated.iter().map(|&p| round(p, 3)).collect::<Vec<_>>()),
-        ])?)
-    }
-}
-
-/// Each label's whole-answer log-probability for one question (embedded
-/// model), and the distribution over labels it gives.
-pub fn label_scores_table(llm: &local::LocalLlm, messages: &[Message], labels: &[String]) -> Result<DataFrame> {
-    let schema = answer_schema(labels, false);
-    let answer = llm.ask_all(&[messages.to_vec()], &schema, labels, Decoding::LabelScores, &ProgressBar::hidden())?;
-    let answer = answer.into_iter().next().expect("one answer");
-    let Some(log_probs) = answer.label_log_probs else {
-        bail!("no label scores: {}", answer.error.map(|e| e.to_string()).unwrap_or_default());
-    };
-    let candidates = llm.candidates(labels)?;
-    let p = calibration::distribution(&log_probs);
-    Ok(DataFrame::new_infer_height(vec![
-        Column::new("label".into(), labels.to_vec()),
-        Column::new("answer tokens".into(), candidates.iter().map(|c| c.len() as u64).collect::<Vec<_>>()),
-        Column::new("log p(answer)".into(), log_probs.iter().map(|&l| round(f64::from(l), 2)).collect::<Vec<_>>()),
-        Column::new("p among labels".into(), p.iter().map(|&x| round(x, 3)).collect::<Vec<_>>()),
-    ])?)
-}
-
-/// Demonstrations in prompt order: label and text.
-pub fn demonstrations_table(shown: &[Example], labels: &[String]) -> Result<DataFrame> {
-    Ok(DataFrame::new_infer_height(vec![
-        Column::new("position".into(), (1..=shown.len() as u64).collect::<Vec<_>>()),
-        Column::new("label".into(), shown.iter().map(|e| labels[e.label].clone()).collect::<Vec<_>>()),
-        Column::new("text".into(), shown.iter().map(|e| e.text.clone()).collect::<Vec<_>>()),
-    ])?)
-}
-
-/// The most likely next tokens after the forced answer prefix, before and
-/// after the schema's mask (see [`local::LocalLlm::next_tokens`]).
-pub fn next_token_table(llm: &local::LocalLlm, messages: &[Message], labels: &[String], n: usize) -> Result<DataFrame> {
-    let (free, allowed) = llm.next_tokens(messages, labels, n)?;
-    let rows = free.len().max(allowed.len());
-    let cell = |v: &[(String, f32)], i: usize| v.get(i).map(|(t, _)| t.clone()).unwrap_or_default();
-    let prob = |v: &[(String, f32)], i: usize| v.get(i).map_or(f64::NAN, |(_, p)| round(f64::from(*p), 4));
-    Ok(DataFrame::new_infer_height(vec![
-        Column::new("rank".into(), (1..=rows as u64).collect::<Vec<_>>()),
-        Column::new("any token".into(), (0..rows).map(|i| cell(&free, i)).collect::<Vec<_>>()),
-        Column::new("p".into(), (0..rows).map(|i| prob(&free, i)).collect::<Vec<_>>()),
-        Column::new("allowed token".into(), (0..rows).map(|i| cell(&allowed, i)).collect::<Vec<_>>()),
-        Column::new("p among allowed".into(), (0..rows).map(|i| prob(&allowed, i)).collect::<Vec<_>>()),
-    ])?)
-}
-
-/// The model's text, or the error that replaced it.
-fn shown_answer(a: &Answer) -> String {
-    match (&a.error, &a.content) {
-        (Some(e), _) => e.to_string(),
-        (None, Some(c)) => c.clone(),
-        (None, None) => String::new(),
-    }
-}
-
-/// Latency, throughput, tokens and cost of an LLM run's test answers, one row.
-pub fn cost_table(record: &RunRecord) -> Result<DataFrame> {
-    let x = &record.extra;
-    let f = |key: &str| x.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-    let n = record.metrics.items.max(1) as f64;
-    let rate = record.items_per_second();
-    Ok(DataFrame::new_infer_height(vec![
-        Column::new("model".into(), [record.model.clone()]),
-        Column::new("where".into(), [x.get("endpoint").and_then(|v| v.as_str()).unwrap_or_default().to_string()]),
-        Column::new("items".into(), [record.metrics.items as u64]),
-        Column::new("items/s".into(), [(100.0 * rate).round() / 100.0]),
-        Column::new("latency mean s".into(), [(1000.0 * f("latency_mean_seconds")).round() / 1000.0]),
-        Column::new("latency p95 s".into(), [(1000.0 * f("latency_p95_seconds")).round() / 1000.0]),
-        Column::new("tokens in / item".into(), [(f("tokens_in") / n).round()]),
-        Column::new("tokens out / item".into(), [(f("tokens_out") / n * 10.0).round() / 10.0]),
-        Column::new("USD / 1000 items".into(), [record.api_cost_per_1000()]),
-        Column::new("cached answers".into(), [f("cached_answers") as u64]),
-    ])?)
 }
 
 /// A file-name form of a model name, without its directory (see [`crate::paths::slug`]).
