@@ -41,10 +41,7 @@ pub fn model_files(model: &str, files: &[&str]) -> Result<Vec<PathBuf>> {
             .collect();
     }
     if model.starts_with('/') || model.starts_with('.') {
-        bail!(
-            "model directory {model} not found. `bash scripts/setup.sh` fetches the models to data/models \
-             (from ../shared/models/fetch-models where that exists); online, give a Hugging Face id instead"
-        );
+        bail!("model directory {model} not found. {HOW_TO_FETCH_MODELS} Online, give a Hugging Face id instead.");
     }
     use hf_hub::{api::sync::ApiBuilder, Cache, Repo};
     let repo = Repo::model(model.to_string());
@@ -54,7 +51,7 @@ pub fn model_files(model: &str, files: &[&str]) -> Result<Vec<PathBuf>> {
             .iter()
             .map(|f| {
                 cache.get(f).with_context(|| {
-                    format!("HF_HUB_OFFLINE is set and {model}/{f} is not in the hf-hub cache; pass a local model directory")
+                    format!("HF_HUB_OFFLINE is set and {model}/{f} is not in the hf-hub cache. {HOW_TO_FETCH_MODELS}")
                 })
             })
             .collect();
@@ -62,6 +59,16 @@ pub fn model_files(model: &str, files: &[&str]) -> Result<Vec<PathBuf>> {
     let api = ApiBuilder::from_env().with_progress(true).build()?.repo(repo);
     files
         .iter()
-        .map(|f| api.get(f).with_context(|| format!("downloading {model}/{f} from the Hugging Face Hub")))
+        .map(|f| {
+            api.get(f).with_context(|| {
+                format!("downloading {model}/{f} from the Hugging Face Hub failed (no network?). {HOW_TO_FETCH_MODELS}")
+            })
+        })
         .collect()
 }
+
+/// The one command that puts the default models where the project finds
+/// them without a network, appended to every "model not found" error.
+pub const HOW_TO_FETCH_MODELS: &str = "`bash scripts/setup.sh` fetches SmolLM2-135M-Instruct and \
+all-MiniLM-L6-v2 to data/models (from ../shared/models/fetch-models where that exists), or pass a local model \
+directory or file with --model / --gguf.";
