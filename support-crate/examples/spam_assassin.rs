@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-/// Characters of a body kept: far more than the models read (128 tokens).
-const BODY_CHARS: usize = 2000;
+/// Characters of a body kept: a preview, as a mail client shows (about 100 tokens).
+const BODY_CHARS: usize = 400;
 
 /// Subject and body of a raw RFC 822 message.
 fn subject_and_body(raw: &str) -> (String, String) {

@@ -109,6 +109,13 @@ pub struct DataArgs {
     /// Share of train held out (stratified) for validation (a smoke run uses 0.1).
     #[arg(long, default_value_t = DataConfig::default().validation_fraction, value_parser = fraction)]
     pub validation_fraction: f64,
+    /// Use a seeded stratified sample of this many training rows (before
+    /// validation is carved out; default all, smoke 2,000).
+    #[arg(long, value_parser = at_least_one)]
+    pub train_rows: Option<usize>,
+    /// Use a seeded stratified sample of this many test rows (default all, smoke 400).
+    #[arg(long, value_parser = at_least_one)]
+    pub test_rows: Option<usize>,
     /// Seed of every split, sample and random choice of the methods.
     #[arg(long, default_value_t = DataConfig::default().seed)]
     pub seed: u64,
@@ -179,6 +186,8 @@ impl DataArgs {
         let base = DataConfig::for_profile(profile);
         let config = DataConfig {
             seed: self.seed,
+            max_train: self.train_rows.or(base.max_train),
+            max_test: self.test_rows.or(base.max_test),
             test_fraction: self.test_fraction,
             validation_fraction: if profile.is_smoke() { base.validation_fraction } else { self.validation_fraction },
             ..base
@@ -486,6 +495,10 @@ pub struct ReportArgs {
 pub struct AllArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    /// Only these methods, by their names in the table of methods (default:
+    /// every method `all` runs); the report still shows every record there is.
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Vec<String>,
 }
 
 #[derive(Args, Debug)]

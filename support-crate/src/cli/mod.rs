@@ -145,6 +145,7 @@ where
         .mut_subcommand("cascade", |c| {
             c.mut_arg("first", |a| a.value_parser(choices())).mut_arg("then", |a| a.value_parser(choices()))
         })
+        .mut_subcommand("all", |c| c.mut_arg("methods", |a| a.value_parser(choices())))
         .mut_subcommand("curve", |c| c.mut_arg("arms", |a| a.value_parser(choices())));
     let cli = Cli::from_arg_matches(&command.get_matches_from(args)).map_err(|e| e.format(&mut Cli::command()))?;
     match cli.command {
@@ -156,7 +157,7 @@ where
         Command::Curve(args) => run_curve(&args, methods),
         Command::Cascade(args) => run_cascade(&args, methods),
         Command::Report(args) => run_report(&args, methods),
-        Command::All(args) => run_all(&args.data, methods),
+        Command::All(args) => run_all(&args.data, &args.methods, methods),
         Command::Predict(args) => run_predict(&args),
         Command::Bench { bench } => bench::run_bench(&bench),
         Command::CheckNotebook { notebooks } => check_notebooks(&notebooks),
@@ -271,11 +272,14 @@ fn run_report(args: &ReportArgs, methods: &Methods) -> Result<()> {
     Ok(())
 }
 
-fn run_all(data: &DataArgs, table: &Methods) -> Result<()> {
+fn run_all(data: &DataArgs, only: &[String], table: &Methods) -> Result<()> {
     let profile = data.profile();
     let results = data.results_dir(&None);
     let assets = data.assets_dir();
-    let methods = table.for_all(profile);
+    let methods = match only {
+        [] => table.for_all(profile),
+        names => names.iter().map(|name| Ok((table.get(name)?.build)(profile))).collect::<Result<Vec<_>>>()?,
+    };
     let steps = methods.len() + 2;
     let mut times = Vec::new();
     let started = std::time::Instant::now();
