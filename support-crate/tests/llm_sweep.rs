@@ -94,30 +94,36 @@ fn backend(scores: bool, fail_every: usize) -> Backend {
     Backend::Custom(Box::new(Scripted { scores, fail_every, asked: AtomicUsize::new(0) }))
 }
 
-fn llm(demonstrations: Vec<Demonstrations>, calibrations: Vec<Calibration>) -> Llm {
+fn ctx() -> RunContext {
+    RunContext { profile: Profile::Smoke, seed: 7, progress: false }
+}
+
+/// The sweep of `demonstrations` × `calibrations` on 60 validation items, asking `backend`.
+fn fit(
+    demonstrations: Vec<Demonstrations>,
+    calibrations: Vec<Calibration>,
+    backend: Backend,
+) -> anyhow::Result<slm_vs_llm::methods::llm::FittedLlm> {
+    let (train, validation) = (examples(0, 30), examples(100, 60));
+    let labels: Vec<String> = ["sports", "business", "tech"].map(String::from).to_vec();
+    let task = Task::named("synthetic");
+    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
     let mut llm = Llm::for_profile(Profile::Smoke);
     llm.config.demonstrations = demonstrations;
     llm.config.calibrations = calibrations;
     llm.config.compare_greedy = false;
     llm.config.validation_items = 60;
-    llm
-}
-
-fn ctx() -> RunContext {
-    RunContext { profile: Profile::Smoke, seed: 7, progress: false }
+    llm.fit_on(backend, &data, &ctx())
 }
 
 #[test]
 fn the_sweep_chooses_the_calibration_that_validation_supports() {
-    let (train, validation) = (examples(0, 30), examples(100, 60));
-    let labels: Vec<String> = ["sports", "business", "tech"].map(String::from).to_vec();
-    let task = Task::named("synthetic");
-    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
-    let method = llm(
+    let fitted = fit(
         vec![Demonstrations::None, Demonstrations::Fixed { per_class: 1 }],
         vec![Calibration::None, Calibration::ValidationPrior],
-    );
-    let fitted = method.fit_on(backend(true, 0), &data, &ctx()).unwrap();
+        backend(true, 0),
+    )
+    .unwrap();
     assert_eq!(fitted.chosen.calibration, Calibration::ValidationPrior);
     assert_eq!(fitted.chosen.demonstrations, Demonstrations::None, "equal accuracy: the cheaper prompt");
     let score = |c: Calibration| {
@@ -137,24 +143,17 @@ fn the_sweep_chooses_the_calibration_that_validation_supports() {
 
 #[test]
 fn failed_answers_count_as_wrong_in_the_sweep() {
-    let (train, validation) = (examples(0, 30), examples(100, 60));
-    let labels: Vec<String> = ["sports", "business", "tech"].map(String::from).to_vec();
-    let task = Task::named("synthetic");
-    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
-    let method = llm(vec![Demonstrations::None], vec![Calibration::None, Calibration::ValidationPrior]);
-    let fitted = method.fit_on(backend(true, 4), &data, &ctx()).unwrap();
+    let fitted =
+        fit(vec![Demonstrations::None], vec![Calibration::None, Calibration::ValidationPrior], backend(true, 4))
+            .unwrap();
     let chosen = fitted.sweep.iter().find(|s| s.prompting == fitted.chosen).unwrap();
     assert!((chosen.accuracy - 0.75).abs() < 1e-9, "every 4th answer failed: {}", chosen.accuracy);
 }
 
 #[test]
 fn a_sweep_with_nothing_to_score_is_an_error_not_a_panic() {
-    let (train, validation) = (examples(0, 30), examples(100, 60));
-    let labels: Vec<String> = ["sports", "business", "tech"].map(String::from).to_vec();
-    let task = Task::named("synthetic");
-    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
     // Zero-shot with content-free calibration only, from answers without label scores.
-    let method = llm(vec![Demonstrations::None], vec![Calibration::ContentFree]);
-    let err = method.fit_on(backend(false, 0), &data, &ctx()).err().expect("refused");
+    let err =
+        fit(vec![Demonstrations::None], vec![Calibration::ContentFree], backend(false, 0)).err().expect("refused");
     assert!(format!("{err:#}").contains("no prompting could be scored"), "{err:#}");
 }
