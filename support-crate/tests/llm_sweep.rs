@@ -157,3 +157,16 @@ fn a_sweep_with_nothing_to_score_is_an_error_not_a_panic() {
         fit(vec![Demonstrations::None], vec![Calibration::ContentFree], backend(false, 0)).err().expect("refused");
     assert!(format!("{err:#}").contains("no prompting could be scored"), "{err:#}");
 }
+
+#[test]
+fn the_zero_shot_arm_writes_a_record_of_its_own() {
+    let (train, validation) = (examples(0, 30), examples(100, 60));
+    let labels: Vec<String> = ["sports", "business", "tech"].map(String::from).to_vec();
+    let task = Task::named("synthetic");
+    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
+    let zero_shot = Llm::zero_shot(Profile::Smoke);
+    let fitted = zero_shot.fit_on(backend(true, 0), &data, &ctx()).unwrap();
+    let with_labels = fit(vec![Demonstrations::None], vec![Calibration::None], backend(true, 0)).unwrap();
+    assert_eq!(fitted.identity().experiment, "zero_shot_scripted");
+    assert_eq!(with_labels.identity().experiment, "llm_scripted", "not the same file as the zero-shot arm's");
+}

@@ -300,7 +300,8 @@ impl Fitted for FittedLlm {
         Identity {
             kind: self.kind,
             endpoint: (!self.backend.in_process()).then(|| self.backend.endpoint()),
-            experiment: format!("llm_{}", slug(&model)),
+            // `llm_<model>`, `zero_shot_<model>`: one file per kind and model.
+            experiment: format!("{}_{}", crate::paths::slug(self.kind), slug(&model)),
             method: match self.backend.in_process() {
                 false => format!("generic LLM, {}, structured output", self.chosen),
                 true => format!("generic LLM in-process, {}, {}", self.chosen, self.config.decoding),
