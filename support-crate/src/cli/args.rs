@@ -190,7 +190,6 @@ impl DataArgs {
             max_test: self.test_rows.or(base.max_test),
             test_fraction: self.test_fraction,
             validation_fraction: if profile.is_smoke() { base.validation_fraction } else { self.validation_fraction },
-            ..base
         };
         tracing::info!(source = %source.describe(), "loading data");
         let mut ds = data::load(&source, &config)?;
