@@ -514,7 +514,7 @@ pub fn write(dir: &Path, curve: &Curve) -> Result<(PathBuf, PathBuf)> {
     );
     for p in &curve.points {
         rows.push_str(&format!(
-            "{:?},\"{}\",{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.3},{:.3},{}\n",
+            "{},\"{}\",{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.3},{:.3},{}\n",
             p.arm,
             p.method.replace('"', "\"\""),
             p.labels_per_class,
