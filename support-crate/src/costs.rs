@@ -25,11 +25,6 @@ pub fn total_per_1000(record: &RunRecord) -> f64 {
     per_1000(record.items_per_second(), record.api_cost_per_1000())
 }
 
-/// What producing `record`'s classifier cost in machine time (0 when it does not train).
-pub fn training_usd(record: &RunRecord) -> f64 {
-    machine_usd(record.train_seconds().unwrap_or(0.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

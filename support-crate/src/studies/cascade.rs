@@ -84,9 +84,9 @@ impl Answers {
         self.outputs.iter().map(confidence).collect()
     }
 
-    fn per_item_cost(&self, api_per_1000: f64) -> f64 {
-        let seconds_per_item = self.seconds / self.outputs.len().max(1) as f64;
-        seconds_per_item * MACHINE_USD_PER_HOUR / 3600.0 + api_per_1000 / 1000.0
+    /// This machine's time for one answer plus the API's price for it.
+    fn per_item_cost(&self) -> f64 {
+        crate::costs::machine_usd(self.seconds / self.outputs.len().max(1) as f64) + self.api_per_1000 / 1000.0
     }
 }
 
@@ -215,7 +215,7 @@ pub fn run(
         stages.push((fitted, on_validation, on_test));
     }
     let (b, a) = (stages.pop().expect("two stages"), stages.pop().expect("two stages"));
-    let costs = (a.2.per_item_cost(a.2.api_per_1000), b.2.per_item_cost(b.2.api_per_1000));
+    let costs = (a.2.per_item_cost(), b.2.per_item_cost());
     let validation_labels = crate::data::labels(&validation);
     let test_labels = crate::data::labels(&test);
     let thresholds = candidate_thresholds(&a.1.confidence());
