@@ -82,6 +82,9 @@ fn start_at(address: &str, plan: fn(usize, usize) -> Fault, rejects: Rejects) ->
             let (r, f, a) = (r.clone(), f.clone(), a.clone());
             std::thread::spawn(move || {
                 let Some((headers, body)) = read_request(&stream) else { return };
+                if lists_models(&headers, &mut stream, "test-model") {
+                    return;
+                }
                 if headers.contains(&format!("authorization: bearer {}", KEY.to_ascii_lowercase())) {
                     a.fetch_add(1, Ordering::SeqCst);
                 }
@@ -299,6 +302,16 @@ fn read_request(stream: &TcpStream) -> Option<(Vec<String>, Vec<u8>)> {
     Some((headers, body))
 }
 
+/// Answers a `GET /models` (the client asks once which model is served)
+/// with `served` as the one model; false for any other request.
+fn lists_models(headers: &[String], stream: &mut TcpStream, served: &str) -> bool {
+    if !headers.first().is_some_and(|line| line.starts_with("get ") && line.contains("/models")) {
+        return false;
+    }
+    respond(stream, "200 OK", "", &format!(r#"{{"object":"list","data":[{{"id":"{served}","object":"model"}}]}}"#));
+    true
+}
+
 /// A loopback server that reads each request and answers it with `reply`
 /// (given the request's JSON body); its base URL.
 fn loopback_server(reply: impl Fn(&mut TcpStream, &serde_json::Value) + Send + Sync + 'static) -> String {
@@ -307,8 +320,10 @@ fn loopback_server(reply: impl Fn(&mut TcpStream, &serde_json::Value) + Send + S
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            if let Some((_, body)) = read_request(&stream) {
-                reply(&mut stream, &serde_json::from_slice(&body).unwrap_or_default());
+            if let Some((headers, body)) = read_request(&stream) {
+                if !lists_models(&headers, &mut stream, "test-model") {
+                    reply(&mut stream, &serde_json::from_slice(&body).unwrap_or_default());
+                }
             }
         }
     });
@@ -468,10 +483,16 @@ fn server_that_dies_after(healthy: usize) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     std::thread::spawn(move || {
-        for stream in listener.incoming().take(healthy) {
+        let mut answered = 0;
+        for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            if read_request(&stream).is_some() {
+            let Some((headers, _)) = read_request(&stream) else { continue };
+            if !lists_models(&headers, &mut stream, "test-model") {
                 respond(&mut stream, "200 OK", "", &completion("{\"label\": \"Sports\"}", "stop", None));
+                answered += 1;
+                if answered == healthy {
+                    break;
+                }
             }
         }
         // The listener is dropped here: every later connection is refused.
@@ -570,4 +591,51 @@ fn an_absurd_retry_after_is_cut_to_the_cap() {
         .unwrap();
     assert_eq!((answers[0].label, answers[0].attempts), (Some(1), 2));
     assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+}
+
+/// A llama.cpp-style server at `address` (any model name accepted) serving
+/// the GGUF `served`; its base URL and the count of questions it answered.
+fn llama_style_server(address: &str, served: &'static str, questions: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind(address).unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Some((headers, _)) = read_request(&stream) else { continue };
+            if !lists_models(&headers, &mut stream, served) {
+                respond(&mut stream, "200 OK", "", &completion("{\"label\": \"Sports\"}", "stop", None));
+                if count.fetch_add(1, Ordering::SeqCst) + 1 == questions {
+                    break;
+                }
+            }
+        }
+    });
+    (url, answered)
+}
+
+#[test]
+fn another_gguf_behind_the_same_server_answers_anew() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = ClientConfig { concurrency: 1, cache_dir: Some(cache.path().to_path_buf()), ..Default::default() };
+    let schema = answer_schema(&labels(), false);
+    let ask = |url: &str| {
+        let endpoint = Endpoint { base_url: url.into(), model: "whatever".into(), api_key: None };
+        let client = Arc::new(OpenAiClient::new(endpoint, config.clone()).unwrap());
+        let answers = client.ask_all(questions(5), &schema, &labels(), &indicatif::ProgressBar::hidden()).unwrap();
+        answers.iter().filter(|a| a.cached).count()
+    };
+    let (url, first) = llama_style_server("127.0.0.1:0", "models/smollm2-135m.gguf", 5);
+    assert_eq!(ask(&url), 0);
+    assert_eq!(first.load(Ordering::SeqCst), 5);
+    let address = url.trim_start_matches("http://").trim_end_matches("/v1").to_string();
+    // The port is free again once the first server stopped listening.
+    std::thread::sleep(Duration::from_millis(100));
+    let (url, second) = llama_style_server(&address, "models/qwen2.5-0.5b.gguf", 5);
+    assert_eq!(ask(&url), 0, "the other model's answers are not reused");
+    assert_eq!(second.load(Ordering::SeqCst), 5);
+    let (url, third) = llama_style_server(&address, "models/qwen2.5-0.5b.gguf", 5);
+    assert_eq!(ask(&url), 5, "the same model's answers are");
+    assert_eq!(third.load(Ordering::SeqCst), 0);
 }

@@ -175,6 +175,10 @@ pub struct OpenAiClient {
     logprobs_rejected: Mutex<Option<String>>,
     /// Answers with label scores, and why the others have none.
     scoring: Mutex<ScoringTally>,
+    /// The model the server says it serves (`GET /models`), asked once per
+    /// client: a llama.cpp server answers under any model name, so swapping
+    /// the GGUF behind it must not reuse the old model's cached answers.
+    served_model: tokio::sync::OnceCell<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -229,7 +233,35 @@ impl OpenAiClient {
             outage: Mutex::new(None),
             logprobs_rejected: Mutex::new(None),
             scoring: Default::default(),
+            served_model: Default::default(),
         })
+    }
+
+    /// The model the server serves, when it says: the requested name when it
+    /// lists it, else the one model it lists (a llama.cpp server); `None` when
+    /// it lists several others or does not answer `GET /models`.
+    pub async fn served_model(&self) -> Option<String> {
+        self.served_model.get_or_init(|| self.ask_served_model()).await.clone()
+    }
+
+    async fn ask_served_model(&self) -> Option<String> {
+        let url = format!("{}/models", self.endpoint.base_url);
+        let mut request = self.http.get(&url).timeout(self.config.timeout.min(Duration::from_secs(10)));
+        if let Some(key) = &self.endpoint.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let response = request.send().await.ok().filter(|r| r.status().is_success())?;
+        let listing: Value = response.json().await.ok()?;
+        let ids: Vec<&str> = listing["data"].as_array()?.iter().filter_map(|m| m["id"].as_str()).collect();
+        let served = match ids.as_slice() {
+            ids if ids.contains(&self.endpoint.model.as_str()) => self.endpoint.model.clone(),
+            [only] => only.to_string(),
+            _ => return None,
+        };
+        if served != self.endpoint.model {
+            tracing::info!("{} serves {served} (asked for {})", self.endpoint.display_url(), self.endpoint.model);
+        }
+        Some(served)
     }
 
     /// Requests in flight at once.
@@ -313,10 +345,11 @@ impl OpenAiClient {
     }
 
     /// The cache key: everything that determines the answer, the server (by
-    /// its URL without credentials) included: another server with a model of
-    /// the same name answers anew. Not the dialect or the key.
-    fn cache_key(&self, messages: &[Message], schema: &Value) -> String {
-        json!({
+    /// its URL without credentials) and the model it says it serves included:
+    /// another server, or another GGUF behind the same one, answers anew. Not
+    /// the dialect or the key.
+    fn cache_key(&self, messages: &[Message], schema: &Value, served_model: Option<&str>) -> String {
+        let mut key = json!({
             "endpoint": self.endpoint.display_url(),
             "model": self.endpoint.model,
             "messages": messages,
@@ -324,8 +357,13 @@ impl OpenAiClient {
             "max_tokens": self.config.max_tokens,
             "top_logprobs": self.config.top_logprobs,
             "schema": schema,
-        })
-        .to_string()
+        });
+        // Only a model other than the one asked for changes the key (answers
+        // cached before the server was asked stay valid).
+        if let Some(served) = served_model.filter(|served| *served != self.endpoint.model) {
+            key["served_model"] = json!(served);
+        }
+        key.to_string()
     }
 
     async fn send(&self, body: &Value) -> std::result::Result<Completion, Failure> {
@@ -413,7 +451,8 @@ impl OpenAiClient {
     /// Asks one question, with retries and dialect fallback. Never fails: the
     /// answer carries the error.
     pub async fn ask(&self, messages: &[Message], schema: &Value, labels: &[String]) -> Answer {
-        let key = self.cache_key(messages, schema);
+        let served_model = self.served_model().await;
+        let key = self.cache_key(messages, schema, served_model.as_deref());
         if let Some(cache) = &self.cache {
             if let Some(hit) =
                 cache.lock().expect("cache lock").get_json::<Completion>(crate::cache::key(key.as_bytes()))
