@@ -10,7 +10,7 @@
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
-use slm_vs_llm::methods::finetune::optim::{AdamW, AdamWConfig};
+use slm_vs_llm::optim::{AdamW, AdamWConfig};
 use slm_vs_llm::models::llama::model::{Llama, Trainable};
 use std::time::Instant;
 

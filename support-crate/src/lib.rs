@@ -29,6 +29,7 @@ pub mod method;
 pub mod methods;
 pub mod metrics;
 pub mod models;
+pub mod optim;
 pub mod paths;
 pub mod plot;
 pub mod present;

@@ -70,7 +70,7 @@ pub struct SlmBenchConfig {
 pub fn slm(model: &str, texts: &[&str], config: &SlmBenchConfig, python: Option<&Path>) -> Result<SlmBench> {
     use crate::methods::finetune::batch::encode_all;
     use crate::methods::finetune::classifier::{predict_probs, Classifier};
-    use crate::methods::finetune::optim::{AdamW, AdamWConfig};
+    use crate::optim::{AdamW, AdamWConfig};
     use crate::models::llama::{Llama, Trainable};
     let SlmBenchConfig { frozen_layers, batch, seq_len, steps, infer_batch, rounds } = config.clone();
 

@@ -4,6 +4,8 @@
 //! - [`tfidf`]: TF-IDF + logistic regression, the classic baseline;
 //! - [`knn`]: sentence embeddings + K-nearest neighbours;
 //! - [`finetune`]: a small language model fine-tuned as a classifier;
+//! - [`setfit`]: the sentence encoder tuned contrastively on pairs of the
+//!   labelled examples, then a logistic head (SetFit's recipe);
 //! - [`llm`]: an LLM, prompted, its answer constrained to the labels.
 //!
 //! [`Methods::standard`] is the one table of them: `all`, the learning
@@ -14,6 +16,7 @@
 pub mod finetune;
 pub mod knn;
 pub mod llm;
+pub mod setfit;
 pub mod tfidf;
 
 use anyhow::{bail, Result};
@@ -103,6 +106,14 @@ impl Methods {
                 in_all: true,
                 curve: CurvePlan::Trained,
                 build: |profile| Box::new(finetune::Finetune::for_profile(profile)),
+            },
+            MethodKind {
+                name: "setfit",
+                title: "SetFit (contrastive MiniLM + LR)",
+                color: 5,
+                in_all: true,
+                curve: CurvePlan::Trained,
+                build: |profile| Box::new(setfit::SetFit::for_profile(profile)),
             },
             MethodKind {
                 name: "llm",

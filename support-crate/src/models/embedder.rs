@@ -14,6 +14,7 @@ use candle_transformers::models::bert::Config;
 use tokenizers::{Encoding, PaddingParams, Tokenizer, TruncationParams};
 
 use super::bert::Bert;
+use super::bert_train::TrainableBert;
 use crate::kernels::Precision;
 
 pub const DEFAULT_EMBEDDER: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -51,6 +52,8 @@ pub struct Embedder {
     config: EmbedConfig,
     /// Embedding width (384 for MiniLM).
     pub dim: usize,
+    model_config: Config,
+    weights: std::path::PathBuf,
 }
 
 /// Embeddings of a list of texts, row-major `len × dim`, L2-normalised.
@@ -105,7 +108,47 @@ impl Embedder {
         let config = EmbedConfig { precision: config.precision.resolve(), ..config.clone() };
         let model = Bert::load(vb, &model_config, config.precision)
             .with_context(|| format!("loading {}", files[2].display()))?;
-        Ok(Embedder { model, tokenizer, device, config, dim: model_config.hidden_size })
+        let dim = model_config.hidden_size;
+        Ok(Embedder { model, tokenizer, device, config, dim, model_config, weights: files[2].clone() })
+    }
+
+    /// The encoder's weights as trainable variables (read anew from the file).
+    pub fn trainable(&self) -> Result<TrainableBert> {
+        // SAFETY: as in `load`.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&self.weights], DType::F32, &self.device)? };
+        TrainableBert::load(vb, &self.model_config).with_context(|| format!("loading {}", self.weights.display()))
+    }
+
+    /// This embedder with `bert`'s weights (a tuned copy of its encoder) in
+    /// place of its own; same tokenizer and settings.
+    pub fn with_weights(&self, bert: &TrainableBert) -> Result<Embedder> {
+        Ok(Embedder {
+            model: bert.to_fast(self.config.precision)?,
+            tokenizer: self.tokenizer.clone(),
+            device: self.device.clone(),
+            config: self.config.clone(),
+            dim: self.dim,
+            model_config: self.model_config.clone(),
+            weights: self.weights.clone(),
+        })
+    }
+
+    /// Token ids and attention mask of `texts`, padded to the longest: two `(batch, len)` u32 tensors.
+    pub fn batch(&self, texts: &[&str]) -> Result<(Tensor, Tensor)> {
+        let encodings = self.tokenize(texts)?;
+        self.tensors(&encodings.iter().collect::<Vec<_>>())
+    }
+
+    fn tensors(&self, batch: &[&Encoding]) -> Result<(Tensor, Tensor)> {
+        let len = batch.iter().map(|e| e.len()).max().unwrap_or(0);
+        let n = batch.len();
+        let mut ids = vec![0u32; n * len];
+        let mut mask = vec![0u32; n * len];
+        for (row, e) in batch.iter().enumerate() {
+            ids[row * len..row * len + e.len()].copy_from_slice(e.get_ids());
+            mask[row * len..row * len + e.len()].copy_from_slice(e.get_attention_mask());
+        }
+        Ok((Tensor::from_vec(ids, (n, len), &self.device)?, Tensor::from_vec(mask, (n, len), &self.device)?))
     }
 
     /// The settings, with the precision resolved for this CPU (never `Auto`).
@@ -119,24 +162,9 @@ impl Embedder {
 
     /// Embed one batch of encodings, padded to the longest.
     fn forward(&self, batch: &[&Encoding]) -> Result<Vec<f32>> {
-        let len = batch.iter().map(|e| e.len()).max().unwrap_or(0);
-        let n = batch.len();
-        let mut ids = vec![0u32; n * len];
-        let mut mask = vec![0u32; n * len];
-        for (row, e) in batch.iter().enumerate() {
-            ids[row * len..row * len + e.len()].copy_from_slice(e.get_ids());
-            mask[row * len..row * len + e.len()].copy_from_slice(e.get_attention_mask());
-        }
-        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
+        let (ids, mask) = self.tensors(batch)?;
         let hidden = self.model.forward(&ids, &mask)?;
-        // Attention-masked mean pooling, then L2 normalisation.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-        Ok(mean.broadcast_div(&norm)?.flatten_all()?.to_vec1::<f32>()?)
+        Ok(super::bert_train::mean_pool_normalised(&hidden, &mask)?.flatten_all()?.to_vec1::<f32>()?)
     }
 
     /// How many of `texts` are longer than `max_tokens` (and get truncated).

@@ -2,6 +2,7 @@
 //! fine-tuned SLM and the in-process LLM) and the BERT sentence embedder.
 
 pub mod bert;
+pub mod bert_train;
 pub mod embedder;
 pub mod llama;
 

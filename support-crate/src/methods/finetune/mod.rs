@@ -11,7 +11,6 @@
 
 pub mod batch;
 pub mod classifier;
-pub mod optim;
 pub mod train;
 pub mod views;
 

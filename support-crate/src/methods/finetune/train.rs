@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{epoch_batches, Batch, Encoded};
 use super::classifier::{mean_log_loss, predict_probs};
-use super::optim::{learning_rate, AdamW, AdamWConfig};
+use crate::optim::{learning_rate, AdamW, AdamWConfig};
 use crate::method::argmax;
 use crate::models::llama::{Llama, Trainable};
 

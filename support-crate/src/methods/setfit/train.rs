@@ -1,0 +1,116 @@
+//! Contrastive tuning of the sentence encoder, as SetFit's body training
+//! does it with sentence-transformers: for each batch of pairs, both texts
+//! embedded (mean pooling, L2 norm), the loss is the mean squared gap between
+//! the pair's cosine and its target (1 same class, 0 not:
+//! `CosineSimilarityLoss`), AdamW with weight decay 0.01, gradient norm
+//! clipped at 1, learning rate warmed up linearly over the first 10% of steps
+//! then decayed linearly to 0 (`WarmupLinear`), one epoch.
+
+use anyhow::{Context, Result};
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::pairs::Pair;
+use crate::models::bert_train::TrainableBert;
+use crate::models::Embedder;
+use crate::optim::{AdamW, AdamWConfig};
+
+/// The body's training settings (SetFit's defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContrastiveConfig {
+    /// Peak learning rate (SetFit: 2e-5).
+    pub learning_rate: f64,
+    /// Pairs per step (SetFit: 16; 32 texts a forward pass).
+    pub batch_pairs: usize,
+    /// Rounds of pairs per example (SetFit's `num_iterations`: 20).
+    pub rounds: usize,
+    /// Fewer rounds when the examples would give more pairs than this (large
+    /// budgets: the head, not more pairs, is what their extra labels buy).
+    pub max_pairs: usize,
+    /// Share of the steps the learning rate warms up over.
+    pub warmup: f64,
+}
+
+impl Default for ContrastiveConfig {
+    fn default() -> Self {
+        ContrastiveConfig { learning_rate: 2e-5, batch_pairs: 16, rounds: 20, max_pairs: 4096, warmup: 0.1 }
+    }
+}
+
+/// What training did, step by step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContrastiveLog {
+    /// The loss of each step's batch, before its update.
+    pub losses: Vec<f32>,
+    pub pairs: usize,
+    /// Texts embedded (forward and backward), two a pair.
+    pub texts: usize,
+    pub seconds: f64,
+}
+
+/// Linear warm-up over `warmup` steps, then linear decay to 0 at `total`.
+pub fn warmup_linear(step: usize, peak: f64, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        return peak * step as f64 / warmup.max(1) as f64;
+    }
+    peak * (total.saturating_sub(step)) as f64 / (total.saturating_sub(warmup)).max(1) as f64
+}
+
+/// The loss of a batch: mean of (cos(a, b) − target)² over its pairs.
+pub fn pair_loss(bert: &TrainableBert, embedder: &Embedder, texts: &[&str], pairs: &[Pair]) -> Result<Tensor> {
+    let batch: Vec<&str> = pairs.iter().map(|p| texts[p.a]).chain(pairs.iter().map(|p| texts[p.b])).collect();
+    let (ids, mask) = embedder.batch(&batch)?;
+    let embedded = bert.embed(&ids, &mask)?;
+    let n = pairs.len();
+    let cosine = (embedded.narrow(0, 0, n)? * embedded.narrow(0, n, n)?)?.sum(1)?;
+    let targets: Vec<f32> = pairs.iter().map(Pair::target).collect();
+    let targets = Tensor::from_vec(targets, n, cosine.device())?;
+    Ok((cosine - targets)?.sqr()?.mean_all()?)
+}
+
+/// Tunes `bert` in place on `pairs` of `texts`, one epoch.
+pub fn train(
+    bert: &TrainableBert,
+    embedder: &Embedder,
+    texts: &[&str],
+    pairs: &[Pair],
+    config: &ContrastiveConfig,
+    progress: bool,
+) -> Result<ContrastiveLog> {
+    let started = std::time::Instant::now();
+    let mut optimiser = AdamW::new(bert.vars().to_vec(), AdamWConfig::default());
+    let steps = pairs.len().div_ceil(config.batch_pairs.max(1));
+    let warmup = (config.warmup * steps as f64).ceil() as usize;
+    let bar = crate::progress::bar(steps as u64, "contrastive tuning", progress);
+    let mut log = ContrastiveLog { pairs: pairs.len(), ..Default::default() };
+    for (step, batch) in pairs.chunks(config.batch_pairs.max(1)).enumerate() {
+        let loss = pair_loss(bert, embedder, texts, batch)?;
+        let grads = loss.backward().context("backward pass")?;
+        optimiser.accumulate(&grads, 1.0)?;
+        optimiser.step(warmup_linear(step, config.learning_rate, warmup, steps), 1.0)?;
+        let loss = loss.to_scalar::<f32>()?;
+        if !loss.is_finite() {
+            anyhow::bail!("the contrastive loss is {loss} at step {step}: lower the learning rate");
+        }
+        log.losses.push(loss);
+        log.texts += 2 * batch.len();
+        bar.set_message(format!("loss {loss:.4}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    log.seconds = started.elapsed().as_secs_f64();
+    Ok(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_rises_then_decays_to_zero() {
+        let lr: Vec<f64> = (0..=10).map(|s| warmup_linear(s, 1.0, 2, 10)).collect();
+        assert_eq!(&lr[..3], &[0.0, 0.5, 1.0]);
+        assert!((lr[6] - 0.5).abs() < 1e-12);
+        assert_eq!(lr[10], 0.0);
+    }
+}
