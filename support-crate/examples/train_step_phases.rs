@@ -10,8 +10,8 @@
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
-use slm_vs_llm::optim::{AdamW, AdamWConfig};
 use slm_vs_llm::models::llama::model::{Llama, Trainable};
+use slm_vs_llm::optim::{AdamW, AdamWConfig};
 use std::time::Instant;
 
 // The allocator and settings of the `slm-vs-llm` binary, so that the phases are timed as there.

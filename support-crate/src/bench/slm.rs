@@ -70,8 +70,8 @@ pub struct SlmBenchConfig {
 pub fn slm(model: &str, texts: &[&str], config: &SlmBenchConfig, python: Option<&Path>) -> Result<SlmBench> {
     use crate::methods::finetune::batch::encode_all;
     use crate::methods::finetune::classifier::{predict_probs, Classifier};
-    use crate::optim::{AdamW, AdamWConfig};
     use crate::models::llama::{Llama, Trainable};
+    use crate::optim::{AdamW, AdamWConfig};
     let SlmBenchConfig { frozen_layers, batch, seq_len, steps, infer_batch, rounds } = config.clone();
 
     let loaded = crate::models::llama::load(model, &Device::Cpu)?;

@@ -95,7 +95,11 @@ impl TrainableBert {
         }
         let eps = c.layer_norm_eps;
         let mut norm = |prefix: String| -> Result<LayerNorm> {
-            Ok(LayerNorm { weight: var(format!("{prefix}.weight"), &[h])?, bias: var(format!("{prefix}.bias"), &[h])?, eps })
+            Ok(LayerNorm {
+                weight: var(format!("{prefix}.weight"), &[h])?,
+                bias: var(format!("{prefix}.bias"), &[h])?,
+                eps,
+            })
         };
         let mut norms = Vec::new();
         for i in 0..c.num_hidden_layers {
@@ -106,29 +110,15 @@ impl TrainableBert {
         let words = var("embeddings.word_embeddings.weight".into(), &[c.vocab_size, h])?;
         let positions = var("embeddings.position_embeddings.weight".into(), &[c.max_position_embeddings, h])?;
         let token_type = var("embeddings.token_type_embeddings.weight".into(), &[c.type_vocab_size, h])?;
-        let layers = linears
-            .into_iter()
-            .zip(norms)
-            .map(|([query, key, value, attention_out, intermediate, output], (attention_norm, output_norm))| Layer {
-                query,
-                key,
-                value,
-                attention_out,
-                attention_norm,
-                intermediate,
-                output,
-                output_norm,
-            })
-            .collect();
-        Ok(TrainableBert {
-            config: c.clone(),
-            words,
-            positions,
-            token_type,
-            norm: embedding_norm,
-            layers,
-            vars,
-        })
+        let layers =
+            linears
+                .into_iter()
+                .zip(norms)
+                .map(|([query, key, value, attention_out, intermediate, output], (attention_norm, output_norm))| {
+                    Layer { query, key, value, attention_out, attention_norm, intermediate, output, output_norm }
+                })
+                .collect();
+        Ok(TrainableBert { config: c.clone(), words, positions, token_type, norm: embedding_norm, layers, vars })
     }
 
     /// Every weight by name, to train (the optimiser) or save.
@@ -228,9 +218,7 @@ pub fn random_weights(c: &Config, seed: u64) -> Result<HashMap<String, Tensor>> 
         ("embeddings.position_embeddings.weight".into(), vec![c.max_position_embeddings, h], 0.0, 0.5),
         ("embeddings.token_type_embeddings.weight".into(), vec![c.type_vocab_size, h], 0.0, 0.5),
     ];
-    let norm = |p: &str| {
-        [(format!("{p}.weight"), vec![h], 1.0, 0.2), (format!("{p}.bias"), vec![h], 0.0, 0.2)]
-    };
+    let norm = |p: &str| [(format!("{p}.weight"), vec![h], 1.0, 0.2), (format!("{p}.bias"), vec![h], 0.0, 0.2)];
     specs.extend(norm("embeddings.LayerNorm"));
     for i in 0..c.num_hidden_layers {
         let p = format!("encoder.layer.{i}");

@@ -167,6 +167,11 @@ impl Embedder {
         Ok(super::bert_train::mean_pool_normalised(&hidden, &mask)?.flatten_all()?.to_vec1::<f32>()?)
     }
 
+    /// Tokens of each text, after truncation.
+    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        Ok(self.tokenize(texts)?.iter().map(Encoding::len).collect())
+    }
+
     /// How many of `texts` are longer than `max_tokens` (and get truncated).
     pub fn count_truncated(&self, texts: &[&str]) -> Result<usize> {
         Ok(self.tokenize(texts)?.iter().filter(|e| !e.get_overflowing().is_empty()).count())

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{epoch_batches, Batch, Encoded};
 use super::classifier::{mean_log_loss, predict_probs};
-use crate::optim::{learning_rate, AdamW, AdamWConfig};
 use crate::method::argmax;
 use crate::models::llama::{Llama, Trainable};
+use crate::optim::{learning_rate, AdamW, AdamWConfig};
 
 /// Every hyper-parameter of a fine-tuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

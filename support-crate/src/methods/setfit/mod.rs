@@ -13,12 +13,14 @@ use std::any::Any;
 use anyhow::Result;
 use serde::Serialize;
 
-pub use pairs::{rounds_within, sample_pairs, Pair};
+pub use pairs::{length_grouped_batches, rounds_within, sample_pairs, Pair};
 pub use train::{ContrastiveConfig, ContrastiveLog};
 
 use super::tfidf::{LogisticRegression, SparseRow};
 use crate::data::{labels, texts};
-use crate::method::{accuracy, choose_best, Budget, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet};
+use crate::method::{
+    accuracy, choose_best, Budget, Fitted, Identity, Method, Output, Predicted, RunContext, TrainingSet,
+};
 use crate::metrics::Throughput;
 use crate::models::embedder::{EmbedConfig, Embedder};
 use crate::models::Embeddings;
@@ -75,7 +77,7 @@ impl SetFit {
         tracing::info!(examples = data.train.len(), rounds, pairs = pairs.len(), "contrastive tuning");
         let bert = embedder.trainable()?;
         let untuned_validation = head_sweep(&embedder, data, &self.config.cs)?.1;
-        let log = train::train(&bert, &embedder, &train_texts, &pairs, c, ctx.progress)?;
+        let log = train::train(&bert, &embedder, &train_texts, &pairs, c, ctx.seed, ctx.progress)?;
         let tuned = embedder.with_weights(&bert)?;
         drop(bert);
         let (head, sweep) = head_sweep(&tuned, data, &self.config.cs)?;
@@ -117,7 +119,11 @@ fn rows(embeddings: &Embeddings) -> Vec<SparseRow> {
 }
 
 /// A head for each C on `embedder`'s embeddings of train, scored on validation.
-fn head_sweep(embedder: &Embedder, data: &TrainingSet, cs: &[f64]) -> Result<(Vec<LogisticRegression>, Vec<HeadPoint>)> {
+fn head_sweep(
+    embedder: &Embedder,
+    data: &TrainingSet,
+    cs: &[f64],
+) -> Result<(Vec<LogisticRegression>, Vec<HeadPoint>)> {
     let train = rows(&embedder.embed(&texts(data.train))?);
     let validation = rows(&embedder.embed(&texts(data.validation))?);
     let y = labels(data.train);
@@ -236,7 +242,12 @@ impl Fitted for FittedSetFit {
             .into_iter()
             .map(|p| Output::from_scores(p.into_iter().map(|x| x as f32).collect()))
             .collect();
-        Ok(Predicted { outputs, cost_seconds: Some(cost.seconds), api_cost_usd: None, details: serde_json::Value::Null })
+        Ok(Predicted {
+            outputs,
+            cost_seconds: Some(cost.seconds),
+            api_cost_usd: None,
+            details: serde_json::Value::Null,
+        })
     }
 
     fn as_any(&self) -> &dyn Any {

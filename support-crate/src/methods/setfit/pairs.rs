@@ -110,9 +110,52 @@ mod tests {
     }
 
     #[test]
+    fn length_grouping_keeps_every_pair_once_and_pads_less() {
+        let labels: Vec<usize> = (0..200).map(|i| i % 4).collect();
+        let tokens: Vec<usize> = (0..200).map(|i| 10 + (i * 37) % 120).collect();
+        let pairs = sample_pairs(&labels, 4, 3).unwrap();
+        let batches = length_grouped_batches(&pairs, &tokens, 16, 3);
+        assert!(batches.iter().all(|b| !b.is_empty() && b.len() <= 16));
+        let mut seen: Vec<(usize, usize, bool)> = batches.iter().flatten().map(|p| (p.a, p.b, p.same)).collect();
+        let mut want: Vec<(usize, usize, bool)> = pairs.iter().map(|p| (p.a, p.b, p.same)).collect();
+        seen.sort();
+        want.sort();
+        assert_eq!(seen, want, "every pair exactly once");
+        // Padded tokens: each batch costs its longest text times its texts.
+        let cost = |batches: &[Vec<Pair>]| -> usize {
+            batches.iter().map(|b| 2 * b.len() * b.iter().map(|p| tokens[p.a].max(tokens[p.b])).max().unwrap()).sum()
+        };
+        let random: Vec<Vec<Pair>> = pairs.chunks(16).map(<[Pair]>::to_vec).collect();
+        assert!(cost(&batches) < cost(&random) * 3 / 4, "{} vs {}", cost(&batches), cost(&random));
+        assert_eq!(batches, length_grouped_batches(&pairs, &tokens, 16, 3), "seeded");
+    }
+
+    #[test]
     fn rounds_shrink_to_the_pair_budget() {
         assert_eq!(rounds_within(32, 20, 4096), 20);
         assert_eq!(rounds_within(512, 20, 4096), 4);
         assert_eq!(rounds_within(20_000, 20, 4096), 1);
     }
+}
+
+/// Pairs per window whose batches are formed from pairs of similar length.
+const WINDOW_BATCHES: usize = 16;
+
+/// The pairs in batches of `size`, each pair once: every window of
+/// [`WINDOW_BATCHES`] batches of the (shuffled) pairs is sorted by the
+/// longer text of each pair before it is cut into batches, and the batches
+/// are then shuffled (seeded). A batch is padded to its longest text, so
+/// batches of like lengths waste less compute on padding (transformers'
+/// `group_by_length` does the same); which pairs are seen is unchanged.
+pub fn length_grouped_batches(pairs: &[Pair], tokens: &[usize], size: usize, seed: u64) -> Vec<Vec<Pair>> {
+    let size = size.max(1);
+    let longer = |p: &Pair| tokens[p.a].max(tokens[p.b]);
+    let mut batches: Vec<Vec<Pair>> = Vec::new();
+    for window in pairs.chunks(size * WINDOW_BATCHES) {
+        let mut window = window.to_vec();
+        window.sort_by_key(|p| std::cmp::Reverse(longer(p)));
+        batches.extend(window.chunks(size).map(<[Pair]>::to_vec));
+    }
+    batches.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6c65_6e67_7468));
+    batches
 }

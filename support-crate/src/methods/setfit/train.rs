@@ -4,13 +4,14 @@
 //! the pair's cosine and its target (1 same class, 0 not:
 //! `CosineSimilarityLoss`), AdamW with weight decay 0.01, gradient norm
 //! clipped at 1, learning rate warmed up linearly over the first 10% of steps
-//! then decayed linearly to 0 (`WarmupLinear`), one epoch.
+//! then decayed linearly to 0 (`WarmupLinear`), one epoch. Batches group
+//! pairs of like length (less padding) and embed a repeated text once.
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::pairs::Pair;
+use super::pairs::{length_grouped_batches, Pair};
 use crate::models::bert_train::TrainableBert;
 use crate::models::Embedder;
 use crate::optim::{AdamW, AdamWConfig};
@@ -43,7 +44,7 @@ pub struct ContrastiveLog {
     /// The loss of each step's batch, before its update.
     pub losses: Vec<f32>,
     pub pairs: usize,
-    /// Texts embedded (forward and backward), two a pair.
+    /// Texts in the pairs, two a pair (a text in several of a batch's pairs is embedded once).
     pub texts: usize,
     pub seconds: f64,
 }
@@ -56,15 +57,25 @@ pub fn warmup_linear(step: usize, peak: f64, warmup: usize, total: usize) -> f64
     peak * (total.saturating_sub(step)) as f64 / (total.saturating_sub(warmup)).max(1) as f64
 }
 
-/// The loss of a batch: mean of (cos(a, b) − target)² over its pairs.
+/// The loss of a batch: mean of (cos(a, b) − target)² over its pairs. A
+/// text in several of the batch's pairs is embedded once (at small budgets
+/// most are: 32 examples fill 32 slots a batch); its gradient gathers from
+/// every pair it is in, so the loss and gradients are those of embedding each
+/// slot on its own.
 pub fn pair_loss(bert: &TrainableBert, embedder: &Embedder, texts: &[&str], pairs: &[Pair]) -> Result<Tensor> {
-    let batch: Vec<&str> = pairs.iter().map(|p| texts[p.a]).chain(pairs.iter().map(|p| texts[p.b])).collect();
+    let mut unique: Vec<usize> = pairs.iter().flat_map(|p| [p.a, p.b]).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let batch: Vec<&str> = unique.iter().map(|&i| texts[i]).collect();
     let (ids, mask) = embedder.batch(&batch)?;
     let embedded = bert.embed(&ids, &mask)?;
-    let n = pairs.len();
-    let cosine = (embedded.narrow(0, 0, n)? * embedded.narrow(0, n, n)?)?.sum(1)?;
+    let rows = |side: fn(&Pair) -> usize| -> Result<Tensor> {
+        let at: Vec<u32> = pairs.iter().map(|p| unique.binary_search(&side(p)).expect("listed") as u32).collect();
+        Ok(embedded.index_select(&Tensor::new(at, embedded.device())?, 0)?)
+    };
+    let cosine = (rows(|p| p.a)? * rows(|p| p.b)?)?.sum(1)?;
     let targets: Vec<f32> = pairs.iter().map(Pair::target).collect();
-    let targets = Tensor::from_vec(targets, n, cosine.device())?;
+    let targets = Tensor::from_vec(targets, pairs.len(), cosine.device())?;
     Ok((cosine - targets)?.sqr()?.mean_all()?)
 }
 
@@ -75,15 +86,17 @@ pub fn train(
     texts: &[&str],
     pairs: &[Pair],
     config: &ContrastiveConfig,
+    seed: u64,
     progress: bool,
 ) -> Result<ContrastiveLog> {
     let started = std::time::Instant::now();
     let mut optimiser = AdamW::new(bert.vars().to_vec(), AdamWConfig::default());
-    let steps = pairs.len().div_ceil(config.batch_pairs.max(1));
+    let batches = length_grouped_batches(pairs, &embedder.token_counts(texts)?, config.batch_pairs, seed);
+    let steps = batches.len();
     let warmup = (config.warmup * steps as f64).ceil() as usize;
     let bar = crate::progress::bar(steps as u64, "contrastive tuning", progress);
     let mut log = ContrastiveLog { pairs: pairs.len(), ..Default::default() };
-    for (step, batch) in pairs.chunks(config.batch_pairs.max(1)).enumerate() {
+    for (step, batch) in batches.iter().enumerate() {
         let loss = pair_loss(bert, embedder, texts, batch)?;
         let grads = loss.backward().context("backward pass")?;
         optimiser.accumulate(&grads, 1.0)?;
@@ -96,6 +109,10 @@ pub fn train(
         log.texts += 2 * batch.len();
         bar.set_message(format!("loss {loss:.4}"));
         bar.inc(1);
+        if (step + 1) % (steps / 10).max(1) == 0 {
+            let seconds_per_step = started.elapsed().as_secs_f64() / (step + 1) as f64;
+            tracing::info!(step = step + 1, steps, loss, seconds_per_step, "contrastive tuning");
+        }
     }
     bar.finish_and_clear();
     log.seconds = started.elapsed().as_secs_f64();
