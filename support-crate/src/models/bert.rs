@@ -33,7 +33,7 @@ impl LayerNorm {
 struct GeluErf;
 
 /// erf by Abramowitz & Stegun 7.1.26 (max abs error 1.5e-7), branch-free.
-fn erf(x: f32) -> f32 {
+pub(crate) fn erf(x: f32) -> f32 {
     let (p, a1, a2, a3, a4, a5) =
         (0.327_591_1f32, 0.254_829_6f32, -0.284_496_7f32, 1.421_413_8f32, -1.453_152_1f32, 1.061_405_4f32);
     let ax = x.abs();

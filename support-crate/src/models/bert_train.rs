@@ -1,18 +1,20 @@
 //! A BERT encoder that trains: the same architecture and weight names as
-//! [`super::bert::Bert`], written with candle's plain differentiable ops only
-//! (layer norm from means, `candle_nn::ops::softmax`, `gelu_erf`), because the
-//! fast encoder's fused attention, GELU and layer norm have no backward pass.
+//! [`super::bert::Bert`], written with candle's differentiable ops plus three
+//! fused ops with backward passes of their own (`train_ops`: softmax, layer
+//! norm, GELU), because the fast encoder's fused attention, GELU and layer
+//! norm have no backward pass.
 //! Trained weights go back to the fast encoder for prediction
 //! ([`TrainableBert::to_fast`]); `tests` check the two agree and that the
 //! gradients match finite differences.
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 
 use super::bert::Bert;
+use super::train_ops;
 use crate::kernels::Precision;
 
 /// A dense layer `x Wᵀ + b` on `(rows, in)` inputs.
@@ -35,11 +37,7 @@ struct LayerNorm {
 
 impl LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(self.weight.as_tensor())?.broadcast_add(self.bias.as_tensor())
+        train_ops::layer_norm(x, self.weight.as_tensor(), self.bias.as_tensor(), self.eps)
     }
 }
 
@@ -157,10 +155,10 @@ impl TrainableBert {
             let k = heads_of(layer.key.forward(&x)?)?;
             let v = heads_of(layer.value.forward(&x)?)?;
             let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
-            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let probs = train_ops::softmax_last_dim(&scores)?;
             let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * l, h))?;
             let attended = layer.attention_norm.forward(&(layer.attention_out.forward(&context)? + &x)?)?;
-            let inner = layer.intermediate.forward(&attended)?.gelu_erf()?;
+            let inner = train_ops::gelu_erf(&layer.intermediate.forward(&attended)?)?;
             x = layer.output_norm.forward(&(layer.output.forward(&inner)? + attended)?)?;
         }
         x.reshape((b, l, h))

@@ -5,5 +5,6 @@ pub mod bert;
 pub mod bert_train;
 pub mod embedder;
 pub mod llama;
+mod train_ops;
 
 pub use embedder::{Embedder, Embeddings};

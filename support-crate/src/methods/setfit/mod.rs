@@ -151,6 +151,15 @@ impl Method for SetFit {
     fn for_budget(&self, _budget: &Budget) -> Box<dyn Method> {
         Box::new(self.clone())
     }
+
+    /// The recipe's settings (part of a curve point's identity: a change re-measures it).
+    fn budget_note(&self) -> Option<String> {
+        let c = &self.config.contrastive;
+        Some(format!(
+            "{} rounds of pairs (at most {} pairs), {} pairs a step of like-length texts, peak learning rate {:e}, {} tokens",
+            c.rounds, c.max_pairs, c.batch_pairs, c.learning_rate, self.config.embed.max_tokens
+        ))
+    }
 }
 
 /// The tuned encoder and its head.

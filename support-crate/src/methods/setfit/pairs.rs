@@ -132,9 +132,9 @@ mod tests {
 
     #[test]
     fn rounds_shrink_to_the_pair_budget() {
-        assert_eq!(rounds_within(32, 20, 4096), 20);
-        assert_eq!(rounds_within(512, 20, 4096), 4);
-        assert_eq!(rounds_within(20_000, 20, 4096), 1);
+        assert_eq!(rounds_within(32, 20, 2048), 20);
+        assert_eq!(rounds_within(512, 20, 2048), 2);
+        assert_eq!(rounds_within(20_000, 20, 2048), 1);
     }
 }
 

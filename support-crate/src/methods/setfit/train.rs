@@ -34,7 +34,7 @@ pub struct ContrastiveConfig {
 
 impl Default for ContrastiveConfig {
     fn default() -> Self {
-        ContrastiveConfig { learning_rate: 2e-5, batch_pairs: 16, rounds: 20, max_pairs: 4096, warmup: 0.1 }
+        ContrastiveConfig { learning_rate: 2e-5, batch_pairs: 16, rounds: 20, max_pairs: 2048, warmup: 0.1 }
     }
 }
 
