@@ -37,11 +37,10 @@ model_dir, out = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
 model = SentenceTransformer(model_dir, device="cpu")
 model.max_seq_length = 128
-model.train()
-# Dropout off: the Rust side trains without it, and the step must be deterministic.
-for module in model.modules():
-    if isinstance(module, torch.nn.Dropout):
-        module.p = 0.0
+# Dropout off (eval mode; gradients flow all the same): the step must be
+# deterministic. Setting the Dropout modules' p is not enough: BERT's SDPA
+# attention reads its dropout rate from the config when training.
+model.eval()
 loss_fn = losses.CosineSimilarityLoss(model)
 features = [model.tokenize([a for a, _, _ in PAIRS]), model.tokenize([b for _, b, _ in PAIRS])]
 labels = torch.tensor([y for _, _, y in PAIRS])
@@ -62,6 +61,6 @@ total = float(torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in bert.paramete
 with open(out, "w") as f:
     json.dump({"model": "sentence-transformers/all-MiniLM-L6-v2", "max_seq_length": 128,
                "pairs": [{"a": a, "b": b, "target": y} for a, b, y in PAIRS],
-               "loss": float(loss), "gradient_norm": total, "gradients": gradients}, f, indent=1)
+               "loss": float(loss.detach()), "gradient_norm": total, "gradients": gradients}, f, indent=1)
     f.write("\n")
-print(f"wrote the loss {float(loss):.6f} and the gradients of {len(CHECKED)} weights to {out}")
+print(f"wrote the loss {float(loss.detach()):.6f} and the gradients of {len(CHECKED)} weights to {out}")
