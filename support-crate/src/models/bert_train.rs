@@ -137,6 +137,19 @@ impl TrainableBert {
 
     /// `ids` and `mask` are `(batch, len)` u32; returns `(batch, len, hidden)`.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        self.forward_with(ids, mask, None)
+    }
+
+    /// [`Self::forward`] with BERT's training-time dropout when `dropout` is
+    /// given: on the embeddings, the attention weights and each sublayer's
+    /// output, as `BertModel` in train mode (seeded masks).
+    pub fn forward_with(&self, ids: &Tensor, mask: &Tensor, mut dropout: Option<&mut Dropout>) -> Result<Tensor> {
+        let mut drop = |t: Tensor| -> Result<Tensor> {
+            match dropout.as_deref_mut() {
+                Some(d) => d.apply(&t),
+                None => Ok(t),
+            }
+        };
         let (b, l) = ids.dims2()?;
         let (h, heads) = (self.config.hidden_size, self.config.num_attention_heads);
         let d = h / heads;
@@ -145,7 +158,7 @@ impl TrainableBert {
             .broadcast_add(&self.positions.as_tensor().narrow(0, 0, l)?.repeat((b, 1))?)?
             .broadcast_add(&self.token_type.as_tensor().narrow(0, 0, 1)?)?;
         // Rows are tokens: (batch·len, hidden) throughout, so every dense layer is one matmul.
-        let mut x = self.norm.forward(&x)?;
+        let mut x = drop(self.norm.forward(&x)?)?;
         // 0 where attended, a large negative number at padding: (batch, 1, 1, len).
         let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, l))?;
         let scale = 1.0 / (d as f64).sqrt();
@@ -155,19 +168,50 @@ impl TrainableBert {
             let k = heads_of(layer.key.forward(&x)?)?;
             let v = heads_of(layer.value.forward(&x)?)?;
             let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
-            let probs = train_ops::softmax_last_dim(&scores)?;
+            let probs = drop(train_ops::softmax_last_dim(&scores)?)?;
             let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * l, h))?;
-            let attended = layer.attention_norm.forward(&(layer.attention_out.forward(&context)? + &x)?)?;
+            let attended = layer.attention_norm.forward(&(drop(layer.attention_out.forward(&context)?)? + &x)?)?;
             let inner = train_ops::gelu_erf(&layer.intermediate.forward(&attended)?)?;
-            x = layer.output_norm.forward(&(layer.output.forward(&inner)? + attended)?)?;
+            x = layer.output_norm.forward(&(drop(layer.output.forward(&inner)?)? + attended)?)?;
         }
         x.reshape((b, l, h))
     }
 
     /// Attention-masked mean pooling and L2 normalisation (sentence-transformers'
     /// `Pooling(mean)` + `Normalize`): `(batch, hidden)`.
-    pub fn embed(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        mean_pool_normalised(&self.forward(ids, mask)?, mask)
+    pub fn embed(&self, ids: &Tensor, mask: &Tensor, dropout: Option<&mut Dropout>) -> Result<Tensor> {
+        mean_pool_normalised(&self.forward_with(ids, mask, dropout)?, mask)
+    }
+
+    /// The dropout rate the model was trained with (BERT's `hidden_dropout_prob`).
+    pub fn dropout_rate(&self) -> f64 {
+        self.config.hidden_dropout_prob
+    }
+}
+
+/// Inverted dropout with masks from a seeded RNG (candle's CPU RNG cannot
+/// be seeded): each element zeroed with probability `rate`, the rest scaled
+/// by `1 / (1 − rate)`.
+pub struct Dropout {
+    rate: f32,
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+impl Dropout {
+    pub fn new(rate: f64, seed: u64) -> Self {
+        use rand::SeedableRng;
+        Dropout { rate: rate as f32, rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed) }
+    }
+
+    fn apply(&mut self, t: &Tensor) -> Result<Tensor> {
+        use rand::Rng;
+        if self.rate <= 0.0 {
+            return Ok(t.clone());
+        }
+        let keep = 1.0 / (1.0 - self.rate);
+        let mask: Vec<f32> =
+            (0..t.elem_count()).map(|_| if self.rng.random::<f32>() < self.rate { 0.0 } else { keep }).collect();
+        t.mul(&Tensor::from_vec(mask, t.shape(), t.device())?)
     }
 }
 
@@ -273,6 +317,23 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn dropout_is_seeded_and_keeps_the_expected_value() -> Result<()> {
+        let bert = model(4)?;
+        let (ids, mask) = batch()?;
+        let run = |seed| bert.forward_with(&ids, &mask, Some(&mut Dropout::new(0.3, seed)));
+        let plain = bert.forward(&ids, &mask)?;
+        let max_diff = |a: &Tensor, b: &Tensor| -> Result<f32> { (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar() };
+        assert_eq!(max_diff(&run(1)?, &run(1)?)?, 0.0, "the same seed, the same masks");
+        assert!(max_diff(&run(1)?, &run(2)?)? > 1e-3, "another seed, other masks");
+        assert!(max_diff(&run(1)?, &plain)? > 1e-3, "dropout changes the output");
+        let ones = Tensor::ones((200, 100), DType::F32, &Device::Cpu)?;
+        let kept = Dropout::new(0.3, 9).apply(&ones)?;
+        let mean = kept.mean_all()?.to_scalar::<f32>()?;
+        assert!((mean - 1.0).abs() < 0.02, "inverted dropout keeps the mean: {mean}");
+        Ok(())
+    }
+
     /// The loss's gradient for every weight against central finite differences
     /// at a few coordinates (f32: relative agreement within a few percent).
     #[test]
@@ -281,7 +342,7 @@ mod tests {
         let (ids, mask) = batch()?;
         let target = Tensor::new(&[0.3f32, -0.2], &Device::Cpu)?;
         let loss = |bert: &TrainableBert| -> Result<Tensor> {
-            let e = bert.embed(&ids, &mask)?;
+            let e = bert.embed(&ids, &mask, None)?;
             // A smooth scalar of every weight: the pair's cosine and a projection.
             let cos = (e.get(0)? * e.get(1)?)?.sum_all()?;
             let proj = e.narrow(1, 0, 2)?.sum(0)?.mul(&target)?.sum_all()?;

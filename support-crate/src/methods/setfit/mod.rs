@@ -156,7 +156,7 @@ impl Method for SetFit {
     fn budget_note(&self) -> Option<String> {
         let c = &self.config.contrastive;
         Some(format!(
-            "{} rounds of pairs (at most {} pairs), {} pairs a step of like-length texts, peak learning rate {:e}, {} tokens",
+            "{} rounds of pairs (at most {} pairs), {} pairs a step of like-length texts, BERT's dropout, peak learning rate {:e}, {} tokens",
             c.rounds, c.max_pairs, c.batch_pairs, c.learning_rate, self.config.embed.max_tokens
         ))
     }

@@ -1,18 +1,19 @@
 //! Contrastive tuning of the sentence encoder, as SetFit's body training
 //! does it with sentence-transformers: for each batch of pairs, both texts
-//! embedded (mean pooling, L2 norm), the loss is the mean squared gap between
-//! the pair's cosine and its target (1 same class, 0 not:
-//! `CosineSimilarityLoss`), AdamW with weight decay 0.01, gradient norm
-//! clipped at 1, learning rate warmed up linearly over the first 10% of steps
-//! then decayed linearly to 0 (`WarmupLinear`), one epoch. Batches group
-//! pairs of like length (less padding) and embed a repeated text once.
+//! embedded (mean pooling, L2 norm) with BERT's dropout on (train mode); the
+//! loss is the mean squared gap between the pair's cosine and its target (1
+//! same class, 0 not: `CosineSimilarityLoss`); AdamW with weight decay 0.01,
+//! gradient norm clipped at 1, learning rate warmed up linearly over the
+//! first 10% of steps then decayed linearly to 0 (`WarmupLinear`), one epoch.
+//! Batches group pairs of like length (less padding) and embed a repeated
+//! text once.
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::pairs::{length_grouped_batches, Pair};
-use crate::models::bert_train::TrainableBert;
+use crate::models::bert_train::{Dropout, TrainableBert};
 use crate::models::Embedder;
 use crate::optim::{AdamW, AdamWConfig};
 
@@ -62,13 +63,19 @@ pub fn warmup_linear(step: usize, peak: f64, warmup: usize, total: usize) -> f64
 /// most are: 32 examples fill 32 slots a batch); its gradient gathers from
 /// every pair it is in, so the loss and gradients are those of embedding each
 /// slot on its own.
-pub fn pair_loss(bert: &TrainableBert, embedder: &Embedder, texts: &[&str], pairs: &[Pair]) -> Result<Tensor> {
+pub fn pair_loss(
+    bert: &TrainableBert,
+    embedder: &Embedder,
+    texts: &[&str],
+    pairs: &[Pair],
+    dropout: Option<&mut Dropout>,
+) -> Result<Tensor> {
     let mut unique: Vec<usize> = pairs.iter().flat_map(|p| [p.a, p.b]).collect();
     unique.sort_unstable();
     unique.dedup();
     let batch: Vec<&str> = unique.iter().map(|&i| texts[i]).collect();
     let (ids, mask) = embedder.batch(&batch)?;
-    let embedded = bert.embed(&ids, &mask)?;
+    let embedded = bert.embed(&ids, &mask, dropout)?;
     let rows = |side: fn(&Pair) -> usize| -> Result<Tensor> {
         let at: Vec<u32> = pairs.iter().map(|p| unique.binary_search(&side(p)).expect("listed") as u32).collect();
         Ok(embedded.index_select(&Tensor::new(at, embedded.device())?, 0)?)
@@ -96,8 +103,9 @@ pub fn train(
     let warmup = (config.warmup * steps as f64).ceil() as usize;
     let bar = crate::progress::bar(steps as u64, "contrastive tuning", progress);
     let mut log = ContrastiveLog { pairs: pairs.len(), ..Default::default() };
+    let mut dropout = Dropout::new(bert.dropout_rate(), seed);
     for (step, batch) in batches.iter().enumerate() {
-        let loss = pair_loss(bert, embedder, texts, batch)?;
+        let loss = pair_loss(bert, embedder, texts, batch, Some(&mut dropout))?;
         let grads = loss.backward().context("backward pass")?;
         optimiser.accumulate(&grads, 1.0)?;
         optimiser.step(warmup_linear(step, config.learning_rate, warmup, steps), 1.0)?;
