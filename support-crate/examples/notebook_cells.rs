@@ -16,8 +16,9 @@ use slm_vs_llm::present::{break_even, cascade, compare, curve, report};
 use slm_vs_llm::studies;
 use slm_vs_llm::Profile;
 notebook::init();
-let results = paths::results_dir(Profile::Full);
-let records = slm_vs_llm::results::read_all(&results).expect("committed run records");
+// AG News: the committed results; SLM_DATA=your.csv: the runs of `slm-vs-llm all --train your.csv`.
+let results = slm_vs_llm::data::Source::from_env().expect("the data source").results_dir(Profile::from_env());
+let records = slm_vs_llm::results::read_all(&results).expect("run records");
 let methods = slm_vs_llm::methods::Methods::standard();
 println!("{} run records in {}", records.len(), paths::relative(&results));
 // cell 4
@@ -28,15 +29,18 @@ records.iter().for_each(|(_, r)| {
     println!("{:<70} {:>6.2}%  macro-F1 {:.4}", format!("{} ({})", r.method, r.model), 100.0 * r.metrics.accuracy, r.metrics.macro_f1)
 });
 // cell 7
-let learning = studies::curve::read(&results.join("curve.json")).expect("results/curve.json");
-println!("{}", studies::curve::schedule_note(&learning, &methods));
-curve::chart(&learning, &methods).expect("chart")
+let learning = studies::curve::read(&results.join("curve.json")).ok();
+if let Some(learning) = &learning {
+    println!("{}", studies::curve::schedule_note(learning, &methods));
+}
+let no_curve = "No learning curve for this data yet: `slm-vs-llm curve` (with the same `--train`) measures it.";
+notebook::or_note(learning.as_ref().map(|l| curve::chart(l, &methods).expect("chart")), no_curve)
 ;
 // cell 8
-Markdown(curve::table(&learning, &methods))
+notebook::or_note(learning.as_ref().map(|l| Markdown(curve::table(l, &methods))), "")
 ;
 // cell 10
-Markdown(curve::sentences(&learning, &methods))
+notebook::or_note(learning.as_ref().map(|l| Markdown(curve::sentences(l, &methods))), "")
 ;
 // cell 13
 let reliabilities = report::reliabilities(&records).expect("predictions files");
@@ -46,11 +50,12 @@ compare::reliability_chart(&records, &reliabilities).expect("chart")
 Markdown(report::confidence_sentences(&records, &reliabilities))
 ;
 // cell 16
-let cascades = studies::cascade::read_all(&results).expect("results/cascade_*.json");
-cascade::chart(&cascades).expect("chart")
+let cascades = studies::cascade::read_all(&results).expect("cascade records");
+let no_cascade = "No cascade for this data yet: `slm-vs-llm cascade --first tfidf --then llm` (with the same `--train`) measures one.";
+notebook::or_note((!cascades.is_empty()).then(|| cascade::chart(&cascades).expect("chart")), no_cascade)
 ;
 // cell 17
-Markdown(cascade::sentences(&cascades))
+notebook::or_note((!cascades.is_empty()).then(|| Markdown(cascade::sentences(&cascades))), "")
 ;
 // cell 20
 let prices = break_even::price_table().expect("price table");

@@ -89,6 +89,18 @@ pub fn results_dir(profile: Profile) -> PathBuf {
     }
 }
 
+/// Where runs on your own data go, so they never replace the committed AG
+/// News results: `data/runs/<train file stem>[/smoke]`.
+pub fn own_data_dir(train: &Path, profile: Profile) -> PathBuf {
+    let stem = train.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+    let dir = data_dir().join("runs").join(slug(&stem));
+    if profile.is_smoke() {
+        dir.join("smoke")
+    } else {
+        dir
+    }
+}
+
 /// Where the report's charts go: `assets/`, or `data/smoke/assets`.
 pub fn assets_dir(profile: Profile) -> PathBuf {
     match profile {

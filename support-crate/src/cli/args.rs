@@ -133,10 +133,7 @@ impl DataArgs {
     /// Where runs on your own data go, so they never replace the committed
     /// AG News results: `data/runs/<train file stem>[/smoke]`.
     fn own_data_dir(&self) -> Option<PathBuf> {
-        let train = self.train.as_ref()?;
-        let stem = train.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
-        let dir = paths::data_dir().join("runs").join(paths::slug(&stem));
-        Some(if self.profile().is_smoke() { dir.join("smoke") } else { dir })
+        Some(paths::own_data_dir(self.train.as_ref()?, self.profile()))
     }
 
     /// `out`, else `results/` (AG News), `data/smoke/results` (a smoke run)

@@ -115,6 +115,17 @@ impl Source {
         })
     }
 
+    /// The run records a notebook reads for this data: your own file's runs
+    /// under `data/runs/<file>[/smoke]/results` (as `slm-vs-llm all --train`
+    /// writes them); for AG News the committed `results/`, whatever the
+    /// profile (the Comparison notebook computes nothing).
+    pub fn results_dir(&self, profile: crate::paths::Profile) -> PathBuf {
+        match self {
+            Source::Custom { train, .. } => crate::paths::own_data_dir(train, profile).join("results"),
+            _ => crate::paths::results_dir(crate::paths::Profile::Full),
+        }
+    }
+
     /// A short description for reports.
     /// What the data is, for logs, notebooks and records; paths inside the
     /// project are shown relative to it (no machine-specific prefix).

@@ -32,6 +32,47 @@ impl Markdown {
     }
 }
 
+/// What a cell shows when the results it draws may be missing: the chart or
+/// text, or a note on how to make them.
+#[derive(Debug, Clone)]
+pub enum Shown {
+    Chart(crate::plot::Svg),
+    Text(Markdown),
+    Nothing,
+}
+
+impl Shown {
+    /// evcxr's display hook.
+    pub fn evcxr_display(&self) {
+        match self {
+            Shown::Chart(svg) => svg.evcxr_display(),
+            Shown::Text(text) => text.evcxr_display(),
+            Shown::Nothing => {}
+        }
+    }
+}
+
+impl From<crate::plot::Svg> for Shown {
+    fn from(svg: crate::plot::Svg) -> Self {
+        Shown::Chart(svg)
+    }
+}
+
+impl From<Markdown> for Shown {
+    fn from(text: Markdown) -> Self {
+        Shown::Text(text)
+    }
+}
+
+/// `value` shown, or `note` (nothing when empty) when there is none.
+pub fn or_note<T: Into<Shown>>(value: Option<T>, note: &str) -> Shown {
+    match value {
+        Some(v) => v.into(),
+        None if note.is_empty() => Shown::Nothing,
+        None => Shown::Text(Markdown(note.to_string())),
+    }
+}
+
 impl From<DataFrame> for Table {
     fn from(df: DataFrame) -> Self {
         Table(df)
