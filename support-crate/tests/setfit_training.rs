@@ -65,7 +65,7 @@ fn examples(n: usize, offset: usize) -> Vec<Example> {
     (0..n)
         .map(|i| {
             let j = i + offset;
-            let (topic, label) = if j % 2 == 0 { (SPORT, 0) } else { (MONEY, 1) };
+            let (topic, label) = if j.is_multiple_of(2) { (SPORT, 0) } else { (MONEY, 1) };
             let text =
                 format!("{} {} {} {}", FILLER[j % 6], topic[(j / 2) % 6], FILLER[(j / 3) % 6], FILLER[(j / 5) % 6]);
             Example::new(j, label, String::new(), text)

@@ -74,6 +74,28 @@ pub fn sample_pairs(labels: &[usize], rounds: usize, seed: u64) -> anyhow::Resul
     Ok(pairs)
 }
 
+/// Pairs per window whose batches are formed from pairs of similar length.
+const WINDOW_BATCHES: usize = 16;
+
+/// The pairs in batches of `size`, each pair once: every window of
+/// [`WINDOW_BATCHES`] batches of the (shuffled) pairs is sorted by the
+/// longer text of each pair before it is cut into batches, and the batches
+/// are then shuffled (seeded). A batch is padded to its longest text, so
+/// batches of like lengths waste less compute on padding (transformers'
+/// `group_by_length` does the same); which pairs are seen is unchanged.
+pub fn length_grouped_batches(pairs: &[Pair], tokens: &[usize], size: usize, seed: u64) -> Vec<Vec<Pair>> {
+    let size = size.max(1);
+    let longer = |p: &Pair| tokens[p.a].max(tokens[p.b]);
+    let mut batches: Vec<Vec<Pair>> = Vec::new();
+    for window in pairs.chunks(size * WINDOW_BATCHES) {
+        let mut window = window.to_vec();
+        window.sort_by_key(|p| std::cmp::Reverse(longer(p)));
+        batches.extend(window.chunks(size).map(<[Pair]>::to_vec));
+    }
+    batches.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6c65_6e67_7468));
+    batches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,26 +158,4 @@ mod tests {
         assert_eq!(rounds_within(512, 20, 2048), 2);
         assert_eq!(rounds_within(20_000, 20, 2048), 1);
     }
-}
-
-/// Pairs per window whose batches are formed from pairs of similar length.
-const WINDOW_BATCHES: usize = 16;
-
-/// The pairs in batches of `size`, each pair once: every window of
-/// [`WINDOW_BATCHES`] batches of the (shuffled) pairs is sorted by the
-/// longer text of each pair before it is cut into batches, and the batches
-/// are then shuffled (seeded). A batch is padded to its longest text, so
-/// batches of like lengths waste less compute on padding (transformers'
-/// `group_by_length` does the same); which pairs are seen is unchanged.
-pub fn length_grouped_batches(pairs: &[Pair], tokens: &[usize], size: usize, seed: u64) -> Vec<Vec<Pair>> {
-    let size = size.max(1);
-    let longer = |p: &Pair| tokens[p.a].max(tokens[p.b]);
-    let mut batches: Vec<Vec<Pair>> = Vec::new();
-    for window in pairs.chunks(size * WINDOW_BATCHES) {
-        let mut window = window.to_vec();
-        window.sort_by_key(|p| std::cmp::Reverse(longer(p)));
-        batches.extend(window.chunks(size).map(<[Pair]>::to_vec));
-    }
-    batches.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6c65_6e67_7468));
-    batches
 }
