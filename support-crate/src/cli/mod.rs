@@ -62,16 +62,16 @@ enum Command {
     /// multinomial logistic regression (L-BFGS), its regularisation chosen on
     /// validation. Writes results/baseline_tfidf.json and its predictions.
     Baseline(BaselineArgs),
-    /// Every experiment in order — eda, then every method (knn, finetune,
-    /// baseline, llm) — then the report. Resumes through the caches and
+    /// Every experiment in order — eda, then every method of the table
+    /// (--methods; by default tfidf, knn, finetune, setfit, llm) — then the report. Resumes through the caches and
     /// checkpoints; --smoke runs it all on a small sample in minutes (results
     /// then go to data/smoke/, the committed results and the README are left alone).
     All(AllArgs),
     /// How many labels does each method need? Every method at a range of
     /// label budgets per class (nested, seeded, stratified subsets of train;
     /// validation of budget/4 per class from the validation split), scored
-    /// on test: TF-IDF and K-NN on all of it, the fine-tuned SLM and the LLM
-    /// on a fixed seeded sample. Every point is cached (data/cache/curve): an
+    /// on test: TF-IDF and K-NN on all of it, the trained methods (fine-tuned
+    /// SLM, SetFit) and the prompted LLM on a fixed seeded sample. Every point is cached (data/cache/curve): an
     /// interrupted curve resumes, a finished one re-runs in seconds. Writes
     /// results/curve.json and results/curve.csv; `report` draws it.
     Curve(CurveArgs),
