@@ -208,6 +208,6 @@ mod tests {
         colors.dedup();
         assert_eq!(colors.len(), methods.iter().count(), "one colour each");
         let err = methods.get("bert").unwrap_err().to_string();
-        assert!(err.contains("tfidf, knn, finetune, llm, zero-shot"), "{err}");
+        assert!(err.contains("tfidf, knn, finetune, setfit, llm, zero-shot"), "{err}");
     }
 }
