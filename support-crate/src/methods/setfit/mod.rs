@@ -13,7 +13,7 @@ use std::any::Any;
 use anyhow::Result;
 use serde::Serialize;
 
-pub use pairs::{length_grouped_batches, rounds_within, sample_pairs, Pair};
+pub use pairs::{at_most, length_grouped_batches, rounds_within, sample_pairs, Pair};
 pub use train::{ContrastiveConfig, ContrastiveLog};
 
 use super::tfidf::{LogisticRegression, SparseRow};
@@ -73,7 +73,7 @@ impl SetFit {
         let train_texts = texts(data.train);
         let c = &self.config.contrastive;
         let rounds = rounds_within(data.train.len(), c.rounds, c.max_pairs);
-        let pairs = sample_pairs(&labels(data.train), rounds, ctx.seed)?;
+        let pairs = at_most(sample_pairs(&labels(data.train), rounds, ctx.seed)?, c.max_pairs);
         tracing::info!(examples = data.train.len(), rounds, pairs = pairs.len(), "contrastive tuning");
         let bert = embedder.trainable()?;
         let untuned_validation = head_sweep(&embedder, data, &self.config.cs)?.1;

@@ -74,6 +74,25 @@ pub fn sample_pairs(labels: &[usize], rounds: usize, seed: u64) -> anyhow::Resul
     Ok(pairs)
 }
 
+/// At most `max_pairs` of the (shuffled) pairs, as many positives as
+/// negatives, in their order: for training sets so large that even one round
+/// gives more pairs than the cap. Fewer pairs than the cap: all of them.
+pub fn at_most(pairs: Vec<Pair>, max_pairs: usize) -> Vec<Pair> {
+    if pairs.len() <= max_pairs {
+        return pairs;
+    }
+    let (mut positives, mut negatives) = (max_pairs / 2, max_pairs / 2);
+    pairs
+        .into_iter()
+        .filter(|p| {
+            let left = if p.same { &mut positives } else { &mut negatives };
+            let keep = *left > 0;
+            *left = left.saturating_sub(1);
+            keep
+        })
+        .collect()
+}
+
 /// Pairs per window whose batches are formed from pairs of similar length.
 const WINDOW_BATCHES: usize = 16;
 
@@ -150,6 +169,19 @@ mod tests {
         let random: Vec<Vec<Pair>> = pairs.chunks(16).map(<[Pair]>::to_vec).collect();
         assert!(cost(&batches) < cost(&random) * 3 / 4, "{} vs {}", cost(&batches), cost(&random));
         assert_eq!(batches, length_grouped_batches(&pairs, &tokens, 16, 3), "seeded");
+    }
+
+    #[test]
+    fn a_set_too_large_for_one_round_keeps_a_balanced_share_within_the_cap() {
+        let labels: Vec<usize> = (0..1000).map(|i| i % 3).collect();
+        let pairs = sample_pairs(&labels, rounds_within(1000, 20, 256), 2).unwrap();
+        assert_eq!(pairs.len(), 2000);
+        let kept = at_most(pairs.clone(), 256);
+        assert_eq!(kept.len(), 256);
+        assert_eq!(kept.iter().filter(|p| p.same).count(), 128);
+        let anchors: std::collections::BTreeSet<usize> = kept.iter().map(|p| p.a).collect();
+        assert!(anchors.len() > 150, "spread over the set, not its first rows: {} anchors", anchors.len());
+        assert_eq!(at_most(pairs[..100].to_vec(), 256), pairs[..100].to_vec(), "under the cap: unchanged");
     }
 
     #[test]

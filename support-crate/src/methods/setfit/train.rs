@@ -26,8 +26,9 @@ pub struct ContrastiveConfig {
     pub batch_pairs: usize,
     /// Rounds of pairs per example (SetFit's `num_iterations`: 20).
     pub rounds: usize,
-    /// Fewer rounds when the examples would give more pairs than this (large
-    /// budgets: the head, not more pairs, is what their extra labels buy).
+    /// Fewer rounds when the examples would give more pairs than this, and a
+    /// balanced share of one round when even that is more (large budgets:
+    /// the head, not more pairs, is what their extra labels buy).
     pub max_pairs: usize,
     /// Share of the steps the learning rate warms up over.
     pub warmup: f64,
