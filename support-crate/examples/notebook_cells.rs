@@ -79,7 +79,7 @@ use slm_vs_llm::{Profile, Split};
 notebook::init();
 // cell 4
 let source = Source::from_env().expect("no data: see data/README.md");
-let config = DataConfig::for_profile(Profile::from_env());
+let config = DataConfig::from_env(Profile::from_env()).expect("SLM_TRAIN_ROWS, SLM_TEST_ROWS");
 let ds = data::load(&source, &config).expect("loading the data");
 println!("{}", ds.source);
 println!("train {}, validation {}, test {} examples; classes {:?}", ds.train.len(), ds.validation.len(), ds.test.len(), ds.labels);
@@ -135,7 +135,7 @@ use slm_vs_llm::{paths, Profile};
 notebook::init();
 // cell 4
 let profile = Profile::from_env();
-let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::for_profile(profile)).expect("loading the data");
+let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::from_env(profile).expect("SLM_TRAIN_ROWS, SLM_TEST_ROWS")).expect("loading the data");
 println!("train {}, validation {}, test {}", ds.train.len(), ds.validation.len(), ds.test.len());
 // cell 6
 let base = llama::load(&llama::default_model(), &Device::Cpu).expect("loading SmolLM2 (run scripts/setup.sh to fetch it)");
@@ -293,7 +293,7 @@ use slm_vs_llm::polars::prelude::*;
 notebook::init();
 // cell 4
 let profile = Profile::from_env();
-let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::for_profile(profile)).expect("loading the data");
+let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::from_env(profile).expect("SLM_TRAIN_ROWS, SLM_TEST_ROWS")).expect("loading the data");
 println!("train {}, validation {}, test {}", ds.train.len(), ds.validation.len(), ds.test.len());
 // cell 6
 let knn_method = Knn::default();
@@ -428,7 +428,7 @@ use slm_vs_llm::Profile;
 notebook::init();
 // cell 4
 let profile = Profile::from_env();
-let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::for_profile(profile)).expect("loading the data");
+let ds = data::load(&Source::from_env().expect("no data: see data/README.md"), &DataConfig::from_env(profile).expect("SLM_TRAIN_ROWS, SLM_TEST_ROWS")).expect("loading the data");
 println!("train {}, validation {}, test {}", ds.train.len(), ds.validation.len(), ds.test.len());
 // cell 6
 let mut llm_method = Llm::for_profile(profile);

@@ -175,6 +175,38 @@ impl DataConfig {
             }
         }
     }
+
+    /// The profile's data, with the sample sizes `SLM_TRAIN_ROWS` and
+    /// `SLM_TEST_ROWS` ask for (the CLI's `--train-rows` and `--test-rows`
+    /// read the same variables): what the notebooks use, so a large data set
+    /// can be tried on a sample first.
+    pub fn from_env(profile: Profile) -> anyhow::Result<Self> {
+        let base = Self::for_profile(profile);
+        Ok(DataConfig {
+            max_train: rows_from_env(TRAIN_ROWS_ENV)?.or(base.max_train),
+            max_test: rows_from_env(TEST_ROWS_ENV)?.or(base.max_test),
+            ..base
+        })
+    }
+}
+
+/// The environment variable that caps the training rows (`--train-rows`).
+pub const TRAIN_ROWS_ENV: &str = "SLM_TRAIN_ROWS";
+/// The environment variable that caps the test rows (`--test-rows`).
+pub const TEST_ROWS_ENV: &str = "SLM_TEST_ROWS";
+
+fn rows_from_env(name: &str) -> anyhow::Result<Option<usize>> {
+    parse_rows(name, std::env::var(name).ok().as_deref())
+}
+
+fn parse_rows(name: &str, value: Option<&str>) -> anyhow::Result<Option<usize>> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => anyhow::bail!("{name}={v:?}: expected a whole number of rows, at least 1"),
+        },
+    }
 }
 
 /// What went wrong while loading data. Every variant names the file (and the
@@ -203,3 +235,19 @@ pub const HOW_TO_GET_AG_NEWS: &str =
 (train.csv or train_subset.csv, and test.csv) or the Hugging Face parquet files; `bash scripts/setup.sh` copies \
 ../shared/data/ag_news to data/ag_news where that exists. Online, leaving both unset downloads fancyzhx/ag_news \
 from the Hugging Face Hub. See data/README.md.";
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rows;
+
+    #[test]
+    fn row_caps_from_the_environment_are_whole_positive_numbers() {
+        assert_eq!(parse_rows("SLM_TRAIN_ROWS", None).unwrap(), None);
+        assert_eq!(parse_rows("SLM_TRAIN_ROWS", Some(" ")).unwrap(), None);
+        assert_eq!(parse_rows("SLM_TRAIN_ROWS", Some("600")).unwrap(), Some(600));
+        for bad in ["0", "-3", "6e2", "all"] {
+            let e = parse_rows("SLM_TEST_ROWS", Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("SLM_TEST_ROWS") && e.contains(bad), "{e}");
+        }
+    }
+}
