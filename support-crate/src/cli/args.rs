@@ -111,10 +111,10 @@ pub struct DataArgs {
     pub validation_fraction: f64,
     /// Use a seeded stratified sample of this many training rows (before
     /// validation is carved out; default all, smoke 2,000).
-    #[arg(long, env = "SLM_TRAIN_ROWS", value_parser = at_least_one)]
+    #[arg(long, env = data::TRAIN_ROWS_ENV, value_parser = at_least_one)]
     pub train_rows: Option<usize>,
     /// Use a seeded stratified sample of this many test rows (default all, smoke 400).
-    #[arg(long, env = "SLM_TEST_ROWS", value_parser = at_least_one)]
+    #[arg(long, env = data::TEST_ROWS_ENV, value_parser = at_least_one)]
     pub test_rows: Option<usize>,
     /// Seed of every split, sample and random choice of the methods.
     #[arg(long, default_value_t = DataConfig::default().seed)]
