@@ -30,12 +30,22 @@ pub struct TrainingSet<'a> {
     pub labels: &'a [String],
     /// What the labels mean.
     pub task: &'a crate::data::Task,
+    /// Texts without labels a method may learn from (a distillation's
+    /// teacher labels them); empty unless the method asks for some
+    /// ([`Method::unlabelled_wanted`]).
+    pub unlabelled: &'a [String],
 }
 
 impl<'a> TrainingSet<'a> {
     /// All of `ds`'s train and validation splits.
     pub fn of(ds: &'a Dataset) -> Self {
-        TrainingSet { train: &ds.train, validation: &ds.validation, labels: &ds.labels, task: &ds.task }
+        TrainingSet {
+            train: &ds.train,
+            validation: &ds.validation,
+            labels: &ds.labels,
+            task: &ds.task,
+            unlabelled: &[],
+        }
     }
 
     pub fn num_classes(&self) -> usize {
@@ -152,6 +162,12 @@ pub trait Method {
     /// sample where every answer costs (an LLM in a smoke run), else all.
     fn test_items(&self) -> Option<usize> {
         None
+    }
+
+    /// Unlabelled texts it learns from ([`TrainingSet::unlabelled`]); the
+    /// learning curve draws them from the training split outside the budget.
+    fn unlabelled_wanted(&self) -> usize {
+        0
     }
 }
 

@@ -52,7 +52,7 @@ impl Svg {
 
 /// The colour of class `i` (stable across all charts).
 pub fn class_color(i: usize) -> RGBColor {
-    const PALETTE: [RGBColor; 8] = [
+    const PALETTE: [RGBColor; 12] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -61,6 +61,10 @@ pub fn class_color(i: usize) -> RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
         RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+        RGBColor(31, 60, 120),
+        RGBColor(170, 90, 0),
     ];
     PALETTE[i % PALETTE.len()]
 }

@@ -107,7 +107,7 @@ fn fit(
     let (train, validation) = (examples(0, 30), examples(100, 60));
     let labels: Vec<String> = ["sports", "business", "tech"].map(String::from).to_vec();
     let task = Task::named("synthetic");
-    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
+    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task, unlabelled: &[] };
     let mut llm = Llm::for_profile(Profile::Smoke);
     llm.config.demonstrations = demonstrations;
     llm.config.calibrations = calibrations;
@@ -163,7 +163,7 @@ fn the_zero_shot_arm_writes_a_record_of_its_own() {
     let (train, validation) = (examples(0, 30), examples(100, 60));
     let labels: Vec<String> = ["sports", "business", "tech"].map(String::from).to_vec();
     let task = Task::named("synthetic");
-    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
+    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task, unlabelled: &[] };
     let zero_shot = Llm::zero_shot(Profile::Smoke);
     let fitted = zero_shot.fit_on(backend(true, 0), &data, &ctx()).unwrap();
     let with_labels = fit(vec![Demonstrations::None], vec![Calibration::None], backend(true, 0)).unwrap();

@@ -172,7 +172,7 @@ fn retrieved_demonstrations_come_from_train_only_and_are_seeded() {
     let test = ["Yankees beat Red Sox 5-3 at Fenway.", "OPEC weighs output cut as oil climbs."];
     let labels = labels();
     let task = Task::ag_news();
-    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task };
+    let data = TrainingSet { train: &train, validation: &validation, labels: &labels, task: &task, unlabelled: &[] };
     let mut config = LlmConfig::for_profile(slm_vs_llm::Profile::Smoke);
     config.embed.model = weights.parent().unwrap().display().to_string();
     let cache = tempfile::tempdir().unwrap();

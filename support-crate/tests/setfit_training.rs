@@ -126,7 +126,8 @@ fn the_method_fits_and_labels_through_the_seam() {
     let (train_set, validation) = (examples(16, 0), examples(8, 500));
     let labels = vec!["sport".to_string(), "money".to_string()];
     let task = Task::named("sport or money");
-    let data = TrainingSet { train: &train_set, validation: &validation, labels: &labels, task: &task };
+    let data =
+        TrainingSet { train: &train_set, validation: &validation, labels: &labels, task: &task, unlabelled: &[] };
     let fitted = method.fit(&data, &RunContext { seed: 5, ..Default::default() }).unwrap();
     let setfit = fitted.as_any().downcast_ref::<FittedSetFit>().unwrap();
     assert!(setfit.log.pairs <= 256, "the smoke profile caps the pairs");

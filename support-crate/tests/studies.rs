@@ -3,51 +3,16 @@
 //! cascade's threshold depends on validation alone (shuffling the test
 //! labels leaves it where it was).
 
+mod common;
+
 use std::sync::Once;
 
-use slm_vs_llm::data::Example;
 use slm_vs_llm::method::RunContext;
 use slm_vs_llm::methods::tfidf::{TfidfBaseline, TfidfConfig};
 use slm_vs_llm::methods::Methods;
 use slm_vs_llm::studies::cascade::{self, CascadeItems};
 use slm_vs_llm::studies::curve::{self, CurveConfig};
-use slm_vs_llm::{Dataset, Profile};
-
-const WORDS: [&[&str]; 3] = [
-    &["goal", "match", "team", "league", "coach"],
-    &["stock", "market", "shares", "profit", "bank"],
-    &["chip", "software", "phone", "laptop", "code"],
-];
-
-/// Texts whose class words are mixed with another class's, so small budgets err.
-fn dataset() -> Dataset {
-    let make = |offset: usize, n: usize| -> Vec<Example> {
-        (0..n)
-            .map(|i| {
-                let label = i % 3;
-                let (w, other) = (WORDS[label], WORDS[(label + 1 + i % 2) % 3]);
-                let text = format!(
-                    "{} {} {} {} item{}",
-                    w[i % 5],
-                    other[(i / 3) % 5],
-                    w[(i / 7) % 5],
-                    other[i % 4],
-                    i + offset
-                );
-                Example::new(i + offset, label, String::new(), text)
-            })
-            .collect()
-    };
-    Dataset {
-        source: "synthetic".into(),
-        task: slm_vs_llm::data::Task::named("synthetic"),
-        labels: vec!["sports".into(), "business".into(), "tech".into()],
-        train: make(0, 300),
-        validation: make(1000, 60),
-        test: make(2000, 90),
-        seed: 7,
-    }
-}
+use slm_vs_llm::Profile;
 
 /// The caches of this test binary go to a directory of their own.
 fn private_cache() {
@@ -65,13 +30,14 @@ fn ctx() -> RunContext {
 #[test]
 fn a_curve_resumes_from_its_cached_points() {
     private_cache();
-    let ds = dataset();
+    let ds = common::mixed_words_dataset();
     let config = CurveConfig {
         arms: vec!["tfidf".into()],
         budgets: vec![2, 8, 32],
         trained_budgets: vec![],
         trained_max_seeds: 1,
         prompted_budgets: vec![],
+        distilled_budgets: vec![],
         sampled_test_items: 30,
         seed: 42,
     };
@@ -117,7 +83,7 @@ fn a_cascade_chooses_its_threshold_on_validation_only() {
     let weak = TfidfBaseline::new(TfidfConfig { cs: vec![0.05], ..TfidfConfig::default() });
     let strong = TfidfBaseline::default();
     let items = CascadeItems { validation: 60, test: None };
-    let ds = dataset();
+    let ds = common::mixed_words_dataset();
     let r = cascade::run(&weak, &strong, &ds, items, &ctx(), "test").unwrap();
     let chosen = cascade::choose(&r.validation_curve).unwrap();
     assert_eq!(r.threshold, chosen.threshold);
@@ -128,7 +94,7 @@ fn a_cascade_chooses_its_threshold_on_validation_only() {
     assert!((r.test_metrics.accuracy - r.test.accuracy).abs() < 1e-12);
 
     // The test labels cannot move the threshold.
-    let mut shuffled = dataset();
+    let mut shuffled = common::mixed_words_dataset();
     let labels: Vec<usize> = shuffled.test.iter().map(|e| e.label).collect();
     for (e, label) in shuffled.test.iter_mut().zip(labels.iter().rev()) {
         e.label = *label;

@@ -535,6 +535,10 @@ pub struct CurveArgs {
     /// their committed run.
     #[arg(long, alias = "llm-budgets", value_delimiter = ',', value_parser = at_least_one)]
     pub prompted_budgets: Vec<usize>,
+    /// Gold labels per class of the distillations with a cheap teacher
+    /// (default 8,32,128; smoke 4); their pools are drawn from train.
+    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
+    pub distilled_budgets: Vec<usize>,
     /// Size of the seeded stratified test sample the costly methods' points
     /// are scored on (default 2,000; smoke 40); TF-IDF and K-NN use all of test.
     #[arg(long, value_parser = at_least_one)]
@@ -558,6 +562,7 @@ impl CurveArgs {
             (&self.budgets, &mut c.budgets),
             (&self.trained_budgets, &mut c.trained_budgets),
             (&self.prompted_budgets, &mut c.prompted_budgets),
+            (&self.distilled_budgets, &mut c.distilled_budgets),
         ] {
             if !flag.is_empty() {
                 *field = flag.clone();

@@ -16,7 +16,7 @@ use crate::paths::Profile;
 
 pub use load::{load, Source, AG_NEWS_HUB_REPO, AG_NEWS_HUB_REVISION};
 pub use normalize::{normalize, Quirks};
-pub use split::{per_class_subset, stratified_sample, stratified_split};
+pub use split::{per_class_subset, stratified_sample, stratified_split, unlabelled_pool};
 pub use task::Task;
 
 /// AG News class names, in label order (CSV class index minus one).

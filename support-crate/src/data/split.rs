@@ -82,6 +82,19 @@ pub fn stratified_sample(examples: Vec<Example>, num_classes: usize, n: usize, s
     stratified_split(examples, num_classes, fraction, seed).1
 }
 
+/// A seeded sample of `n` of `examples` that are not in `labelled` (by
+/// index), in their original order: the unlabelled texts a team with
+/// `labelled` also holds. Its labels are for scoring only.
+pub fn unlabelled_pool(examples: &[Example], labelled: &[Example], n: usize, seed: u64) -> Vec<Example> {
+    let taken: std::collections::HashSet<usize> = labelled.iter().map(|e| e.index).collect();
+    let mut order: Vec<usize> = (0..examples.len()).filter(|&i| !taken.contains(&examples[i].index)).collect();
+    // Another stream than the budgets' draw with the same seed.
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x706f_6f6c));
+    order.truncate(n);
+    order.sort_unstable();
+    order.into_iter().map(|i| examples[i].clone()).collect()
+}
+
 /// The first `per_class` examples of every class in the order `seed`
 /// shuffles them (all of a smaller class), in their original order. Budgets
 /// with one seed are nested: a larger budget holds every example of a smaller one.
@@ -99,6 +112,19 @@ pub fn per_class_subset(examples: &[Example], num_classes: usize, per_class: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unlabelled_pool_avoids_the_labelled_items_and_is_seeded() {
+        let all = examples(&[50, 50]);
+        let labelled = per_class_subset(&all, 2, 5, 42);
+        let pool = unlabelled_pool(&all, &labelled, 30, 42);
+        assert_eq!(pool.len(), 30);
+        assert!(pool.iter().all(|p| !labelled.iter().any(|l| l.index == p.index)));
+        assert!(pool.windows(2).all(|w| w[0].index < w[1].index), "in file order");
+        assert_eq!(pool, unlabelled_pool(&all, &labelled, 30, 42));
+        assert_ne!(pool, unlabelled_pool(&all, &labelled, 30, 43));
+        assert_eq!(unlabelled_pool(&all, &labelled, 500, 42).len(), 90, "all there are");
+    }
 
     fn examples(per_class: &[usize]) -> Vec<Example> {
         let mut out = Vec::new();

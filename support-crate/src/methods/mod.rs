@@ -6,13 +6,16 @@
 //! - [`finetune`]: a small language model fine-tuned as a classifier;
 //! - [`setfit`]: the sentence encoder tuned contrastively on pairs of the
 //!   labelled examples, then a logistic head (SetFit's recipe);
-//! - [`llm`]: an LLM, prompted, its answer constrained to the labels.
+//! - [`llm`]: an LLM, prompted, its answer constrained to the labels;
+//! - [`distill`]: a teacher (any of the above) labels unlabelled texts, a
+//!   student (any of the above) learns from its labels.
 //!
 //! [`Methods::standard`] is the one table of them: `all`, the learning
 //! curve's arms, the cascade's `--first`/`--then`, the charts' colours and
 //! the command line's choices all derive from it. A new method is a folder
 //! implementing [`Method`] plus one [`MethodKind`] line there.
 
+pub mod distill;
 pub mod finetune;
 pub mod knn;
 pub mod llm;
@@ -23,6 +26,7 @@ use anyhow::{bail, Result};
 
 use crate::method::Method;
 use crate::paths::Profile;
+use distill::DistillConfig;
 
 /// How the learning curve measures a method, by what a point costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,8 +37,12 @@ pub enum CurvePlan {
     /// Minutes a point (training): the trained budgets, fewer seeds, the
     /// seeded test sample; its full-data point is its committed run.
     Trained,
-    /// Costly per test item (prompting): the prompted budgets, one seed, the
-    /// test sample; its full-data point is its committed run.
+    /// A teacher labels a pool for a cheap student: the distilled budgets,
+    /// the trained methods' seeds, the test sample.
+    Distilled,
+    /// Costly per item (prompting, or a teacher that prompts): the prompted
+    /// budgets, one seed, the test sample; its full-data point is its
+    /// committed run.
     Prompted,
     /// Uses no labels: one point, on the test sample, drawn as a flat line.
     NoLabels,
@@ -131,6 +139,52 @@ impl Methods {
                 curve: CurvePlan::NoLabels,
                 build: |profile| Box::new(llm::Llm::zero_shot(profile)),
             },
+            distilled("distill-knn-tfidf", "TF-IDF taught by K-NN", 6, CurvePlan::Distilled, |p| {
+                Box::new(distill::Distill::new(
+                    "distill-knn-tfidf",
+                    Box::new(knn::Knn::default()),
+                    Box::new(tfidf::TfidfBaseline::default()),
+                    DistillConfig::for_profile(p, 2000, CHEAP_STUDENT_SHARES),
+                ))
+            }),
+            distilled("distill-knn-tfidf-8k", "TF-IDF taught by K-NN, 4× the pool", 7, CurvePlan::Distilled, |p| {
+                Box::new(distill::Distill::new(
+                    "distill-knn-tfidf-8k",
+                    Box::new(knn::Knn::default()),
+                    Box::new(tfidf::TfidfBaseline::default()),
+                    DistillConfig::for_profile(p, 8000, CHEAP_STUDENT_SHARES),
+                ))
+            }),
+            distilled("distill-zero-shot-tfidf", "TF-IDF taught by the zero-shot LLM", 8, CurvePlan::Distilled, |p| {
+                Box::new(distill::Distill::new(
+                    "distill-zero-shot-tfidf",
+                    Box::new(llm::Llm::zero_shot(p)),
+                    Box::new(tfidf::TfidfBaseline::default()),
+                    DistillConfig::for_profile(p, 2000, CHEAP_STUDENT_SHARES),
+                ))
+            }),
+            distilled("distill-setfit-tfidf", "TF-IDF taught by SetFit", 9, CurvePlan::Prompted, |p| {
+                Box::new(distill::Distill::new(
+                    "distill-setfit-tfidf",
+                    Box::new(setfit::SetFit::for_profile(p)),
+                    Box::new(tfidf::TfidfBaseline::default()),
+                    DistillConfig::for_profile(p, 2000, CHEAP_STUDENT_SHARES),
+                ))
+            }),
+            distilled(
+                "distill-llm-finetune",
+                "fine-tuned SLM taught by the LLM + 4 examples",
+                10,
+                CurvePlan::Prompted,
+                |p| {
+                    Box::new(distill::Distill::new(
+                        "distill-llm-finetune",
+                        Box::new(llm::Llm::for_profile(p)),
+                        Box::new(finetune::Finetune::for_profile(p)),
+                        DistillConfig::for_profile(p, 2000, &[1.0]),
+                    ))
+                },
+            ),
         ])
     }
 
@@ -187,6 +241,22 @@ impl Methods {
     }
 }
 
+/// Shares of a teacher's answers a student that fits in seconds tries (one
+/// fit each); a student that trains for minutes takes them all.
+const CHEAP_STUDENT_SHARES: &[f64] = &[1.0, 0.75, 0.5];
+
+/// A distillation's line: not in `all` (it needs an unlabelled pool, which
+/// the learning curve draws from the training split).
+fn distilled(
+    name: &'static str,
+    title: &'static str,
+    color: usize,
+    curve: CurvePlan,
+    build: fn(Profile) -> Box<dyn Method>,
+) -> MethodKind {
+    MethodKind { name, title, color, in_all: false, curve, build }
+}
+
 impl Default for Methods {
     fn default() -> Self {
         Methods::standard()
@@ -208,6 +278,6 @@ mod tests {
         colors.dedup();
         assert_eq!(colors.len(), methods.iter().count(), "one colour each");
         let err = methods.get("bert").unwrap_err().to_string();
-        assert!(err.contains("tfidf, knn, finetune, setfit, llm, zero-shot"), "{err}");
+        assert!(err.contains("tfidf, knn, finetune, setfit, llm, zero-shot, distill-knn-tfidf"), "{err}");
     }
 }

@@ -9,11 +9,16 @@ use crate::plot::{
     class_color, draw_error, draw_legend_below, legend_height, tick, LegendEntry, Svg, LABEL_FONT, TICK_FONT,
     TITLE_FONT,
 };
-use crate::studies::curve::{summarise, Curve, Summary};
+use crate::studies::curve::{summarise, Curve, CurvePoint, Summary};
 
 /// Whether `arm` is drawn as a flat line: a method that uses no labels.
 fn uses_no_labels(methods: &Methods, arm: &str) -> bool {
     methods.get(arm).is_ok_and(|k| k.curve == CurvePlan::NoLabels)
+}
+
+/// Whether `arm` is a distillation: its points name a teacher.
+fn is_distilled(curve: &Curve, arm: &str) -> bool {
+    curve.points.iter().any(|p| p.arm == arm && p.teacher.is_some())
 }
 
 fn budget(s: &Summary) -> String {
@@ -120,7 +125,11 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
                 continue;
             }
             let line: Vec<(f64, f64)> = at.iter().map(|s| (s.labels_per_class as f64, s.mean)).collect();
-            chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(3))).map_err(draw_error)?;
+            if is_distilled(curve, arm) {
+                chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, c.stroke_width(2))).map_err(draw_error)?;
+            } else {
+                chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(3))).map_err(draw_error)?;
+            }
             chart.draw_series(line.iter().map(|&p| Circle::new(p, 5, c.filled()))).map_err(draw_error)?;
             chart
                 .draw_series(at.iter().map(|s| {
@@ -131,7 +140,11 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
         }
         draw_legend_below(&legend_area, &legend)?;
         for (i, line) in
-            ["Bars: lowest to highest seed (one seed: 95% bootstrap interval).".to_string(), format!("{caption_note}.")]
+            [
+                "Bars: lowest to highest seed (one seed: 95% bootstrap interval). Dashed: a student taught by a teacher's labels."
+                    .to_string(),
+                format!("{caption_note}."),
+            ]
                 .iter()
                 .enumerate()
         {
@@ -171,13 +184,68 @@ pub fn passes_from(summaries: &[Summary], a: &str, b: &str) -> Option<(usize, us
     Some((from.0, common.len()))
 }
 
+/// Each distillation against its teacher and against its student trained
+/// on the gold labels alone, at every budget it was measured at: what the
+/// teacher's labels bought, and what serving the student instead of the
+/// teacher costs in accuracy and gains in speed. `None` without distillations.
+pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
+    let summaries = summarise(&curve.points, methods);
+    let mean_of = |arm: &str, budget: usize| {
+        summaries.iter().find(|s| s.arm == arm && !s.all && s.labels_per_class == budget).map(|s| (s.mean, s.seeds))
+    };
+    // A method without labels (zero-shot) is measured at budget 0 only.
+    let teacher_mean = |arm: &str, budget: usize| mean_of(arm, budget).or_else(|| mean_of(arm, 0));
+    let speed = |arm: &str| {
+        let at: Vec<f64> = curve
+            .points
+            .iter()
+            .filter(|p| p.arm == arm && p.items_per_second > 0.0)
+            .map(|p| p.items_per_second)
+            .collect();
+        (!at.is_empty()).then(|| at.iter().sum::<f64>() / at.len() as f64)
+    };
+    let pct = |x: Option<(f64, usize)>| x.map_or("–".into(), |(m, n)| format!("{:.1}% ({n})", 100.0 * m));
+    let rate = |x: Option<f64>| x.map_or("–".into(), |r| format!("{r:.0}"));
+    let mut rows = String::new();
+    for s in summaries.iter().filter(|s| is_distilled(curve, &s.arm)) {
+        let points: Vec<&CurvePoint> =
+            curve.points.iter().filter(|p| p.arm == s.arm && p.labels_per_class == s.labels_per_class).collect();
+        let teachers: Vec<_> = points.iter().filter_map(|p| p.teacher.as_ref()).collect();
+        let Some(first) = teachers.first() else { continue };
+        let n = teachers.len() as f64;
+        let pool = teachers.iter().map(|t| t.pool_accuracy).sum::<f64>() / n;
+        let kept = teachers.iter().map(|t| t.kept_accuracy).sum::<f64>() / n;
+        let kept_share = teachers.iter().map(|t| t.kept_items as f64 / t.pool_items.max(1) as f64).sum::<f64>() / n;
+        rows.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.1}% | {:.1}% of {:.0}% kept | {} | {} |\n",
+            methods.title(&s.arm),
+            s.labels_per_class,
+            pct(Some((s.mean, s.seeds))),
+            pct(teacher_mean(&first.arm, s.labels_per_class)),
+            pct(mean_of(&first.student_arm, s.labels_per_class)),
+            100.0 * pool,
+            100.0 * kept,
+            100.0 * kept_share,
+            rate(speed(&s.arm)),
+            rate(speed(&first.arm)),
+        ));
+    }
+    (!rows.is_empty()).then(|| {
+        format!(
+            "| student taught by teacher | gold labels per class | student (seeds) | teacher alone (seeds) | student \
+             alone (seeds) | teacher's labels right, pool | kept | student items/s | teacher items/s |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}"
+        )
+    })
+}
+
 /// The README's sentences on the curve, all computed from it: for every two
-/// methods that use labels, from which budget the one ahead at the largest
+/// methods that use labels (distillations have their own table), from which budget the one ahead at the largest
 /// shared budget stays ahead; from which budget each beats the methods that
 /// use none; and each method's first and last point.
 pub fn sentences(curve: &Curve, methods: &Methods) -> String {
     let s = summarise(&curve.points, methods);
-    let mut arms: Vec<&str> = s.iter().map(|x| x.arm.as_str()).collect();
+    let mut arms: Vec<&str> = s.iter().map(|x| x.arm.as_str()).filter(|a| !is_distilled(curve, a)).collect();
     arms.dedup();
     let (no_labels, labelled): (Vec<&str>, Vec<&str>) = arms.iter().partition(|a| uses_no_labels(methods, a));
     let mut out = String::new();

@@ -180,7 +180,15 @@ pub fn curve_section(results_dir: &Path, methods: &Methods) -> Result<Option<Str
         curve.hardware.summary(),
         crate::studies::curve::schedule_note(&curve, methods),
         super::curve::table(&curve, methods),
-    )))
+    )
+    + &super::curve::distillation_table(&curve, methods).map_or(String::new(), |t| {
+        format!(
+            "\n**Distillation.** A teacher fitted on the gold labels labels unlabelled training texts; the student \
+             learns from the gold labels and the teacher's surest answers (the share kept chosen on validation). \
+             Means over seeds; each arm on the test items of its curve points above. The teacher's labels are scored \
+             against the pool's own labels, which neither model saw.\n\n{t}"
+        )
+    })))
 }
 
 /// The README's cascade section, from `results/cascade_*.json`; `None` when there are none.

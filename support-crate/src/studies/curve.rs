@@ -27,8 +27,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{per_class_subset, stratified_sample, Dataset, Example};
-use crate::method::{predict_all, Budget, Method, RunContext, TrainingSet};
+use crate::data::{per_class_subset, stratified_sample, unlabelled_pool, Dataset, Example};
+use crate::method::{accuracy, predict_all, Budget, Method, RunContext, TrainingSet};
+use crate::methods::distill::FittedDistill;
 use crate::methods::{CurvePlan, Methods};
 use crate::metrics::{evaluate, Bootstrap};
 use crate::paths::Profile;
@@ -51,6 +52,10 @@ pub struct CurveConfig {
     /// Methods prompted with the budget's labels ([`CurvePlan::Prompted`]).
     #[serde(alias = "llm_budgets")]
     pub prompted_budgets: Vec<usize>,
+    /// Distillations with a cheap teacher ([`CurvePlan::Distilled`]), gold
+    /// labels per class; seeds as the trained methods'.
+    #[serde(default = "default_distilled_budgets")]
+    pub distilled_budgets: Vec<usize>,
     /// The sampled arms' test sample (seeded, stratified; the same for every point).
     pub sampled_test_items: usize,
     /// Seeds are `seed, seed + 1, ...`; the test sample is drawn with `seed`.
@@ -69,6 +74,7 @@ impl CurveConfig {
                 trained_budgets: vec![8, 32, 128, 512],
                 trained_max_seeds: 3,
                 prompted_budgets: vec![32],
+                distilled_budgets: default_distilled_budgets(),
                 sampled_test_items: 2000,
                 seed: 42,
             },
@@ -78,6 +84,7 @@ impl CurveConfig {
                 trained_budgets: vec![4],
                 trained_max_seeds: 1,
                 prompted_budgets: vec![4],
+                distilled_budgets: vec![4],
                 sampled_test_items: 40,
                 seed: 42,
             },
@@ -90,6 +97,15 @@ impl CurveConfig {
             0..=128 => 5,
             129..=512 => 3,
             _ => 1,
+        }
+    }
+
+    /// Seeds at a budget for the trained methods and the distillations: the configured number up to 128, 1 above.
+    pub fn trained_seeds_at(&self, budget: usize) -> usize {
+        if budget <= 128 {
+            self.trained_max_seeds
+        } else {
+            1
         }
     }
 
@@ -116,7 +132,12 @@ impl CurveConfig {
                 }
                 CurvePlan::Trained => {
                     for &b in &self.trained_budgets {
-                        add(Some(b), if b <= 128 { self.trained_max_seeds } else { 1 });
+                        add(Some(b), self.trained_seeds_at(b));
+                    }
+                }
+                CurvePlan::Distilled => {
+                    for &b in &self.distilled_budgets {
+                        add(Some(b), self.trained_seeds_at(b));
                     }
                 }
                 CurvePlan::Prompted => {
@@ -129,6 +150,11 @@ impl CurveConfig {
         }
         Ok(plan)
     }
+}
+
+/// Curves written before distillation had no such arms; this is the grid they would have had.
+fn default_distilled_budgets() -> Vec<usize> {
+    vec![8, 32, 128]
 }
 
 /// How the grid was run, in a sentence (for the README and the notebook).
@@ -164,6 +190,15 @@ pub fn schedule_note(curve: &Curve, methods: &Methods) -> String {
             "{} at {} with {} seeds up to 128 and 1 above, on {sample}",
             trained.join(" and "),
             list(&c.trained_budgets),
+            c.trained_max_seeds
+        ));
+    }
+    let distilled = titles(CurvePlan::Distilled);
+    if !distilled.is_empty() {
+        parts.push(format!(
+            "{} at {} gold labels per class with {} seeds, on the same sample",
+            distilled.join(" and "),
+            list(&c.distilled_budgets),
             c.trained_max_seeds
         ));
     }
@@ -217,6 +252,49 @@ pub struct CurvePoint {
     pub seconds: f64,
     /// "measured", or the committed record the point was read from.
     pub source: String,
+    /// A distillation's teacher, and how good its labels were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<TeacherPoint>,
+}
+
+/// What a distillation's teacher did at one point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherPoint {
+    /// The teacher's and the student's lines in the table of methods.
+    pub arm: String,
+    pub student_arm: String,
+    pub method: String,
+    /// Unlabelled training texts it labelled, and those the student learned from.
+    pub pool_items: usize,
+    pub kept_items: usize,
+    pub validation_accuracy: f64,
+    /// Its labels' accuracy on the pool and on the kept items, against the
+    /// pool's gold labels, which neither it nor the student saw (reported only).
+    pub pool_accuracy: f64,
+    pub kept_accuracy: f64,
+    /// What labelling the pool cost.
+    pub labelling_seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labelling_api_cost_usd: Option<f64>,
+}
+
+impl TeacherPoint {
+    fn of(fitted: &FittedDistill, pool: &[Example]) -> Self {
+        let kept: Vec<Example> = fitted.kept.iter().map(|&i| pool[i].clone()).collect();
+        let kept_answers: Vec<Option<usize>> = fitted.kept.iter().map(|&i| fitted.pool_answers[i]).collect();
+        TeacherPoint {
+            arm: fitted.teacher.kind.to_string(),
+            student_arm: fitted.student.identity().kind.to_string(),
+            method: fitted.teacher.method.clone(),
+            pool_items: pool.len(),
+            kept_items: kept.len(),
+            validation_accuracy: fitted.teacher_validation_accuracy,
+            pool_accuracy: accuracy(pool, &fitted.pool_answers),
+            kept_accuracy: accuracy(&kept, &kept_answers),
+            labelling_seconds: fitted.labelling.seconds,
+            labelling_api_cost_usd: fitted.labelling_api_cost_usd,
+        }
+    }
 }
 
 /// A learning curve: every point and how it was made.
@@ -342,7 +420,18 @@ fn measure(
         work_dir: scratch,
     };
     let method = method.for_budget(&budget);
-    let data = TrainingSet { train: &train, validation: &validation, labels: &ds.labels, task: &ds.task };
+    let pool = match method.unlabelled_wanted() {
+        0 => Vec::new(),
+        n => unlabelled_pool(&ds.train, &train, n, spec.seed),
+    };
+    let pool_texts: Vec<String> = pool.iter().map(|e| e.text.clone()).collect();
+    let data = TrainingSet {
+        train: &train,
+        validation: &validation,
+        labels: &ds.labels,
+        task: &ds.task,
+        unlabelled: &pool_texts,
+    };
     let ctx = RunContext { seed: spec.seed, ..ctx.clone() };
     let fitted = method.fit(&data, &ctx)?;
     let (predicted, inference) = predict_all(fitted.as_ref(), test, &ctx)?;
@@ -368,6 +457,7 @@ fn measure(
         chosen: fitted.summary(),
         seconds: started.elapsed().as_secs_f64(),
         source: "measured".into(),
+        teacher: fitted.as_any().downcast_ref::<FittedDistill>().map(|d| TeacherPoint::of(d, &pool)),
     })
 }
 
@@ -412,6 +502,7 @@ fn committed_point(method: &dyn Method, title: &str, results: &Path, classes: us
         chosen: String::new(),
         seconds: 0.0,
         source: crate::paths::relative(&path),
+        teacher: None,
     }))
 }
 
@@ -468,7 +559,8 @@ pub fn run(
     if !ctx.profile.is_smoke() {
         for name in &config.arms {
             let kind = methods.get(name)?;
-            if kind.curve.committed_full_point() {
+            // `all` runs it, so results/ may hold its full-data run.
+            if kind.in_all && kind.curve.committed_full_point() {
                 points.extend(committed_point(built[kind.name].as_ref(), kind.title, results, classes)?);
             }
         }
@@ -510,11 +602,18 @@ pub fn write(dir: &Path, curve: &Curve) -> Result<(PathBuf, PathBuf)> {
     let json = dir.join("curve.json");
     let csv = dir.join("curve.csv");
     let mut rows = String::from(
-        "arm,method,labels_per_class,all,seed,train_items,test_items,accuracy,ci95_low,ci95_high,macro_f1,invalid,train_seconds,items_per_second,source\n",
+        "arm,method,labels_per_class,all,seed,train_items,test_items,accuracy,ci95_low,ci95_high,macro_f1,invalid,train_seconds,items_per_second,source,\
+         teacher,pool_items,kept_items,teacher_pool_accuracy,teacher_kept_accuracy,labelling_seconds\n",
     );
     for p in &curve.points {
+        let teacher = p.teacher.as_ref().map_or(",,,,,".to_string(), |t| {
+            format!(
+                "{},{},{},{:.6},{:.6},{:.3}",
+                t.arm, t.pool_items, t.kept_items, t.pool_accuracy, t.kept_accuracy, t.labelling_seconds
+            )
+        });
         rows.push_str(&format!(
-            "{},\"{}\",{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.3},{:.3},{}\n",
+            "{},\"{}\",{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{:.3},{:.3},{},{teacher}\n",
             p.arm,
             p.method.replace('"', "\"\""),
             p.labels_per_class,
@@ -656,6 +755,7 @@ mod tests {
             chosen: String::new(),
             seconds: 1.0,
             source: "measured".into(),
+            teacher: None,
         }
     }
 
