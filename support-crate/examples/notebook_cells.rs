@@ -215,7 +215,7 @@ let pad = base.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
     scratch.config.train.checkpoint_every = 0;
     scratch.out_dir = Some(std::env::temp_dir().join(format!("slm-vs-llm-scratch-{}", std::process::id())));
     let validation = &ds.validation[..200.min(ds.validation.len())];
-    let small = TrainingSet { train: &ds.train, validation, labels: &ds.labels, task: &ds.task };
+    let small = TrainingSet { validation, ..TrainingSet::of(&ds) };
     let fitted = scratch.fit_classifier(&small, &RunContext { profile, progress: false, ..RunContext::default() }).expect("scratch run");
     let _ = std::fs::remove_dir_all(scratch.out_dir.as_ref().expect("set above"));
     for log in fitted.state.history.iter().step_by(4) {
