@@ -85,14 +85,19 @@ pub fn stratified_sample(examples: Vec<Example>, num_classes: usize, n: usize, s
 /// A seeded sample of `n` of `examples` that are not in `labelled` (by
 /// index), in their original order: the unlabelled texts a team with
 /// `labelled` also holds. Its labels are for scoring only.
+///
+/// One seed orders all examples once and the pool is the first `n` of them
+/// not labelled, so the pools of one seed's budgets share all but the few
+/// items a larger budget labels: a teacher whose answers do not depend on
+/// the budget (the zero-shot LLM) answers each text once, from its cache.
 pub fn unlabelled_pool(examples: &[Example], labelled: &[Example], n: usize, seed: u64) -> Vec<Example> {
     let taken: std::collections::HashSet<usize> = labelled.iter().map(|e| e.index).collect();
-    let mut order: Vec<usize> = (0..examples.len()).filter(|&i| !taken.contains(&examples[i].index)).collect();
+    let mut order: Vec<usize> = (0..examples.len()).collect();
     // Another stream than the budgets' draw with the same seed.
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x706f_6f6c));
-    order.truncate(n);
-    order.sort_unstable();
-    order.into_iter().map(|i| examples[i].clone()).collect()
+    let mut pool: Vec<usize> = order.into_iter().filter(|&i| !taken.contains(&examples[i].index)).take(n).collect();
+    pool.sort_unstable();
+    pool.into_iter().map(|i| examples[i].clone()).collect()
 }
 
 /// The first `per_class` examples of every class in the order `seed`
@@ -124,6 +129,16 @@ mod tests {
         assert_eq!(pool, unlabelled_pool(&all, &labelled, 30, 42));
         assert_ne!(pool, unlabelled_pool(&all, &labelled, 30, 43));
         assert_eq!(unlabelled_pool(&all, &labelled, 500, 42).len(), 90, "all there are");
+    }
+
+    #[test]
+    fn one_seeds_pools_differ_only_by_what_a_larger_budget_labels() {
+        let all = examples(&[200, 200]);
+        let (small, large) = (per_class_subset(&all, 2, 4, 7), per_class_subset(&all, 2, 16, 7));
+        let indices = |pool: Vec<Example>| pool.into_iter().map(|e| e.index).collect::<std::collections::HashSet<_>>();
+        let (a, b) = (indices(unlabelled_pool(&all, &small, 100, 7)), indices(unlabelled_pool(&all, &large, 100, 7)));
+        // The large pool loses at most the 24 items the larger budget adds, replaced by the next in the order.
+        assert!(a.intersection(&b).count() >= 100 - 24, "shared: {}", a.intersection(&b).count());
     }
 
     fn examples(per_class: &[usize]) -> Vec<Example> {

@@ -186,8 +186,8 @@ impl Method for Distill {
     fn budget_note(&self) -> Option<String> {
         let shares: Vec<String> = self.config.keep_shares.iter().map(|s| format!("{:.0}%", 100.0 * s)).collect();
         let mut note = format!(
-            "{} labels {} unlabelled training texts, {} learns from the gold labels and the {} of them it is most \
-             sure of (chosen on validation)",
+            "{} labels {} unlabelled training texts (one draw per seed, shared by its budgets), {} learns from the \
+             gold labels and the {} of them it is most sure of (chosen on validation)",
             self.teacher.name(),
             crate::plot::thousands(self.config.pool as u64),
             self.student.name(),
