@@ -73,6 +73,17 @@ pub(crate) fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaError
     anyhow::anyhow!("drawing failed: {e}")
 }
 
+/// A span of time as a reader says it: "42.0 s", "6.5 min", "2.01 h".
+pub fn duration(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 3600.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else {
+        format!("{:.2} h", seconds / 3600.0)
+    }
+}
+
 /// `1,234,567` for an integer.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();

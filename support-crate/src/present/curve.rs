@@ -239,6 +239,70 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
     })
 }
 
+/// One sentence per distillation, at the largest gold budget it was measured
+/// at: how close the student comes to its teacher, how much faster it
+/// answers, and from how many items served "label the pool once, then serve
+/// the student" costs less machine time than asking the teacher every time
+/// (the labelling and the student's training against the time saved per
+/// item). Times are those of the points' runs.
+pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
+    let summaries = summarise(&curve.points, methods);
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let points_of = |arm: &str, budget: usize| -> Vec<&CurvePoint> {
+        curve.points.iter().filter(|p| p.arm == arm && !p.all && p.labels_per_class == budget).collect()
+    };
+    let mut out = Vec::new();
+    let mut arms: Vec<&str> = summaries.iter().map(|s| s.arm.as_str()).filter(|a| is_distilled(curve, a)).collect();
+    arms.dedup();
+    for arm in arms {
+        let Some(s) = summaries.iter().filter(|s| s.arm == arm && !s.all).max_by_key(|s| s.labels_per_class) else {
+            continue;
+        };
+        let students = points_of(arm, s.labels_per_class);
+        let teachers: Vec<_> = students.iter().filter_map(|p| p.teacher.as_ref()).collect();
+        let Some(first) = teachers.first() else { continue };
+        // A teacher without labels (zero-shot) is measured at budget 0 only.
+        let teacher_points = match points_of(&first.arm, s.labels_per_class) {
+            p if p.is_empty() => points_of(&first.arm, 0),
+            p => p,
+        };
+        if teacher_points.is_empty() {
+            continue;
+        }
+        let teacher_accuracy = mean(&teacher_points.iter().map(|p| p.accuracy).collect::<Vec<_>>());
+        let teacher_speed = mean(&teacher_points.iter().map(|p| p.items_per_second).collect::<Vec<_>>());
+        let teacher_training = mean(&teacher_points.iter().map(|p| p.train_seconds).collect::<Vec<_>>());
+        let student_speed = mean(&students.iter().map(|p| p.items_per_second).collect::<Vec<_>>());
+        let labelling = mean(&teachers.iter().map(|t| t.labelling_seconds).collect::<Vec<_>>());
+        // Teaching as a whole, less the teacher's own training (which asking it every time pays too).
+        let teaching = mean(&students.iter().map(|p| p.train_seconds).collect::<Vec<_>>()) - teacher_training;
+        let teaching = teaching.max(labelling);
+        let mut sentence = format!(
+            "With {} gold labels per class, {} scores {:.1}% against its teacher's {:.1}% ({:+.1} points; {})",
+            s.labels_per_class,
+            methods.title(arm),
+            100.0 * s.mean,
+            100.0 * teacher_accuracy,
+            100.0 * (s.mean - teacher_accuracy),
+            if s.seeds == 1 { "one seed".to_string() } else { format!("means over {} seeds", s.seeds) }
+        );
+        if teacher_speed > 0.0 && student_speed > teacher_speed {
+            let saved_per_item = 1.0 / teacher_speed - 1.0 / student_speed;
+            sentence.push_str(&format!(
+                " and answers {:.0} items/s against {:.0}: labelling the {} pool texts and training took {}, \
+                 which serving the student instead of the teacher repays after {} items",
+                student_speed,
+                teacher_speed,
+                crate::plot::thousands(first.pool_items as u64),
+                crate::plot::duration(teaching),
+                crate::plot::thousands((teaching / saved_per_item).ceil() as u64)
+            ));
+        }
+        out.push(sentence + ".");
+    }
+    out.join(" ")
+}
+
 /// The README's sentences on the curve, all computed from it: for every two
 /// methods that use labels (distillations have their own table), from which budget the one ahead at the largest
 /// shared budget stays ahead; from which budget each beats the methods that
@@ -341,6 +405,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::studies::curve::CurveConfig;
 
     fn s(arm: &str, labels_per_class: usize, mean: f64) -> Summary {
         Summary {
@@ -370,5 +435,77 @@ mod tests {
         assert_eq!(passes_from(&v, "finetune", "knn"), None, "no common budget");
         let ahead = vec![s("finetune", 8, 0.9), s("tfidf", 8, 0.6)];
         assert_eq!(passes_from(&ahead, "finetune", "tfidf"), Some((8, 1)));
+    }
+
+    fn point(
+        arm: &str,
+        labels_per_class: usize,
+        accuracy: f64,
+        train_seconds: f64,
+        items_per_second: f64,
+    ) -> CurvePoint {
+        CurvePoint {
+            arm: arm.into(),
+            method: String::new(),
+            model: String::new(),
+            labels_per_class,
+            all: false,
+            seed: 42,
+            train_items: 4 * labels_per_class,
+            validation_items: 8,
+            test_items: 100,
+            accuracy,
+            accuracy_ci95: [accuracy - 0.05, accuracy + 0.05],
+            macro_f1: accuracy,
+            invalid: 0,
+            train_seconds,
+            items_per_second,
+            chosen: String::new(),
+            seconds: 1.0,
+            source: "measured".into(),
+            teacher: None,
+        }
+    }
+
+    #[test]
+    fn a_distillation_is_repaid_when_the_time_saved_per_item_covers_the_labelling() {
+        let methods = Methods::standard();
+        let mut student = point("distill-zero-shot-tfidf", 8, 0.6, 1_010.0, 1_000.0);
+        student.teacher = Some(crate::studies::curve::TeacherPoint {
+            arm: "zero-shot".into(),
+            student_arm: "tfidf".into(),
+            method: String::new(),
+            pool_items: 2_000,
+            kept_items: 1_000,
+            validation_accuracy: 0.5,
+            pool_accuracy: 0.5,
+            kept_accuracy: 0.7,
+            labelling_seconds: 1_000.0,
+            labelling_api_cost_usd: None,
+        });
+        // The zero-shot teacher trains nothing and answers 2 items/s: the
+        // student's 1,010 s of teaching are repaid after 1,010 / (1/2 - 1/1000) items.
+        let curve = Curve {
+            schema_version: crate::studies::curve::CURVE_SCHEMA_VERSION,
+            command: "test".into(),
+            config: CurveConfig::for_profile(crate::Profile::Smoke, &methods),
+            data: String::new(),
+            num_classes: 4,
+            test_items: 100,
+            hardware: crate::results::Hardware::detect(),
+            compute_seconds: 0.0,
+            budget_notes: Default::default(),
+            points: vec![point("zero-shot", 0, 0.5, 0.0, 2.0), student],
+            updates: vec![],
+        };
+        let said = distillation_sentences(&curve, &methods);
+        assert!(said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed)"), "{said}");
+        assert!(said.contains("answers 1000 items/s against 2"), "{said}");
+        assert!(
+            said.contains(
+                "training took 16.8 min, which serving the student instead of the teacher repays after 2,025 items"
+            ),
+            "{said}"
+        );
     }
 }

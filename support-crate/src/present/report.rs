@@ -11,18 +11,8 @@ use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, r
 use crate::costs::MACHINE_USD_PER_HOUR;
 use crate::methods::Methods;
 use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
-use crate::plot::{save_png, thousands};
+use crate::plot::{duration, save_png, thousands};
 use crate::results::{self, Prediction, RunRecord};
-
-fn duration(seconds: f64) -> String {
-    if seconds < 60.0 {
-        format!("{seconds:.1} s")
-    } else if seconds < 3600.0 {
-        format!("{:.1} min", seconds / 60.0)
-    } else {
-        format!("{:.2} h", seconds / 3600.0)
-    }
-}
 
 fn rate(per_second: f64) -> String {
     if per_second >= 1000.0 {
@@ -186,7 +176,8 @@ pub fn curve_section(results_dir: &Path, methods: &Methods) -> Result<Option<Str
             "\n**Distillation.** A teacher fitted on the gold labels labels unlabelled training texts; the student \
              learns from the gold labels and the teacher's surest answers (the share kept chosen on validation). \
              Means over seeds; each arm on the test items of its curve points above. The teacher's labels are scored \
-             against the pool's own labels, which neither model saw.\n\n{t}"
+             against the pool's own labels, which neither model saw. {}\n\n{t}",
+            super::curve::distillation_sentences(&curve, methods)
         )
     })))
 }
