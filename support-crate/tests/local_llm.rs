@@ -199,13 +199,15 @@ fn retrieved_demonstrations_come_from_train_only_and_are_seeded() {
     assert_eq!(balanced[0][0].index, 0, "nearest first");
 }
 
-/// The real Q4_1 file with its matrices kept quantised (candle's QMatMul)
-/// against the same file dequantised to f32: the same labels on at least 98%
-/// of validation items (zero-shot, label scoring). `SLM_AGREEMENT_ITEMS`
-/// sets how many (default 200).
+/// The real Q4_1 file with its matrices kept quantised (candle's QMatMul),
+/// and dequantised then requantised for the int8 kernels, against the same
+/// file dequantised to f32: the same labels on at least 98% of validation
+/// items (zero-shot, label scoring). `SLM_AGREEMENT_ITEMS` sets how many
+/// (default 200).
 #[test]
-fn quantised_weights_give_the_f32_labels() {
+fn quantised_and_int8_weights_give_the_f32_labels() {
     use slm_vs_llm::data::{load, stratified_sample, DataConfig, Source};
+    use slm_vs_llm::kernels::Precision;
     use slm_vs_llm::models::llama::WeightFormat;
     let Some(path) = gguf() else { return };
     let data_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/ag_news");
@@ -219,8 +221,8 @@ fn quantised_weights_give_the_f32_labels() {
     let questions: Vec<Vec<Message>> =
         items.iter().map(|e| zero_shot(&Task::ag_news(), &e.text, &data.labels)).collect();
     let schema = answer_schema(&data.labels, false);
-    let answer = |format: WeightFormat| {
-        let llm = LocalLlm::load_with(&path, None, format, u64::MAX).expect("loads");
+    let answer = |format: WeightFormat, precision: Precision| {
+        let llm = LocalLlm::load_with(&path, None, format, u64::MAX).expect("loads").with_precision(precision).unwrap();
         assert_eq!(llm.is_quantized(), format == WeightFormat::Quantized);
         let started = std::time::Instant::now();
         let answers = llm
@@ -229,8 +231,8 @@ fn quantised_weights_give_the_f32_labels() {
         let rate = answers.len() as f64 / started.elapsed().as_secs_f64();
         (answers.into_iter().map(|a| a.label).collect::<Vec<_>>(), rate)
     };
-    let (dense, dense_rate) = answer(WeightFormat::F32);
-    let (quantized, quantized_rate) = answer(WeightFormat::Quantized);
+    let (dense, dense_rate) = answer(WeightFormat::F32, Precision::F32);
+    let (quantized, quantized_rate) = answer(WeightFormat::Quantized, Precision::F32);
     assert!(dense.iter().chain(&quantized).all(Option::is_some), "an item without a label");
     let same = dense.iter().zip(&quantized).filter(|(a, b)| a == b).count();
     eprintln!(
@@ -238,4 +240,13 @@ fn quantised_weights_give_the_f32_labels() {
         items.len()
     );
     assert!(same as f64 >= 0.98 * items.len() as f64, "only {same} of {} labels agree", items.len());
+
+    // The f32 matrices requantised for the int8 kernels (this CPU's fastest).
+    let (int8, int8_rate) = answer(WeightFormat::F32, Precision::Int8);
+    let same = dense.iter().zip(&int8).filter(|(a, b)| a == b).count();
+    eprintln!("int8 vs f32: {same} of {} labels agree; {int8_rate:.1} vs {dense_rate:.1} items/s", items.len());
+    assert!(same as f64 >= 0.98 * items.len() as f64, "only {same} of {} int8 labels agree", items.len());
+    let kept = LocalLlm::load_with(&path, None, WeightFormat::Quantized, u64::MAX).unwrap();
+    let err = kept.with_precision(Precision::Int8).err().expect("int8 needs f32 weights").to_string();
+    assert!(err.contains("--weights f32"), "{err}");
 }

@@ -231,7 +231,7 @@ pub struct EdaArgs {
     pub out: OutArgs,
 }
 
-/// `--precision`, shared by the commands that run the embedder or the classifier.
+/// `--precision`, shared by the commands that run the embedder, the classifier or the embedded LLM.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct PrecisionArg {
     /// Arithmetic of the inference matmuls. int8: weights quantised per
@@ -388,6 +388,10 @@ pub struct LlmArgs {
     /// keeps them quantised (default: half the memory available now).
     #[arg(long, value_parser = positive)]
     pub memory_budget_gib: Option<f64>,
+    // The embedded model's matmuls (int8 requantises its f32 weights); the
+    // retrieval embedder stays f32, sharing K-NN's cached embeddings.
+    #[command(flatten)]
+    pub precision: PrecisionArg,
     /// Requests in flight at once.
     #[arg(long, default_value_t = BackendConfig::default().concurrency, value_parser = concurrency)]
     pub concurrency: usize,
@@ -447,6 +451,7 @@ impl LlmArgs {
             timeout: Duration::from_secs_f64(self.timeout),
             pack_tokens: self.pack_tokens,
             weights: self.weights,
+            precision: self.precision.precision,
             memory_budget: self.memory_budget_gib.map(|g| (g * (1u64 << 30) as f64) as u64),
             ..BackendConfig::default()
         };

@@ -11,6 +11,7 @@ use anyhow::{bail, Result};
 use super::local::{Decoding, LocalLlm};
 use super::openai::{Answer, OpenAiClient};
 use super::prompt::Message;
+use crate::kernels::Precision;
 use crate::models::llama::WeightFormat;
 
 /// What answers the LLM's questions. The prompt and calibration sweep
@@ -94,7 +95,11 @@ impl Answerer for LocalLlm {
 
     fn endpoint(&self) -> String {
         let file = self.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        let weights = if self.is_quantized() { "quantised weights" } else { "f32 weights" };
+        let weights = if self.is_quantized() {
+            "quantised weights".to_string()
+        } else {
+            format!("{} weights", self.precision().name())
+        };
         format!("in-process (candle, {file}, {weights})")
     }
 
@@ -138,6 +143,8 @@ pub struct BackendConfig {
     pub pack_tokens: usize,
     /// How the embedded model holds its weight matrices.
     pub weights: WeightFormat,
+    /// The arithmetic of the embedded model's matmuls (int8 needs f32 weights).
+    pub precision: Precision,
     /// Bytes the embedded model's f32 weights may take before `Auto` keeps
     /// them quantised (default: half the available memory).
     pub memory_budget: Option<u64>,
@@ -159,6 +166,7 @@ impl Default for BackendConfig {
             timeout: Duration::from_secs(60),
             pack_tokens: 512,
             weights: WeightFormat::Auto,
+            precision: Precision::F32,
             memory_budget: None,
             cache_dir: Some(crate::paths::cache_dir().join("llm")),
         }
@@ -200,7 +208,8 @@ impl Backend {
             );
         };
         let budget = config.memory_budget.unwrap_or_else(crate::models::llama::load::default_memory_budget);
-        let mut llm = LocalLlm::load_with(&gguf, config.cache_dir.as_deref(), config.weights, budget)?;
+        let mut llm = LocalLlm::load_with(&gguf, config.cache_dir.as_deref(), config.weights, budget)?
+            .with_precision(config.precision)?;
         llm.pack_tokens = config.pack_tokens;
         Ok(Backend::Local(Box::new(llm)))
     }

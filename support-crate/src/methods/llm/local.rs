@@ -41,6 +41,7 @@ use tokenizers::Tokenizer;
 use super::openai::{answer_from, open_answer_cache, Answer, Completion, Usage};
 use super::prompt::{AnswerError, Message};
 use crate::cache::RecordCache;
+use crate::kernels::Precision;
 use crate::models::llama::{self, Llama, PrefixCache, WeightFormat};
 
 /// What every answer starts with; the model chooses only the label. Written
@@ -103,6 +104,8 @@ pub struct LocalLlm {
     path: PathBuf,
     /// Whether the matrices stayed quantised (see [`WeightFormat`]).
     quantized: bool,
+    /// The arithmetic of the blocks' matmuls ([`LocalLlm::with_precision`]).
+    precision: Precision,
     cache: Option<Mutex<RecordCache>>,
 }
 
@@ -169,8 +172,36 @@ impl LocalLlm {
             name,
             path: path.to_path_buf(),
             quantized,
+            precision: Precision::F32,
             cache,
         })
+    }
+
+    /// The same model with the blocks' matmuls in `precision` (resolved for
+    /// this CPU): int8 requantises the f32 matrices per output channel for
+    /// the int8 kernels (AVX-512 VNNI, AVX2 or portable, chosen at run
+    /// time). The embedding, the norms and the output head stay f32.
+    pub fn with_precision(self, precision: Precision) -> Result<Self> {
+        let precision = precision.resolve();
+        if precision == self.precision {
+            return Ok(self);
+        }
+        if self.quantized {
+            bail!(
+                "{}: int8 arithmetic needs the f32 weights, but they were kept quantised (use --weights f32, or a \
+                 larger --memory-budget-gib)",
+                self.path.display()
+            );
+        }
+        if !self.precision.is_f32() {
+            bail!("{}: already in {}", self.path.display(), self.precision.name());
+        }
+        Ok(LocalLlm { model: self.model.with_precision(precision)?, precision, ..self })
+    }
+
+    /// The arithmetic of the blocks' matmuls.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The model's name (the GGUF file's stem).
@@ -216,6 +247,8 @@ impl LocalLlm {
         // Quantised matmuls give slightly different answers: cached apart (f32 keys unchanged).
         if self.quantized {
             key["weights"] = json!("quantized");
+        } else if !self.precision.is_f32() {
+            key["weights"] = json!(self.precision.name());
         }
         key.to_string()
     }
