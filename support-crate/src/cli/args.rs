@@ -234,8 +234,8 @@ pub struct EdaArgs {
 /// `--precision`, shared by the commands that run the embedder, the classifier or the embedded LLM.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct PrecisionArg {
-    /// Arithmetic of the inference matmuls. int8: weights quantised per
-    /// output channel, activations per block of 64 inputs, exact integer sums
+    /// Arithmetic of the inference matmuls. int8: weights and activations
+    /// quantised per block of 64 inputs, exact integer sums
     /// (the same numbers on every CPU); auto: int8 where the CPU has AVX2 or
     /// AVX-512 VNNI, else f32. Training is always f32.
     #[arg(long, value_enum, default_value_t = Precision::F32)]

@@ -1,9 +1,15 @@
 //! The int8 matrix product `y = x · Wᵀ (+ b)` for inference.
 //!
 //! - Weights `W` (`rows × cols`, one row per output channel) are quantised
-//!   once, symmetrically per row: `w ≈ s_w · q_w`, `q_w ∈ [-127, 127]`, and
-//!   packed in panels of [`PANEL`] output channels × 4 consecutive inputs, the
-//!   layout the dot-product instructions read.
+//!   once, symmetrically per row and per block of [`BLOCK`] inputs:
+//!   `w ≈ s_w · q_w`, `q_w ∈ [-127, 127]`, and packed in panels of [`PANEL`]
+//!   output channels × 4 consecutive inputs, the layout the dot-product
+//!   instructions read. One scale per row was enough for MiniLM, not for
+//!   SmolLM2's weights, which the GGUF stores in 4-bit blocks of 32 with a
+//!   scale each: a row's largest block set the step of all the others.
+//!   With a scale per block, as the activations have, its zero-shot labels
+//!   agree with f32 on 97 of 100 validation items, against 95 with one per
+//!   row (`tests/local_llm.rs`).
 //! - Activations are quantised when the product runs, symmetrically per row
 //!   and per block of [`BLOCK`] inputs: `x ≈ s_x · q_x`, `q_x ∈ [-127, 127]`.
 //!   Transformers carry a few very large values in fixed channels: with one
@@ -20,13 +26,13 @@
 //! - A block's sum is exact in i32; the blocks are added in f32 with fused
 //!   multiply-adds in one fixed order. Every [`Kernel`] therefore returns the
 //!   same floats: an int8 result does not depend on the CPU it ran on.
-//!   `y = s_w · Σ_blocks s_x · (Σ code · q_w − 128 · Σ q_w) + b`.
+//!   `y = Σ_blocks s_x · (s_w · (Σ code · q_w − 128 · Σ q_w)) + b`.
 
 use rayon::prelude::*;
 
 /// Names the quantisation scheme, for caches of its results: a change to
 /// the scheme changes the numbers, so it must change this name.
-pub const SCHEME: &str = "int8 (weights 8-bit per channel, activations 8-bit per 64-input block)";
+pub const SCHEME: &str = "int8 (weights and activations 8-bit per 64-input block)";
 
 /// Output channels per packed panel: one 512-bit or two 256-bit registers.
 pub const PANEL: usize = 16;
@@ -133,6 +139,7 @@ impl Kernel {
         assert!(x.scales.len() >= (rows - 1) * panel.blocks + panel.blocks, "activation scales out of bounds");
         assert!(panel.weights.len() >= panel.blocks * GROUPS_PER_BLOCK * PANEL_GROUP_BYTES, "weights out of bounds");
         assert!(panel.block_sums.len() >= panel.blocks * PANEL, "block sums out of bounds");
+        assert!(panel.block_scales.len() >= panel.blocks * PANEL, "weight scales out of bounds");
         match self {
             Kernel::Portable => tile_portable(rows, x, panel, tile),
             #[cfg(target_arch = "x86_64")]
@@ -176,10 +183,11 @@ struct RowsView<'a> {
 }
 
 /// One weight panel: `blocks` blocks of packed weights and, per block and
-/// channel, `128 · Σ q_w` (to take `vpdpbusd`'s offset out).
+/// channel, `s_w` and `128 · Σ q_w` (to take `vpdpbusd`'s offset out).
 #[derive(Clone, Copy)]
 struct PanelView<'a> {
     weights: &'a [i8],
+    block_scales: &'a [f32],
     block_sums: &'a [i32],
     blocks: usize,
 }
@@ -200,8 +208,9 @@ fn tile_portable(rows: usize, x: RowsView, panel: PanelView, tile: &mut Tile) {
                 }
             }
             let scale = x.scales[i * panel.blocks + block];
+            let weight_scales = &panel.block_scales[block * PANEL..(block + 1) * PANEL];
             for j in 0..PANEL {
-                total[j] = (acc[j] as f32).mul_add(scale, total[j]);
+                total[j] = (acc[j] as f32 * weight_scales[j]).mul_add(scale, total[j]);
             }
         }
         *out = total;
@@ -243,10 +252,14 @@ mod x86 {
                     high[i] = _mm256_add_epi32(high[i], _mm256_madd_epi16(p1, ones));
                 }
             }
+            let low_weights = _mm256_loadu_ps(panel.block_scales.as_ptr().add(block * PANEL));
+            let high_weights = _mm256_loadu_ps(panel.block_scales.as_ptr().add(block * PANEL + PANEL / 2));
             for i in 0..R {
                 let scale = _mm256_set1_ps(*x.scales.get_unchecked(i * panel.blocks + block));
-                low_total[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(low[i]), scale, low_total[i]);
-                high_total[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(high[i]), scale, high_total[i]);
+                let low_sum = _mm256_mul_ps(_mm256_cvtepi32_ps(low[i]), low_weights);
+                let high_sum = _mm256_mul_ps(_mm256_cvtepi32_ps(high[i]), high_weights);
+                low_total[i] = _mm256_fmadd_ps(low_sum, scale, low_total[i]);
+                high_total[i] = _mm256_fmadd_ps(high_sum, scale, high_total[i]);
             }
         }
         for i in 0..R {
@@ -270,9 +283,10 @@ mod x86 {
                 }
             }
             let sums = _mm512_loadu_si512(panel.block_sums.as_ptr().add(block * PANEL).cast());
+            let weight_scales = _mm512_loadu_ps(panel.block_scales.as_ptr().add(block * PANEL));
             for i in 0..R {
                 let scale = _mm512_set1_ps(*x.scales.get_unchecked(i * panel.blocks + block));
-                let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i], sums));
+                let exact = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i], sums)), weight_scales);
                 total[i] = _mm512_fmadd_ps(exact, scale, total[i]);
             }
         }
@@ -300,7 +314,7 @@ pub fn with_kernel<T>(kernel: Kernel, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// A weight matrix quantised to 8-bit integers per output channel and packed in panels.
+/// A weight matrix quantised to 8-bit integers per output channel and block of inputs, packed in panels.
 #[derive(Debug, Clone)]
 pub struct QuantizedMatrix {
     rows: usize,
@@ -309,9 +323,9 @@ pub struct QuantizedMatrix {
     blocks: usize,
     /// Panel `p`, group `g`, channel `j`, input `t` at `((p·groups + g)·PANEL + j)·GROUP + t`.
     packed: Vec<i8>,
-    /// Per output channel (padded to whole panels): `s_w`.
-    scales: Vec<f32>,
-    /// Panel `p`, block `b`, channel `j` at `(p·blocks + b)·PANEL + j`: `128 · Σ q_w` over the block.
+    /// Panel `p`, block `b`, channel `j` at `(p·blocks + b)·PANEL + j`: the block's `s_w`.
+    block_scales: Vec<f32>,
+    /// Laid out as `block_scales`: `128 · Σ q_w` over the block.
     block_sums: Vec<i32>,
 }
 
@@ -333,27 +347,31 @@ impl QuantizedMatrix {
         let groups = blocks * GROUPS_PER_BLOCK;
         let panels = rows.div_ceil(PANEL);
         let mut packed = vec![0i8; panels * groups * PANEL_GROUP_BYTES];
-        let mut scales = vec![0f32; panels * PANEL];
+        // Padding channels keep scale 0: they add nothing.
+        let mut block_scales = vec![0f32; panels * blocks * PANEL];
         let mut block_sums = vec![0i32; panels * blocks * PANEL];
         packed
             .par_chunks_mut(groups * PANEL_GROUP_BYTES)
-            .zip(scales.par_chunks_mut(PANEL).zip(block_sums.par_chunks_mut(blocks * PANEL)))
+            .zip(block_scales.par_chunks_mut(blocks * PANEL).zip(block_sums.par_chunks_mut(blocks * PANEL)))
             .enumerate()
             .for_each(|(p, (panel, (scales, sums)))| {
                 for j in 0..PANEL.min(rows - p * PANEL) {
                     let r = p * PANEL + j;
                     let row = &w[r * cols..(r + 1) * cols];
-                    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    let scale = if amax > 0.0 { amax / WEIGHT_MAX } else { 1.0 };
-                    for (c, &v) in row.iter().enumerate() {
-                        let q = (v / scale).round_ties_even().clamp(-WEIGHT_MAX, WEIGHT_MAX) as i8;
-                        panel[(c / GROUP * PANEL + j) * GROUP + c % GROUP] = q;
-                        sums[c / BLOCK * PANEL + j] += CODE_OFFSET * q as i32;
+                    for (b, values) in row.chunks(BLOCK).enumerate() {
+                        let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                        let scale = if amax > 0.0 { amax / WEIGHT_MAX } else { 1.0 };
+                        for (t, &v) in values.iter().enumerate() {
+                            let c = b * BLOCK + t;
+                            let q = (v / scale).round_ties_even().clamp(-WEIGHT_MAX, WEIGHT_MAX) as i8;
+                            panel[(c / GROUP * PANEL + j) * GROUP + c % GROUP] = q;
+                            sums[b * PANEL + j] += CODE_OFFSET * q as i32;
+                        }
+                        scales[b * PANEL + j] = scale;
                     }
-                    scales[j] = scale;
                 }
             });
-        QuantizedMatrix { rows, cols, blocks, packed, scales, block_sums }
+        QuantizedMatrix { rows, cols, blocks, packed, block_scales, block_sums }
     }
 
     /// Output channels.
@@ -377,7 +395,7 @@ impl QuantizedMatrix {
             let (p, j) = (r / PANEL, r % PANEL);
             for c in 0..self.cols {
                 let q = self.packed[((p * self.groups() + c / GROUP) * PANEL + j) * GROUP + c % GROUP];
-                w[r * self.cols + c] = self.scales[r] * q as f32;
+                w[r * self.cols + c] = self.block_scales[(p * self.blocks + c / BLOCK) * PANEL + j] * q as f32;
             }
         }
         w
@@ -438,9 +456,13 @@ impl QuantizedMatrix {
         };
         let mut tile: Tile = [[0.0; PANEL]; MAX_TILE_ROWS];
         let panel_bytes = self.groups() * PANEL_GROUP_BYTES;
-        let panels = self.packed.chunks_exact(panel_bytes).zip(self.block_sums.chunks_exact(self.blocks * PANEL));
-        for (p, (weights, block_sums)) in panels.enumerate() {
-            let panel = PanelView { weights, block_sums, blocks: self.blocks };
+        let per_panel = self.blocks * PANEL;
+        let panels = self
+            .packed
+            .chunks_exact(panel_bytes)
+            .zip(self.block_scales.chunks_exact(per_panel).zip(self.block_sums.chunks_exact(per_panel)));
+        for (p, (weights, (block_scales, block_sums))) in panels.enumerate() {
+            let panel = PanelView { weights, block_scales, block_sums, blocks: self.blocks };
             let channels = p * PANEL..((p + 1) * PANEL).min(n);
             let mut done = 0;
             while done < count {
@@ -454,9 +476,8 @@ impl QuantizedMatrix {
                 kernel.tile(rows, view, panel, &mut tile);
                 for (i, tile) in tile.iter().enumerate().take(rows) {
                     let out = &mut y[(done + i) * n + channels.start..(done + i) * n + channels.end];
-                    let weights = self.scales[channels.clone()].iter().zip(&bias[channels.clone()]);
-                    for ((out, &sum), (&s_w, &b)) in out.iter_mut().zip(tile).zip(weights) {
-                        out.write(sum * s_w + b);
+                    for ((out, &sum), &b) in out.iter_mut().zip(tile).zip(&bias[channels.clone()]) {
+                        out.write(sum + b);
                     }
                 }
                 done += rows;
@@ -553,19 +574,25 @@ mod tests {
     }
 
     #[test]
-    fn weights_round_trip_within_half_a_step_and_zero_rows_stay_zero() {
-        let (n, k) = (21, 10);
+    fn weights_round_trip_within_half_their_blocks_step_and_zero_rows_stay_zero() {
+        let (n, k) = (21, 2 * BLOCK + 10);
         let mut w = random(n * k, 7, 2.0);
         w[3 * k..4 * k].fill(0.0);
+        // A large weight in one block must not coarsen the row's other blocks.
+        w[5 * k] = 500.0;
         let q = QuantizedMatrix::quantize(&w, n, k);
         let back = q.dequantize();
         for r in 0..n {
-            let amax = w[r * k..(r + 1) * k].iter().fold(0f32, |m, v| m.max(v.abs()));
-            for c in 0..k {
-                assert!((back[r * k + c] - w[r * k + c]).abs() <= amax / WEIGHT_MAX / 2.0 * 1.0001);
+            for (b, block) in w[r * k..(r + 1) * k].chunks(BLOCK).enumerate() {
+                let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+                for (t, &v) in block.iter().enumerate() {
+                    let c = r * k + b * BLOCK + t;
+                    assert!((back[c] - v).abs() <= amax / WEIGHT_MAX / 2.0 * 1.0001, "row {r}, block {b}");
+                }
             }
         }
         assert!(back[3 * k..4 * k].iter().all(|&v| v == 0.0));
+        assert!((back[5 * k + BLOCK] - w[5 * k + BLOCK]).abs() <= 2.0 / WEIGHT_MAX, "the next block keeps its step");
     }
 
     #[test]

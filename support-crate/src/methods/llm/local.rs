@@ -178,7 +178,7 @@ impl LocalLlm {
     }
 
     /// The same model with the blocks' matmuls in `precision` (resolved for
-    /// this CPU): int8 requantises the f32 matrices per output channel for
+    /// this CPU): int8 requantises the f32 matrices per block of 64 inputs for
     /// the int8 kernels (AVX-512 VNNI, AVX2 or portable, chosen at run
     /// time). The embedding, the norms and the output head stay f32.
     pub fn with_precision(self, precision: Precision) -> Result<Self> {
@@ -248,7 +248,8 @@ impl LocalLlm {
         if self.quantized {
             key["weights"] = json!("quantized");
         } else if !self.precision.is_f32() {
-            key["weights"] = json!(self.precision.name());
+            // The scheme's name, so that a change to it asks anew.
+            key["weights"] = json!(crate::kernels::int8::SCHEME);
         }
         key.to_string()
     }
