@@ -73,6 +73,17 @@ pub(crate) fn draw_error<E: std::error::Error + Send + Sync>(e: DrawingAreaError
     anyhow::anyhow!("drawing failed: {e}")
 }
 
+/// Items per second with the digits that matter: "136,341", "74.2", "1.52".
+pub fn rate(per_second: f64) -> String {
+    if per_second >= 1000.0 {
+        thousands(per_second.round() as u64)
+    } else if per_second >= 10.0 {
+        format!("{per_second:.1}")
+    } else {
+        format!("{per_second:.2}")
+    }
+}
+
 /// A span of time as a reader says it: "42.0 s", "6.5 min", "2.01 h".
 pub fn duration(seconds: f64) -> String {
     if seconds < 60.0 {

@@ -289,10 +289,10 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
         if teacher_speed > 0.0 && student_speed > teacher_speed {
             let saved_per_item = 1.0 / teacher_speed - 1.0 / student_speed;
             sentence.push_str(&format!(
-                " and answers {:.0} items/s against {:.0}: labelling the {} pool texts and training took {}, \
+                " and answers {} items/s against {}: labelling the {} pool texts and training took {}, \
                  which serving the student instead of the teacher repays after {} items",
-                student_speed,
-                teacher_speed,
+                crate::plot::rate(student_speed),
+                crate::plot::rate(teacher_speed),
                 crate::plot::thousands(first.pool_items as u64),
                 crate::plot::duration(teaching),
                 crate::plot::thousands((teaching / saved_per_item).ceil() as u64)
@@ -500,7 +500,7 @@ mod tests {
         };
         let said = distillation_sentences(&curve, &methods);
         assert!(said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed)"), "{said}");
-        assert!(said.contains("answers 1000 items/s against 2"), "{said}");
+        assert!(said.contains("answers 1,000 items/s against 2.00"), "{said}");
         assert!(
             said.contains(
                 "training took 16.8 min, which serving the student instead of the teacher repays after 2,025 items"

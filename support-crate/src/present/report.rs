@@ -11,18 +11,8 @@ use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, r
 use crate::costs::MACHINE_USD_PER_HOUR;
 use crate::methods::Methods;
 use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
-use crate::plot::{duration, save_png, thousands};
+use crate::plot::{duration, rate, save_png, thousands};
 use crate::results::{self, Prediction, RunRecord};
-
-fn rate(per_second: f64) -> String {
-    if per_second >= 1000.0 {
-        thousands(per_second.round() as u64)
-    } else if per_second >= 10.0 {
-        format!("{per_second:.1}")
-    } else {
-        format!("{per_second:.2}")
-    }
-}
 
 /// How well a run's confidence (its score for the class it answered) matches
 /// its accuracy; `None` when some answer has no scores.
@@ -176,7 +166,8 @@ pub fn curve_section(results_dir: &Path, methods: &Methods) -> Result<Option<Str
             "\n**Distillation.** A teacher fitted on the gold labels labels unlabelled training texts; the student \
              learns from the gold labels and the teacher's surest answers (the share kept chosen on validation). \
              Means over seeds; each arm on the test items of its curve points above. The teacher's labels are scored \
-             against the pool's own labels, which neither model saw. {}\n\n{t}",
+             against the pool's own labels, which neither model saw. Times are those of each point's own run \
+             (its machine in `results/curve.json`). {}\n\n{t}",
             super::curve::distillation_sentences(&curve, methods)
         )
     })))
