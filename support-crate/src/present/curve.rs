@@ -286,10 +286,19 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
             100.0 * (s.mean - teacher_accuracy),
             if s.seeds == 1 { "one seed".to_string() } else { format!("means over {} seeds", s.seeds) }
         );
+        let alone = points_of(&first.student_arm, s.labels_per_class);
+        if !alone.is_empty() {
+            let alone_accuracy = mean(&alone.iter().map(|p| p.accuracy).collect::<Vec<_>>());
+            sentence.push_str(&format!(
+                " and {} {:.1}% on the gold labels alone",
+                methods.title(&first.student_arm),
+                100.0 * alone_accuracy
+            ));
+        }
         if teacher_speed > 0.0 && student_speed > teacher_speed {
             let saved_per_item = 1.0 / teacher_speed - 1.0 / student_speed;
             sentence.push_str(&format!(
-                " and answers {} items/s against {}: labelling the {} pool texts and training took {}, \
+                "; it answers {} items/s against {}: labelling the {} pool texts and training took {}, \
                  which serving the student instead of the teacher repays after {} items",
                 crate::plot::rate(student_speed),
                 crate::plot::rate(teacher_speed),
@@ -499,8 +508,12 @@ mod tests {
             updates: vec![],
         };
         let said = distillation_sentences(&curve, &methods);
-        assert!(said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed)"), "{said}");
+        assert!(
+            said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed); it answers"),
+            "{said}"
+        );
         assert!(said.contains("answers 1,000 items/s against 2.00"), "{said}");
+        assert!(!said.contains("alone"), "no TF-IDF point at 8 per class: {said}");
         assert!(
             said.contains(
                 "training took 16.8 min, which serving the student instead of the teacher repays after 2,025 items"
