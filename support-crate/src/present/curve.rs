@@ -454,25 +454,9 @@ mod tests {
         items_per_second: f64,
     ) -> CurvePoint {
         CurvePoint {
-            arm: arm.into(),
-            method: String::new(),
-            model: String::new(),
-            labels_per_class,
-            all: false,
-            seed: 42,
-            train_items: 4 * labels_per_class,
-            validation_items: 8,
-            test_items: 100,
-            accuracy,
-            accuracy_ci95: [accuracy - 0.05, accuracy + 0.05],
-            macro_f1: accuracy,
-            invalid: 0,
             train_seconds,
             items_per_second,
-            chosen: String::new(),
-            seconds: 1.0,
-            source: "measured".into(),
-            teacher: None,
+            ..crate::studies::curve::point(arm, labels_per_class, 42, accuracy)
         }
     }
 

@@ -710,6 +710,32 @@ pub fn summarise(points: &[CurvePoint], methods: &Methods) -> Vec<Summary> {
         .collect()
 }
 
+/// A measured point with round numbers, for tests.
+#[cfg(test)]
+pub(crate) fn point(arm: &str, labels_per_class: usize, seed: u64, accuracy: f64) -> CurvePoint {
+    CurvePoint {
+        arm: arm.into(),
+        method: String::new(),
+        model: String::new(),
+        labels_per_class,
+        all: false,
+        seed,
+        train_items: 4 * labels_per_class,
+        validation_items: 8,
+        test_items: 100,
+        accuracy,
+        accuracy_ci95: [accuracy - 0.25, accuracy + 0.25],
+        macro_f1: accuracy,
+        invalid: 0,
+        train_seconds: 1.0,
+        items_per_second: 10.0,
+        chosen: String::new(),
+        seconds: 1.0,
+        source: "measured".into(),
+        teacher: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,30 +759,6 @@ mod tests {
         let seeds: Vec<u64> = plan.iter().filter(|p| p.arm == "tfidf" && p.budget == Some(8)).map(|p| p.seed).collect();
         assert_eq!(seeds, vec![42, 43, 44, 45, 46]);
         assert!(plan.iter().position(|p| p.arm == "finetune") > plan.iter().position(|p| p.arm == "knn"));
-    }
-
-    fn point(arm: &str, labels_per_class: usize, seed: u64, accuracy: f64) -> CurvePoint {
-        CurvePoint {
-            arm: arm.into(),
-            method: String::new(),
-            model: String::new(),
-            labels_per_class,
-            all: false,
-            seed,
-            train_items: 4 * labels_per_class,
-            validation_items: 8,
-            test_items: 100,
-            accuracy,
-            accuracy_ci95: [accuracy - 0.25, accuracy + 0.25],
-            macro_f1: accuracy,
-            invalid: 0,
-            train_seconds: 1.0,
-            items_per_second: 10.0,
-            chosen: String::new(),
-            seconds: 1.0,
-            source: "measured".into(),
-            teacher: None,
-        }
     }
 
     #[test]
