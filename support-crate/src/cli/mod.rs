@@ -227,10 +227,18 @@ fn run_curve(args: &CurveArgs, methods: &Methods) -> Result<()> {
         curve::run(&config, methods, &ds, &args.data.results_dir(&None), &context(&args.data), &command_line())?;
     let compute_seconds = curve.compute_seconds;
     let existing = results.join("curve.json");
-    if config.arms.len() < methods.iter().count() && existing.is_file() {
-        // Some arms only: the others' points in the existing curve stay.
-        curve = curve::merge(curve::read(&existing)?, curve, methods)?;
-        println!("Replaced the {:?} points of {}", config.arms, existing.display());
+    if existing.is_file() {
+        // The cells this run did not measure (other arms, other budgets) stay;
+        // a run of every arm on another grid starts the curve afresh.
+        let every_arm = config.arms.len() == methods.iter().count();
+        match curve::merge(curve::read(&existing)?, curve.clone(), methods) {
+            Ok(merged) => {
+                curve = merged;
+                println!("Replaced the points of {:?} this run measured in {}", config.arms, existing.display());
+            }
+            Err(e) if every_arm => println!("A new curve: not merged into {} ({e:#})", existing.display()),
+            Err(e) => return Err(e),
+        }
     }
     println!("{}", crate::present::curve::table(&curve, methods));
     let (json, csv) = curve::write(&results, &curve)?;

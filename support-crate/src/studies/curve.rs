@@ -20,7 +20,7 @@
 //! - the full-data points of the SLM and the LLM are the committed runs in
 //!   `results/` (read, not re-run).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -328,37 +328,64 @@ pub struct CurveUpdate {
     pub compute_seconds: f64,
 }
 
-/// `update`, a curve of some arms only, merged into `base`: its arms' points
-/// replace theirs, the other arms' points stay, and `updates` records which
-/// run measured what. Fails when the two were made on different data or grids,
-/// which one chart could not honestly hold.
+/// `update`, a curve of some arms (or some budgets of them) only, merged into
+/// `base`: a cell it measured (an arm at a budget) replaces that cell's points,
+/// the others stay, and `updates` records which run measured what. An arm whose
+/// configuration changed (another budget note) loses all its old points, which
+/// no longer describe it. Fails when the two were made on different data or
+/// test items, which one chart could not honestly hold.
 pub fn merge(base: Curve, update: Curve, methods: &Methods) -> Result<Curve> {
     let grid = |c: &Curve| -> Result<_> {
         let mut config = serde_json::to_value(&c.config)?;
-        config["arms"] = serde_json::Value::Null;
+        for budgets in ["arms", "budgets", "trained_budgets", "prompted_budgets", "distilled_budgets"] {
+            config[budgets] = serde_json::Value::Null;
+        }
         Ok((config, c.data.clone(), c.num_classes, c.test_items))
     };
     if grid(&base)? != grid(&update)? {
         bail!(
-            "the existing curve was made on other data or another grid than this run of {:?}: run every arm, or \
-             write this one elsewhere with --out",
+            "the existing curve was made on other data, test items or seeds than this run of {:?}: run every arm, \
+             or write this one elsewhere with --out",
             update.config.arms
         );
     }
     let arms = update.config.arms.clone();
+    let cell = |p: &CurvePoint| (p.arm.clone(), p.labels_per_class, p.all);
+    let measured: BTreeSet<_> = update.points.iter().map(cell).collect();
+    let reconfigured: Vec<&String> =
+        arms.iter().filter(|a| base.budget_notes.get(*a) != update.budget_notes.get(*a)).collect();
     let mut merged = base;
-    merged.points.retain(|p| !arms.contains(&p.arm));
+    merged.points.retain(|p| !measured.contains(&cell(p)) && !reconfigured.contains(&&p.arm));
+    if merged.points.is_empty() {
+        return Ok(update);
+    }
     merged.points.extend(update.points);
     // Stable: within an arm, the order the plan measured the points in.
-    merged.points.sort_by_key(|p| methods.position(&p.arm));
+    merged.points.sort_by_key(|p| (methods.position(&p.arm), p.all, p.labels_per_class));
+    let union = |into: &mut Vec<usize>, from: &[usize]| {
+        into.extend_from_slice(from);
+        into.sort_unstable();
+        into.dedup();
+    };
+    union(&mut merged.config.budgets, &update.config.budgets);
+    union(&mut merged.config.trained_budgets, &update.config.trained_budgets);
+    union(&mut merged.config.prompted_budgets, &update.config.prompted_budgets);
+    union(&mut merged.config.distilled_budgets, &update.config.distilled_budgets);
     merged.config.arms.extend(arms.iter().cloned());
     merged.config.arms.sort_by_key(|a| methods.position(a));
     merged.config.arms.dedup();
     merged.budget_notes.extend(update.budget_notes);
+    // An earlier run still describes an arm while some of its points stay.
+    let kept_from_earlier: BTreeSet<&str> = merged
+        .points
+        .iter()
+        .filter(|p| arms.contains(&p.arm) && !measured.contains(&cell(p)))
+        .map(|p| p.arm.as_str())
+        .collect();
     for earlier in &mut merged.updates {
-        earlier.arms.retain(|a| !arms.contains(a));
+        earlier.arms.retain(|a| !arms.contains(a) || kept_from_earlier.contains(a.as_str()));
     }
-    merged.updates.retain(|u| !u.arms.is_empty());
+    merged.updates.retain(|u| !u.arms.is_empty() && u.command != update.command);
     merged.updates.push(CurveUpdate {
         command: update.command,
         arms,
@@ -800,7 +827,11 @@ mod tests {
         let merged = merge(base.clone(), update.clone(), &methods).unwrap();
         let kept: Vec<(&str, usize, f64)> =
             merged.points.iter().map(|p| (p.arm.as_str(), p.labels_per_class, p.accuracy)).collect();
-        assert_eq!(kept, vec![("tfidf", 8, 0.55), ("knn", 8, 0.6)], "the old TF-IDF points are gone");
+        assert_eq!(
+            kept,
+            vec![("tfidf", 8, 0.55), ("tfidf", 32, 0.7), ("knn", 8, 0.6)],
+            "the old TF-IDF point it measured again is gone, the other stays"
+        );
         assert_eq!(merged.command, "curve", "the base run still describes the other arms");
         assert_eq!(merged.config.arms, ALL.to_vec());
         assert_eq!(merged.updates.len(), 1);
@@ -810,11 +841,37 @@ mod tests {
         );
 
         let again = merge(merged, update.clone(), &methods).unwrap();
-        assert_eq!(again.updates.len(), 1, "a later run of the same arms supersedes the earlier one");
+        assert_eq!(again.updates.len(), 1, "a later run of the same command supersedes the earlier one");
 
-        let mut other_grid = update;
-        other_grid.config.budgets = vec![16];
-        let err = merge(base, other_grid, &methods).unwrap_err().to_string();
-        assert!(err.contains("another grid"), "{err}");
+        let mut other_seeds = update;
+        other_seeds.config.seed = 7;
+        let err = merge(base, other_seeds, &methods).unwrap_err().to_string();
+        assert!(err.contains("other data, test items or seeds"), "{err}");
+    }
+
+    #[test]
+    fn a_run_of_some_budgets_replaces_only_their_cells_unless_the_arm_changed() {
+        let methods = Methods::standard();
+        let mut base = curve(
+            &ALL,
+            vec![point("setfit", 8, 42, 0.8), point("setfit", 32, 42, 0.85), point("knn", 8, 42, 0.6)],
+            "curve",
+        );
+        base.config.trained_budgets = vec![8, 32];
+        base.budget_notes.insert("setfit".into(), "20 rounds".into());
+        let mut update =
+            curve(&["setfit"], vec![point("setfit", 16, 42, 0.83)], "curve --arms setfit --trained-budgets 16");
+        update.config.trained_budgets = vec![16];
+        update.budget_notes.insert("setfit".into(), "20 rounds".into());
+
+        let merged = merge(base.clone(), update.clone(), &methods).unwrap();
+        let cells: Vec<(&str, usize)> = merged.points.iter().map(|p| (p.arm.as_str(), p.labels_per_class)).collect();
+        assert_eq!(cells, vec![("knn", 8), ("setfit", 8), ("setfit", 16), ("setfit", 32)]);
+        assert_eq!(merged.config.trained_budgets, vec![8, 16, 32]);
+
+        update.budget_notes.insert("setfit".into(), "8 rounds".into());
+        let merged = merge(base, update, &methods).unwrap();
+        let cells: Vec<(&str, usize)> = merged.points.iter().map(|p| (p.arm.as_str(), p.labels_per_class)).collect();
+        assert_eq!(cells, vec![("knn", 8), ("setfit", 16)], "points made by another configuration go");
     }
 }
