@@ -284,6 +284,7 @@ fn k_nn() {
 use slm_vs_llm::data::{self, DataConfig, Source};
 use slm_vs_llm::method::{self, Fitted, RunContext, RunOptions, TrainingSet};
 use slm_vs_llm::methods::knn::{self, FittedKnn, Knn};
+use slm_vs_llm::methods::setfit::{self, views::Separation, SetFit};
 use slm_vs_llm::models::{embedder, Embeddings};
 use slm_vs_llm::present::notebook::{self, Table};
 use slm_vs_llm::plot;
@@ -411,6 +412,84 @@ run.metrics().confusion_chart("K-NN on the test split").expect("plot")
 // cell 31
 let written = run.write(&slm_vs_llm::paths::data_dir().join("notebooks/results")).expect("writing the record");
 println!("{}", written.file_name().unwrap().to_string_lossy());
+// cell 33
+let budget = if profile.is_smoke() { 4 } else { 8 };
+let few = data::per_class_subset(&ds.train, ds.labels.len(), budget, ctx.seed);
+let few_validation = data::per_class_subset(&ds.validation, ds.labels.len(), (budget / 4).max(2), ctx.seed);
+let setfit_method = SetFit::for_profile(profile);
+let pairs = {
+    let c = &setfit_method.config.contrastive;
+    let rounds = setfit::rounds_within(few.len(), c.rounds, c.max_pairs);
+    setfit::at_most(setfit::sample_pairs(&data::labels(&few), rounds, ctx.seed).expect("pairs"), c.max_pairs)
+};
+println!("{} labelled examples ({budget} per class), {} for validation; {} pairs, {} of them of one class",
+    few.len(), few_validation.len(), pairs.len(), pairs.iter().filter(|p| p.same).count());
+Table(setfit::views::pairs_table(&pairs, &few, &ds.labels, 6).expect("table"))
+;
+// cell 35
+let held_out_labels = data::labels(&ds.validation);
+let untuned = embedder::Embedder::load(&setfit_method.config.embed).expect("the encoder SetFit starts from");
+let held_out_before = untuned.embed(&data::texts(&ds.validation)).expect("embedding validation");
+let separation_before = Separation::of(&held_out_before, &held_out_labels);
+println!("untuned encoder, {} validation texts: mean cosine {:.3} within a class, {:.3} across classes, gap {:.3}",
+    held_out_labels.len(), separation_before.same_class, separation_before.other_class, separation_before.gap());
+// cell 37
+let setfit_fit = setfit_method
+    .fit_setfit(&TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) }, &ctx)
+    .expect("contrastive tuning");
+{
+    let losses = &setfit_fit.log.losses;
+    println!("{} steps over {} pairs in {:.0} s; loss {:.3} at the first step, {:.3} at the last",
+        losses.len(), setfit_fit.log.pairs, setfit_fit.log.seconds, losses[0], losses[losses.len() - 1]);
+    setfit::views::loss_chart(&setfit_fit.log, 9).expect("plot")
+}
+;
+// cell 38
+let held_out_after = setfit_fit.embedder.embed(&data::texts(&ds.validation)).expect("embedding validation");
+let separation_after = Separation::of(&held_out_after, &held_out_labels);
+println!("tuned encoder, the same texts: mean cosine {:.3} within a class, {:.3} across classes, gap {:.3} (was {:.3})",
+    separation_after.same_class, separation_after.other_class, separation_after.gap(), separation_before.gap());
+// cell 40
+fn projected(e: &Embeddings, labels: &[usize]) -> Vec<(f64, f64, usize)> {
+    embedder::pca_2d(e).into_iter().zip(labels).map(|((x, y), &l)| (x, y, l)).collect()
+}
+plot::scatter("Validation texts, untuned encoder", &ds.labels, &projected(&held_out_before, &held_out_labels)).expect("plot")
+;
+// cell 41
+plot::scatter(&format!("The same texts after tuning on {} labels", few.len()), &ds.labels, &projected(&held_out_after, &held_out_labels)).expect("plot")
+;
+// cell 43
+{
+    let few_texts = data::texts(&few);
+    let (few_before, few_after) = (untuned.embed(&few_texts).expect("embedding"), setfit_fit.embedder.embed(&few_texts).expect("embedding"));
+    let q = [query.text.as_str()];
+    let (q_before, q_after) = (untuned.embed(&q).expect("embedding"), setfit_fit.embedder.embed(&q).expect("embedding"));
+    println!("query [{}]: {}", ds.labels[query.label], query.text);
+    Table(setfit::views::neighbours_table((q_before.row(0), q_after.row(0)), (&few_before, &few_after), &data::labels(&few), &ds.labels, 6).expect("table"))
+}
+;
+// cell 45
+println!("head for the query: {:?}", setfit_fit.probabilities(&[query.text.as_str()]).expect("head")[0].iter().map(|p| format!("{p:.3}")).collect::<Vec<_>>());
+Table(df!(
+    "C" => setfit_fit.sweep.iter().map(|p| p.c).collect::<Vec<_>>(),
+    "validation accuracy, untuned encoder" => setfit_fit.untuned_sweep.iter().map(|p| p.accuracy).collect::<Vec<_>>(),
+    "validation accuracy, tuned encoder" => setfit_fit.sweep.iter().map(|p| p.accuracy).collect::<Vec<_>>()
+).expect("table"))
+;
+// cell 47
+{
+let few_options = RunOptions { context: ctx.clone(), ..RunOptions::default() };
+let few_data = TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) };
+let few_knn_run = method::evaluate(Box::new(Knn::default().fit_knn(&few_data, &ctx).expect("K-NN on the same labels")), &ds, &few_options).expect("K-NN on test");
+let setfit_run = method::evaluate(Box::new(setfit_fit), &ds, &few_options).expect("SetFit on test");
+let right = |run: &method::MethodRun, i: usize| run.outputs[i].label == Some(run.test[i].label);
+let only_setfit = (0..setfit_run.test.len()).filter(|&i| right(&setfit_run, i) && !right(&few_knn_run, i)).count();
+let only_knn = (0..setfit_run.test.len()).filter(|&i| !right(&setfit_run, i) && right(&few_knn_run, i)).count();
+println!("SetFit: {}", setfit_run.metrics().summary());
+println!("K-NN:   {}", few_knn_run.metrics().summary());
+println!("on the same {} test items: only SetFit right on {only_setfit}, only K-NN right on {only_knn}", setfit_run.test.len());
+}
+;
 }
 
 /// notebooks/LLM.ipynb
@@ -420,11 +499,14 @@ fn llm() {
 
 // cell 2
 use slm_vs_llm::data::{self, DataConfig, Source};
-use slm_vs_llm::method::{self, RunContext, RunOptions, TrainingSet};
+use slm_vs_llm::method::{self, Method, RunContext, RunOptions, TrainingSet};
+use slm_vs_llm::methods::distill::{Distill, DistillConfig};
+use slm_vs_llm::methods::tfidf::TfidfBaseline;
 use slm_vs_llm::methods::llm::{self, prompt, Backend, Demonstrations, Llm, PromptBuilder};
 use slm_vs_llm::present::notebook::{self, Table};
 use slm_vs_llm::present::tables;
 use slm_vs_llm::Profile;
+use slm_vs_llm::polars::prelude::*;
 notebook::init();
 // cell 4
 let profile = Profile::from_env();
@@ -520,5 +602,55 @@ Table(tables::invalid_table(&run, &ds.labels, 10).expect("table"))
 ;
 // cell 34
 Table(llm::cost_table(&run.record).expect("table"))
+;
+// cell 36
+let gold_per_class = if profile.is_smoke() { 4 } else { 32 };
+let gold = data::per_class_subset(&ds.train, ds.labels.len(), gold_per_class, ctx.seed);
+let gold_validation = data::per_class_subset(&ds.validation, ds.labels.len(), (gold_per_class / 4).max(2), ctx.seed);
+let labeller = {
+    let mut teacher = Llm::zero_shot(profile);
+    teacher.config.compare_greedy = false;
+    Distill::new("distill-zero-shot-tfidf", Box::new(teacher), Box::new(TfidfBaseline::default()), DistillConfig::for_profile(profile, 2000, &[1.0, 0.75, 0.5]))
+};
+let pool = data::unlabelled_pool(&ds.train, &gold, labeller.config.pool, ctx.seed);
+let pool_texts: Vec<String> = pool.iter().map(|e| e.text.clone()).collect();
+let taught = labeller
+    .fit_distill(&TrainingSet { train: &gold, validation: &gold_validation, unlabelled: &pool_texts, ..TrainingSet::of(&ds) }, &ctx)
+    .expect("labelling the pool and teaching the student");
+let pool_truth = data::labels(&pool);
+println!("{} gold labels, {} pool texts; the teacher answered {} ({:.1} texts/s) and got {:.1}% of the hidden labels right",
+    gold.len(), pool.len(), taught.answered, taught.labelling.items_per_second,
+    100.0 * method::accuracy(&pool, &taught.pool_answers));
+Table(df!(
+    "pool text" => pool[..6].iter().map(|e| e.text.clone()).collect::<Vec<_>>(),
+    "teacher's label" => taught.pool_answers[..6].iter().map(|a| a.map_or("(no answer)".to_string(), |l| ds.labels[l].clone())).collect::<Vec<_>>(),
+    "confidence (margin of the top two scores)" => taught.pool_confidence[..6].iter().map(|c| c.unwrap_or(f32::NAN)).collect::<Vec<_>>(),
+    "hidden label" => pool[..6].iter().map(|e| ds.labels[e.label].clone()).collect::<Vec<_>>()
+).expect("table"))
+;
+// cell 38
+Table(taught.labels_by_confidence(&pool_truth, 4).expect("table"))
+;
+// cell 40
+println!("kept: {:.0}% of the answers ({} pool texts)", 100.0 * taught.chosen.share, taught.chosen.kept);
+Table(df!(
+    "share kept" => taught.sweep.iter().map(|p| p.share).collect::<Vec<_>>(),
+    "pool texts kept" => taught.sweep.iter().map(|p| p.kept as u32).collect::<Vec<_>>(),
+    "student's validation accuracy" => taught.sweep.iter().map(|p| p.validation_accuracy).collect::<Vec<_>>()
+).expect("table"))
+;
+// cell 42
+{
+let options = RunOptions { context: ctx.clone(), ..RunOptions::default() };
+let gold_only = TrainingSet { train: &gold, validation: &gold_validation, ..TrainingSet::of(&ds) };
+let alone_run = method::evaluate(TfidfBaseline::default().fit(&gold_only, &ctx).expect("TF-IDF on the gold labels"), &ds, &options).expect("test");
+let student_run = method::evaluate(Box::new(taught), &ds, &options).expect("test");
+let right = |run: &method::MethodRun, i: usize| run.outputs[i].label == Some(run.test[i].label);
+let only_student = (0..student_run.test.len()).filter(|&i| right(&student_run, i) && !right(&alone_run, i)).count();
+let only_alone = (0..student_run.test.len()).filter(|&i| !right(&student_run, i) && right(&alone_run, i)).count();
+println!("student (gold + teacher's labels): {}", student_run.metrics().summary());
+println!("TF-IDF on the gold labels alone:   {}", alone_run.metrics().summary());
+println!("on the same {} test items: only the student right on {only_student}, only TF-IDF alone right on {only_alone}", student_run.test.len());
+}
 ;
 }

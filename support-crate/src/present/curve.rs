@@ -312,6 +312,60 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
     out.join(" ")
 }
 
+/// The decision the curve supports, one line a budget: the method (any arm,
+/// distillations too) with the highest mean accuracy at that number of
+/// labels per class, and the runner-up, called a tie when their ranges
+/// (seeds' spread, or one seed's interval) overlap. The methods that use no
+/// labels get a line of their own.
+pub fn decision_sentences(curve: &Curve, methods: &Methods) -> String {
+    let s = summarise(&curve.points, methods);
+    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    let seeds = |x: &Summary| if x.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", x.seeds) };
+    let mut out = String::from(
+        "**Which method, by labels per class** (the highest mean accuracy at each budget measured, and the \
+         runner-up; a tie where their ranges overlap: the seeds' spread, or one seed's 95% interval. Not yet a \
+         paired comparison: the table below says which test items each arm was scored on):\n",
+    );
+    for zero in s.iter().filter(|x| uses_no_labels(methods, &x.arm)) {
+        out.push_str(&format!(
+            "* With no labels: {}, {} ({}).\n",
+            methods.title(&zero.arm),
+            pct(zero.mean),
+            seeds(zero)
+        ));
+    }
+    let mut budgets: Vec<usize> =
+        s.iter().filter(|x| !x.all && !uses_no_labels(methods, &x.arm)).map(|x| x.labels_per_class).collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    for budget in budgets {
+        let mut ranked: Vec<&Summary> =
+            s.iter().filter(|x| !x.all && x.labels_per_class == budget && !uses_no_labels(methods, &x.arm)).collect();
+        ranked.sort_by(|a, b| b.mean.total_cmp(&a.mean));
+        let best = ranked[0];
+        let line = match ranked.get(1) {
+            None => {
+                format!("{}, {} ({}; the only method measured)", methods.title(&best.arm), pct(best.mean), seeds(best))
+            }
+            Some(next) => {
+                let tie = best.low <= next.high && next.low <= best.high;
+                format!(
+                    "{}, {} ({}){} {}, {} ({})",
+                    methods.title(&best.arm),
+                    pct(best.mean),
+                    seeds(best),
+                    if tie { "; a tie with" } else { "; next," },
+                    methods.title(&next.arm),
+                    pct(next.mean),
+                    seeds(next)
+                )
+            }
+        };
+        out.push_str(&format!("* With {} labels per class: {line}.\n", crate::plot::thousands(budget as u64)));
+    }
+    out
+}
+
 /// The README's sentences on the curve, all computed from it: for every two
 /// methods that use labels (distillations have their own table), from which budget the one ahead at the largest
 /// shared budget stays ahead; from which budget each beats the methods that
@@ -458,6 +512,45 @@ mod tests {
             items_per_second,
             ..crate::studies::curve::point(arm, labels_per_class, 42, accuracy)
         }
+    }
+
+    #[test]
+    fn the_decision_names_the_best_method_at_each_budget_and_calls_overlaps_a_tie() {
+        let methods = Methods::standard();
+        let p = crate::studies::curve::point;
+        let mut config = CurveConfig::for_profile(crate::Profile::Smoke, &methods);
+        config.arms = vec!["knn".into(), "setfit".into(), "zero-shot".into()];
+        let curve = Curve {
+            schema_version: crate::studies::curve::CURVE_SCHEMA_VERSION,
+            command: "test".into(),
+            config,
+            data: String::new(),
+            num_classes: 4,
+            test_items: 100,
+            hardware: crate::results::Hardware::detect(),
+            compute_seconds: 0.0,
+            budget_notes: Default::default(),
+            points: vec![
+                p("knn", 8, 42, 0.70),
+                p("knn", 8, 43, 0.74),
+                p("setfit", 8, 42, 0.80),
+                p("setfit", 8, 43, 0.82),
+                p("knn", 32, 42, 0.85),
+                p("setfit", 32, 42, 0.84),
+                p("zero-shot", 0, 42, 0.5),
+            ],
+            updates: vec![],
+        };
+        let said = decision_sentences(&curve, &methods);
+        assert!(said.contains("* With no labels: zero-shot LLM (no labels), 50.0% (1 seed).\n"), "{said}");
+        assert!(
+            said.contains("* With 8 labels per class: SetFit (contrastive MiniLM + LR), 81.0% (2 seeds); next, embeddings + K-NN, 72.0% (2 seeds).\n"),
+            "{said}"
+        );
+        assert!(
+            said.contains("* With 32 labels per class: embeddings + K-NN, 85.0% (1 seed); a tie with SetFit"),
+            "{said}"
+        );
     }
 
     #[test]

@@ -153,8 +153,9 @@ pub fn curve_section(results_dir: &Path, methods: &Methods) -> Result<Option<Str
         })
         .collect();
     Ok(Some(format!(
-        "![Test accuracy against labelled examples per class](assets/learning_curve.png)\n\n{}\n\
+        "![Test accuracy against labelled examples per class](assets/learning_curve.png)\n\n{}\n{}\n\
          `{}` computed these points in {minutes:.0} minutes on {} ({}; `results/curve.csv` has every seed).{updates}\n\n{}",
+        super::curve::decision_sentences(&curve, methods),
         super::curve::sentences(&curve, methods),
         curve.command,
         curve.hardware.summary(),

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use anyhow::{bail, Result};
+use polars::prelude::{Column, DataFrame};
 use serde::Serialize;
 
 use crate::data::Example;
@@ -247,6 +248,56 @@ pub struct FittedDistill {
     pub student: Box<dyn Fitted>,
 }
 
+impl FittedDistill {
+    /// How right the teacher's pool labels are (against `truth`, the labels it
+    /// never saw) in `bands` equal bands of confidence, surest first: what
+    /// keeping only the surest share buys.
+    pub fn labels_by_confidence(&self, truth: &[usize], bands: usize) -> Result<DataFrame> {
+        let bands = confidence_bands(&self.pool_answers, &self.pool_confidence, truth, bands);
+        Ok(DataFrame::new_infer_height(vec![
+            Column::new(
+                "confidence band (surest first)".into(),
+                bands.iter().map(|b| format!("items {}-{}", b.first, b.last)).collect::<Vec<_>>(),
+            ),
+            Column::new("lowest margin in band".into(), bands.iter().map(|b| b.lowest_margin).collect::<Vec<_>>()),
+            Column::new("teacher's labels right".into(), bands.iter().map(|b| b.accuracy).collect::<Vec<_>>()),
+        ])?)
+    }
+}
+
+/// One band of a teacher's answers ranked by confidence (1-based ranks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConfidenceBand {
+    pub first: usize,
+    pub last: usize,
+    pub lowest_margin: f32,
+    pub accuracy: f64,
+}
+
+/// The answered items ranked surest first (as the student keeps them), cut
+/// into `bands` bands of equal size, each with the share of its answers that
+/// match `truth`.
+pub fn confidence_bands(
+    answers: &[Option<usize>],
+    confidence: &[Option<f32>],
+    truth: &[usize],
+    bands: usize,
+) -> Vec<ConfidenceBand> {
+    let mut ranked: Vec<(usize, f32)> = confidence.iter().enumerate().filter_map(|(i, c)| Some((i, (*c)?))).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let size = ranked.len().div_ceil(bands.max(1)).max(1);
+    ranked
+        .chunks(size)
+        .enumerate()
+        .map(|(b, items)| ConfidenceBand {
+            first: b * size + 1,
+            last: b * size + items.len(),
+            lowest_margin: items.iter().map(|&(_, c)| c).fold(f32::INFINITY, f32::min),
+            accuracy: items.iter().filter(|&&(i, _)| answers[i] == Some(truth[i])).count() as f64 / items.len() as f64,
+        })
+        .collect()
+}
+
 impl Fitted for FittedDistill {
     fn identity(&self) -> Identity {
         let student = self.student.identity();
@@ -330,6 +381,17 @@ mod tests {
 
     fn output(label: Option<usize>, scores: Option<Vec<f32>>) -> Output {
         Output { label, scores, error: None }
+    }
+
+    #[test]
+    fn confidence_bands_rank_the_answered_items_surest_first() {
+        let answers = [Some(0), Some(1), None, Some(1), Some(0)];
+        let confidence = [Some(0.9), Some(0.1), None, Some(0.5), Some(0.7)];
+        let truth = [0, 0, 1, 1, 1];
+        let bands = confidence_bands(&answers, &confidence, &truth, 2);
+        let summary: Vec<(usize, usize, f32, f64)> =
+            bands.iter().map(|b| (b.first, b.last, b.lowest_margin, b.accuracy)).collect();
+        assert_eq!(summary, vec![(1, 2, 0.7, 0.5), (3, 4, 0.1, 0.5)]);
     }
 
     #[test]

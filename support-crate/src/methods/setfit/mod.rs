@@ -7,6 +7,7 @@
 
 pub mod pairs;
 pub mod train;
+pub mod views;
 
 use std::any::Any;
 
