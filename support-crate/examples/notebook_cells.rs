@@ -426,14 +426,14 @@ println!("{} labelled examples ({budget} per class), {} for validation; {} pairs
     few.len(), few_validation.len(), pairs.len(), pairs.iter().filter(|p| p.same).count());
 Table(setfit::views::pairs_table(&pairs, &few, &ds.labels, 6).expect("table"))
 ;
-// cell 35
+// cell 36
 let held_out_labels = data::labels(&ds.validation);
 let untuned = embedder::Embedder::load(&setfit_method.config.embed).expect("the encoder SetFit starts from");
 let held_out_before = untuned.embed(&data::texts(&ds.validation)).expect("embedding validation");
 let separation_before = Separation::of(&held_out_before, &held_out_labels);
 println!("untuned encoder, {} validation texts: mean cosine {:.3} within a class, {:.3} across classes, gap {:.3}",
     held_out_labels.len(), separation_before.same_class, separation_before.other_class, separation_before.gap());
-// cell 37
+// cell 39
 let setfit_fit = setfit_method
     .fit_setfit(&TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) }, &ctx)
     .expect("contrastive tuning");
@@ -444,21 +444,21 @@ let setfit_fit = setfit_method
     setfit::views::loss_chart(&setfit_fit.log, 9).expect("plot")
 }
 ;
-// cell 38
+// cell 40
 let held_out_after = setfit_fit.embedder.embed(&data::texts(&ds.validation)).expect("embedding validation");
 let separation_after = Separation::of(&held_out_after, &held_out_labels);
 println!("tuned encoder, the same texts: mean cosine {:.3} within a class, {:.3} across classes, gap {:.3} (was {:.3})",
     separation_after.same_class, separation_after.other_class, separation_after.gap(), separation_before.gap());
-// cell 40
+// cell 43
 fn projected(e: &Embeddings, labels: &[usize]) -> Vec<(f64, f64, usize)> {
     embedder::pca_2d(e).into_iter().zip(labels).map(|((x, y), &l)| (x, y, l)).collect()
 }
 plot::scatter("Validation texts, untuned encoder", &ds.labels, &projected(&held_out_before, &held_out_labels)).expect("plot")
 ;
-// cell 41
+// cell 44
 plot::scatter(&format!("The same texts after tuning on {} labels", few.len()), &ds.labels, &projected(&held_out_after, &held_out_labels)).expect("plot")
 ;
-// cell 43
+// cell 46
 {
     let few_texts = data::texts(&few);
     let (few_before, few_after) = (untuned.embed(&few_texts).expect("embedding"), setfit_fit.embedder.embed(&few_texts).expect("embedding"));
@@ -468,7 +468,7 @@ plot::scatter(&format!("The same texts after tuning on {} labels", few.len()), &
     Table(setfit::views::neighbours_table((q_before.row(0), q_after.row(0)), (&few_before, &few_after), &data::labels(&few), &ds.labels, 6).expect("table"))
 }
 ;
-// cell 45
+// cell 49
 println!("head for the query: {:?}", setfit_fit.probabilities(&[query.text.as_str()]).expect("head")[0].iter().map(|p| format!("{p:.3}")).collect::<Vec<_>>());
 Table(df!(
     "C" => setfit_fit.sweep.iter().map(|p| p.c).collect::<Vec<_>>(),
@@ -476,7 +476,7 @@ Table(df!(
     "validation accuracy, tuned encoder" => setfit_fit.sweep.iter().map(|p| p.accuracy).collect::<Vec<_>>()
 ).expect("table"))
 ;
-// cell 47
+// cell 52
 {
 let few_options = RunOptions { context: ctx.clone(), ..RunOptions::default() };
 let few_data = TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) };
@@ -488,8 +488,7 @@ let only_knn = (0..setfit_run.test.len()).filter(|&i| !right(&setfit_run, i) && 
 println!("SetFit: {}", setfit_run.metrics().summary());
 println!("K-NN:   {}", few_knn_run.metrics().summary());
 println!("on the same {} test items: only SetFit right on {only_setfit}, only K-NN right on {only_knn}", setfit_run.test.len());
-}
-;
+};
 }
 
 /// notebooks/LLM.ipynb
@@ -651,6 +650,5 @@ let only_alone = (0..student_run.test.len()).filter(|&i| !right(&student_run, i)
 println!("student (gold + teacher's labels): {}", student_run.metrics().summary());
 println!("TF-IDF on the gold labels alone:   {}", alone_run.metrics().summary());
 println!("on the same {} test items: only the student right on {only_student}, only TF-IDF alone right on {only_alone}", student_run.test.len());
-}
-;
+};
 }
