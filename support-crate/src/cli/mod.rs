@@ -229,9 +229,9 @@ fn run_curve(args: &CurveArgs, methods: &Methods) -> Result<()> {
     let existing = results.join("curve.json");
     if existing.is_file() {
         // The cells this run did not measure (other arms, other budgets) stay;
-        // a run of every arm on another grid starts the curve afresh.
+        // a run of every arm on another grid (or over an unreadable file) starts the curve afresh.
         let every_arm = config.arms.len() == methods.iter().count();
-        match curve::merge(curve::read(&existing)?, curve.clone(), methods) {
+        match curve::read(&existing).and_then(|base| curve::merge(base, curve.clone(), methods)) {
             Ok(merged) => {
                 curve = merged;
                 println!("Replaced the points of {:?} this run measured in {}", config.arms, existing.display());
