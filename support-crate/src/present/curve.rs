@@ -514,33 +514,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_decision_names_the_best_method_at_each_budget_and_calls_overlaps_a_tie() {
-        let methods = Methods::standard();
-        let p = crate::studies::curve::point;
-        let mut config = CurveConfig::for_profile(crate::Profile::Smoke, &methods);
-        config.arms = vec!["knn".into(), "setfit".into(), "zero-shot".into()];
-        let curve = Curve {
+    /// A curve of these points on the smoke grid.
+    fn curve_of(points: Vec<CurvePoint>) -> Curve {
+        Curve {
             schema_version: crate::studies::curve::CURVE_SCHEMA_VERSION,
             command: "test".into(),
-            config,
+            config: CurveConfig::for_profile(crate::Profile::Smoke, &Methods::standard()),
             data: String::new(),
             num_classes: 4,
             test_items: 100,
             hardware: crate::results::Hardware::detect(),
             compute_seconds: 0.0,
             budget_notes: Default::default(),
-            points: vec![
-                p("knn", 8, 42, 0.70),
-                p("knn", 8, 43, 0.74),
-                p("setfit", 8, 42, 0.80),
-                p("setfit", 8, 43, 0.82),
-                p("knn", 32, 42, 0.85),
-                p("setfit", 32, 42, 0.84),
-                p("zero-shot", 0, 42, 0.5),
-            ],
+            points,
             updates: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn the_decision_names_the_best_method_at_each_budget_and_calls_overlaps_a_tie() {
+        let methods = Methods::standard();
+        let p = crate::studies::curve::point;
+        let curve = curve_of(vec![
+            p("knn", 8, 42, 0.70),
+            p("knn", 8, 43, 0.74),
+            p("setfit", 8, 42, 0.80),
+            p("setfit", 8, 43, 0.82),
+            p("knn", 32, 42, 0.85),
+            p("setfit", 32, 42, 0.84),
+            p("zero-shot", 0, 42, 0.5),
+        ]);
         let said = decision_sentences(&curve, &methods);
         assert!(said.contains("* With no labels: zero-shot LLM (no labels), 50.0% (1 seed).\n"), "{said}");
         assert!(
@@ -571,19 +574,7 @@ mod tests {
         });
         // The zero-shot teacher trains nothing and answers 2 items/s: the
         // student's 1,010 s of teaching are repaid after 1,010 / (1/2 - 1/1000) items.
-        let curve = Curve {
-            schema_version: crate::studies::curve::CURVE_SCHEMA_VERSION,
-            command: "test".into(),
-            config: CurveConfig::for_profile(crate::Profile::Smoke, &methods),
-            data: String::new(),
-            num_classes: 4,
-            test_items: 100,
-            hardware: crate::results::Hardware::detect(),
-            compute_seconds: 0.0,
-            budget_notes: Default::default(),
-            points: vec![point("zero-shot", 0, 0.5, 0.0, 2.0), student],
-            updates: vec![],
-        };
+        let curve = curve_of(vec![point("zero-shot", 0, 0.5, 0.0, 2.0), student]);
         let said = distillation_sentences(&curve, &methods);
         assert!(
             said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed); it answers"),
