@@ -5,7 +5,8 @@
 //!
 //! - core: [`data`] (load, clean, split), [`method`] (the interface every
 //!   method implements, and [`method::run`], which fits one, predicts test
-//!   and makes its record), [`metrics`], [`results`] (records and
+//!   and makes its record), [`metrics`], [`paired`] (two methods on the
+//!   same items), [`results`] (records and
 //!   predictions on disk), [`cache`] (the append-only cache of embeddings
 //!   and LLM answers), [`paths`] (the project's directories, the run
 //!   profile) and [`hub`] (models from the Hugging Face Hub or disk);
@@ -30,6 +31,7 @@ pub mod methods;
 pub mod metrics;
 pub mod models;
 pub mod optim;
+pub mod paired;
 pub mod paths;
 pub mod plot;
 pub mod present;

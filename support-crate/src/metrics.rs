@@ -52,10 +52,6 @@ impl Default for Bootstrap {
     }
 }
 
-/// Score `predictions` (None: no valid answer) against `labels`.
-///
-/// Panics if the two have different lengths or a label/prediction is out of
-/// range: that is a bug in the caller, not bad input.
 /// The index of the highest value, the first of equal ones (0 for none).
 /// The one tie rule of every method's answer.
 pub fn argmax<T: Copy + Into<f64>>(values: &[T]) -> usize {
@@ -70,6 +66,10 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// Score `predictions` (None: no valid answer) against `labels`.
+///
+/// Panics if the two have different lengths or a label/prediction is out of
+/// range: that is a bug in the caller, not bad input.
 pub fn evaluate(
     labels: &[usize],
     predictions: &[Option<usize>],

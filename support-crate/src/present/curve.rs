@@ -9,7 +9,8 @@ use crate::plot::{
     class_color, draw_error, draw_legend_below, legend_height, tick, LegendEntry, Svg, LABEL_FONT, TICK_FONT,
     TITLE_FONT,
 };
-use crate::studies::curve::{summarise, Curve, CurvePoint, Summary};
+use crate::paired::Verdict;
+use crate::studies::curve::{paired, summarise, Curve, CurvePoint, Summary};
 
 /// Whether `arm` is drawn as a flat line: a method that uses no labels.
 fn uses_no_labels(methods: &Methods, arm: &str) -> bool {
@@ -314,17 +315,23 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
 
 /// The decision the curve supports, one line a budget: the method (any arm,
 /// distillations too) with the highest mean accuracy at that number of
-/// labels per class, and the runner-up, called a tie when their ranges
-/// (seeds' spread, or one seed's interval) overlap. The methods that use no
-/// labels get a line of their own.
+/// labels per class, and the runner-up. Where both kept their answers, the
+/// two are compared on the same test items and seeds ([`paired`]): a lead
+/// whose interval covers 0 is a tie. Otherwise their ranges (seeds' spread,
+/// or one seed's interval) decide, and the line says it is not paired. The
+/// methods that use no labels get a line of their own.
 pub fn decision_sentences(curve: &Curve, methods: &Methods) -> String {
     let s = summarise(&curve.points, methods);
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
     let seeds = |x: &Summary| if x.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", x.seeds) };
+    let cell = |x: &Summary| -> Vec<&CurvePoint> {
+        curve.points.iter().filter(|p| p.arm == x.arm && !p.all && p.labels_per_class == x.labels_per_class).collect()
+    };
     let mut out = String::from(
         "**Which method, by labels per class** (the highest mean accuracy at each budget measured, and the \
-         runner-up; a tie where their ranges overlap: the seeds' spread, or one seed's 95% interval. Not yet a \
-         paired comparison: the table below says which test items each arm was scored on):\n",
+         runner-up, compared on the same test items and seeds where both kept their answers: the paired \
+         difference, its 95% bootstrap interval over items and seeds, a tie when it covers 0. Where they did \
+         not, a tie where their ranges overlap, marked unpaired):\n",
     );
     for zero in s.iter().filter(|x| uses_no_labels(methods, &x.arm)) {
         out.push_str(&format!(
@@ -347,19 +354,30 @@ pub fn decision_sentences(curve: &Curve, methods: &Methods) -> String {
             None => {
                 format!("{}, {} ({}; the only method measured)", methods.title(&best.arm), pct(best.mean), seeds(best))
             }
-            Some(next) => {
-                let tie = best.low <= next.high && next.low <= best.high;
-                format!(
-                    "{}, {} ({}){} {}, {} ({})",
+            Some(next) => match paired(curve, &cell(best), &cell(next)) {
+                Some(d) => format!(
+                    "{}, {}; {} {}, {} ({})",
                     methods.title(&best.arm),
                     pct(best.mean),
-                    seeds(best),
-                    if tie { "; a tie with" } else { "; next," },
+                    if d.verdict() == Verdict::Tie { "a tie with" } else { "ahead of" },
                     methods.title(&next.arm),
                     pct(next.mean),
-                    seeds(next)
-                )
-            }
+                    d.evidence()
+                ),
+                None => {
+                    let tie = best.low <= next.high && next.low <= best.high;
+                    format!(
+                        "{}, {} ({}){} {}, {} ({}; unpaired)",
+                        methods.title(&best.arm),
+                        pct(best.mean),
+                        seeds(best),
+                        if tie { "; a tie with" } else { "; next," },
+                        methods.title(&next.arm),
+                        pct(next.mean),
+                        seeds(next)
+                    )
+                }
+            },
         };
         out.push_str(&format!("* With {} labels per class: {line}.\n", crate::plot::thousands(budget as u64)));
     }
@@ -527,6 +545,7 @@ mod tests {
             compute_seconds: 0.0,
             budget_notes: Default::default(),
             points,
+            scored_items: Default::default(),
             updates: vec![],
         }
     }
@@ -547,13 +566,46 @@ mod tests {
         let said = decision_sentences(&curve, &methods);
         assert!(said.contains("* With no labels: zero-shot LLM (no labels), 50.0% (1 seed).\n"), "{said}");
         assert!(
-            said.contains("* With 8 labels per class: SetFit (contrastive MiniLM + LR), 81.0% (2 seeds); next, embeddings + K-NN, 72.0% (2 seeds).\n"),
+            said.contains("* With 8 labels per class: SetFit (contrastive MiniLM + LR), 81.0% (2 seeds); next, embeddings + K-NN, 72.0% (2 seeds; unpaired).\n"),
             "{said}"
         );
         assert!(
             said.contains("* With 32 labels per class: embeddings + K-NN, 85.0% (1 seed); a tie with SetFit"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn where_answers_were_kept_the_decision_compares_the_two_best_on_the_same_items() {
+        use crate::studies::scored_items::{Answers, ScoredItems};
+        let methods = Methods::standard();
+        let test: Vec<crate::Example> =
+            (0..200).map(|i| crate::Example { index: i, label: i % 4, title: String::new(), body: String::new(), text: String::new() }).collect();
+        // Right on the items where `right(i)`, else a wrong class.
+        let answering = |arm: &str, budget: usize, seed: u64, right: &dyn Fn(usize) -> bool| {
+            let answers: Vec<Option<usize>> = test.iter().map(|e| Some(if right(e.index) { e.label } else { (e.label + 1) % 4 })).collect();
+            let mut point = crate::studies::curve::point(arm, budget, seed, answers.iter().zip(&test).filter(|(a, e)| **a == Some(e.label)).count() as f64 / 200.0);
+            point.answers = Some(Answers(answers));
+            point
+        };
+        let mut curve = curve_of(vec![
+            // At 8: SetFit right on 90%, K-NN on 70% (a subset of SetFit's), two seeds.
+            answering("setfit", 8, 42, &|i| i % 10 != 0),
+            answering("setfit", 8, 43, &|i| i % 10 != 1),
+            answering("knn", 8, 42, &|i| i % 10 > 2),
+            answering("knn", 8, 43, &|i| i % 10 > 3 || i % 10 == 0),
+            // At 32: 80% each, on different items.
+            answering("setfit", 32, 42, &|i| i % 5 != 0),
+            answering("knn", 32, 42, &|i| i % 5 != 1),
+        ]);
+        curve.scored_items = ScoredItems::of(&test, &test);
+        let said = decision_sentences(&curve, &methods);
+        assert!(
+            said.contains("* With 8 labels per class: SetFit (contrastive MiniLM + LR), 90.0%; ahead of embeddings + K-NN, 70.0% (+20.0 points ["),
+            "{said}"
+        );
+        assert!(said.contains("] on 200 items × 2 seeds; McNemar p ≤ "), "{said}");
+        assert!(said.contains("80.0%; a tie with ") && said.contains(", 80.0% (+0.0 points ["), "{said}");
     }
 
     #[test]

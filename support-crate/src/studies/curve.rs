@@ -34,7 +34,9 @@ use crate::methods::{CurvePlan, Methods};
 use crate::metrics::{evaluate, Bootstrap};
 use crate::paths::Profile;
 use crate::plot::thousands;
+use crate::paired::PairedDifference;
 use crate::results::Hardware;
+use crate::studies::scored_items::{Answers, ScoredItems};
 
 /// The grid of a curve. Budgets are labelled examples per class.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,6 +257,10 @@ pub struct CurvePoint {
     /// A distillation's teacher, and how good its labels were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher: Option<TeacherPoint>,
+    /// Its answer to each test item, in row order (see [`ScoredItems`]);
+    /// absent for points measured before answers were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Answers>,
 }
 
 /// What a distillation's teacher did at one point.
@@ -313,6 +319,9 @@ pub struct Curve {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub budget_notes: BTreeMap<String, String>,
     pub points: Vec<CurvePoint>,
+    /// The test items the points answered, for comparing them item by item.
+    #[serde(default, skip_serializing_if = "ScoredItems::is_empty")]
+    pub scored_items: ScoredItems,
     /// Later runs of some arms (`curve --arms ...`) whose points replaced
     /// those of the run above.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -342,7 +351,8 @@ pub fn merge(base: Curve, update: Curve, methods: &Methods) -> Result<Curve> {
         }
         Ok((config, c.data.clone(), c.num_classes, c.test_items))
     };
-    if grid(&base)? != grid(&update)? {
+    let other_items = !base.scored_items.is_empty() && base.scored_items != update.scored_items;
+    if grid(&base)? != grid(&update)? || other_items {
         bail!(
             "the existing curve was made on other data, test items or seeds than this run of {:?}: run every arm, \
              or write this one elsewhere with --out",
@@ -360,6 +370,9 @@ pub fn merge(base: Curve, update: Curve, methods: &Methods) -> Result<Curve> {
         return Ok(update);
     }
     merged.points.extend(update.points);
+    if merged.scored_items.is_empty() {
+        merged.scored_items = update.scored_items;
+    }
     // Stable: within an arm, the order the plan measured the points in.
     merged.points.sort_by_key(|p| (methods.position(&p.arm), p.all, p.labels_per_class));
     let union = |into: &mut Vec<usize>, from: &[usize]| {
@@ -485,6 +498,7 @@ fn measure(
         seconds: started.elapsed().as_secs_f64(),
         source: "measured".into(),
         teacher: fitted.as_any().downcast_ref::<FittedDistill>().map(|d| TeacherPoint::of(d, &pool)),
+        answers: Some(ScoredItems::answers_of(test, &answers)),
     })
 }
 
@@ -530,6 +544,7 @@ fn committed_point(method: &dyn Method, title: &str, results: &Path, classes: us
         seconds: 0.0,
         source: crate::paths::relative(&path),
         teacher: None,
+        answers: None,
     }))
 }
 
@@ -603,6 +618,7 @@ pub fn run(
         compute_seconds: points.iter().map(|p| p.seconds).sum(),
         budget_notes,
         points,
+        scored_items: ScoredItems::of(&ds.test, &sample),
         updates: Vec::new(),
     })
 }
@@ -691,6 +707,22 @@ fn upgrade(value: &mut serde_json::Value) {
     }
 }
 
+/// Two cells of the curve (an arm at a budget each, or two arms' full-data
+/// points) compared on the test items both answered, paired by seed: the
+/// same seed drew the same labelled examples for both. None when no seed of
+/// one has a partner in the other with its answers kept.
+pub fn paired(curve: &Curve, first: &[&CurvePoint], second: &[&CurvePoint]) -> Option<PairedDifference> {
+    let (mut first_runs, mut second_runs) = (Vec::new(), Vec::new());
+    for a in first {
+        let Some(b) = second.iter().find(|b| b.seed == a.seed) else { continue };
+        let (Some(a), Some(b)) = (&a.answers, &b.answers) else { continue };
+        let (a, b) = curve.scored_items.correct_on_common(a, b)?;
+        first_runs.push(a);
+        second_runs.push(b);
+    }
+    PairedDifference::of(&first_runs, &second_runs, Bootstrap::default()).ok()
+}
+
 /// The seeds of one arm at one budget, summarised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -760,6 +792,7 @@ pub(crate) fn point(arm: &str, labels_per_class: usize, seed: u64, accuracy: f64
         seconds: 1.0,
         source: "measured".into(),
         teacher: None,
+        answers: None,
     }
 }
 
@@ -811,6 +844,7 @@ mod tests {
             compute_seconds: points.iter().map(|p| p.seconds).sum(),
             budget_notes: BTreeMap::new(),
             points,
+            scored_items: ScoredItems::default(),
             updates: Vec::new(),
         }
     }

@@ -1,0 +1,249 @@
+//! Two methods compared on the same test items: the only comparison the
+//! study's sentences rest on. Two accuracies with overlapping intervals can
+//! still differ reliably when the methods are scored on the same items,
+//! since most items are easy or hard for both; and two accuracies measured
+//! on different items cannot be compared item by item at all.
+//!
+//! The difference's interval comes from a paired bootstrap: each replicate
+//! draws test items (and, with several seeds, seeds) with replacement and
+//! takes the mean difference of the two methods on the draw. Over seeds, the
+//! two methods are paired by seed too (the same labelled subset). McNemar's
+//! exact test asks whether the items only one method gets right split
+//! evenly, per seed. A difference whose interval covers 0 is a tie.
+
+use anyhow::{bail, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{percentile, Bootstrap};
+
+/// The first method against the second, on the same items (and seeds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedDifference {
+    /// Test items both were scored on.
+    pub items: usize,
+    /// Seeds both were run with (1: a single run).
+    pub seeds: usize,
+    /// Mean accuracy of each over the seeds, 0..1.
+    pub accuracy: [f64; 2],
+    /// First minus second, 0..1.
+    pub difference: f64,
+    /// 95% paired-bootstrap interval of the difference, 0..1.
+    pub ci95: [f64; 2],
+    /// Items only the first (only the second) got right, summed over seeds.
+    pub only_first_right: usize,
+    pub only_second_right: usize,
+    /// McNemar's exact two-sided p-value, per seed.
+    pub mcnemar_p: Vec<f64>,
+}
+
+/// What a paired difference says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The first is better: the interval lies above 0.
+    FirstBetter,
+    /// The second is better: the interval lies below 0.
+    SecondBetter,
+    /// The interval covers 0.
+    Tie,
+}
+
+impl PairedDifference {
+    /// `first[s][i]`, `second[s][i]`: whether each method got item `i` right
+    /// in seed `s` (the same items and seeds, in the same order, for both).
+    pub fn of(first: &[Vec<bool>], second: &[Vec<bool>], bootstrap: Bootstrap) -> Result<Self> {
+        if first.is_empty() || first.len() != second.len() {
+            bail!("a paired comparison needs the same seeds for both methods ({} and {})", first.len(), second.len());
+        }
+        let items = first[0].len();
+        if items == 0 || first.iter().chain(second).any(|run| run.len() != items) {
+            bail!("a paired comparison needs the same, non-empty test items in every run of both methods");
+        }
+        let seeds = first.len();
+        // Per seed and item: +1 only the first right, -1 only the second, 0 both or neither.
+        let diff: Vec<Vec<i8>> = first
+            .iter()
+            .zip(second)
+            .map(|(a, b)| a.iter().zip(b).map(|(&a, &b)| a as i8 - b as i8).collect())
+            .collect();
+        let mean_of = |run: &[bool]| run.iter().filter(|&&c| c).count() as f64 / items as f64;
+        let accuracy = [
+            first.iter().map(|r| mean_of(r)).sum::<f64>() / seeds as f64,
+            second.iter().map(|r| mean_of(r)).sum::<f64>() / seeds as f64,
+        ];
+        let discordant: Vec<(usize, usize)> = diff
+            .iter()
+            .map(|d| (d.iter().filter(|&&x| x > 0).count(), d.iter().filter(|&&x| x < 0).count()))
+            .collect();
+
+        let mut rng = ChaCha8Rng::seed_from_u64(bootstrap.seed);
+        let mut replicates: Vec<f64> = (0..bootstrap.samples)
+            .map(|_| {
+                let drawn_seeds: Vec<usize> =
+                    if seeds == 1 { vec![0] } else { (0..seeds).map(|_| rng.random_range(0..seeds)).collect() };
+                let mut total = 0i64;
+                for _ in 0..items {
+                    let i = rng.random_range(0..items);
+                    total += drawn_seeds.iter().map(|&s| diff[s][i] as i64).sum::<i64>();
+                }
+                total as f64 / (items * drawn_seeds.len()) as f64
+            })
+            .collect();
+        replicates.sort_by(f64::total_cmp);
+        let ci95 = if replicates.is_empty() {
+            [f64::NAN; 2]
+        } else {
+            [percentile(&replicates, 0.025), percentile(&replicates, 0.975)]
+        };
+        Ok(PairedDifference {
+            items,
+            seeds,
+            accuracy,
+            difference: accuracy[0] - accuracy[1],
+            ci95,
+            only_first_right: discordant.iter().map(|d| d.0).sum(),
+            only_second_right: discordant.iter().map(|d| d.1).sum(),
+            mcnemar_p: discordant.iter().map(|&(b, c)| mcnemar_exact(b, c)).collect(),
+        })
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        if self.ci95[0] > 0.0 {
+            Verdict::FirstBetter
+        } else if self.ci95[1] < 0.0 {
+            Verdict::SecondBetter
+        } else {
+            Verdict::Tie
+        }
+    }
+
+    /// The difference in points with its interval and McNemar's p, e.g.
+    /// "+2.3 points [+1.1, +3.5] on 2,000 items; McNemar p = 0.0004".
+    pub fn evidence(&self) -> String {
+        let p = match self.mcnemar_p.as_slice() {
+            [p] => format!("McNemar p = {}", format_p(*p)),
+            ps => format!("McNemar p ≤ {} on each seed", format_p(ps.iter().copied().fold(0.0, f64::max))),
+        };
+        format!(
+            "{:+.1} points [{:+.1}, {:+.1}] on {} items{}; {p}",
+            100.0 * self.difference,
+            100.0 * self.ci95[0],
+            100.0 * self.ci95[1],
+            crate::plot::thousands(self.items as u64),
+            if self.seeds > 1 { format!(" × {} seeds", self.seeds) } else { String::new() }
+        )
+    }
+
+    /// One sentence: "`first` beats `second`: ...", "... trails ...", or "... ties with ...".
+    pub fn sentence(&self, first: &str, second: &str) -> String {
+        let relation = match self.verdict() {
+            Verdict::FirstBetter => "beats",
+            Verdict::SecondBetter => "trails",
+            Verdict::Tie => "ties with",
+        };
+        format!("{first} {relation} {second}: {}", self.evidence())
+    }
+}
+
+/// McNemar's exact test: the two-sided binomial p-value of `only_first`
+/// against `only_second` discordant items under an even split.
+pub fn mcnemar_exact(only_first: usize, only_second: usize) -> f64 {
+    let n = only_first + only_second;
+    let k = only_first.min(only_second);
+    if n == 0 {
+        return 1.0;
+    }
+    // ln C(n, j) - n ln 2 for j = 0..=k, summed in log space (n can be thousands).
+    let mut ln_terms = Vec::with_capacity(k + 1);
+    let mut ln_choose = 0.0f64;
+    for j in 0..=k {
+        if j > 0 {
+            ln_choose += ((n - j + 1) as f64).ln() - (j as f64).ln();
+        }
+        ln_terms.push(ln_choose - n as f64 * std::f64::consts::LN_2);
+    }
+    let top = ln_terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let tail = (top + ln_terms.iter().map(|t| (t - top).exp()).sum::<f64>().ln()).exp();
+    (2.0 * tail).min(1.0)
+}
+
+/// A p-value as a reader takes it in: 0.03, 0.0004, 2e-5.
+pub fn format_p(p: f64) -> String {
+    if p >= 0.001 {
+        format!("{}", (p * 1000.0).round() / 1000.0)
+    } else if p >= 0.0001 {
+        format!("{:.4}", p)
+    } else {
+        let exponent = p.log10().floor();
+        format!("{:.0}e{}", p / 10f64.powf(exponent), exponent as i32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcnemar_matches_the_binomial_by_hand() {
+        // 1 against 5 discordant: 2 * (C(6,0) + C(6,1)) / 64 = 14/64.
+        assert!((mcnemar_exact(1, 5) - 14.0 / 64.0).abs() < 1e-12);
+        assert!((mcnemar_exact(5, 1) - 14.0 / 64.0).abs() < 1e-12);
+        assert_eq!(mcnemar_exact(3, 3), 1.0);
+        assert_eq!(mcnemar_exact(0, 0), 1.0);
+        // Thousands of discordant items: no overflow, and a lopsided split is decisive.
+        let p = mcnemar_exact(1057, 260);
+        assert!(p > 0.0 && p < 1e-100, "{p}");
+        assert!(mcnemar_exact(2000, 2010) > 0.8);
+    }
+
+    fn runs(rights: &[&[u8]]) -> Vec<Vec<bool>> {
+        rights.iter().map(|r| r.iter().map(|&c| c == 1).collect()).collect()
+    }
+
+    #[test]
+    fn a_method_right_on_more_of_the_same_items_beats_and_equal_ones_tie() {
+        let n = 400;
+        let strong: Vec<bool> = (0..n).map(|i| i % 10 != 0).collect(); // 90%
+        let weak: Vec<bool> = (0..n).map(|i| i % 10 > 2).collect(); // 70%, wrong where strong is
+        let d = PairedDifference::of(&[strong.clone()], &[weak.clone()], Bootstrap::default()).unwrap();
+        assert!((d.difference - 0.2).abs() < 1e-12);
+        assert_eq!((d.only_first_right, d.only_second_right), (80, 0));
+        assert_eq!(d.verdict(), Verdict::FirstBetter);
+        assert!(d.ci95[0] > 0.15 && d.ci95[1] < 0.25, "{:?}", d.ci95);
+        assert_eq!(PairedDifference::of(&[weak.clone()], &[strong.clone()], Bootstrap::default()).unwrap().verdict(), Verdict::SecondBetter);
+        // Same accuracy, different items: a tie.
+        let shifted: Vec<bool> = (0..n).map(|i| i % 10 != 5).collect();
+        let tie = PairedDifference::of(&[strong], &[shifted], Bootstrap::default()).unwrap();
+        assert_eq!(tie.verdict(), Verdict::Tie);
+        assert!(tie.sentence("A", "B").starts_with("A ties with B: +0.0 points"), "{}", tie.sentence("A", "B"));
+    }
+
+    #[test]
+    fn seeds_that_disagree_widen_the_interval_into_a_tie() {
+        // Seed 1: first much better; seed 2: second much better; seed 3: even.
+        let a = runs(&[&[1, 1, 1, 1, 1, 0, 1, 1], &[0, 0, 0, 1, 1, 1, 1, 0], &[1, 0, 1, 0, 1, 0, 1, 0]]);
+        let b = runs(&[&[0, 0, 0, 1, 1, 0, 1, 0], &[1, 1, 1, 1, 1, 1, 1, 1], &[0, 1, 0, 1, 0, 1, 0, 1]]);
+        let d = PairedDifference::of(&a, &b, Bootstrap::default()).unwrap();
+        assert_eq!(d.seeds, 3);
+        assert_eq!(d.mcnemar_p.len(), 3);
+        assert_eq!(d.verdict(), Verdict::Tie);
+        assert!(d.evidence().contains("× 3 seeds"), "{}", d.evidence());
+    }
+
+    #[test]
+    fn unpaired_inputs_are_refused() {
+        let a = runs(&[&[1, 0, 1]]);
+        assert!(PairedDifference::of(&a, &runs(&[&[1, 0]]), Bootstrap::default()).is_err());
+        assert!(PairedDifference::of(&a, &runs(&[&[1, 0, 1], &[1, 1, 1]]), Bootstrap::default()).is_err());
+        assert!(PairedDifference::of(&[], &[], Bootstrap::default()).is_err());
+    }
+
+    #[test]
+    fn p_values_read_as_people_write_them() {
+        assert_eq!(format_p(0.0312), "0.031");
+        assert_eq!(format_p(0.00041), "0.0004");
+        assert_eq!(format_p(2.1e-5), "2e-5");
+        assert_eq!(format_p(1.0), "1");
+    }
+}
