@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::method::MethodRun;
 use crate::metrics::{percentile, Bootstrap};
 
 /// The first method against the second, on the same items (and seeds).
@@ -72,10 +73,8 @@ impl PairedDifference {
             first.iter().map(|r| mean_of(r)).sum::<f64>() / seeds as f64,
             second.iter().map(|r| mean_of(r)).sum::<f64>() / seeds as f64,
         ];
-        let discordant: Vec<(usize, usize)> = diff
-            .iter()
-            .map(|d| (d.iter().filter(|&&x| x > 0).count(), d.iter().filter(|&&x| x < 0).count()))
-            .collect();
+        let discordant: Vec<(usize, usize)> =
+            diff.iter().map(|d| (d.iter().filter(|&&x| x > 0).count(), d.iter().filter(|&&x| x < 0).count())).collect();
 
         let mut rng = ChaCha8Rng::seed_from_u64(bootstrap.seed);
         let mut replicates: Vec<f64> = (0..bootstrap.samples)
@@ -106,6 +105,17 @@ impl PairedDifference {
             only_second_right: discordant.iter().map(|d| d.1).sum(),
             mcnemar_p: discordant.iter().map(|&(b, c)| mcnemar_exact(b, c)).collect(),
         })
+    }
+
+    /// Two runs (e.g. from [`crate::method::evaluate`]) on the same test items.
+    pub fn of_runs(first: &MethodRun, second: &MethodRun) -> Result<Self> {
+        let rows = |run: &MethodRun| run.test.iter().map(|e| e.index).collect::<Vec<_>>();
+        if rows(first) != rows(second) {
+            bail!("the two runs answered different test items: compare runs on the same test split");
+        }
+        let correct =
+            |run: &MethodRun| run.test.iter().zip(&run.outputs).map(|(e, o)| o.label == Some(e.label)).collect();
+        Self::of(&[correct(first)], &[correct(second)], Bootstrap::default())
     }
 
     pub fn verdict(&self) -> Verdict {
@@ -211,7 +221,10 @@ mod tests {
         assert_eq!((d.only_first_right, d.only_second_right), (80, 0));
         assert_eq!(d.verdict(), Verdict::FirstBetter);
         assert!(d.ci95[0] > 0.15 && d.ci95[1] < 0.25, "{:?}", d.ci95);
-        assert_eq!(PairedDifference::of(&[weak.clone()], &[strong.clone()], Bootstrap::default()).unwrap().verdict(), Verdict::SecondBetter);
+        assert_eq!(
+            PairedDifference::of(&[weak.clone()], &[strong.clone()], Bootstrap::default()).unwrap().verdict(),
+            Verdict::SecondBetter
+        );
         // Same accuracy, different items: a tie.
         let shifted: Vec<bool> = (0..n).map(|i| i % 10 != 5).collect();
         let tie = PairedDifference::of(&[strong], &[shifted], Bootstrap::default()).unwrap();

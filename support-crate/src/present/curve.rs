@@ -5,11 +5,11 @@
 use plotters::prelude::*;
 
 use crate::methods::{CurvePlan, Methods};
+use crate::paired::Verdict;
 use crate::plot::{
     class_color, draw_error, draw_legend_below, legend_height, tick, LegendEntry, Svg, LABEL_FONT, TICK_FONT,
     TITLE_FONT,
 };
-use crate::paired::Verdict;
 use crate::studies::curve::{paired, summarise, Curve, CurvePoint, Summary};
 
 /// Whether `arm` is drawn as a flat line: a method that uses no labels.
@@ -579,12 +579,25 @@ mod tests {
     fn where_answers_were_kept_the_decision_compares_the_two_best_on_the_same_items() {
         use crate::studies::scored_items::{Answers, ScoredItems};
         let methods = Methods::standard();
-        let test: Vec<crate::Example> =
-            (0..200).map(|i| crate::Example { index: i, label: i % 4, title: String::new(), body: String::new(), text: String::new() }).collect();
+        let test: Vec<crate::Example> = (0..200)
+            .map(|i| crate::Example {
+                index: i,
+                label: i % 4,
+                title: String::new(),
+                body: String::new(),
+                text: String::new(),
+            })
+            .collect();
         // Right on the items where `right(i)`, else a wrong class.
         let answering = |arm: &str, budget: usize, seed: u64, right: &dyn Fn(usize) -> bool| {
-            let answers: Vec<Option<usize>> = test.iter().map(|e| Some(if right(e.index) { e.label } else { (e.label + 1) % 4 })).collect();
-            let mut point = crate::studies::curve::point(arm, budget, seed, answers.iter().zip(&test).filter(|(a, e)| **a == Some(e.label)).count() as f64 / 200.0);
+            let answers: Vec<Option<usize>> =
+                test.iter().map(|e| Some(if right(e.index) { e.label } else { (e.label + 1) % 4 })).collect();
+            let mut point = crate::studies::curve::point(
+                arm,
+                budget,
+                seed,
+                answers.iter().zip(&test).filter(|(a, e)| **a == Some(e.label)).count() as f64 / 200.0,
+            );
             point.answers = Some(Answers(answers));
             point
         };

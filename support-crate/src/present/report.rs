@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, reliability_chart};
 use crate::costs::MACHINE_USD_PER_HOUR;
 use crate::methods::Methods;
+use crate::metrics::Bootstrap;
 use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
+use crate::paired::{format_p, PairedDifference};
 use crate::plot::{duration, rate, save_png, thousands};
 use crate::results::{self, Prediction, RunRecord};
 
@@ -32,6 +34,37 @@ pub fn reliability_of(predictions: &[Prediction]) -> Option<Reliability> {
 /// Each record's [`reliability_of`] its predictions.
 pub fn reliabilities(records: &[(PathBuf, RunRecord)]) -> Result<Vec<Option<Reliability>>> {
     records.iter().map(|(path, _)| Ok(reliability_of(&results::read_run(path)?.1))).collect()
+}
+
+/// Each run against the most accurate one (None for that one, and for a run
+/// that shares no test item with it), on the test items both answered.
+pub fn against_best(records: &[(PathBuf, RunRecord)]) -> Result<Vec<Option<PairedDifference>>> {
+    let Some(best) =
+        (0..records.len()).max_by(|&a, &b| records[a].1.metrics.accuracy.total_cmp(&records[b].1.metrics.accuracy))
+    else {
+        return Ok(Vec::new());
+    };
+    let right = |path: &Path| -> Result<std::collections::BTreeMap<usize, bool>> {
+        Ok(results::read_run(path)?.1.iter().map(|p| (p.index, p.prediction == Some(p.label))).collect())
+    };
+    let best_right = right(&records[best].0)?;
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, (path, _))| {
+            if i == best {
+                return Ok(None);
+            }
+            let (mut own, mut theirs) = (Vec::new(), Vec::new());
+            for (index, r) in right(path)? {
+                if let Some(&b) = best_right.get(&index) {
+                    own.push(r);
+                    theirs.push(b);
+                }
+            }
+            Ok(PairedDifference::of(&[own], &[theirs], Bootstrap::default()).ok())
+        })
+        .collect()
 }
 
 /// An ECE above this is called out as badly calibrated.
@@ -65,15 +98,27 @@ pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[O
 /// its confidence can be trusted (from the predictions files).
 pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> Result<String> {
     let reliabilities = reliabilities(records)?;
+    let against_best = against_best(records)?;
     let mut out = String::from(
-        "| method | model | test items | accuracy [95% CI] | macro-F1 | ECE | train time | inference items/s | cost / 1,000 items | hardware | command |\n\
-         | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
+        "| method | model | test items | accuracy [95% CI] | against the best, paired | macro-F1 | ECE | train time | inference items/s | cost / 1,000 items | hardware | command |\n\
+         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
     );
-    for ((_, r), rel) in records.iter().zip(&reliabilities) {
+    for (((_, r), rel), versus) in records.iter().zip(&reliabilities).zip(&against_best) {
         let m = &r.metrics;
         let invalid = if m.invalid > 0 { format!(" ({} invalid)", m.invalid) } else { String::new() };
+        let versus = match versus {
+            None => "the best".to_string(),
+            Some(d) => format!(
+                "{:+.2} [{:+.2}, {:+.2}]{}, p = {}",
+                100.0 * d.difference,
+                100.0 * d.ci95[0],
+                100.0 * d.ci95[1],
+                if d.items == m.items { String::new() } else { format!(" on {} items", thousands(d.items as u64)) },
+                format_p(d.mcnemar_p[0])
+            ),
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {:.2}% [{:.2}, {:.2}]{} | {:.4} | {} | {} | {} | {} | {} | `{}` |\n",
+            "| {} | {} | {} | {:.2}% [{:.2}, {:.2}]{} | {versus} | {:.4} | {} | {} | {} | {} | {} | `{}` |\n",
             r.method,
             r.model,
             thousands(m.items as u64),
@@ -93,6 +138,11 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> Result<String> {
             r.command.replace('|', "\\|"),
         ));
     }
+    out.push_str(
+        "\n*Against the best, paired*: each method's accuracy minus the most accurate method's, in points, on the \
+         same test items, with its 95% paired-bootstrap interval and McNemar's exact p-value; an interval that \
+         covers 0 is a tie.\n",
+    );
     out.push_str(&format!(
         "\nHow far each method's confidence (its score for the class it answers) can be trusted, from its predictions \
          file ({RELIABILITY_BINS} equal-width bins; [`assets/reliability.svg`](assets/reliability.svg)):\n\n"

@@ -32,9 +32,9 @@ use crate::method::{accuracy, predict_all, Budget, Method, RunContext, TrainingS
 use crate::methods::distill::FittedDistill;
 use crate::methods::{CurvePlan, Methods};
 use crate::metrics::{evaluate, Bootstrap};
+use crate::paired::PairedDifference;
 use crate::paths::Profile;
 use crate::plot::thousands;
-use crate::paired::PairedDifference;
 use crate::results::Hardware;
 use crate::studies::scored_items::{Answers, ScoredItems};
 
@@ -506,7 +506,13 @@ fn measure(
 /// answered on this machine or by a server as `method` would be), as a
 /// point: the record with the most test items; `None` (with a warning)
 /// when `results/` has none.
-fn committed_point(method: &dyn Method, title: &str, results: &Path, classes: usize) -> Result<Option<CurvePoint>> {
+fn committed_point(
+    method: &dyn Method,
+    title: &str,
+    results: &Path,
+    classes: usize,
+    items: &ScoredItems,
+) -> Result<Option<CurvePoint>> {
     let records = match crate::results::read_all(results) {
         Ok(records) => records,
         Err(e) => {
@@ -523,6 +529,12 @@ fn committed_point(method: &dyn Method, title: &str, results: &Path, classes: us
         tracing::warn!("no committed run in {}: the curve has no full-data point for {title}", results.display());
         return Ok(None);
     };
+    // Its answers, when it answered this curve's test items (to pair it with the others).
+    let mut predictions = crate::results::read_run(&path)?.1;
+    predictions.sort_by_key(|p| p.index);
+    let rows: Vec<usize> = predictions.iter().map(|p| p.index).collect();
+    let answers = (rows == items.rows || rows == items.sample_rows)
+        .then(|| Answers(predictions.iter().map(|p| p.prediction).collect()));
     let m = &r.metrics;
     Ok(Some(CurvePoint {
         arm: method.name().to_string(),
@@ -544,7 +556,7 @@ fn committed_point(method: &dyn Method, title: &str, results: &Path, classes: us
         seconds: 0.0,
         source: crate::paths::relative(&path),
         teacher: None,
-        answers: None,
+        answers,
     }))
 }
 
@@ -598,12 +610,13 @@ pub fn run(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let scored_items = ScoredItems::of(&ds.test, &sample);
     if !ctx.profile.is_smoke() {
         for name in &config.arms {
             let kind = methods.get(name)?;
             // `all` runs it, so results/ may hold its full-data run.
             if kind.in_all && kind.curve.committed_full_point() {
-                points.extend(committed_point(built[kind.name].as_ref(), kind.title, results, classes)?);
+                points.extend(committed_point(built[kind.name].as_ref(), kind.title, results, classes, &scored_items)?);
             }
         }
     }
@@ -618,14 +631,19 @@ pub fn run(
         compute_seconds: points.iter().map(|p| p.seconds).sum(),
         budget_notes,
         points,
-        scored_items: ScoredItems::of(&ds.test, &sample),
+        scored_items,
         updates: Vec::new(),
     })
 }
 
 fn read_point(path: &Path) -> Option<CurvePoint> {
     let text = std::fs::read_to_string(path).ok()?;
-    match serde_json::from_str(&text) {
+    match serde_json::from_str::<CurvePoint>(&text) {
+        // Without its answers it cannot be paired with the other arms.
+        Ok(point) if point.answers.is_none() => {
+            tracing::info!("{}: measured before answers were kept; measuring it again", path.display());
+            None
+        }
         Ok(point) => Some(point),
         Err(e) => {
             tracing::warn!("{}: unreadable cached point ({e}); measuring it again", path.display());

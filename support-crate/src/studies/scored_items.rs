@@ -79,7 +79,8 @@ impl ScoredItems {
 
     /// `answers` (one per item of `test`, in its order) in row order: what a point stores.
     pub fn answers_of(test: &[Example], answers: &[Option<usize>]) -> Answers {
-        let mut by_row: Vec<(usize, Option<usize>)> = test.iter().map(|e| e.index).zip(answers.iter().copied()).collect();
+        let mut by_row: Vec<(usize, Option<usize>)> =
+            test.iter().map(|e| e.index).zip(answers.iter().copied()).collect();
         by_row.sort_by_key(|&(row, _)| row);
         Answers(by_row.into_iter().map(|(_, a)| a).collect())
     }
@@ -134,7 +135,8 @@ mod row_ranges {
         let text = String::deserialize(d)?;
         let mut rows = Vec::new();
         for part in text.split(',').filter(|p| !p.is_empty()) {
-            let number = |n: &str| n.parse::<usize>().map_err(|_| serde::de::Error::custom(format!("rows: bad {part:?}")));
+            let number =
+                |n: &str| n.parse::<usize>().map_err(|_| serde::de::Error::custom(format!("rows: bad {part:?}")));
             match part.split_once('-') {
                 Some((from, to)) => rows.extend(number(from)?..=number(to)?),
                 None => rows.push(number(part)?),
@@ -173,7 +175,10 @@ mod tests {
         let sample = vec![test[1].clone(), test[4].clone()]; // rows 4 and 1
         let items = ScoredItems::of(&test, &sample);
         // The whole split answered in test order (rows 5,4,...,0): right on every even row.
-        let all = ScoredItems::answers_of(&test, &test.iter().map(|e| Some(if e.index % 2 == 0 { e.label } else { 1 - e.label })).collect::<Vec<_>>());
+        let all = ScoredItems::answers_of(
+            &test,
+            &test.iter().map(|e| Some(if e.index % 2 == 0 { e.label } else { 1 - e.label })).collect::<Vec<_>>(),
+        );
         // The sample answered in its own order (rows 4 then 1): wrong on 4, no answer on 1.
         let sampled = ScoredItems::answers_of(&sample, &[Some(1), None]);
         let (a, b) = items.correct_on_common(&all, &sampled).unwrap();
