@@ -252,6 +252,41 @@ mod tests {
         assert!(PairedDifference::of(&[], &[], Bootstrap::default()).is_err());
     }
 
+    /// Values made once with statsmodels and numpy (`benches/python/paired_reference.py`).
+    #[test]
+    fn agrees_with_statsmodels_and_a_numpy_bootstrap() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/paired_reference.json")).unwrap();
+        for case in fixture["cases"].as_array().unwrap() {
+            let bits = |key: &str| -> Vec<bool> { case[key].as_str().unwrap().chars().map(|c| c == '1').collect() };
+            let (first, second) = (bits("first"), bits("second"));
+            let d = PairedDifference::of(&[first.clone()], &[second], Bootstrap::default()).unwrap();
+            let name = case["name"].as_str().unwrap();
+            let want = |key: &str| case[key].as_f64().unwrap();
+            assert!((d.difference - want("difference")).abs() < 1e-12, "{name}");
+            assert_eq!(d.only_first_right as f64, want("only_first_right"), "{name}");
+            assert_eq!(d.only_second_right as f64, want("only_second_right"), "{name}");
+            let p = want("mcnemar_p");
+            assert!(
+                (d.mcnemar_p[0] - p).abs() <= 1e-9 * p.max(1e-300) + 1e-15,
+                "{name}: {} against {p}",
+                d.mcnemar_p[0]
+            );
+            // Two bootstraps with other random draws: their percentiles agree to
+            // Monte Carlo error, which is small only with hundreds of items.
+            if first.len() >= 300 {
+                for (got, want) in d.ci95.iter().zip(case["ci95"].as_array().unwrap()) {
+                    assert!(
+                        (got - want.as_f64().unwrap()).abs() < 0.004,
+                        "{name}: {:?} against {}",
+                        d.ci95,
+                        case["ci95"]
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn p_values_read_as_people_write_them() {
         assert_eq!(format_p(0.0312), "0.031");
