@@ -216,13 +216,16 @@ mod tests {
         let n = 400;
         let strong: Vec<bool> = (0..n).map(|i| i % 10 != 0).collect(); // 90%
         let weak: Vec<bool> = (0..n).map(|i| i % 10 > 2).collect(); // 70%, wrong where strong is
-        let d = PairedDifference::of(&[strong.clone()], &[weak.clone()], Bootstrap::default()).unwrap();
+        let d = PairedDifference::of(std::slice::from_ref(&strong), std::slice::from_ref(&weak), Bootstrap::default())
+            .unwrap();
         assert!((d.difference - 0.2).abs() < 1e-12);
         assert_eq!((d.only_first_right, d.only_second_right), (80, 0));
         assert_eq!(d.verdict(), Verdict::FirstBetter);
         assert!(d.ci95[0] > 0.15 && d.ci95[1] < 0.25, "{:?}", d.ci95);
         assert_eq!(
-            PairedDifference::of(&[weak.clone()], &[strong.clone()], Bootstrap::default()).unwrap().verdict(),
+            PairedDifference::of(std::slice::from_ref(&weak), std::slice::from_ref(&strong), Bootstrap::default())
+                .unwrap()
+                .verdict(),
             Verdict::SecondBetter
         );
         // Same accuracy, different items: a tie.
@@ -260,7 +263,7 @@ mod tests {
         for case in fixture["cases"].as_array().unwrap() {
             let bits = |key: &str| -> Vec<bool> { case[key].as_str().unwrap().chars().map(|c| c == '1').collect() };
             let (first, second) = (bits("first"), bits("second"));
-            let d = PairedDifference::of(&[first.clone()], &[second], Bootstrap::default()).unwrap();
+            let d = PairedDifference::of(std::slice::from_ref(&first), &[second], Bootstrap::default()).unwrap();
             let name = case["name"].as_str().unwrap();
             let want = |key: &str| case[key].as_f64().unwrap();
             assert!((d.difference - want("difference")).abs() < 1e-12, "{name}");

@@ -37,7 +37,9 @@ fn committed_metrics_match_their_predictions() {
 fn readme_table_is_generated_from_the_results() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let records = slm_vs_llm::results::read_all(&root.join("results")).unwrap();
-    let table = slm_vs_llm::present::report::markdown_table(&records).unwrap();
+    let table =
+        slm_vs_llm::present::report::markdown_table(&records, &slm_vs_llm::present::break_even::price_table().unwrap())
+            .unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert_eq!(
         slm_vs_llm::present::report::replace_table(&readme, &table).unwrap(),

@@ -490,6 +490,11 @@ pub struct ReportArgs {
     /// The README whose results table is regenerated (default: README.md).
     #[arg(long)]
     pub readme: Option<PathBuf>,
+    /// US dollars for one human label, in the break-even with the labels
+    /// paid for (default: the price table's, $0.05; its note gives the range
+    /// $0.01 to $0.10 and where those come from)
+    #[arg(long)]
+    pub label_price: Option<f64>,
 }
 
 #[derive(Args, Debug)]

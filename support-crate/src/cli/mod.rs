@@ -274,7 +274,14 @@ fn run_report(args: &ReportArgs, methods: &Methods) -> Result<()> {
     let results = args.results.clone().unwrap_or_else(|| paths::results_dir(Profile::Full));
     let assets = args.assets.clone().unwrap_or_else(|| paths::assets_dir(Profile::Full));
     let readme = args.readme.clone().unwrap_or_else(|| paths::project_root().join("README.md"));
-    let table = crate::present::report::write(&results, &assets, Some(&readme), methods)?;
+    let mut prices = crate::present::break_even::price_table()?;
+    if let Some(usd) = args.label_price {
+        if !(usd.is_finite() && usd >= 0.0) {
+            bail!("--label-price {usd}: a price in US dollars, 0 or more");
+        }
+        prices.label.usd = usd;
+    }
+    let table = crate::present::report::write(&results, &assets, Some(&readme), methods, &prices)?;
     print!("{table}");
     println!("Wrote the charts to {} and the table to {}", assets.display(), readme.display());
     Ok(())
@@ -307,8 +314,13 @@ fn run_all(data: &DataArgs, only: &[String], table: &Methods) -> Result<()> {
     }
     println!("\n=== [{steps}/{steps}] report ===");
     let readme = paths::project_root().join("README.md");
-    let written =
-        crate::present::report::write(&results, &assets, (!profile.is_smoke()).then_some(readme.as_path()), table)?;
+    let written = crate::present::report::write(
+        &results,
+        &assets,
+        (!profile.is_smoke()).then_some(readme.as_path()),
+        table,
+        &crate::present::break_even::price_table()?,
+    )?;
     println!("\nWall time per step:");
     for (name, seconds) in &times {
         println!("  {name:<10} {:>8.1} min", seconds / 60.0);

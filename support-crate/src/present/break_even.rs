@@ -21,7 +21,19 @@ pub struct PriceTable {
     pub note: String,
     /// When the prices were read off the sources.
     pub date: String,
+    /// What one human label costs: the training examples' price.
+    pub label: LabelPrice,
     pub models: Vec<HostedPrice>,
+}
+
+/// The price of one human label, with the range a team could face.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabelPrice {
+    pub usd: f64,
+    pub low: f64,
+    pub high: f64,
+    pub note: String,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,62 +111,106 @@ pub fn hosted_lines(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Ve
         .collect()
 }
 
-/// Sentences: for each local method that trains, after how many items it is
-/// cheaper than each hosted model.
+/// Sentences: for each local method that trains or learns from labels,
+/// after how many items it is cheaper than each hosted model, first on
+/// machine time alone, then with its labels (training and validation
+/// examples) bought at the table's price per label.
 pub fn sentences(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> String {
     let hosted = hosted_lines(records, prices);
     let Some((tokens_in, tokens_out, llm)) = llm_tokens(records) else { return String::new() };
+    let label = &prices.label;
     let mut out = format!(
         "Cost at volume ([`assets/break_even.svg`](assets/break_even.svg)): this machine at ${MACHINE_USD_PER_HOUR:.2}/h \
          for training and inference, hosted LLMs at their list prices of {} (`support-crate/prices.json`, an \
          assumption) asked with the prompt of the {} run ({tokens_in:.0} input and {tokens_out:.0} output tokens per \
-         item). Labelling the training examples is not counted: at a few cents a label it dwarfs every figure \
-         here.\n\n",
-        prices.date, llm.model
+         item); their accuracy on this task is not measured here (`slm-vs-llm llm` with `OPENAI_BASE_URL` measures \
+         it). Then the same with the labels each method learned from (its training and validation examples) bought \
+         at {} each (an assumption from {} to {}: {} [Source]({}).) Hosted models need none.\n\n",
+        prices.date,
+        llm.model,
+        dollars(label.usd),
+        dollars(label.low),
+        dollars(label.high),
+        label.note,
+        label.source
     );
+    let short = |h: &CostLine| h.name.split(' ').next().unwrap_or(&h.name).to_string();
+    let after = |local: &CostLine, h: &CostLine| match local.cheaper_than_after(h) {
+        Some(n) if n < 1.0 => format!("{} from the first item", short(h)),
+        Some(n) => {
+            let items = round_items(n);
+            let noun = if items == "1" { "item" } else { "items" };
+            format!("{} after {items} {noun}", short(h))
+        }
+        None => format!("never {}", short(h)),
+    };
     for (_, r) in records {
         let Some(local) = cost_line(r) else { continue };
-        if local.one_off == 0.0 {
+        let labels = r.data.train + r.data.validation;
+        if local.one_off == 0.0 && labels == 0 {
             continue;
         }
-        let after: Vec<String> = hosted
-            .iter()
-            .map(|h| match local.cheaper_than_after(h) {
-                Some(n) => {
-                    let items = round_items(n);
-                    let noun = if items == "1" { "item" } else { "items" };
-                    format!("{} after {items} {noun}", h.name.split(' ').next().unwrap_or(&h.name))
-                }
-                None => format!("never {}", h.name.split(' ').next().unwrap_or(&h.name)),
-            })
-            .collect();
+        let machine: Vec<String> = hosted.iter().map(|h| after(&local, h)).collect();
+        let with_labels = |price: f64| CostLine { one_off: local.one_off + labels as f64 * price, ..local.clone() };
+        let labelled: Vec<String> = hosted.iter().map(|h| after(&with_labels(label.usd), h)).collect();
+        let range = hosted.first().map_or(String::new(), |h| {
+            format!(
+                "; at {} or {} a label, {} or {} items against {}",
+                dollars(label.low),
+                dollars(label.high),
+                with_labels(label.low).cheaper_than_after(h).map_or("never".into(), round_items),
+                with_labels(label.high).cheaper_than_after(h).map_or("never".into(), round_items),
+                short(h)
+            )
+        });
         out.push_str(&format!(
-            "* {}: {} to train, {} per 1,000 items; cheaper in total than {}.\n",
+            "* {}: {} to train, {} per 1,000 items; cheaper in total than {}. With its {} labels ({}): {}{range}.\n",
             local.name,
             dollars(local.one_off),
             dollars(1000.0 * local.per_item),
-            after.join(", ")
+            machine.join(", "),
+            crate::plot::thousands(labels as u64),
+            dollars(labels as f64 * label.usd),
+            labelled.join(", "),
         ));
     }
     out
 }
 
-/// US dollars to two significant digits (`$0.026`, `$0.000012`).
+/// US dollars to two significant digits (`$0.026`, `$0.000012`, `$0.05`),
+/// whole dollars from $100 (`$1,000`).
 pub fn dollars(x: f64) -> String {
     if x <= 0.0 {
         return "$0".into();
     }
+    if x >= 100.0 {
+        return format!("${}", crate::plot::thousands(x.round() as u64));
+    }
     let decimals = (1 - x.log10().floor() as i32).max(2) as usize;
-    format!("${x:.decimals$}")
+    let text = format!("{x:.decimals$}");
+    // Two significant digits, but no zero past the cents: $0.05, not $0.050.
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let fraction = fraction.trim_end_matches('0');
+    format!("${whole}.{fraction:0<2}")
 }
 
-/// `n` rounded up to two significant digits, with thousands separators.
+/// `n` rounded up to two significant digits: "43", "5,000", "130,000",
+/// "9.9 million".
 fn round_items(n: f64) -> String {
     if n < 100.0 {
         return format!("{}", n.ceil() as u64);
     }
     let scale = 10f64.powi(n.log10().floor() as i32 - 1);
-    crate::plot::thousands(((n / scale).ceil() * scale) as u64)
+    let rounded = (n / scale).ceil() * scale;
+    if rounded >= 1e6 {
+        let millions = rounded / 1e6;
+        return if millions >= 100.0 {
+            format!("{} million", crate::plot::thousands(millions as u64))
+        } else {
+            format!("{} million", millions)
+        };
+    }
+    crate::plot::thousands(rounded as u64)
 }
 
 /// Total cost against items classified, both on log scales: one line per
@@ -249,6 +305,8 @@ mod tests {
         assert_eq!(round_items(5000.0), "5,000");
         assert_eq!(round_items(123_456.0), "130,000");
         assert_eq!(round_items(42.2), "43");
+        assert_eq!(round_items(9_812_345.0), "9.9 million");
+        assert_eq!((dollars(0.05), dollars(1000.0)), ("$0.05".into(), "$1,000".into()));
         assert_eq!(
             (dollars(0.02634), dollars(0.0000123), dollars(12.5)),
             ("$0.026".into(), "$0.000012".into(), "$12.50".into())

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::break_even::PriceTable;
 use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, reliability_chart};
 use crate::costs::MACHINE_USD_PER_HOUR;
 use crate::methods::Methods;
@@ -96,7 +97,7 @@ pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[O
 
 /// The README's results table (Markdown), then a line per method on how far
 /// its confidence can be trusted (from the predictions files).
-pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> Result<String> {
+pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Result<String> {
     let reliabilities = reliabilities(records)?;
     let against_best = against_best(records)?;
     let mut out = String::from(
@@ -148,7 +149,7 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)]) -> Result<String> {
          file ({RELIABILITY_BINS} equal-width bins; [`assets/reliability.svg`](assets/reliability.svg)):\n\n"
     ));
     out.push_str(&confidence_sentences(records, &reliabilities));
-    let breakeven = super::break_even::sentences(records, &super::break_even::price_table()?);
+    let breakeven = super::break_even::sentences(records, prices);
     if !breakeven.is_empty() {
         out.push('\n');
         out.push_str(&breakeven);
@@ -241,7 +242,13 @@ pub fn cascade_section(results_dir: &Path) -> Result<Option<String>> {
 
 /// Writes the charts to `assets_dir` and, given a README, the table between
 /// its markers; returns the table.
-pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>, methods: &Methods) -> Result<String> {
+pub fn write(
+    results_dir: &Path,
+    assets_dir: &Path,
+    readme: Option<&Path>,
+    methods: &Methods,
+    prices: &PriceTable,
+) -> Result<String> {
     let records = results::read_all(results_dir)?;
     let accuracy = accuracy_chart(&records)?;
     save_png(&accuracy, &assets_dir.join("text_classification_average_accuracy.png"))?;
@@ -251,7 +258,7 @@ pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>, metho
     let reliability = reliability_chart(&records, &reliabilities(&records)?)?;
     reliability.save(&assets_dir.join("reliability.svg"))?;
     save_png(&reliability, &assets_dir.join("reliability.png"))?;
-    let break_even = super::break_even::chart(&records, &super::break_even::price_table()?)?;
+    let break_even = super::break_even::chart(&records, prices)?;
     break_even.save(&assets_dir.join("break_even.svg"))?;
     save_png(&break_even, &assets_dir.join("break_even.png"))?;
     let curve = results_dir.join("curve.json");
@@ -266,7 +273,7 @@ pub fn write(results_dir: &Path, assets_dir: &Path, readme: Option<&Path>, metho
         chart.save(&assets_dir.join("cascade.svg"))?;
         save_png(&chart, &assets_dir.join("cascade.png"))?;
     }
-    let table = markdown_table(&records)?;
+    let table = markdown_table(&records, prices)?;
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
     let mut updated = replace_table(&text, &table)?;
