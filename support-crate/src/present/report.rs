@@ -38,32 +38,29 @@ pub fn reliabilities(records: &[(PathBuf, RunRecord)]) -> Result<Vec<Option<Reli
 }
 
 /// Each run against the most accurate one (None for that one, and for a run
-/// that shares no test item with it), on the test items both answered.
-pub fn against_best(records: &[(PathBuf, RunRecord)]) -> Result<Vec<Option<PairedDifference>>> {
+/// that shares no test item with it), on the test items both answered;
+/// `predictions` are the records' own, in their order.
+pub fn against_best(
+    records: &[(PathBuf, RunRecord)],
+    predictions: &[Vec<Prediction>],
+) -> Vec<Option<PairedDifference>> {
     let Some(best) =
         (0..records.len()).max_by(|&a, &b| records[a].1.metrics.accuracy.total_cmp(&records[b].1.metrics.accuracy))
     else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    let right = |path: &Path| -> Result<std::collections::BTreeMap<usize, bool>> {
-        Ok(results::read_run(path)?.1.iter().map(|p| (p.index, p.prediction == Some(p.label))).collect())
-    };
-    let best_right = right(&records[best].0)?;
-    records
+    let best_right: std::collections::BTreeMap<usize, bool> =
+        predictions[best].iter().map(|p| (p.index, p.prediction == Some(p.label))).collect();
+    predictions
         .iter()
         .enumerate()
-        .map(|(i, (path, _))| {
+        .map(|(i, run)| {
             if i == best {
-                return Ok(None);
+                return None;
             }
-            let (mut own, mut theirs) = (Vec::new(), Vec::new());
-            for (index, r) in right(path)? {
-                if let Some(&b) = best_right.get(&index) {
-                    own.push(r);
-                    theirs.push(b);
-                }
-            }
-            Ok(PairedDifference::of(&[own], &[theirs], Bootstrap::default()).ok())
+            let (own, theirs): (Vec<bool>, Vec<bool>) =
+                run.iter().filter_map(|p| Some((p.prediction == Some(p.label), *best_right.get(&p.index)?))).unzip();
+            PairedDifference::of(&[own], &[theirs], Bootstrap::default()).ok()
         })
         .collect()
 }
@@ -98,8 +95,10 @@ pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[O
 /// The README's results table (Markdown), then a line per method on how far
 /// its confidence can be trusted (from the predictions files).
 pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Result<String> {
-    let reliabilities = reliabilities(records)?;
-    let against_best = against_best(records)?;
+    let predictions: Vec<Vec<Prediction>> =
+        records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
+    let reliabilities: Vec<Option<Reliability>> = predictions.iter().map(|p| reliability_of(p)).collect();
+    let against_best = against_best(records, &predictions);
     let mut out = String::from(
         "| method | model | test items | accuracy [95% CI] | against the best, paired | macro-F1 | ECE | train time | inference items/s | cost / 1,000 items | hardware | command |\n\
          | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
