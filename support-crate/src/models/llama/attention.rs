@@ -42,10 +42,10 @@ pub struct Heads {
 }
 
 impl Heads {
-    fn qkv_width(&self) -> usize {
+    pub(super) fn qkv_width(&self) -> usize {
         (self.heads + 2 * self.kv_heads) * self.head_dim
     }
-    fn out_width(&self) -> usize {
+    pub(super) fn out_width(&self) -> usize {
         self.heads * self.head_dim
     }
 }
@@ -106,7 +106,7 @@ struct Attention {
 
 /// Half-split rotation of one head vector at one position, times `scale`;
 /// `sign` −1 rotates back (the transpose, for gradients).
-fn rotate(dst: &mut [f32], src: &[f32], cos: &[f32], sin: &[f32], sign: f32, scale: f32) {
+pub(super) fn rotate(dst: &mut [f32], src: &[f32], cos: &[f32], sin: &[f32], sign: f32, scale: f32) {
     let half = cos.len();
     let (x1, x2) = src.split_at(half);
     let (d1, d2) = dst.split_at_mut(half);
@@ -121,7 +121,7 @@ fn rotate(dst: &mut [f32], src: &[f32], cos: &[f32], sin: &[f32], sign: f32, sca
 
 /// Softmax of each row `i` of `s[m×n]` (the query at position `first + i`)
 /// over keys `0..=first + i`; the rest set to 0.
-fn causal_softmax(s: &mut [f32], n: usize, first: usize) {
+pub(super) fn causal_softmax(s: &mut [f32], n: usize, first: usize) {
     for (i, row) in s.chunks_mut(n).enumerate() {
         let (seen, future) = row.split_at_mut(first + i + 1);
         // Max is exact, so the lanes' order does not change the result.

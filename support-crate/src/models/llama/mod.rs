@@ -12,6 +12,7 @@ pub mod attention;
 pub mod load;
 pub mod model;
 pub mod ops;
+mod tree_attention;
 
 pub use load::{default_model, load, LoadedModel, WeightFormat};
 pub use model::{Llama, LlamaConfig, PrefixCache, Segment, Trainable};

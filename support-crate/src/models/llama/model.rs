@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{causal_self_attention, last_token_attention, Heads, RotaryRows};
 use super::ops::swiglu;
+use super::tree_attention::{packed_attention, KeyValues, Packing};
 use crate::kernels::linear::Int8Linear;
 use crate::kernels::Precision;
 
@@ -283,19 +284,18 @@ pub struct Llama {
     score: Option<Param>,
     /// The untied LM head (`None`: the embedding, or no LM head needed).
     lm_head: Option<Matrix>,
-    cos: Tensor,
-    sin: Tensor,
+    /// Rotary angles of every position the model takes.
+    rotary: Arc<RotaryRows>,
+    device: Device,
 }
 
 /// Rotary tables `[max_positions, head_dim / 2]`: the angle of each position
 /// and frequency (the half-split layout rotates dimension `i` with `i + d/2`).
-fn rotary_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+fn rotary_tables(cfg: &LlamaConfig) -> RotaryRows {
     let d = cfg.head_dim();
     let inv: Vec<f32> = (0..d / 2).map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / d as f32)).collect();
-    let n = cfg.max_position_embeddings;
-    let angles: Vec<f32> = (0..n).flat_map(|pos| inv.iter().map(move |f| pos as f32 * f)).collect();
-    let angles = Tensor::from_vec(angles, (n, d / 2), device)?;
-    Ok((angles.cos()?, angles.sin()?))
+    let angles = (0..cfg.max_position_embeddings).flat_map(|pos| inv.iter().map(move |f| pos as f32 * f));
+    RotaryRows { cos: angles.clone().map(f32::cos).collect(), sin: angles.map(f32::sin).collect() }
 }
 
 fn linear(x: &Tensor, w: &Param) -> Result<Tensor> {
@@ -305,15 +305,6 @@ fn linear(x: &Tensor, w: &Param) -> Result<Tensor> {
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let inv = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
     x.broadcast_mul(&inv)?.broadcast_mul(w)
-}
-
-/// `[b, kv, t, d]` → `[b, kv * n_rep, t, d]`, each kv head repeated `n_rep` times.
-fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x);
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    x.unsqueeze(2)?.expand((b, kv, n_rep, t, d))?.reshape((b, kv * n_rep, t, d))
 }
 
 /// Indices of each row's last real token in the flattened `[b·t]` positions.
@@ -372,49 +363,21 @@ impl Block {
         x + self.down.forward(&act)?
     }
 
-    /// Inference with the keys and values of earlier tokens (`past`,
-    /// `[b, kv, p, d]` each, rotated) prepended to this step's, any additive
-    /// `mask` `[.., t, p + t]` and rotary tables gathered at any positions.
-    /// Returns the output and all keys and values.
-    fn forward_after(
+    /// Inference on a packed pass `[t, h]` after the cached keys and values
+    /// of a prefix (`past`): returns the output and this pass's keys and values.
+    fn forward_packed(
         &self,
         x: &Tensor,
-        mask: &Tensor,
-        rope_tables: &RopeTables,
+        packing: &Packing,
+        rotary: &RotaryRows,
         cfg: &LlamaConfig,
-        past: Option<&KeyValues>,
+        past: &KeyValues,
     ) -> Result<(Tensor, KeyValues)> {
-        let (b, t, h) = x.dims3()?;
-        let (heads, kv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
-        let rotate = |x: &Tensor| candle_nn::rotary_emb::rope(x, &rope_tables.cos, &rope_tables.sin);
-        let normed = self.norm(x, &self.attn_norm, cfg)?;
-        let qkv = self.qkv.forward(&normed.reshape((b * t, h))?)?.reshape((b, t, heads + 2 * kv, d))?;
-        let q = qkv.narrow(2, 0, heads)?.transpose(1, 2)?.contiguous()?;
-        let k = qkv.narrow(2, heads, kv)?.transpose(1, 2)?.contiguous()?;
-        let v = qkv.narrow(2, heads + kv, kv)?.transpose(1, 2)?.contiguous()?;
-        let q = rotate(&q)?;
-        let mut k = rotate(&k)?;
-        let mut v = v;
-        if let Some(past) = past {
-            k = Tensor::cat(&[&past.keys, &k], 2)?;
-            v = Tensor::cat(&[&past.values, &v], 2)?;
-        }
-        let key_values = KeyValues { keys: k.clone(), values: v.clone() };
-        let k = repeat_kv(k, heads / kv)?;
-        let v = repeat_kv(v, heads / kv)?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h))?;
-        let x = (x.reshape((b * t, h))? + self.o.forward(&attn)?)?;
-        Ok((self.mlp(&x, cfg)?.reshape((b, t, h))?, key_values))
+        let qkv = self.qkv.forward(&self.norm(x, &self.attn_norm, cfg)?)?;
+        let (attn, key_values) = packed_attention(&qkv, Self::heads(cfg), rotary, past, packing)?;
+        let x = (x + self.o.forward(&attn)?)?;
+        Ok((self.mlp(&x, cfg)?, key_values))
     }
-}
-
-/// One layer's rotated keys and values, `[b, kv_heads, t, head_dim]` each.
-#[derive(Debug, Clone)]
-struct KeyValues {
-    keys: Tensor,
-    values: Tensor,
 }
 
 /// The keys and values of a prompt prefix in every layer, so that many
@@ -464,12 +427,6 @@ fn log_softmax_at(logits: &[f32], target: usize) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
     (f64::from(logits[target] - max) - sum.ln()) as f32
-}
-
-/// Rotary tables `[t, head_dim / 2]` for the positions of a forward pass.
-struct RopeTables {
-    cos: Tensor,
-    sin: Tensor,
 }
 
 impl Llama {
@@ -603,8 +560,8 @@ impl Llama {
                 Some(Param::new("score".into(), w, head_trained)?)
             }
         };
-        let (cos, sin) = rotary_tables(&config, &device)?;
-        Ok(Llama { config, embed, blocks, norm, score, lm_head, cos, sin })
+        let rotary = Arc::new(rotary_tables(&config));
+        Ok(Llama { config, embed, blocks, norm, score, lm_head, rotary, device })
     }
 
     /// Every weight with its name: fused ones (`qkv_proj`, `gate_up_proj`) as
@@ -676,8 +633,8 @@ impl Llama {
             norm: d(&self.norm),
             score: self.score.as_ref().map(d),
             lm_head: self.lm_head.as_ref().map(Matrix::detached),
-            cos: self.cos.clone(),
-            sin: self.sin.clone(),
+            rotary: self.rotary.clone(),
+            device: self.device.clone(),
         })
     }
 
@@ -701,19 +658,16 @@ impl Llama {
         }
         let (last, below) =
             self.blocks.split_last().ok_or_else(|| candle_core::Error::Msg("model has no layers".into()))?;
-        let rotary = Arc::new(RotaryRows {
-            cos: self.cos.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
-            sin: self.sin.narrow(0, 0, t)?.flatten_all()?.to_vec1()?,
-        });
+        let rotary = &self.rotary;
         let mut x = self.embed.rows(&ids.flatten_all()?)?;
         for block in below {
-            x = block.forward(&x, lengths, &rotary, &self.config)?;
+            x = block.forward(&x, lengths, rotary, &self.config)?;
             if !block.qkv.is_trained() {
                 // Nothing below a frozen block needs a gradient: drop its graph.
                 x = x.detach();
             }
         }
-        let x = last.forward_last(&x, lengths, &rotary, &self.config)?;
+        let x = last.forward_last(&x, lengths, rotary, &self.config)?;
         rms_norm(&x, &self.norm.tensor, self.config.rms_norm_eps)
     }
 
@@ -829,7 +783,6 @@ impl Llama {
     /// A segment attends to the prefix, to its ancestors' tokens and to its
     /// own earlier tokens, at the positions it would have in one sequence.
     fn run_segments(&self, prefix: &PrefixCache, segments: &[Segment]) -> Result<(Tensor, Vec<KeyValues>)> {
-        let device = self.cos.device();
         let p = prefix.tokens.len();
         let t: usize = segments.iter().map(|s| s.tokens.len()).sum();
         if segments.is_empty() || segments.iter().any(|s| s.tokens.is_empty()) {
@@ -853,35 +806,32 @@ impl Llama {
             );
         }
         let starts = segment_starts(segments);
-        let width = p + t;
         let mut positions = Vec::with_capacity(t);
-        let mut mask = vec![f32::NEG_INFINITY; t * width];
+        let mut ancestors = Vec::with_capacity(segments.len());
         for (i, s) in segments.iter().enumerate() {
-            for j in 0..s.tokens.len() {
-                positions.push((p + before[i] + j) as u32);
-                let row = &mut mask[(starts[i] + j) * width..(starts[i] + j + 1) * width];
-                row[..p].fill(0.0);
-                row[p + starts[i]..=p + starts[i] + j].fill(0.0);
-                let mut parent = s.parent;
-                while let Some(q) = parent {
-                    row[p + starts[q]..p + starts[q] + segments[q].tokens.len()].fill(0.0);
-                    parent = segments[q].parent;
-                }
+            positions.extend((0..s.tokens.len()).map(|j| p + before[i] + j));
+            let mut seen = Vec::new();
+            let mut parent = s.parent;
+            while let Some(q) = parent {
+                seen.push(starts[q]..starts[q] + segments[q].tokens.len());
+                parent = segments[q].parent;
             }
+            seen.reverse();
+            ancestors.push(seen);
         }
-        let mask = Tensor::from_vec(mask, (1, 1, t, width), device)?;
-        let positions = Tensor::new(positions, device)?;
-        let tables =
-            RopeTables { cos: self.cos.index_select(&positions, 0)?, sin: self.sin.index_select(&positions, 0)? };
+        let spans = segments.iter().zip(&starts).map(|(s, &start)| start..start + s.tokens.len()).collect();
+        let packing = Packing { positions, spans, ancestors };
         let ids: Vec<u32> = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
-        let mut x = self.embed.rows(&Tensor::new(ids, device)?)?.unsqueeze(0)?;
+        let mut x = self.embed.rows(&Tensor::new(ids, &self.device)?)?;
         let mut layers = Vec::with_capacity(self.blocks.len());
+        let empty = KeyValues::default();
         for (l, block) in self.blocks.iter().enumerate() {
-            let (y, kv) = block.forward_after(&x, &mask, &tables, &self.config, prefix.layers.get(l))?;
+            let past = prefix.layers.get(l).unwrap_or(&empty);
+            let (y, kv) = block.forward_packed(&x, &packing, &self.rotary, &self.config, past)?;
             x = y.detach();
             layers.push(kv);
         }
-        Ok((x.squeeze(0)?, layers))
+        Ok((x, layers))
     }
 
     /// Weights in Hugging Face names and layout (fused matrices split again),

@@ -1,0 +1,142 @@
+//! Attention for the prompted LLM's packed forward pass, as one fused op:
+//! continuations of a cached prompt prefix, several per pass, each seeing
+//! the prefix, its ancestors (a label's answer sees its question) and its own
+//! earlier tokens, never its siblings.
+//!
+//! Written with tensor ops this was a dense `[t, p + t]` score matrix per
+//! head masked with −∞ (most of it masked: a pass of items sees only one
+//! item each), plus copies for heads-first layout, rotary, concatenation of
+//! the prefix's keys, repetition of the shared key/value heads and a
+//! softmax over the masked width; `perf` put the f32 products, `exp` and
+//! the copies above the int8 projections themselves. Here each segment
+//! gathers only the keys it sees, per query head, on rayon's threads.
+
+use std::ops::Range;
+
+use candle_core::{Result, Storage, Tensor};
+use rayon::prelude::*;
+
+use super::attention::{causal_softmax, rotate, Heads, RotaryRows};
+use crate::kernels::contiguous_f32;
+use crate::kernels::gemm::{matmul, View};
+
+/// One layer's rotated keys and values of `len` tokens, `[kv_heads, len, d]` each.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KeyValues {
+    pub keys: Vec<f32>,
+    pub values: Vec<f32>,
+    pub len: usize,
+}
+
+impl KeyValues {
+    fn head(data: &[f32], g: usize, len: usize, d: usize) -> &[f32] {
+        &data[g * len * d..(g + 1) * len * d]
+    }
+}
+
+/// Where each token of a packed pass sits and what each segment sees.
+#[derive(Debug, Clone)]
+pub(super) struct Packing {
+    /// Each token's position in its own sequence (prefix included).
+    pub positions: Vec<usize>,
+    /// Each segment's tokens in the pass.
+    pub spans: Vec<Range<usize>>,
+    /// Each segment's ancestors' tokens in the pass, root first.
+    pub ancestors: Vec<Vec<Range<usize>>>,
+}
+
+/// The heads' outputs `[t, heads·d]` of a packed pass from its QKV
+/// projection `[t, (heads + 2·kv_heads)·d]` (unrotated), after the cached
+/// prefix `past`; and this pass's own keys (rotated) and values.
+pub(super) fn packed_attention(
+    qkv: &Tensor,
+    heads: Heads,
+    rotary: &RotaryRows,
+    past: &KeyValues,
+    packing: &Packing,
+) -> Result<(Tensor, KeyValues)> {
+    const NAME: &str = "packed-attention";
+    let Heads { heads: nh, kv_heads: kv, head_dim: d } = heads;
+    let (t, w) = qkv.dims2()?;
+    let half = d / 2;
+    let last = packing.positions.iter().max().copied().unwrap_or(0);
+    let spans_fit = packing.spans.iter().chain(packing.ancestors.iter().flatten()).all(|r| r.end <= t);
+    if w != heads.qkv_width()
+        || kv == 0
+        || !nh.is_multiple_of(kv)
+        || !d.is_multiple_of(2)
+        || packing.positions.len() != t
+        || packing.ancestors.len() != packing.spans.len()
+        || !spans_fit
+        || packing.spans.iter().map(|r| r.len()).sum::<usize>() != t
+        || past.keys.len() != kv * past.len * d
+        || past.values.len() != past.keys.len()
+        || rotary.cos.len() < (last + 1) * half
+    {
+        candle_core::bail!("{NAME}: qkv {:?}, {} past tokens, {} positions for {heads:?}", qkv.dims(), past.len, t);
+    }
+    let qkv = qkv.contiguous()?;
+    let (storage, layout) = qkv.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else { candle_core::bail!("{NAME}: CPU tensors only") };
+    let rows = contiguous_f32(NAME, cpu, layout)?;
+    let angles = |pos: usize| (&rotary.cos[pos * half..(pos + 1) * half], &rotary.sin[pos * half..(pos + 1) * half]);
+
+    // This pass's keys, rotated once at their positions, and values: `[kv, t, d]`.
+    let mut keys = vec![0f32; kv * t * d];
+    let mut values = vec![0f32; kv * t * d];
+    keys.par_chunks_mut(t * d).zip(values.par_chunks_mut(t * d)).enumerate().for_each(|(g, (k, v))| {
+        for (i, (k, v)) in k.chunks_mut(d).zip(v.chunks_mut(d)).enumerate() {
+            let (cos, sin) = angles(packing.positions[i]);
+            rotate(k, &rows[i * w + (nh + g) * d..i * w + (nh + g + 1) * d], cos, sin, 1.0, 1.0);
+            v.copy_from_slice(&rows[i * w + (nh + kv + g) * d..i * w + (nh + kv + g + 1) * d]);
+        }
+    });
+
+    let scale = 1.0 / (d as f32).sqrt();
+    let rep = nh / kv;
+    let p = past.len;
+    // One task per segment and query head: its output rows `[m, d]`.
+    let tasks: Vec<(usize, usize)> = (0..packing.spans.len()).flat_map(|s| (0..nh).map(move |h| (s, h))).collect();
+    let outputs: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|&(s, h)| {
+            let g = h / rep;
+            let own = &packing.spans[s];
+            let m = own.len();
+            let seen: Vec<&Range<usize>> = packing.ancestors[s].iter().chain(std::iter::once(own)).collect();
+            let n = p + seen.iter().map(|r| r.len()).sum::<usize>();
+            // The keys and values this segment sees: the prefix's, its ancestors', its own.
+            let gather = |past_data: &[f32], pass: &[f32]| {
+                let mut out = Vec::with_capacity(n * d);
+                out.extend_from_slice(KeyValues::head(past_data, g, p, d));
+                let pass = KeyValues::head(pass, g, t, d);
+                for r in &seen {
+                    out.extend_from_slice(&pass[r.start * d..r.end * d]);
+                }
+                out
+            };
+            let (k, v) = (gather(&past.keys, &keys), gather(&past.values, &values));
+            let mut q = vec![0f32; m * d];
+            for (i, q) in own.clone().zip(q.chunks_mut(d)) {
+                let (cos, sin) = angles(packing.positions[i]);
+                rotate(q, &rows[i * w + h * d..i * w + (h + 1) * d], cos, sin, 1.0, scale);
+            }
+            let mut scores = vec![0f32; m * n];
+            matmul(&mut scores, n, View::new(&q, d, 1), View::new(&k, d, 1).t(), (m, n, d), false, false);
+            causal_softmax(&mut scores, n, n - m);
+            let mut out = vec![0f32; m * d];
+            matmul(&mut out, d, View::new(&scores, n, 1), View::new(&v, d, 1), (m, d, n), false, false);
+            out
+        })
+        .collect();
+
+    let ow = heads.out_width();
+    let mut out = vec![0f32; t * ow];
+    for (&(s, h), rows_out) in tasks.iter().zip(&outputs) {
+        for (i, row) in packing.spans[s].clone().zip(rows_out.chunks(d)) {
+            out[i * ow + h * d..i * ow + (h + 1) * d].copy_from_slice(row);
+        }
+    }
+    drop(storage);
+    Ok((Tensor::from_vec(out, (t, ow), qkv.device())?, KeyValues { keys, values, len: t }))
+}
