@@ -164,7 +164,7 @@ impl Default for BackendConfig {
             gguf: None,
             concurrency: 4,
             timeout: Duration::from_secs(60),
-            pack_tokens: 512,
+            pack_tokens: super::local::PACK_TOKENS,
             weights: WeightFormat::Auto,
             precision: Precision::F32,
             memory_budget: None,

@@ -49,6 +49,14 @@ use crate::models::llama::{self, Llama, PrefixCache, WeightFormat};
 /// and forced into the same format.
 pub const ANSWER_PREFIX: &str = "{\"label\":\"";
 
+/// Tokens per forward pass by default: with 4 retrieved examples (about
+/// 340 tokens of each item's own), 1,024 ran 11% faster than 512 on the
+/// 2-core Xeon (int8; 2,048 no faster): more rows per product and more
+/// continuations to share the cores in attention, whose cost no longer grows
+/// with the pass (each item sees only its own keys). Rows are quantised and
+/// attended independently, so the answers do not depend on it.
+pub const PACK_TOKENS: usize = 1024;
+
 /// How the embedded model turns its next-token distributions into a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -163,7 +171,7 @@ impl LocalLlm {
         };
         Ok(LocalLlm {
             model,
-            pack_tokens: 512,
+            pack_tokens: PACK_TOKENS,
             tokenizer,
             template: env,
             token_bytes,

@@ -20,6 +20,10 @@ use super::attention::{causal_softmax, rotate, Heads, RotaryRows};
 use crate::kernels::contiguous_f32;
 use crate::kernels::gemm::{matmul, View};
 
+/// Query rows per product: small enough that a block's causal waste is
+/// small, large enough for gemm's tiles.
+const QUERY_BLOCK: usize = 64;
+
 /// One layer's rotated keys and values of `len` tokens, `[kv_heads, len, d]` each.
 #[derive(Debug, Clone, Default)]
 pub(super) struct KeyValues {
@@ -121,11 +125,19 @@ pub(super) fn packed_attention(
                 let (cos, sin) = angles(packing.positions[i]);
                 rotate(q, &rows[i * w + h * d..i * w + (h + 1) * d], cos, sin, 1.0, scale);
             }
-            let mut scores = vec![0f32; m * n];
-            matmul(&mut scores, n, View::new(&q, d, 1), View::new(&k, d, 1).t(), (m, n, d), false, false);
-            causal_softmax(&mut scores, n, n - m);
+            // Blocks of query rows, each against the keys its last row sees:
+            // the causal half of the segment's own keys is never multiplied.
+            let seen_before = n - m;
+            let mut scores = vec![0f32; QUERY_BLOCK.min(m) * n];
             let mut out = vec![0f32; m * d];
-            matmul(&mut out, d, View::new(&scores, n, 1), View::new(&v, d, 1), (m, d, n), false, false);
+            for r0 in (0..m).step_by(QUERY_BLOCK) {
+                let (bm, keys) = (QUERY_BLOCK.min(m - r0), seen_before + (r0 + QUERY_BLOCK).min(m));
+                let q = View::new(&q[r0 * d..], d, 1);
+                matmul(&mut scores, keys, q, View::new(&k, d, 1).t(), (bm, keys, d), false, false);
+                causal_softmax(&mut scores[..bm * keys], keys, seen_before + r0);
+                let p = View::new(&scores, keys, 1);
+                matmul(&mut out[r0 * d..], d, p, View::new(&v, d, 1), (bm, d, keys), false, false);
+            }
             out
         })
         .collect();
