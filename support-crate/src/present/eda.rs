@@ -1,7 +1,7 @@
 //! Exploratory data analysis: the statistics the EDA notebook and
 //! `slm-vs-llm eda` show, as polars DataFrames and plotters charts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use anyhow::Result;
@@ -490,7 +490,8 @@ pub struct EdaSummary {
     pub source: String,
     pub labels: Vec<String>,
     /// Examples per class, per split.
-    pub class_counts: HashMap<Split, Vec<usize>>,
+    /// Sorted by split, so that the file is the same on every run.
+    pub class_counts: BTreeMap<Split, Vec<usize>>,
     pub quirks: Vec<QuirkCount>,
     pub duplicates: Vec<DuplicateCount>,
 }
