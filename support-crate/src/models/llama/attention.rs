@@ -303,12 +303,12 @@ impl CustomOp2 for AttentionBackward {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::models::llama::ops::tests::{max_abs_diff, random};
     use candle_core::{Device, Var, D};
 
-    fn tables(t: usize, d: usize) -> (Tensor, Tensor, Arc<RotaryRows>) {
+    pub(in crate::models::llama) fn tables(t: usize, d: usize) -> (Tensor, Tensor, Arc<RotaryRows>) {
         let angles: Vec<f32> =
             (0..t).flat_map(|p| (0..d / 2).map(move |i| p as f32 * 10f32.powf(-(i as f32) / 4.0))).collect();
         let angles = Tensor::from_vec(angles, (t, d / 2), &Device::Cpu).unwrap();

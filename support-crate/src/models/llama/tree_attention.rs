@@ -152,3 +152,55 @@ pub(super) fn packed_attention(
     drop(storage);
     Ok((Tensor::from_vec(out, (t, ow), qkv.device())?, KeyValues { keys, values, len: t }))
 }
+
+#[cfg(test)]
+// One segment's span is a one-range Vec by design.
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+    use crate::models::llama::attention::causal_self_attention;
+    use crate::models::llama::attention::tests::tables;
+    use crate::models::llama::ops::tests::{max_abs_diff, random};
+
+    const HEADS: Heads = Heads { heads: 4, kv_heads: 2, head_dim: 8 };
+
+    fn whole(t: usize) -> Packing {
+        Packing { positions: (0..t).collect(), spans: vec![0..t], ancestors: vec![Vec::new()] }
+    }
+
+    /// One segment after no prefix is plain causal attention (the training op),
+    /// and a sequence split into a cached prefix and a continuation gives the
+    /// continuation's rows of the whole.
+    #[test]
+    fn a_prefix_and_its_continuation_equal_the_whole_sequence() {
+        let t = 11;
+        let (_, _, rotary) = tables(t, HEADS.head_dim);
+        let qkv = random(&[t, HEADS.qkv_width()], 7);
+        let (whole_out, _) = packed_attention(&qkv, HEADS, &rotary, &KeyValues::default(), &whole(t)).unwrap();
+        let plain = causal_self_attention(&qkv, HEADS, &[t], &rotary).unwrap();
+        assert!(max_abs_diff(&whole_out, &plain) < 1e-5);
+
+        let p = 4;
+        let (_, past) =
+            packed_attention(&qkv.narrow(0, 0, p).unwrap(), HEADS, &rotary, &KeyValues::default(), &whole(p)).unwrap();
+        let rest = Packing { positions: (p..t).collect(), spans: vec![0..t - p], ancestors: vec![Vec::new()] };
+        let (out, _) = packed_attention(&qkv.narrow(0, p, t - p).unwrap(), HEADS, &rotary, &past, &rest).unwrap();
+        assert!(max_abs_diff(&out, &whole_out.narrow(0, p, t - p).unwrap()) < 1e-5);
+    }
+
+    #[test]
+    fn a_packing_that_does_not_match_the_pass_is_an_error() {
+        let (_, _, rotary) = tables(8, HEADS.head_dim);
+        let qkv = random(&[6, HEADS.qkv_width()], 1);
+        let none = KeyValues::default();
+        let short = Packing { positions: (0..5).collect(), spans: vec![0..6], ancestors: vec![Vec::new()] };
+        assert!(packed_attention(&qkv, HEADS, &rotary, &none, &short).is_err());
+        let overlapping =
+            Packing { positions: (0..6).collect(), spans: vec![0..6, 0..6], ancestors: vec![vec![], vec![]] };
+        assert!(packed_attention(&qkv, HEADS, &rotary, &none, &overlapping).is_err());
+        let far = Packing { positions: (10..16).collect(), spans: vec![0..6], ancestors: vec![Vec::new()] };
+        assert!(packed_attention(&qkv, HEADS, &rotary, &none, &far).is_err(), "positions past the rotary table");
+        let wrong_past = KeyValues { keys: vec![0.0; 3], values: vec![0.0; 3], len: 1 };
+        assert!(packed_attention(&qkv, HEADS, &rotary, &wrong_past, &whole(6)).is_err());
+    }
+}
