@@ -286,7 +286,6 @@ pub struct Llama {
     lm_head: Option<Matrix>,
     /// Rotary angles of every position the model takes.
     rotary: Arc<RotaryRows>,
-    device: Device,
 }
 
 /// Rotary tables `[max_positions, head_dim / 2]`: the angle of each position
@@ -561,7 +560,7 @@ impl Llama {
             }
         };
         let rotary = Arc::new(rotary_tables(&config));
-        Ok(Llama { config, embed, blocks, norm, score, lm_head, rotary, device })
+        Ok(Llama { config, embed, blocks, norm, score, lm_head, rotary })
     }
 
     /// Every weight with its name: fused ones (`qkv_proj`, `gate_up_proj`) as
@@ -634,7 +633,6 @@ impl Llama {
             score: self.score.as_ref().map(d),
             lm_head: self.lm_head.as_ref().map(Matrix::detached),
             rotary: self.rotary.clone(),
-            device: self.device.clone(),
         })
     }
 
@@ -822,7 +820,7 @@ impl Llama {
         let spans = segments.iter().zip(&starts).map(|(s, &start)| start..start + s.tokens.len()).collect();
         let packing = Packing { positions, spans, ancestors };
         let ids: Vec<u32> = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
-        let mut x = self.embed.rows(&Tensor::new(ids, &self.device)?)?;
+        let mut x = self.embed.rows(&Tensor::new(ids, self.norm.tensor.device())?)?;
         let mut layers = Vec::with_capacity(self.blocks.len());
         let empty = KeyValues::default();
         for (l, block) in self.blocks.iter().enumerate() {

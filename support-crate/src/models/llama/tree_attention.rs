@@ -64,15 +64,18 @@ pub(super) fn packed_attention(
     let (t, w) = qkv.dims2()?;
     let half = d / 2;
     let last = packing.positions.iter().max().copied().unwrap_or(0);
-    let spans_fit = packing.spans.iter().chain(packing.ancestors.iter().flatten()).all(|r| r.end <= t);
+    // The spans tile the pass in order (each token written once); ancestors lie inside it.
+    let tiled =
+        packing.spans.iter().try_fold(0, |end, r| (r.start == end && r.end >= r.start).then_some(r.end)) == Some(t);
+    let ancestors_inside = packing.ancestors.iter().flatten().all(|r| r.start <= r.end && r.end <= t);
     if w != heads.qkv_width()
         || kv == 0
         || !nh.is_multiple_of(kv)
         || !d.is_multiple_of(2)
         || packing.positions.len() != t
         || packing.ancestors.len() != packing.spans.len()
-        || !spans_fit
-        || packing.spans.iter().map(|r| r.len()).sum::<usize>() != t
+        || !tiled
+        || !ancestors_inside
         || past.keys.len() != kv * past.len * d
         || past.values.len() != past.keys.len()
         || rotary.cos.len() < (last + 1) * half
@@ -198,6 +201,8 @@ mod tests {
         let overlapping =
             Packing { positions: (0..6).collect(), spans: vec![0..6, 0..6], ancestors: vec![vec![], vec![]] };
         assert!(packed_attention(&qkv, HEADS, &rotary, &none, &overlapping).is_err());
+        let gap = Packing { positions: (0..6).collect(), spans: vec![0..3, 0..3], ancestors: vec![vec![], vec![]] };
+        assert!(packed_attention(&qkv, HEADS, &rotary, &none, &gap).is_err(), "rows 3..6 would never be written");
         let far = Packing { positions: (10..16).collect(), spans: vec![0..6], ancestors: vec![Vec::new()] };
         assert!(packed_attention(&qkv, HEADS, &rotary, &none, &far).is_err(), "positions past the rotary table");
         let wrong_past = KeyValues { keys: vec![0.0; 3], values: vec![0.0; 3], len: 1 };
