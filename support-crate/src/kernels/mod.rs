@@ -23,7 +23,8 @@ pub(crate) fn contiguous_f32<'a>(op: &str, storage: &'a CpuStorage, layout: &Lay
     Ok(&all[start..end])
 }
 
-/// The arithmetic of the inference matmuls of the embedder and the classifier.
+/// The arithmetic of the inference matmuls of the embedder, the classifier
+/// and the embedded LLM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {

@@ -143,7 +143,10 @@ pub struct BackendConfig {
     pub pack_tokens: usize,
     /// How the embedded model holds its weight matrices.
     pub weights: WeightFormat,
-    /// The arithmetic of the embedded model's matmuls (int8 needs f32 weights).
+    /// The arithmetic of the embedded model's matmuls (int8 needs f32
+    /// weights). Default auto: int8 where the CPU has an integer kernel;
+    /// on all 7,600 AG News test items it gives f32's label on 99% of them
+    /// at 1.6-2.8x the speed (README).
     pub precision: Precision,
     /// Bytes the embedded model's f32 weights may take before `Auto` keeps
     /// them quantised (default: half the available memory).
@@ -166,7 +169,7 @@ impl Default for BackendConfig {
             timeout: Duration::from_secs(60),
             pack_tokens: super::local::PACK_TOKENS,
             weights: WeightFormat::Auto,
-            precision: Precision::F32,
+            precision: Precision::Auto,
             memory_budget: None,
             cache_dir: Some(crate::paths::cache_dir().join("llm")),
         }

@@ -189,7 +189,12 @@ impl LocalLlm {
     /// this CPU): int8 requantises the f32 matrices per block of 64 inputs for
     /// the int8 kernels (AVX-512 VNNI, AVX2 or portable, chosen at run
     /// time). The embedding, the norms and the output head stay f32.
+    /// `Auto` leaves weights kept quantised as they are (a model too large
+    /// for its f32 copy); int8 asked for by name then is an error.
     pub fn with_precision(self, precision: Precision) -> Result<Self> {
+        if precision == Precision::Auto && self.quantized {
+            return Ok(self);
+        }
         let precision = precision.resolve();
         if precision == self.precision {
             return Ok(self);

@@ -235,6 +235,13 @@ impl Method for Llm {
         Box::new(llm)
     }
 
+    /// The embedded model's arithmetic where it is not f32: its answers
+    /// differ on a few items, so a point measured in one is not the other's.
+    fn budget_note(&self) -> Option<String> {
+        let precision = self.backend.precision.resolve();
+        (self.backend.base_url.is_none() && !precision.is_f32()).then(|| format!("{precision} matmuls"))
+    }
+
     fn test_items(&self) -> Option<usize> {
         self.config.test_items
     }
