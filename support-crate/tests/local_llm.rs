@@ -282,8 +282,7 @@ fn int8_gives_the_f32_labels_with_the_chosen_prompt() {
     let classes = data.labels.len();
     let items = stratified_sample(data.validation.clone(), classes, n, 42);
     let train = stratified_sample(data.train.clone(), classes, 2000, 42);
-    let cache = tempfile::tempdir().unwrap();
-    std::env::set_var("SLM_CACHE_DIR", cache.path());
+    // No SLM_CACHE_DIR of its own: the variable is process-wide and another test here sets it.
     let mut config = LlmConfig::for_profile(slm_vs_llm::Profile::Full);
     config.embed.model = embedder.parent().unwrap().display().to_string();
     let nearest = Demonstrations::Retrieved { count: 4, balanced: false, nearest_last: true };
