@@ -18,6 +18,18 @@ fn gguf() -> Option<PathBuf> {
     common::real_model_file("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
+/// The real AG News in data/ag_news; `None` (a skip) when it is absent,
+/// a failure when SLM_REQUIRE_MODELS is set.
+fn real_ag_news() -> Option<slm_vs_llm::Dataset> {
+    use slm_vs_llm::data::{load, DataConfig, Source};
+    let data_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/ag_news");
+    let Ok(source) = Source::in_directory(&data_dir, None) else {
+        assert!(std::env::var_os("SLM_REQUIRE_MODELS").is_none(), "no AG News in {}", data_dir.display());
+        return None;
+    };
+    Some(load(&source, &DataConfig::default()).expect("AG News loads"))
+}
+
 fn labels() -> Vec<String> {
     ["World", "Sports", "Business", "Sci/Tech"].map(String::from).to_vec()
 }
@@ -206,16 +218,11 @@ fn retrieved_demonstrations_come_from_train_only_and_are_seeded() {
 /// `SLM_AGREEMENT_ITEMS` sets how many (default 200).
 #[test]
 fn quantised_and_int8_weights_give_the_f32_labels() {
-    use slm_vs_llm::data::{load, stratified_sample, DataConfig, Source};
+    use slm_vs_llm::data::stratified_sample;
     use slm_vs_llm::kernels::Precision;
     use slm_vs_llm::models::llama::WeightFormat;
     let Some(path) = gguf() else { return };
-    let data_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/ag_news");
-    let Ok(source) = Source::in_directory(&data_dir, None) else {
-        assert!(std::env::var_os("SLM_REQUIRE_MODELS").is_none(), "no AG News in {}", data_dir.display());
-        return;
-    };
-    let data = load(&source, &DataConfig::default()).expect("AG News loads");
+    let Some(data) = real_ag_news() else { return };
     let n = std::env::var("SLM_AGREEMENT_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let items = stratified_sample(data.validation.clone(), data.labels.len(), n, 42);
     let questions: Vec<Vec<Message>> =
@@ -265,19 +272,14 @@ fn quantised_and_int8_weights_give_the_f32_labels() {
 /// to keep the test near a minute. `SLM_AGREEMENT_ITEMS` sets how many items.
 #[test]
 fn int8_gives_the_f32_labels_with_the_chosen_prompt() {
-    use slm_vs_llm::data::{load, stratified_sample, DataConfig, Source};
+    use slm_vs_llm::data::stratified_sample;
     use slm_vs_llm::kernels::Precision;
     use slm_vs_llm::method::TrainingSet;
     use slm_vs_llm::methods::llm::{Demonstrations, LlmConfig, PromptBuilder};
     use slm_vs_llm::models::llama::WeightFormat;
     let Some(path) = gguf() else { return };
     let Some(embedder) = common::real_model_file("all-MiniLM-L6-v2/model.safetensors") else { return };
-    let data_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/ag_news");
-    let Ok(source) = Source::in_directory(&data_dir, None) else {
-        assert!(std::env::var_os("SLM_REQUIRE_MODELS").is_none(), "no AG News in {}", data_dir.display());
-        return;
-    };
-    let data = load(&source, &DataConfig::default()).expect("AG News loads");
+    let Some(data) = real_ag_news() else { return };
     let n = std::env::var("SLM_AGREEMENT_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let classes = data.labels.len();
     let items = stratified_sample(data.validation.clone(), classes, n, 42);
