@@ -286,6 +286,7 @@ use slm_vs_llm::method::{self, Fitted, RunContext, RunOptions, TrainingSet};
 use slm_vs_llm::methods::knn::{self, FittedKnn, Knn};
 use slm_vs_llm::methods::setfit::{self, views::Separation, SetFit};
 use slm_vs_llm::models::{embedder, Embeddings};
+use slm_vs_llm::paired::PairedDifference;
 use slm_vs_llm::present::notebook::{self, Table};
 use slm_vs_llm::plot;
 use slm_vs_llm::present::tables;
@@ -482,12 +483,11 @@ let few_options = RunOptions { context: ctx.clone(), ..RunOptions::default() };
 let few_data = TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) };
 let few_knn_run = method::evaluate(Box::new(Knn::default().fit_knn(&few_data, &ctx).expect("K-NN on the same labels")), &ds, &few_options).expect("K-NN on test");
 let setfit_run = method::evaluate(Box::new(setfit_fit), &ds, &few_options).expect("SetFit on test");
-let right = |run: &method::MethodRun, i: usize| run.outputs[i].label == Some(run.test[i].label);
-let only_setfit = (0..setfit_run.test.len()).filter(|&i| right(&setfit_run, i) && !right(&few_knn_run, i)).count();
-let only_knn = (0..setfit_run.test.len()).filter(|&i| !right(&setfit_run, i) && right(&few_knn_run, i)).count();
 println!("SetFit: {}", setfit_run.metrics().summary());
 println!("K-NN:   {}", few_knn_run.metrics().summary());
-println!("on the same {} test items: only SetFit right on {only_setfit}, only K-NN right on {only_knn}", setfit_run.test.len());
+let paired = PairedDifference::of_runs(&setfit_run, &few_knn_run).expect("the same test items");
+println!("only SetFit right on {} items, only K-NN right on {}", paired.only_first_right, paired.only_second_right);
+println!("{}", paired.sentence("SetFit", "K-NN with the same labels"));
 };
 }
 
