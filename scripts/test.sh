@@ -21,11 +21,13 @@ log "slm-vs-llm all --smoke: every experiment end to end on a small sample (resu
 # The test build (dev profile, numeric crates optimised): no second compile of
 # the dependency tree in the release profile.
 cli all --smoke
-log "curve --smoke and cascade --smoke: the learning curve and both cascades on the smoke sample"
+log "curve, cascade and costs --smoke: the learning curve, both cascades and the cost sheet on the smoke sample"
 # Every arm but the distillations whose teacher or student trains for minutes
 # (SetFit, the SLM): they compose methods tested here and in tests/distill.rs.
 cli curve --smoke --arms tfidf,knn,finetune,setfit,llm,zero-shot,distill-knn-tfidf,distill-zero-shot-tfidf
 cli cascade --smoke --first tfidf --then finetune
+# The cost sheet's own path (an empty cache of its own, removed after) on the quick arms.
+cli costs --smoke --arms tfidf,knn,zero-shot
 cli cascade --smoke --first finetune --then llm
 # (The fine-tuned SLM and the retrieval-prompted LLM on it take a quarter of an
 # hour in the test build; their run is in issue 28's note.)

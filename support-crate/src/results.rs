@@ -202,6 +202,7 @@ fn is_record_file(path: &Path) -> bool {
     name.ends_with(".json")
         && name != "eda.json"
         && name != "curve.json"
+        && name != "costs.json"
         && !name.starts_with("bench_")
         && !name.starts_with("cascade_")
 }

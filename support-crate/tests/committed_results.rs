@@ -37,9 +37,16 @@ fn committed_metrics_match_their_predictions() {
 fn readme_table_is_generated_from_the_results() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let records = slm_vs_llm::results::read_all(&root.join("results")).unwrap();
-    let table =
-        slm_vs_llm::present::report::markdown_table(&records, &slm_vs_llm::present::break_even::price_table().unwrap())
-            .unwrap();
+    let speeds = slm_vs_llm::present::costs::read(&root.join("results"))
+        .unwrap()
+        .map(|sheet| slm_vs_llm::present::costs::speeds(&sheet))
+        .unwrap_or_default();
+    let table = slm_vs_llm::present::report::markdown_table(
+        &records,
+        &slm_vs_llm::present::break_even::price_table().unwrap(),
+        &speeds,
+    )
+    .unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert_eq!(
         slm_vs_llm::present::report::replace_table(&readme, &table).unwrap(),
@@ -48,8 +55,9 @@ fn readme_table_is_generated_from_the_results() {
     );
 }
 
-/// The README's learning-curve and cascade sections are what `report` makes
-/// of the committed `results/curve.json` and `results/cascade_*.json`.
+/// The README's learning-curve, cascade and cost-sheet sections are what
+/// `report` makes of the committed `results/curve.json`,
+/// `results/cascade_*.json` and `results/costs.json`.
 #[test]
 fn readme_curve_and_cascade_sections_are_generated_from_the_results() {
     use slm_vs_llm::present::report::{self, replace_between};
@@ -60,8 +68,17 @@ fn readme_curve_and_cascade_sections_are_generated_from_the_results() {
     let curve = report::curve_section(&results, &methods).unwrap().expect("results/curve.json is committed");
     let cascade = report::cascade_section(&results).unwrap().expect("results/cascade_*.json are committed");
     let expected = replace_between(&readme, report::CURVE_START, report::CURVE_END, &curve).unwrap();
-    let expected = replace_between(&expected, report::CASCADE_START, report::CASCADE_END, &cascade).unwrap();
-    assert_eq!(expected, readme, "README.md's curve or cascade section is stale: run `cargo run --release -- report`");
+    let mut expected = replace_between(&expected, report::CASCADE_START, report::CASCADE_END, &cascade).unwrap();
+    let records = slm_vs_llm::results::read_all(&results).unwrap();
+    let prices = slm_vs_llm::present::break_even::price_table().unwrap();
+    if let Some(sheet) = report::cost_sheet_section(&results, &records, &prices, &methods).unwrap() {
+        use slm_vs_llm::present::costs::{END, START};
+        expected = replace_between(&expected, START, END, &sheet).unwrap();
+    }
+    assert_eq!(
+        expected, readme,
+        "README.md's curve, cascade or cost-sheet section is stale: run `cargo run --release -- report`"
+    );
 }
 
 /// Every image and file the README links to inside the repository exists.

@@ -44,6 +44,7 @@ fn config() -> CurveConfig {
         distilled_budgets: vec![4, 16],
         sampled_test_items: 90,
         seed: 42,
+        max_seeds: None,
     }
 }
 
@@ -57,7 +58,7 @@ fn a_distillation_on_the_curve_labels_a_pool_drawn_from_train_outside_the_budget
     std::env::set_var("SLM_CACHE_DIR", dir.path());
     let ds = common::mixed_words_dataset();
     let results = tempfile::tempdir().unwrap();
-    let first = curve::run(&config(), &methods(), &ds, results.path(), &ctx(), "test").unwrap();
+    let first = curve::run(&config(), &methods(), &ds, Some(results.path()), &ctx(), "test").unwrap();
     assert_eq!(first.points.len(), 4, "2 budgets x 2 seeds");
     for p in &first.points {
         let t = p.teacher.as_ref().expect("a distillation's point names its teacher");
@@ -77,7 +78,7 @@ fn a_distillation_on_the_curve_labels_a_pool_drawn_from_train_outside_the_budget
     // Seeded: the same points again, from the cache or measured anew.
     let again_cache = tempfile::tempdir().unwrap();
     std::env::set_var("SLM_CACHE_DIR", again_cache.path());
-    let again = curve::run(&config(), &methods(), &ds, results.path(), &ctx(), "test").unwrap();
+    let again = curve::run(&config(), &methods(), &ds, Some(results.path()), &ctx(), "test").unwrap();
     for (a, b) in first.points.iter().zip(&again.points) {
         let (ta, tb) = (a.teacher.as_ref().unwrap(), b.teacher.as_ref().unwrap());
         assert_eq!((a.accuracy, &a.chosen), (b.accuracy, &b.chosen));

@@ -40,10 +40,11 @@ fn a_curve_resumes_from_its_cached_points() {
         distilled_budgets: vec![],
         sampled_test_items: 30,
         seed: 42,
+        max_seeds: None,
     };
     let results = tempfile::tempdir().unwrap();
     let methods = Methods::standard();
-    let first = curve::run(&config, &methods, &ds, results.path(), &ctx(), "test").unwrap();
+    let first = curve::run(&config, &methods, &ds, Some(results.path()), &ctx(), "test").unwrap();
     assert_eq!(first.points.len(), 5 + 5 + 5 + 1, "5 seeds at each budget up to 128, one on all of train");
     assert!(first.points.iter().all(|p| p.source == "measured" && p.test_items == 90));
     let at_2: Vec<f64> = first.points.iter().filter(|p| p.labels_per_class == 2).map(|p| p.accuracy).collect();
@@ -56,7 +57,7 @@ fn a_curve_resumes_from_its_cached_points() {
     );
 
     // A finished curve is read back, not re-measured.
-    let again = curve::run(&config, &methods, &ds, results.path(), &ctx(), "test").unwrap();
+    let again = curve::run(&config, &methods, &ds, Some(results.path()), &ctx(), "test").unwrap();
     assert_eq!(again.points, first.points);
 
     // An interrupted one measures only what is missing.
@@ -66,7 +67,7 @@ fn a_curve_resumes_from_its_cached_points() {
     assert_eq!(files.len(), 16, "one file per point: {files:?}");
     let lost = files.iter().find(|f| f.to_string_lossy().contains("tfidf-8-s43")).unwrap();
     std::fs::remove_file(lost).unwrap();
-    let resumed = curve::run(&config, &methods, &ds, results.path(), &ctx(), "test").unwrap();
+    let resumed = curve::run(&config, &methods, &ds, Some(results.path()), &ctx(), "test").unwrap();
     let remeasured: Vec<_> = resumed.points.iter().zip(&first.points).filter(|(a, b)| a.seconds != b.seconds).collect();
     assert_eq!(remeasured.len(), 1, "only the lost point is measured again");
     assert_eq!((remeasured[0].0.labels_per_class, remeasured[0].0.seed), (8, 43));

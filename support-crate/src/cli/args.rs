@@ -14,7 +14,7 @@ use crate::methods::finetune::{Finetune, FinetuneConfig};
 use crate::methods::knn::{Knn, KnnConfig};
 use crate::methods::llm::{BackendConfig, Decoding, Demonstrations, Llm, LlmConfig, Price};
 use crate::methods::tfidf::{TfidfBaseline, TfidfConfig};
-use crate::methods::Methods;
+use crate::methods::{CurvePlan, Methods};
 use crate::models::embedder::EmbedConfig;
 use crate::models::llama::WeightFormat;
 use crate::paths::{self, Profile};
@@ -525,6 +525,59 @@ pub struct PredictArgs {
     /// Texts to classify (e.g. "headline. description").
     #[arg(required = true)]
     pub texts: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CostsArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Methods to time, by their names in the table of methods (default: those
+    /// `all` runs, and zero-shot).
+    #[arg(long, value_delimiter = ',')]
+    pub arms: Vec<String>,
+    /// Labelled examples per class each method is fitted on, one seed each
+    /// (default 8,32,128; smoke 4). TF-IDF and K-NN are also fitted on all of train.
+    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
+    pub budgets: Vec<usize>,
+    /// Size of the seeded stratified test sample the costly methods answer
+    /// (default 200; smoke 40); TF-IDF and K-NN answer all of test.
+    #[arg(long, value_parser = at_least_one)]
+    pub test_sample: Option<usize>,
+    /// Where costs.json and costs.csv go (default: results/; smoke: data/smoke/results).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl CostsArgs {
+    pub fn config(&self, methods: &Methods) -> Result<CurveConfig> {
+        let profile = self.data.profile();
+        let mut c = CurveConfig::for_profile(profile, methods);
+        c.seed = self.data.seed;
+        c.arms = if self.arms.is_empty() {
+            methods.iter().filter(|k| k.in_all || k.curve == CurvePlan::NoLabels).map(|k| k.name.to_string()).collect()
+        } else {
+            for arm in &self.arms {
+                methods.get(arm)?;
+            }
+            self.arms.clone()
+        };
+        let budgets = if self.budgets.is_empty() {
+            if profile.is_smoke() {
+                vec![4]
+            } else {
+                vec![8, 32, 128]
+            }
+        } else {
+            self.budgets.clone()
+        };
+        c.budgets = budgets.clone();
+        c.trained_budgets = budgets.clone();
+        c.prompted_budgets = budgets.clone();
+        c.distilled_budgets = budgets;
+        c.max_seeds = Some(1);
+        c.sampled_test_items = self.test_sample.unwrap_or(if profile.is_smoke() { 40 } else { 200 });
+        Ok(c)
+    }
 }
 
 #[derive(Args, Debug)]

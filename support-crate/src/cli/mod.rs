@@ -12,7 +12,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use args::DataArgs;
 use args::{
-    AllArgs, BaselineArgs, CascadeArgs, CurveArgs, EdaArgs, FinetuneArgs, KnnArgs, LlmArgs, PredictArgs, ReportArgs,
+    AllArgs, BaselineArgs, CascadeArgs, CostsArgs, CurveArgs, EdaArgs, FinetuneArgs, KnnArgs, LlmArgs, PredictArgs,
+    ReportArgs,
 };
 
 use crate::method::{self, Fitted, Method, RunContext, RunOptions, TrainingSet};
@@ -75,6 +76,12 @@ enum Command {
     /// interrupted curve resumes, a finished one re-runs in seconds. Writes
     /// results/curve.json and results/curve.csv; `report` draws it.
     Curve(CurveArgs),
+    /// One cost sheet from one machine: every method fitted at a few label
+    /// budgets (one seed) and timed answering test, back to back in one
+    /// process with empty caches, so no time is reused from another run or
+    /// machine. Writes results/costs.json and results/costs.csv (the curve's
+    /// columns); `report` prices every method and budget from it.
+    Costs(CostsArgs),
     /// Two methods in a cascade: the first answers when its confidence clears
     /// a threshold chosen on validation, the second answers the rest.
     /// Reports accuracy against the share escalated, on validation and test,
@@ -166,6 +173,7 @@ where
         Command::Baseline(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
         Command::Llm(args) => run_and_report(&args.method(), &args.data.load()?, &args.data, &args.out.out),
         Command::Curve(args) => run_curve(&args, methods),
+        Command::Costs(args) => run_costs(&args, methods),
         Command::Cascade(args) => run_cascade(&args, methods),
         Command::Report(args) => run_report(&args, methods),
         Command::All(args) => run_all(&args.data, &args.methods, methods),
@@ -256,7 +264,7 @@ fn run_curve(args: &CurveArgs, methods: &Methods) -> Result<()> {
     let results = args.data.results_dir(&args.out);
     let started = std::time::Instant::now();
     let mut curve =
-        curve::run(&config, methods, &ds, &args.data.results_dir(&None), &context(&args.data), &command_line())?;
+        curve::run(&config, methods, &ds, Some(&args.data.results_dir(&None)), &context(&args.data), &command_line())?;
     let compute_seconds = curve.compute_seconds;
     let existing = results.join("curve.json");
     if existing.is_file() {
@@ -279,6 +287,30 @@ fn run_curve(args: &CurveArgs, methods: &Methods) -> Result<()> {
         curve.points.len(),
         compute_seconds / 60.0,
         started.elapsed().as_secs_f64() / 60.0,
+        json.display(),
+        csv.display()
+    );
+    Ok(())
+}
+
+fn run_costs(args: &CostsArgs, methods: &Methods) -> Result<()> {
+    use crate::studies::curve;
+    let ds = args.data.load()?;
+    let config = args.config(methods)?;
+    // A cache of its own, empty at the start: every embedding, answer and
+    // training is done (and timed) here. Kept while the sheet is unfinished,
+    // so an interrupted run resumes on the same machine.
+    let scratch = paths::cache_dir().join("cost-sheet");
+    std::env::set_var("SLM_CACHE_DIR", &scratch);
+    let sheet = curve::run(&config, methods, &ds, None, &context(&args.data), &command_line())?;
+    println!("{}", crate::present::curve::table(&sheet, methods));
+    let (json, csv) = curve::write_as(&args.data.results_dir(&args.out), "costs", &sheet)?;
+    std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
+    println!(
+        "{} points, {:.1} min of computing on {}. Wrote {} and {}",
+        sheet.points.len(),
+        sheet.compute_seconds / 60.0,
+        sheet.hardware.summary(),
         json.display(),
         csv.display()
     );

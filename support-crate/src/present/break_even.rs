@@ -196,7 +196,7 @@ pub fn dollars(x: f64) -> String {
 
 /// `n` rounded up to two significant digits: "43", "5,000", "130,000",
 /// "9.9 million".
-fn round_items(n: f64) -> String {
+pub fn round_items(n: f64) -> String {
     if n < 100.0 {
         return format!("{}", n.ceil() as u64);
     }

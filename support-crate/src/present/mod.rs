@@ -1,12 +1,13 @@
 //! What a reader sees: tables ([`tables`]), the
 //! comparison across methods ([`compare`]'s charts, [`report`]'s table), the
-//! cost at volume ([`break_even`]), the learning curve ([`curve`]) and the
+//! cost at volume ([`break_even`]) and on one machine ([`costs`]), the learning curve ([`curve`]) and the
 //! cascades ([`cascade`]), the exploration of the data ([`eda`]) and
 //! inline display in the notebooks ([`notebook`]).
 
 pub mod break_even;
 pub mod cascade;
 pub mod compare;
+pub mod costs;
 pub mod curve;
 pub mod eda;
 pub mod notebook;

@@ -3,13 +3,14 @@
 //! `assets/`. A record that cannot be read — unknown schema version, missing
 //! fields — is an error naming the file, never silently left out.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::break_even::PriceTable;
+use super::break_even::{dollars, PriceTable};
 use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, reliability_chart};
-use crate::costs::MACHINE_USD_PER_HOUR;
+use crate::costs::{per_1000, total_per_1000, MACHINE_USD_PER_HOUR};
 use crate::methods::Methods;
 use crate::metrics::Bootstrap;
 use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
@@ -94,7 +95,16 @@ pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[O
 
 /// The README's results table (Markdown), then a line per method on how far
 /// its confidence can be trusted (from the predictions files).
-pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Result<String> {
+///
+/// The cost per 1,000 items is machine time at the cost sheet's speed for the
+/// method (`sheet_speeds`, from [`super::costs::speeds`]: one machine for
+/// every method), or at its own run's speed when the sheet lacks it, plus
+/// any API price.
+pub fn markdown_table(
+    records: &[(PathBuf, RunRecord)],
+    prices: &PriceTable,
+    sheet_speeds: &BTreeMap<String, f64>,
+) -> Result<String> {
     let predictions: Vec<Vec<Prediction>> =
         records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
     let reliabilities: Vec<Option<Reliability>> = predictions.iter().map(|p| reliability_of(p)).collect();
@@ -130,9 +140,9 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> 
             rel.as_ref().map_or("—".into(), |rel| format!("{:.3}", rel.ece)),
             r.train_seconds().map_or("—".into(), duration),
             rate(r.items_per_second()),
-            match r.api_cost_per_1000() {
-                0.0 => "$0 (local)".to_string(),
-                c => format!("${c:.3}"),
+            match sheet_speeds.get(&r.kind).filter(|_| r.endpoint.is_none()) {
+                Some(&speed) => format!("{} (sheet)", dollars(per_1000(speed, r.api_cost_per_1000()))),
+                None => format!("{} (own run)", dollars(total_per_1000(r))),
             },
             r.hardware.summary(),
             r.command.replace('|', "\\|"),
@@ -141,7 +151,9 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> 
     out.push_str(
         "\n*Against the best, paired*: each method's accuracy minus the most accurate method's, in points, on the \
          same test items, with its 95% paired-bootstrap interval and McNemar's exact p-value; an interval that \
-         covers 0 is a tie.\n",
+         covers 0 is a tie. *Cost / 1,000 items*: machine time at ${MACHINE_USD_PER_HOUR:.2}/h plus any API price, \
+         at the method's speed on the cost sheet (one machine for every method, below) or, marked \"own run\", at \
+         its run's own speed.\n",
     );
     out.push_str(&format!(
         "\nHow far each method's confidence (its score for the class it answers) can be trusted, from its predictions \
@@ -239,6 +251,20 @@ pub fn cascade_section(results_dir: &Path) -> Result<Option<String>> {
     )))
 }
 
+/// The README's cost-sheet section, from `results/costs.json` (with the
+/// curve's accuracy); `None` when there is no sheet.
+pub fn cost_sheet_section(
+    results_dir: &Path,
+    records: &[(PathBuf, RunRecord)],
+    prices: &PriceTable,
+    methods: &Methods,
+) -> Result<Option<String>> {
+    let Some(sheet) = super::costs::read(results_dir)? else { return Ok(None) };
+    let curve = results_dir.join("curve.json");
+    let curve = if curve.is_file() { Some(crate::studies::curve::read(&curve)?) } else { None };
+    Ok(Some(super::costs::section(&sheet, curve.as_ref(), records, prices, methods)))
+}
+
 /// Writes the charts to `assets_dir` and, given a README, the table between
 /// its markers; returns the table.
 pub fn write(
@@ -272,7 +298,8 @@ pub fn write(
         chart.save(&assets_dir.join("cascade.svg"))?;
         save_png(&chart, &assets_dir.join("cascade.png"))?;
     }
-    let table = markdown_table(&records, prices)?;
+    let sheet = super::costs::read(results_dir)?;
+    let table = markdown_table(&records, prices, &sheet.as_ref().map(super::costs::speeds).unwrap_or_default())?;
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
     let mut updated = replace_table(&text, &table)?;
@@ -281,6 +308,9 @@ pub fn write(
     }
     if let Some(section) = cascade_section(results_dir)? {
         updated = replace_between(&updated, CASCADE_START, CASCADE_END, &section)?;
+    }
+    if let Some(section) = cost_sheet_section(results_dir, &records, prices, methods)? {
+        updated = replace_between(&updated, super::costs::START, super::costs::END, &section)?;
     }
     if updated != text {
         std::fs::write(readme, updated).with_context(|| format!("writing {}", readme.display()))?;

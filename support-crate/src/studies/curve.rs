@@ -62,6 +62,9 @@ pub struct CurveConfig {
     pub sampled_test_items: usize,
     /// Seeds are `seed, seed + 1, ...`; the test sample is drawn with `seed`.
     pub seed: u64,
+    /// At most this many seeds a point, whatever the plan says (the cost sheet: 1).
+    #[serde(default)]
+    pub max_seeds: Option<usize>,
 }
 
 impl CurveConfig {
@@ -79,6 +82,7 @@ impl CurveConfig {
                 distilled_budgets: default_distilled_budgets(),
                 sampled_test_items: 2000,
                 seed: 42,
+                max_seeds: None,
             },
             Profile::Smoke => CurveConfig {
                 arms,
@@ -89,6 +93,7 @@ impl CurveConfig {
                 distilled_budgets: vec![4],
                 sampled_test_items: 40,
                 seed: 42,
+                max_seeds: None,
             },
         }
     }
@@ -121,7 +126,7 @@ impl CurveConfig {
         let mut plan = Vec::new();
         for kind in arms {
             let mut add = |budget: Option<usize>, seeds: usize| {
-                for i in 0..seeds as u64 {
+                for i in 0..seeds.min(self.max_seeds.unwrap_or(usize::MAX)) as u64 {
                     plan.push(PointSpec { arm: kind.name.to_string(), budget, seed: self.seed + i });
                 }
             };
@@ -561,12 +566,13 @@ fn committed_point(
 }
 
 /// Measures every point of `config` not yet in the cache (cheap arms first),
-/// adds the committed full-data runs from `results`, and returns the curve.
+/// adds the committed full-data runs from `results` (none: only what this run
+/// measures, as the cost sheet wants), and returns the curve.
 pub fn run(
     config: &CurveConfig,
     methods: &Methods,
     ds: &Dataset,
-    results: &Path,
+    results: Option<&Path>,
     ctx: &RunContext,
     command: &str,
 ) -> Result<Curve> {
@@ -611,7 +617,7 @@ pub fn run(
     }
     bar.finish_and_clear();
     let scored_items = ScoredItems::of(&ds.test, &sample);
-    if !ctx.profile.is_smoke() {
+    if let (false, Some(results)) = (ctx.profile.is_smoke(), results) {
         for name in &config.arms {
             let kind = methods.get(name)?;
             // `all` runs it, so results/ may hold its full-data run.
@@ -659,9 +665,14 @@ fn write_point(path: &Path, point: &CurvePoint) -> Result<()> {
 
 /// `curve.json` and `curve.csv` in `dir`, each written whole.
 pub fn write(dir: &Path, curve: &Curve) -> Result<(PathBuf, PathBuf)> {
+    write_as(dir, "curve", curve)
+}
+
+/// `<stem>.json` and `<stem>.csv` in `dir` (the cost sheet is a curve too), each written whole.
+pub fn write_as(dir: &Path, stem: &str, curve: &Curve) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let json = dir.join("curve.json");
-    let csv = dir.join("curve.csv");
+    let json = dir.join(format!("{stem}.json"));
+    let csv = dir.join(format!("{stem}.csv"));
     let mut rows = String::from(
         "arm,method,labels_per_class,all,seed,train_items,test_items,accuracy,ci95_low,ci95_high,macro_f1,invalid,train_seconds,items_per_second,source,\
          teacher,pool_items,kept_items,teacher_pool_accuracy,teacher_kept_accuracy,labelling_seconds\n",
@@ -837,6 +848,11 @@ mod tests {
         let seeds: Vec<u64> = plan.iter().filter(|p| p.arm == "tfidf" && p.budget == Some(8)).map(|p| p.seed).collect();
         assert_eq!(seeds, vec![42, 43, 44, 45, 46]);
         assert!(plan.iter().position(|p| p.arm == "finetune") > plan.iter().position(|p| p.arm == "knn"));
+
+        // The cost sheet: one seed a point, whatever the rule.
+        let sheet = CurveConfig { max_seeds: Some(1), ..config }.plan(&methods).unwrap();
+        assert!(sheet.iter().all(|p| p.seed == 42));
+        assert_eq!(sheet.iter().filter(|p| p.arm == "tfidf").count(), 6, "5 budgets and all of train");
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! The cost sheet (`slm-vs-llm costs`): every method's training time and
+//! answering speed from one run on one machine, priced. Beside the learning
+//! curve's accuracy at the same budgets it says what each number of labels
+//! buys, what it costs with the labels paid for, and from which volume that
+//! is cheaper than the cheapest hosted LLM of the price table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::break_even::{dollars, hosted_lines, round_items, CostLine, PriceTable};
+use crate::costs::{machine_usd, MACHINE_USD_PER_HOUR};
+use crate::methods::Methods;
+use crate::plot::{duration, rate, thousands};
+use crate::results::RunRecord;
+use crate::studies::curve::{self, summarise, Curve, CurvePoint};
+
+pub const START: &str = "<!-- cost-sheet:start -->";
+pub const END: &str = "<!-- cost-sheet:end -->";
+
+/// `results/costs.json`, when `costs` has written one.
+pub fn read(results_dir: &Path) -> Result<Option<Curve>> {
+    let path = results_dir.join("costs.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    curve::read(&path).map(Some)
+}
+
+/// Answers per second of each arm on the sheet, from its point with the most
+/// training items (the closest to a run on all of train: K-NN searches them all).
+pub fn speeds(sheet: &Curve) -> BTreeMap<String, f64> {
+    let mut widest: BTreeMap<&str, &CurvePoint> = BTreeMap::new();
+    for p in &sheet.points {
+        let entry = widest.entry(&p.arm).or_insert(p);
+        if p.train_items > entry.train_items {
+            *entry = p;
+        }
+    }
+    widest.into_iter().map(|(arm, p)| (arm.to_string(), p.items_per_second)).collect()
+}
+
+/// A sheet point's cost line: its training at this machine's price plus its
+/// labels (training and validation examples) at `label_usd` each, once; its
+/// answering time per item.
+pub fn cost_line(p: &CurvePoint, title: &str, label_usd: f64) -> CostLine {
+    CostLine {
+        name: title.to_string(),
+        one_off: machine_usd(p.train_seconds) + labels(p) as f64 * label_usd,
+        per_item: machine_usd(1.0 / p.items_per_second),
+        hosted: false,
+    }
+}
+
+fn labels(p: &CurvePoint) -> usize {
+    p.train_items + p.validation_items
+}
+
+/// The README's cost-sheet section: one row per method and budget of the
+/// sheet, with the curve's accuracy there (mean over its seeds) when the
+/// curve has that cell.
+pub fn section(
+    sheet: &Curve,
+    curve: Option<&Curve>,
+    records: &[(PathBuf, RunRecord)],
+    prices: &PriceTable,
+    methods: &Methods,
+) -> String {
+    let accuracy = curve.map(|c| summarise(&c.points, methods)).unwrap_or_default();
+    let cheapest = hosted_lines(records, prices).into_iter().min_by(|a, b| a.per_item.total_cmp(&b.per_item));
+    let hosted_name = cheapest
+        .as_ref()
+        .map_or("a hosted LLM".to_string(), |h| h.name.split(' ').next().unwrap_or(&h.name).to_string());
+    let label = prices.label.usd;
+    let budgets: Vec<String> = {
+        let mut b: Vec<usize> = sheet.points.iter().filter(|p| !p.all).map(|p| p.labels_per_class).collect();
+        b.sort_unstable();
+        b.dedup();
+        b.iter().filter(|&&b| b > 0).map(|b| b.to_string()).collect()
+    };
+    let mut out = format!(
+        "**One cost sheet, one machine.** `{}` fitted every method at {} labels per class (seed {}; TF-IDF and \
+         K-NN also on all of train) and timed it answering test, back to back with empty caches, in {} on {}. \
+         These times compare with each other; the records' own times above come from different machines. \
+         Training at ${MACHINE_USD_PER_HOUR:.2}/h of machine time, labels (training and validation examples) at \
+         {} each; {} per 1,000 items at its list price with the prompt above (its accuracy on this task is not \
+         measured here). Accuracy: the learning curve's mean at that budget, over its seeds and test items.\n\n\
+         | labels per class | method | accuracy (curve) | training | answers/s | per 1,000 items | labels + training | cheaper than {hosted_name} after |\n\
+         | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        sheet.command,
+        join_and(&budgets),
+        sheet.config.seed,
+        duration(sheet.compute_seconds),
+        sheet.hardware.summary(),
+        dollars(label),
+        cheapest.as_ref().map_or("—".to_string(), |h| format!("{hosted_name} costs {}", dollars(1000.0 * h.per_item))),
+    );
+    let mut rows: Vec<&CurvePoint> = sheet.points.iter().collect();
+    rows.sort_by_key(|p| (p.all, p.labels_per_class, methods.position(&p.arm)));
+    for p in rows {
+        let title = methods.title(&p.arm);
+        let line = cost_line(p, title, label);
+        let mean = accuracy
+            .iter()
+            .find(|s| s.arm == p.arm && s.all == p.all && s.labels_per_class == p.labels_per_class)
+            .map_or("—".to_string(), |s| {
+                format!("{:.1}% ({} seed{})", 100.0 * s.mean, s.seeds, if s.seeds == 1 { "" } else { "s" })
+            });
+        let budget =
+            if p.all { format!("all ({})", thousands(p.train_items as u64)) } else { p.labels_per_class.to_string() };
+        let after = cheapest.as_ref().map_or("—".to_string(), |h| match line.cheaper_than_after(h) {
+            Some(n) if n < 1.0 => "the first item".to_string(),
+            Some(n) => format!("{} items", round_items(n)),
+            None => "never".to_string(),
+        });
+        out.push_str(&format!(
+            "| {budget} | {title} | {mean} | {} | {} | {} | {} | {after} |\n",
+            if p.train_seconds > 0.0 { duration(p.train_seconds) } else { "—".into() },
+            rate(p.items_per_second),
+            dollars(1000.0 * line.per_item),
+            dollars(line.one_off),
+        ));
+    }
+    out
+}
+
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_pays_for_its_labels_and_training_once_and_its_time_per_item() {
+        let p = CurvePoint {
+            arm: "tfidf".into(),
+            method: "TF-IDF".into(),
+            model: String::new(),
+            labels_per_class: 8,
+            all: false,
+            seed: 42,
+            train_items: 32,
+            validation_items: 8,
+            test_items: 100,
+            accuracy: 0.5,
+            accuracy_ci95: [0.4, 0.6],
+            macro_f1: 0.5,
+            invalid: 0,
+            train_seconds: 36.0,
+            items_per_second: 10.0,
+            chosen: String::new(),
+            seconds: 40.0,
+            source: "measured".into(),
+            teacher: None,
+            answers: None,
+        };
+        let line = cost_line(&p, "TF-IDF", 0.05);
+        assert!((line.one_off - (machine_usd(36.0) + 40.0 * 0.05)).abs() < 1e-12);
+        assert!((line.per_item - MACHINE_USD_PER_HOUR / 3600.0 / 10.0).abs() < 1e-15);
+        assert_eq!(join_and(&["8".into(), "32".into(), "128".into()]), "8, 32 and 128");
+    }
+}
