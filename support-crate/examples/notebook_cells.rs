@@ -12,7 +12,7 @@ fn comparison() {
 // cell 2
 use slm_vs_llm::paths;
 use slm_vs_llm::present::notebook::{self, Markdown};
-use slm_vs_llm::present::{break_even, cascade, compare, curve, report};
+use slm_vs_llm::present::{break_even, cascade, compare, costs, curve, report};
 use slm_vs_llm::studies;
 use slm_vs_llm::Profile;
 notebook::init();
@@ -20,6 +20,8 @@ notebook::init();
 let results = slm_vs_llm::data::Source::from_env().expect("the data source").results_dir(Profile::from_env());
 let records = slm_vs_llm::results::read_all(&results).expect("run records");
 let methods = slm_vs_llm::methods::Methods::standard();
+// One machine's times for every method (`slm-vs-llm costs`), where results/ has a cost sheet.
+let sheet = costs::SheetCosts::read(&results, &records).expect("cost sheet");
 println!("{} run records in {}", records.len(), paths::relative(&results));
 // cell 4
 compare::accuracy_chart(&records).expect("chart")
@@ -55,14 +57,14 @@ let no_cascade = "No cascade for this data yet: `slm-vs-llm cascade --first tfid
 notebook::or_note((!cascades.is_empty()).then(|| cascade::chart(&cascades).expect("chart")), no_cascade)
 ;
 // cell 17
-notebook::or_note((!cascades.is_empty()).then(|| Markdown(cascade::sentences(&cascades))), "")
+notebook::or_note((!cascades.is_empty()).then(|| Markdown(cascade::sentences(&cascades, &sheet))), "")
 ;
 // cell 20
 let prices = break_even::price_table().expect("price table");
-break_even::chart(&records, &prices).expect("chart")
+break_even::chart(&records, &prices, &sheet).expect("chart")
 ;
 // cell 21
-Markdown(break_even::sentences(&records, &prices))
+Markdown(break_even::sentences(&records, &prices, &sheet))
 ;
 }
 

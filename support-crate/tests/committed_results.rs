@@ -37,14 +37,11 @@ fn committed_metrics_match_their_predictions() {
 fn readme_table_is_generated_from_the_results() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let records = slm_vs_llm::results::read_all(&root.join("results")).unwrap();
-    let speeds = slm_vs_llm::present::costs::read(&root.join("results"))
-        .unwrap()
-        .map(|sheet| slm_vs_llm::present::costs::speeds(&sheet))
-        .unwrap_or_default();
+    let sheet = slm_vs_llm::present::costs::SheetCosts::read(&root.join("results"), &records).unwrap();
     let table = slm_vs_llm::present::report::markdown_table(
         &records,
         &slm_vs_llm::present::break_even::price_table().unwrap(),
-        &speeds,
+        &sheet,
     )
     .unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
@@ -66,10 +63,11 @@ fn readme_curve_and_cascade_sections_are_generated_from_the_results() {
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let methods = slm_vs_llm::methods::Methods::standard();
     let curve = report::curve_section(&results, &methods).unwrap().expect("results/curve.json is committed");
-    let cascade = report::cascade_section(&results).unwrap().expect("results/cascade_*.json are committed");
+    let records = slm_vs_llm::results::read_all(&results).unwrap();
+    let sheet = slm_vs_llm::present::costs::SheetCosts::read(&results, &records).unwrap();
+    let cascade = report::cascade_section(&results, &sheet).unwrap().expect("results/cascade_*.json are committed");
     let expected = replace_between(&readme, report::CURVE_START, report::CURVE_END, &curve).unwrap();
     let mut expected = replace_between(&expected, report::CASCADE_START, report::CASCADE_END, &cascade).unwrap();
-    let records = slm_vs_llm::results::read_all(&results).unwrap();
     let prices = slm_vs_llm::present::break_even::price_table().unwrap();
     if let Some(sheet) = report::cost_sheet_section(&results, &records, &prices, &methods).unwrap() {
         use slm_vs_llm::present::costs::{END, START};

@@ -328,7 +328,8 @@ fn run_cascade(args: &CascadeArgs, methods: &Methods) -> Result<()> {
         test: args.test_items.or(if smoke { Some(40) } else { None }),
     };
     let record = cascade::run(first.as_ref(), then.as_ref(), &ds, items, &context(&args.data), &command_line())?;
-    println!("{}", crate::present::cascade::summary(&record));
+    // Priced at this run's own times: the cost sheet prices it in `report`.
+    println!("{}", crate::present::cascade::summary(&record, &Default::default()));
     let path = cascade::write(&args.data.results_dir(&args.out.out), &record)?;
     println!("Wrote {}", path.display());
     Ok(())

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde::Deserialize;
 
+use super::costs::SheetCosts;
 use crate::costs::MACHINE_USD_PER_HOUR;
 use crate::plot::{class_color, draw_error, tick, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
 use crate::results::RunRecord;
@@ -74,16 +75,22 @@ impl CostLine {
     }
 }
 
-/// A run's cost line: training at this machine's price as the one-off,
-/// inference time at that price plus any API price per item.
-pub fn cost_line(r: &RunRecord) -> Option<CostLine> {
+/// A run's cost line: training at the machine's price as the one-off,
+/// inference time at that price plus any API price per item. The times are
+/// the cost sheet's (one machine for every method) where it has them: its
+/// speed for the method, its training time when it trained on the same rows;
+/// else the run's own.
+pub fn cost_line(r: &RunRecord, sheet: &SheetCosts) -> CostLine {
     let per_second = MACHINE_USD_PER_HOUR / 3600.0;
-    Some(CostLine {
+    let on_sheet = sheet.get(&r.experiment);
+    let train_seconds = on_sheet.and_then(|e| e.full_training_seconds).or(r.train_seconds()).unwrap_or(0.0);
+    let items_per_second = on_sheet.map_or(r.items_per_second(), |e| e.items_per_second);
+    CostLine {
         name: format!("{} ({})", r.method.split(',').next().unwrap_or(&r.method), r.model),
-        one_off: r.train_seconds().unwrap_or(0.0) * per_second,
-        per_item: per_second / r.items_per_second() + r.api_cost_per_1000() / 1000.0,
+        one_off: train_seconds * per_second,
+        per_item: per_second / items_per_second + r.api_cost_per_1000() / 1000.0,
         hosted: false,
-    })
+    }
 }
 
 /// Tokens per item (in, out) of the most accurate LLM run that counted them.
@@ -115,17 +122,26 @@ pub fn hosted_lines(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Ve
 /// after how many items it is cheaper than each hosted model, first on
 /// machine time alone, then with its labels (training and validation
 /// examples) bought at the table's price per label.
-pub fn sentences(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> String {
+pub fn sentences(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &SheetCosts) -> String {
     let hosted = hosted_lines(records, prices);
     let Some((tokens_in, tokens_out, llm)) = llm_tokens(records) else { return String::new() };
     let label = &prices.label;
     let mut out = format!(
-        "Cost at volume ([`assets/break_even.svg`](assets/break_even.svg)): this machine at ${MACHINE_USD_PER_HOUR:.2}/h \
-         for training and inference, hosted LLMs at their list prices of {} (`support-crate/prices.json`, an \
+        "Cost at volume ([`assets/break_even.svg`](assets/break_even.svg)): machine time at ${MACHINE_USD_PER_HOUR:.2}/h \
+         for training and inference ({}), hosted LLMs at their list prices of {} (`support-crate/prices.json`, an \
          assumption) asked with the prompt of the {} run ({tokens_in:.0} input and {tokens_out:.0} output tokens per \
          item); their accuracy on this task is not measured here (`slm-vs-llm llm` with `OPENAI_BASE_URL` measures \
          it). Then the same with the labels each method learned from (its training and validation examples) bought \
          at {} each (an assumption from {} to {}: {} [Source]({}).) Hosted models need none.\n\n",
+        if sheet.hardware.is_empty() {
+            "each run's own times".to_string()
+        } else {
+            format!(
+                "the cost sheet's speeds, and its training times where it trained on the same rows, all from {}; \
+                 otherwise a run's own times",
+                sheet.hardware
+            )
+        },
         prices.date,
         llm.model,
         dollars(label.usd),
@@ -145,7 +161,7 @@ pub fn sentences(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Strin
         None => format!("never {}", short(h)),
     };
     for (_, r) in records {
-        let Some(local) = cost_line(r) else { continue };
+        let local = cost_line(r, sheet);
         let labels = r.data.train + r.data.validation;
         if local.one_off == 0.0 && labels == 0 {
             continue;
@@ -215,8 +231,8 @@ pub fn round_items(n: f64) -> String {
 
 /// Total cost against items classified, both on log scales: one line per
 /// method that has a speed, one per hosted model of the price table.
-pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable) -> Result<Svg> {
-    let mut lines: Vec<CostLine> = records.iter().filter_map(|(_, r)| cost_line(r)).collect();
+pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &SheetCosts) -> Result<Svg> {
+    let mut lines: Vec<CostLine> = records.iter().map(|(_, r)| cost_line(r, sheet)).collect();
     lines.extend(hosted_lines(records, prices));
     let (x_lo, x_hi) = (1.0f64, 1e8f64);
     let y_lo = lines.iter().map(|l| l.at(x_lo)).fold(f64::MAX, f64::min).max(1e-7);

@@ -5,6 +5,8 @@
 use plotters::prelude::*;
 
 use super::break_even::dollars;
+use super::costs::SheetCosts;
+use crate::costs::per_1000;
 use crate::plot::{class_color, draw_error, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
 use crate::studies::cascade::CascadeRecord;
 
@@ -17,10 +19,25 @@ pub fn name(r: &CascadeRecord) -> String {
     format!("{} → {}", short(&r.first.method), short(&r.then.method))
 }
 
+/// Cost per 1,000 items of the cascade at its chosen threshold, of the
+/// first method and of the second: machine time at the cost sheet's speeds
+/// (one machine) when it has both methods, else the cascade run's own; and
+/// that machine.
+fn costs(r: &CascadeRecord, sheet: &SheetCosts) -> ([f64; 3], String) {
+    match (sheet.get(&r.first.experiment), sheet.get(&r.then.experiment)) {
+        (Some(first), Some(then)) => {
+            let (first, then) = (per_1000(first.items_per_second, 0.0), per_1000(then.items_per_second, 0.0));
+            ([first + r.test.escalated * then, first, then], format!("the cost sheet's machine, {}", sheet.hardware))
+        }
+        _ => ([r.test.cost_per_1000_usd, r.first.cost_per_1000_usd, r.then.cost_per_1000_usd], r.hardware.summary()),
+    }
+}
+
 /// One sentence on a cascade: the threshold, what it escalates, its test
 /// accuracy against each method alone, and its cost.
-pub fn summary(r: &CascadeRecord) -> String {
+pub fn summary(r: &CascadeRecord, sheet: &SheetCosts) -> String {
     let m = &r.test_metrics;
+    let ([cascade, first, then], machine) = costs(r, sheet);
     format!(
         "{}: threshold {:.3} (chosen on {} validation items) escalates {:.1}% of test and scores {:.2}% [{:.2}, {:.2}] \
          (macro-F1 {:.4}) on {} test items, against {:.2}% for the first alone and {:.2}% for the second alone, \
@@ -36,16 +53,16 @@ pub fn summary(r: &CascadeRecord) -> String {
         crate::plot::thousands(r.test_items as u64),
         100.0 * r.first.accuracy,
         100.0 * r.then.accuracy,
-        dollars(r.test.cost_per_1000_usd),
-        dollars(r.first.cost_per_1000_usd),
-        dollars(r.then.cost_per_1000_usd),
-        r.hardware.summary(),
+        dollars(cascade),
+        dollars(first),
+        dollars(then),
+        machine,
     )
 }
 
 /// The README's lines: one per cascade.
-pub fn sentences(records: &[CascadeRecord]) -> String {
-    records.iter().map(|r| format!("* {}\n", summary(r))).collect()
+pub fn sentences(records: &[CascadeRecord], sheet: &SheetCosts) -> String {
+    records.iter().map(|r| format!("* {}\n", summary(r, sheet))).collect()
 }
 
 /// Test accuracy against the share escalated, one line per cascade, the

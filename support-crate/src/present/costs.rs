@@ -28,17 +28,61 @@ pub fn read(results_dir: &Path) -> Result<Option<Curve>> {
     curve::read(&path).map(Some)
 }
 
-/// Answers per second of each arm on the sheet, from its point with the most
-/// training items (the closest to a run on all of train: K-NN searches them all).
-pub fn speeds(sheet: &Curve) -> BTreeMap<String, f64> {
-    let mut widest: BTreeMap<&str, &CurvePoint> = BTreeMap::new();
-    for p in &sheet.points {
-        let entry = widest.entry(&p.arm).or_insert(p);
-        if p.train_items > entry.train_items {
-            *entry = p;
+/// What the cost sheet says one method costs on its machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SheetEntry {
+    /// Answers per second, from its point on the most training items (the
+    /// closest to a run on all of train: K-NN searches them all).
+    pub items_per_second: f64,
+    /// Training seconds, when the sheet fitted it on the same training rows as the run.
+    pub full_training_seconds: Option<f64>,
+}
+
+/// The cost sheet, looked up by the run records' experiment names (an
+/// in-process run of a method on the sheet gets the sheet's figures; a run
+/// over an endpoint keeps its own). Empty when there is no sheet.
+#[derive(Debug, Clone, Default)]
+pub struct SheetCosts {
+    /// The sheet's machine, for the sentences that quote it.
+    pub hardware: String,
+    by_experiment: BTreeMap<String, SheetEntry>,
+}
+
+impl SheetCosts {
+    pub fn of(sheet: &Curve, records: &[(PathBuf, RunRecord)]) -> Self {
+        let mut widest: BTreeMap<&str, &CurvePoint> = BTreeMap::new();
+        for p in &sheet.points {
+            let entry = widest.entry(&p.arm).or_insert(p);
+            if p.train_items > entry.train_items {
+                *entry = p;
+            }
         }
+        let by_experiment = records
+            .iter()
+            .filter(|(_, r)| r.endpoint.is_none())
+            .filter_map(|(_, r)| {
+                let p = widest.get(r.kind.as_str())?;
+                let full = sheet.points.iter().find(|q| q.arm == r.kind && q.all && q.train_items == r.data.train);
+                Some((
+                    r.experiment.clone(),
+                    SheetEntry {
+                        items_per_second: p.items_per_second,
+                        full_training_seconds: full.map(|q| q.train_seconds),
+                    },
+                ))
+            })
+            .collect();
+        SheetCosts { hardware: sheet.hardware.summary(), by_experiment }
     }
-    widest.into_iter().map(|(arm, p)| (arm.to_string(), p.items_per_second)).collect()
+
+    /// The sheet in `results_dir` for these records (empty without one).
+    pub fn read(results_dir: &Path, records: &[(PathBuf, RunRecord)]) -> Result<Self> {
+        Ok(read(results_dir)?.map(|sheet| Self::of(&sheet, records)).unwrap_or_default())
+    }
+
+    pub fn get(&self, experiment: &str) -> Option<SheetEntry> {
+        self.by_experiment.get(experiment).copied()
+    }
 }
 
 /// A sheet point's cost line: its training at this machine's price plus its

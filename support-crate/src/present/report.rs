@@ -3,13 +3,13 @@
 //! `assets/`. A record that cannot be read — unknown schema version, missing
 //! fields — is an error naming the file, never silently left out.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use super::break_even::{dollars, PriceTable};
 use super::compare::{accuracy_chart, accuracy_speed_chart, per_class_f1_chart, reliability_chart};
+use super::costs::SheetCosts;
 use crate::costs::{per_1000, total_per_1000, MACHINE_USD_PER_HOUR};
 use crate::methods::Methods;
 use crate::metrics::Bootstrap;
@@ -97,14 +97,9 @@ pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[O
 /// its confidence can be trusted (from the predictions files).
 ///
 /// The cost per 1,000 items is machine time at the cost sheet's speed for the
-/// method (`sheet_speeds`, from [`super::costs::speeds`]: one machine for
-/// every method), or at its own run's speed when the sheet lacks it, plus
-/// any API price.
-pub fn markdown_table(
-    records: &[(PathBuf, RunRecord)],
-    prices: &PriceTable,
-    sheet_speeds: &BTreeMap<String, f64>,
-) -> Result<String> {
+/// method (one machine for every method), or at its own run's speed when the
+/// sheet lacks it, plus any API price.
+pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &SheetCosts) -> Result<String> {
     let predictions: Vec<Vec<Prediction>> =
         records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
     let reliabilities: Vec<Option<Reliability>> = predictions.iter().map(|p| reliability_of(p)).collect();
@@ -140,8 +135,8 @@ pub fn markdown_table(
             rel.as_ref().map_or("—".into(), |rel| format!("{:.3}", rel.ece)),
             r.train_seconds().map_or("—".into(), duration),
             rate(r.items_per_second()),
-            match sheet_speeds.get(&r.kind).filter(|_| r.endpoint.is_none()) {
-                Some(&speed) => format!("{} (sheet)", dollars(per_1000(speed, r.api_cost_per_1000()))),
+            match sheet.get(&r.experiment) {
+                Some(e) => format!("{} (sheet)", dollars(per_1000(e.items_per_second, r.api_cost_per_1000()))),
                 None => format!("{} (own run)", dollars(total_per_1000(r))),
             },
             r.hardware.summary(),
@@ -160,7 +155,7 @@ pub fn markdown_table(
          file ({RELIABILITY_BINS} equal-width bins; [`assets/reliability.svg`](assets/reliability.svg)):\n\n"
     ));
     out.push_str(&confidence_sentences(records, &reliabilities));
-    let breakeven = super::break_even::sentences(records, prices);
+    let breakeven = super::break_even::sentences(records, prices, sheet);
     if !breakeven.is_empty() {
         out.push('\n');
         out.push_str(&breakeven);
@@ -236,8 +231,9 @@ pub fn curve_section(results_dir: &Path, methods: &Methods) -> Result<Option<Str
     })))
 }
 
-/// The README's cascade section, from `results/cascade_*.json`; `None` when there are none.
-pub fn cascade_section(results_dir: &Path) -> Result<Option<String>> {
+/// The README's cascade section, from `results/cascade_*.json`, priced from
+/// the cost sheet where it has both methods; `None` when there are none.
+pub fn cascade_section(results_dir: &Path, sheet: &SheetCosts) -> Result<Option<String>> {
     let records = crate::studies::cascade::read_all(results_dir)?;
     if records.is_empty() {
         return Ok(None);
@@ -246,7 +242,7 @@ pub fn cascade_section(results_dir: &Path) -> Result<Option<String>> {
     Ok(Some(format!(
         "![Cascade accuracy against the share escalated](assets/cascade.png)\n\n{}\nCommands: {}. Costs: machine \
          time at ${MACHINE_USD_PER_HOUR:.2}/h, the first method on every item, the second on the escalated ones.\n",
-        super::cascade::sentences(&records),
+        super::cascade::sentences(&records, sheet),
         commands.join(", ")
     )))
 }
@@ -283,7 +279,8 @@ pub fn write(
     let reliability = reliability_chart(&records, &reliabilities(&records)?)?;
     reliability.save(&assets_dir.join("reliability.svg"))?;
     save_png(&reliability, &assets_dir.join("reliability.png"))?;
-    let break_even = super::break_even::chart(&records, prices)?;
+    let sheet = SheetCosts::read(results_dir, &records)?;
+    let break_even = super::break_even::chart(&records, prices, &sheet)?;
     break_even.save(&assets_dir.join("break_even.svg"))?;
     save_png(&break_even, &assets_dir.join("break_even.png"))?;
     let curve = results_dir.join("curve.json");
@@ -298,15 +295,14 @@ pub fn write(
         chart.save(&assets_dir.join("cascade.svg"))?;
         save_png(&chart, &assets_dir.join("cascade.png"))?;
     }
-    let sheet = super::costs::read(results_dir)?;
-    let table = markdown_table(&records, prices, &sheet.as_ref().map(super::costs::speeds).unwrap_or_default())?;
+    let table = markdown_table(&records, prices, &sheet)?;
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
     let mut updated = replace_table(&text, &table)?;
     if let Some(section) = curve_section(results_dir, methods)? {
         updated = replace_between(&updated, CURVE_START, CURVE_END, &section)?;
     }
-    if let Some(section) = cascade_section(results_dir)? {
+    if let Some(section) = cascade_section(results_dir, &sheet)? {
         updated = replace_between(&updated, CASCADE_START, CASCADE_END, &section)?;
     }
     if let Some(section) = cost_sheet_section(results_dir, &records, prices, methods)? {
