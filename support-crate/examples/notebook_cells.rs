@@ -66,6 +66,10 @@ break_even::chart(&records, &prices, &sheet).expect("chart")
 // cell 21
 Markdown(break_even::sentences(&records, &prices, &sheet))
 ;
+// cell 23
+let no_sheet = "No cost sheet for this data yet: `slm-vs-llm costs` (with the same `--train`) measures one.";
+notebook::or_note(costs::read(&results).expect("cost sheet").map(|s| Markdown(costs::section(&s, learning.as_ref(), &records, &prices, &methods))), no_sheet)
+;
 }
 
 /// notebooks/EDA.ipynb

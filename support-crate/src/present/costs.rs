@@ -97,13 +97,19 @@ pub fn cost_line(p: &CurvePoint, title: &str, label_usd: f64) -> CostLine {
     }
 }
 
+/// A method that learns from no example (zero-shot) reads no validation
+/// label either: nothing is chosen on it.
 fn labels(p: &CurvePoint) -> usize {
-    p.train_items + p.validation_items
+    if p.train_items == 0 {
+        0
+    } else {
+        p.train_items + p.validation_items
+    }
 }
 
 /// The README's cost-sheet section: one row per method and budget of the
 /// sheet, with the curve's accuracy there (mean over its seeds) when the
-/// curve has that cell.
+/// curve has that cell, else the sheet's own one-seed score, marked so.
 pub fn section(
     sheet: &Curve,
     curve: Option<&Curve>,
@@ -129,8 +135,9 @@ pub fn section(
          These times compare with each other; the records' own times above come from different machines. \
          Training at ${MACHINE_USD_PER_HOUR:.2}/h of machine time, labels (training and validation examples) at \
          {} each; {} per 1,000 items at its list price with the prompt above (its accuracy on this task is not \
-         measured here). Accuracy: the learning curve's mean at that budget, over its seeds and test items.\n\n\
-         | labels per class | method | accuracy (curve) | training | answers/s | per 1,000 items | labels + training | cheaper than {hosted_name} after |\n\
+         measured here). Accuracy: the learning curve's mean at that budget, over its seeds and test items; where \
+         the curve has no such point, the sheet's own score on its test items.\n\n\
+         | labels per class | method | accuracy | training | answers/s | per 1,000 items | labels + training | cheaper than {hosted_name} after |\n\
          | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         sheet.command,
         join_and(&budgets),
@@ -148,9 +155,10 @@ pub fn section(
         let mean = accuracy
             .iter()
             .find(|s| s.arm == p.arm && s.all == p.all && s.labels_per_class == p.labels_per_class)
-            .map_or("—".to_string(), |s| {
-                format!("{:.1}% ({} seed{})", 100.0 * s.mean, s.seeds, if s.seeds == 1 { "" } else { "s" })
-            });
+            .map_or_else(
+                || format!("{:.1}% (this sheet: 1 seed, {} items)", 100.0 * p.accuracy, thousands(p.test_items as u64)),
+                |s| format!("{:.1}% ({} seed{})", 100.0 * s.mean, s.seeds, if s.seeds == 1 { "" } else { "s" }),
+            );
         let budget =
             if p.all { format!("all ({})", thousands(p.train_items as u64)) } else { p.labels_per_class.to_string() };
         let after = cheapest.as_ref().map_or("—".to_string(), |h| match line.cheaper_than_after(h) {
@@ -209,5 +217,8 @@ mod tests {
         assert!((line.one_off - (machine_usd(36.0) + 40.0 * 0.05)).abs() < 1e-12);
         assert!((line.per_item - MACHINE_USD_PER_HOUR / 3600.0 / 10.0).abs() < 1e-15);
         assert_eq!(join_and(&["8".into(), "32".into(), "128".into()]), "8, 32 and 128");
+
+        let zero_shot = CurvePoint { arm: "zero-shot".into(), train_items: 0, train_seconds: 0.0, ..p };
+        assert_eq!(cost_line(&zero_shot, "zero-shot", 0.05).one_off, 0.0, "no labels read, none paid");
     }
 }

@@ -278,14 +278,22 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
         // Teaching as a whole, less the teacher's own training (which asking it every time pays too).
         let teaching = mean(&students.iter().map(|p| p.train_seconds).collect::<Vec<_>>()) - teacher_training;
         let teaching = teaching.max(labelling);
+        // Paired on the same items and seeds where both kept their answers
+        // for every seed of the student (a zero-shot teacher has one seed).
+        let against_teacher = match paired(curve, &students, &teacher_points) {
+            Some(d) if d.seeds == students.len() => d.evidence(),
+            _ => format!(
+                "{:+.1} points; {}; unpaired",
+                100.0 * (s.mean - teacher_accuracy),
+                if s.seeds == 1 { "one seed".to_string() } else { format!("means over {} seeds", s.seeds) }
+            ),
+        };
         let mut sentence = format!(
-            "With {} gold labels per class, {} scores {:.1}% against its teacher's {:.1}% ({:+.1} points; {})",
+            "With {} gold labels per class, {} scores {:.1}% against its teacher's {:.1}% ({against_teacher})",
             s.labels_per_class,
             methods.title(arm),
             100.0 * s.mean,
             100.0 * teacher_accuracy,
-            100.0 * (s.mean - teacher_accuracy),
-            if s.seeds == 1 { "one seed".to_string() } else { format!("means over {} seeds", s.seeds) }
         );
         let alone = points_of(&first.student_arm, s.labels_per_class);
         if !alone.is_empty() {
@@ -642,7 +650,7 @@ mod tests {
         let curve = curve_of(vec![point("zero-shot", 0, 0.5, 0.0, 2.0), student]);
         let said = distillation_sentences(&curve, &methods);
         assert!(
-            said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed); it answers"),
+            said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed; unpaired); it answers"),
             "{said}"
         );
         assert!(said.contains("answers 1,000 items/s against 2.00"), "{said}");
