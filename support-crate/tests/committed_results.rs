@@ -73,9 +73,13 @@ fn readme_curve_and_cascade_sections_are_generated_from_the_results() {
         use slm_vs_llm::present::costs::{END, START};
         expected = replace_between(&expected, START, END, &sheet).unwrap();
     }
+    if let Some(decision) = report::decision_section(&results, &records, &prices, &methods).unwrap() {
+        use slm_vs_llm::present::costs::{DECISION_END, DECISION_START};
+        expected = replace_between(&expected, DECISION_START, DECISION_END, &decision).unwrap();
+    }
     assert_eq!(
         expected, readme,
-        "README.md's curve, cascade or cost-sheet section is stale: run `cargo run --release -- report`"
+        "README.md's decision table, curve, cascade or cost-sheet section is stale: run `cargo run --release -- report`"
     );
 }
 

@@ -34,7 +34,7 @@ pub enum Precision {
     /// i8 weights and activations, each quantised per row and block of 64
     /// inputs, exact i32 sums (see [`int8`]). Over f32 on 2 cores (weights
     /// then per row): MiniLM 1.48x (Zen 3, AVX2) and 2.16x (Zen 4, VNNI), the
-    /// SmolLM2 classifier 1.26x and 2.66x (README, benchmarks).
+    /// SmolLM2 classifier 1.26x and 2.66x (BENCHMARKS.md).
     Int8,
     /// int8 where the CPU has an integer dot-product kernel (AVX2 or
     /// AVX-512 VNNI), else f32.

@@ -18,6 +18,8 @@ use crate::studies::curve::{self, summarise, Curve, CurvePoint};
 
 pub const START: &str = "<!-- cost-sheet:start -->";
 pub const END: &str = "<!-- cost-sheet:end -->";
+pub const DECISION_START: &str = "<!-- decision:start -->";
+pub const DECISION_END: &str = "<!-- decision:end -->";
 
 /// `results/costs.json`, when `costs` has written one.
 pub fn read(results_dir: &Path) -> Result<Option<Curve>> {
@@ -177,6 +179,104 @@ pub fn section(
     out
 }
 
+/// The README's opening table: for the labels a team has, the most accurate
+/// method measured at that budget (the curve's mean over seeds where the
+/// sheet's method is on the curve, else the sheet's own score), what it costs
+/// per 1,000 items on the sheet's machine, what its labels and training cost
+/// once, and from which volume that total is below the cheapest hosted LLM's
+/// list price. The last row is the most accurate committed full-data run.
+pub fn decision(
+    sheet: &Curve,
+    curve: Option<&Curve>,
+    records: &[(PathBuf, RunRecord)],
+    prices: &PriceTable,
+    methods: &Methods,
+    costs: &SheetCosts,
+) -> String {
+    let accuracy = curve.map(|c| summarise(&c.points, methods)).unwrap_or_default();
+    let cheapest = hosted_lines(records, prices).into_iter().min_by(|a, b| a.per_item.total_cmp(&b.per_item));
+    let hosted_name = cheapest
+        .as_ref()
+        .map_or("a hosted LLM".to_string(), |h| h.name.split(' ').next().unwrap_or(&h.name).to_string());
+    let label = prices.label.usd;
+    let after = |line: &CostLine| {
+        cheapest.as_ref().map_or("—".to_string(), |h| match line.cheaper_than_after(h) {
+            Some(n) if n < 1.0 => "the first item".to_string(),
+            Some(n) => format!("{} items", round_items(n)),
+            None => "never".to_string(),
+        })
+    };
+    let mut out = format!(
+        "| labels per class you have | most accurate method measured | test accuracy | per 1,000 items | labels + \
+         training, once | cheaper than {hosted_name} after |\n| --- | --- | ---: | ---: | ---: | ---: |\n"
+    );
+    let mut budgets: Vec<usize> = sheet.points.iter().filter(|p| !p.all).map(|p| p.labels_per_class).collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    for budget in budgets {
+        let scored = sheet.points.iter().filter(|p| !p.all && p.labels_per_class == budget).map(|p| {
+            let on_curve = accuracy.iter().find(|s| s.arm == p.arm && !s.all && s.labels_per_class == budget);
+            let (value, text) = on_curve.map_or_else(
+                || {
+                    (
+                        p.accuracy,
+                        format!("{:.1}% (1 seed, {} items)", 100.0 * p.accuracy, thousands(p.test_items as u64)),
+                    )
+                },
+                |s| {
+                    let spread = if s.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", s.seeds) };
+                    (s.mean, format!("{:.1}% ({spread})", 100.0 * s.mean))
+                },
+            );
+            (p, value, text)
+        });
+        let Some((p, _, text)) = scored.max_by(|a, b| a.1.total_cmp(&b.1)) else { continue };
+        let line = cost_line(p, methods.title(&p.arm), label);
+        out.push_str(&format!(
+            "| {} | {} | {text} | {} | {} | {} |\n",
+            if budget == 0 { "none".to_string() } else { budget.to_string() },
+            methods.title(&p.arm),
+            dollars(1000.0 * line.per_item),
+            dollars(line.one_off),
+            after(&line),
+        ));
+    }
+    if let Some((_, r)) = records
+        .iter()
+        .filter(|(_, r)| r.data.train > 0)
+        .max_by(|(_, a), (_, b)| a.metrics.accuracy.total_cmp(&b.metrics.accuracy))
+    {
+        let machine = super::break_even::cost_line(r, costs);
+        let labels = (r.data.train + r.data.validation) as f64;
+        let line = CostLine { one_off: machine.one_off + labels * label, ..machine };
+        let [low, high] = r.metrics.accuracy_ci95;
+        out.push_str(&format!(
+            "| all ({} labelled rows) | {} | {:.2}% [{:.2}, {:.2}] | {} | {} | {} |\n",
+            thousands(r.data.train as u64),
+            methods.title(&r.kind),
+            100.0 * r.metrics.accuracy,
+            100.0 * low,
+            100.0 * high,
+            dollars(1000.0 * line.per_item),
+            dollars(line.one_off),
+            after(&line),
+        ));
+    }
+    out.push_str(&format!(
+        "\nAG News, 4 classes. Accuracy: the learning curve's mean over its seeds (the row for all labels: the \
+         committed run on all 7,600 test items, 95% interval); where a method leads by less than the spread of its \
+         seeds the curve's lines below call it a tie. Costs: machine time on {} at ${MACHINE_USD_PER_HOUR:.2}/h \
+         (`{}`), labels at {} each (training and validation examples). No hosted LLM was measured: {hosted_name} \
+         appears at its list price only, its accuracy on this task unknown here; the prompted arm is \
+         SmolLM2-135M-Instruct, 135 million parameters. `OPENAI_BASE_URL=... OPENAI_API_KEY=... cargo run \
+         --release -- llm --price-in <$/M> --price-out <$/M>` measures a hosted model and adds its row.\n",
+        sheet.hardware.summary(),
+        sheet.command,
+        dollars(label),
+    ));
+    out
+}
+
 fn join_and(items: &[String]) -> String {
     match items {
         [] => String::new(),
@@ -220,5 +320,45 @@ mod tests {
 
         let zero_shot = CurvePoint { arm: "zero-shot".into(), train_items: 0, train_seconds: 0.0, ..p };
         assert_eq!(cost_line(&zero_shot, "zero-shot", 0.05).one_off, 0.0, "no labels read, none paid");
+    }
+
+    fn curve_of(points: Vec<CurvePoint>) -> Curve {
+        Curve {
+            schema_version: curve::CURVE_SCHEMA_VERSION,
+            command: "slm-vs-llm costs".into(),
+            config: curve::CurveConfig::for_profile(crate::Profile::Smoke, &Methods::standard()),
+            data: String::new(),
+            num_classes: 4,
+            test_items: 100,
+            hardware: crate::results::Hardware::detect(),
+            compute_seconds: 0.0,
+            budget_notes: Default::default(),
+            points,
+            scored_items: Default::default(),
+            updates: vec![],
+        }
+    }
+
+    #[test]
+    fn the_decision_takes_the_curves_mean_where_it_has_one_and_the_sheets_score_elsewhere() {
+        let methods = Methods::standard();
+        let p = curve::point;
+        let sheet = curve_of(vec![p("tfidf", 8, 42, 0.5), p("knn", 8, 42, 0.7), p("finetune", 32, 42, 0.6)]);
+        // On the curve TF-IDF at 8 per class averages 90% over two seeds:
+        // it, not the sheet's one-seed K-NN, is the most accurate there.
+        let curve = curve_of(vec![p("tfidf", 8, 42, 0.9), p("tfidf", 8, 43, 0.9), p("knn", 8, 42, 0.6)]);
+        let prices = super::super::break_even::price_table().unwrap();
+        let table = decision(&sheet, Some(&curve), &[], &prices, &methods, &SheetCosts::default());
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 8 ") || l.starts_with("| 32 ")).collect();
+        assert_eq!(rows.len(), 2, "{table}");
+        assert!(rows[0].contains(methods.title("tfidf")) && rows[0].contains("90.0% (2 seeds)"), "{table}");
+        assert!(
+            rows[1].contains(methods.title("finetune")) && rows[1].contains("60.0% (1 seed, 100 items)"),
+            "{table}"
+        );
+        // Training and validation labels (32 + 8 and 128 + 8) at the table's price, and 1 s of machine time.
+        let once = dollars(40.0 * prices.label.usd + machine_usd(1.0));
+        assert!(rows[1].contains(&dollars(136.0 * prices.label.usd + machine_usd(1.0))), "{table}");
+        assert!(rows[0].contains(&once), "{table}");
     }
 }

@@ -261,6 +261,21 @@ pub fn cost_sheet_section(
     Ok(Some(super::costs::section(&sheet, curve.as_ref(), records, prices, methods)))
 }
 
+/// The README's opening decision table, from `results/costs.json` with the
+/// curve and the committed runs; `None` when there is no sheet.
+pub fn decision_section(
+    results_dir: &Path,
+    records: &[(PathBuf, RunRecord)],
+    prices: &PriceTable,
+    methods: &Methods,
+) -> Result<Option<String>> {
+    let Some(sheet) = super::costs::read(results_dir)? else { return Ok(None) };
+    let curve = results_dir.join("curve.json");
+    let curve = if curve.is_file() { Some(crate::studies::curve::read(&curve)?) } else { None };
+    let costs = SheetCosts::of(&sheet, records);
+    Ok(Some(super::costs::decision(&sheet, curve.as_ref(), records, prices, methods, &costs)))
+}
+
 /// Writes the charts to `assets_dir` and, given a README, the table between
 /// its markers; returns the table.
 pub fn write(
@@ -307,6 +322,9 @@ pub fn write(
     }
     if let Some(section) = cost_sheet_section(results_dir, &records, prices, methods)? {
         updated = replace_between(&updated, super::costs::START, super::costs::END, &section)?;
+    }
+    if let Some(section) = decision_section(results_dir, &records, prices, methods)? {
+        updated = replace_between(&updated, super::costs::DECISION_START, super::costs::DECISION_END, &section)?;
     }
     if updated != text {
         std::fs::write(readme, updated).with_context(|| format!("writing {}", readme.display()))?;
