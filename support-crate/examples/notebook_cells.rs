@@ -27,9 +27,8 @@ println!("{} run records in {}", records.len(), paths::relative(&results));
 compare::accuracy_chart(&records).expect("chart")
 ;
 // cell 5
-records.iter().for_each(|(_, r)| {
-    println!("{:<70} {:>6.2}%  macro-F1 {:.4}", format!("{} ({})", r.method, r.model), 100.0 * r.metrics.accuracy, r.metrics.macro_f1)
-});
+Markdown(report::against_best_sentences(&records).expect("predictions files"))
+;
 // cell 7
 let learning = studies::curve::read(&results.join("curve.json")).ok();
 if let Some(learning) = &learning {

@@ -252,13 +252,29 @@ pub fn predictions_path(dir: &Path, experiment: &str) -> PathBuf {
 pub fn write(dir: &Path, record: &RunRecord, predictions: &[Prediction]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let csv = predictions_csv(&record.data.labels, predictions)?;
-    let record = RunRecord { predictions_xxh3: Some(checksum(csv.as_bytes())), ..record.clone() };
+    let record = RunRecord {
+        predictions_xxh3: Some(checksum(csv.as_bytes())),
+        config: project_relative(record.config.clone()),
+        ..record.clone()
+    };
     let csv_path = predictions_path(dir, &record.experiment);
     let json_path = json_path(dir, &record.experiment);
     let csv_tmp = write_temporary(&csv_path, csv.as_bytes())?;
     let json_tmp = write_temporary(&json_path, (serde_json::to_string_pretty(&record)? + "\n").as_bytes())?;
     std::fs::rename(&csv_tmp, &csv_path).with_context(|| format!("replacing {}", csv_path.display()))?;
     std::fs::rename(&json_tmp, &json_path).with_context(|| format!("replacing {}", json_path.display()))
+}
+
+/// Every absolute path in `config` that lies inside the project, relative to
+/// it: a committed record names `data/models/...`, not the machine that ran it.
+pub(crate) fn project_relative(config: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match config {
+        Value::String(s) if Path::new(&s).is_absolute() => Value::String(crate::paths::relative(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(project_relative).collect()),
+        Value::Object(fields) => Value::Object(fields.into_iter().map(|(k, v)| (k, project_relative(v))).collect()),
+        other => other,
+    }
 }
 
 fn checksum(bytes: &[u8]) -> String {
@@ -516,6 +532,20 @@ mod tests {
         let read = read_predictions(&predictions_path(dir.path(), "demo")).unwrap();
         assert_eq!(read, preds);
         assert_eq!(recompute(&back, &read), rec.metrics);
+    }
+
+    #[test]
+    fn paths_inside_the_project_are_written_relative_to_it() {
+        let root = crate::paths::project_root();
+        let model = root.join("data/models/all-MiniLM-L6-v2");
+        let config = serde_json::json!({
+            "embed": { "model": model.display().to_string(), "batch": 32 },
+            "files": [root.join("data/ag_news/test.csv").display().to_string(), "/elsewhere/x.csv", "k"],
+        });
+        let written = project_relative(config);
+        assert_eq!(written["embed"]["model"], "data/models/all-MiniLM-L6-v2");
+        assert_eq!(written["embed"]["batch"], 32);
+        assert_eq!(written["files"], serde_json::json!(["data/ag_news/test.csv", "/elsewhere/x.csv", "k"]));
     }
 
     #[test]

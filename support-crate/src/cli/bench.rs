@@ -330,9 +330,9 @@ pub fn run_bench(bench: &BenchCommand) -> Result<()> {
     let report = serde_json::json!({
         "command": command_line(),
         "hardware": crate::results::Hardware::detect(),
-        "result": report,
+        "result": crate::results::project_relative(report),
     });
-    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+    crate::results::write_whole(&path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     println!("Wrote {}", path.display());
     Ok(())
 }

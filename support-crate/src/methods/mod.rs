@@ -125,7 +125,7 @@ impl Methods {
             },
             MethodKind {
                 name: "llm",
-                title: "LLM + 4 nearest labelled examples",
+                title: "prompted LM + 4 retrieved examples",
                 color: 3,
                 in_all: true,
                 curve: CurvePlan::Prompted,
@@ -133,7 +133,7 @@ impl Methods {
             },
             MethodKind {
                 name: "zero-shot",
-                title: "zero-shot LLM (no labels)",
+                title: "prompted LM, zero-shot (no labels)",
                 color: 4,
                 in_all: false,
                 curve: CurvePlan::NoLabels,
@@ -155,14 +155,20 @@ impl Methods {
                     DistillConfig::for_profile(p, 8000, CHEAP_STUDENT_SHARES),
                 ))
             }),
-            distilled("distill-zero-shot-tfidf", "TF-IDF taught by the zero-shot LLM", 8, CurvePlan::Distilled, |p| {
-                Box::new(distill::Distill::new(
-                    "distill-zero-shot-tfidf",
-                    Box::new(llm::Llm::zero_shot(p)),
-                    Box::new(tfidf::TfidfBaseline::default()),
-                    DistillConfig::for_profile(p, 2000, CHEAP_STUDENT_SHARES),
-                ))
-            }),
+            distilled(
+                "distill-zero-shot-tfidf",
+                "TF-IDF taught by the zero-shot prompted LM",
+                8,
+                CurvePlan::Distilled,
+                |p| {
+                    Box::new(distill::Distill::new(
+                        "distill-zero-shot-tfidf",
+                        Box::new(llm::Llm::zero_shot(p)),
+                        Box::new(tfidf::TfidfBaseline::default()),
+                        DistillConfig::for_profile(p, 2000, CHEAP_STUDENT_SHARES),
+                    ))
+                },
+            ),
             distilled("distill-setfit-tfidf", "TF-IDF taught by SetFit", 9, CurvePlan::Prompted, |p| {
                 Box::new(distill::Distill::new(
                     "distill-setfit-tfidf",
@@ -173,7 +179,7 @@ impl Methods {
             }),
             distilled(
                 "distill-llm-finetune",
-                "fine-tuned SLM taught by the LLM + 4 examples",
+                "fine-tuned SLM taught by the prompted LM + 4 examples",
                 10,
                 CurvePlan::Prompted,
                 |p| {

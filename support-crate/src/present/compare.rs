@@ -364,12 +364,12 @@ mod tests {
             record("embeddings + K-NN", "all-MiniLM-L6-v2", 7, 149.0),
             record("TF-IDF + logistic regression", "word 1-2-grams", 7, 130_000.0),
             record(
-                "generic LLM in-process, few-shot (1 per class), constrained decoding",
+                "prompted LM in-process, few-shot (1 per class), constrained decoding",
                 "SmolLM2-135M-Instruct.Q4_1",
                 4,
                 7.9,
             ),
-            record("generic LLM, few-shot (1 per class) structured output", "SmolLM2-135M-Instruct", 4, 2.7),
+            record("prompted LM over HTTP, few-shot (1 per class) structured output", "SmolLM2-135M-Instruct", 4, 2.7),
         ]
     }
 

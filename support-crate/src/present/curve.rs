@@ -572,7 +572,7 @@ mod tests {
             p("zero-shot", 0, 42, 0.5),
         ]);
         let said = decision_sentences(&curve, &methods);
-        assert!(said.contains("* With no labels: zero-shot LLM (no labels), 50.0% (1 seed).\n"), "{said}");
+        assert!(said.contains("* With no labels: prompted LM, zero-shot (no labels), 50.0% (1 seed).\n"), "{said}");
         assert!(
             said.contains("* With 8 labels per class: SetFit (contrastive MiniLM + LR), 81.0% (2 seeds); next, embeddings + K-NN, 72.0% (2 seeds; unpaired).\n"),
             "{said}"

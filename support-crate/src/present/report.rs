@@ -66,6 +66,27 @@ pub fn against_best(
         .collect()
 }
 
+/// One line per run: its accuracy and macro-F1, and how it compares with the
+/// most accurate run on the test items both answered (paired bootstrap
+/// interval of the difference, McNemar's exact test).
+pub fn against_best_sentences(records: &[(PathBuf, RunRecord)]) -> Result<String> {
+    let predictions: Vec<Vec<Prediction>> =
+        records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
+    let versus = against_best(records, &predictions);
+    let best = records.iter().zip(&versus).find(|(_, v)| v.is_none()).map(|((_, r), _)| r.method.as_str());
+    let mut out = String::new();
+    for ((_, r), v) in records.iter().zip(&versus) {
+        let m = &r.metrics;
+        let head = format!("* {} ({}): {:.2}%, macro-F1 {:.4}", r.method, r.model, 100.0 * m.accuracy, m.macro_f1);
+        let tail = match (v, best) {
+            (Some(d), Some(best)) => format!("; {}", d.sentence("it", best)),
+            _ => " — the most accurate".to_string(),
+        };
+        out.push_str(&format!("{head}{tail}.\n"));
+    }
+    Ok(out)
+}
+
 /// An ECE above this is called out as badly calibrated.
 pub const POOR_ECE: f64 = 0.05;
 
@@ -143,13 +164,13 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable, she
             r.command.replace('|', "\\|"),
         ));
     }
-    out.push_str(
+    out.push_str(&format!(
         "\n*Against the best, paired*: each method's accuracy minus the most accurate method's, in points, on the \
          same test items, with its 95% paired-bootstrap interval and McNemar's exact p-value; an interval that \
          covers 0 is a tie. *Cost / 1,000 items*: machine time at ${MACHINE_USD_PER_HOUR:.2}/h plus any API price, \
          at the method's speed on the cost sheet (one machine for every method, below) or, marked \"own run\", at \
          its run's own speed.\n",
-    );
+    ));
     out.push_str(&format!(
         "\nHow far each method's confidence (its score for the class it answers) can be trusted, from its predictions \
          file ({RELIABILITY_BINS} equal-width bins; [`assets/reliability.svg`](assets/reliability.svg)):\n\n"

@@ -310,8 +310,8 @@ impl Fitted for FittedLlm {
             // `llm_<model>`, `zero_shot_<model>`: one file per kind and model.
             experiment: format!("{}_{}", crate::paths::slug(self.kind), slug(&model)),
             method: match self.backend.in_process() {
-                false => format!("generic LLM, {}, structured output", self.chosen),
-                true => format!("generic LLM in-process, {}, {}", self.chosen, self.config.decoding),
+                false => format!("prompted LM over HTTP, {}, structured output", self.chosen),
+                true => format!("prompted LM in-process, {}, {}", self.chosen, self.config.decoding),
             },
             model,
         }
