@@ -24,7 +24,7 @@ let methods = slm_vs_llm::methods::Methods::standard();
 let sheet = costs::SheetCosts::read(&results, &records).expect("cost sheet");
 println!("{} run records in {}", records.len(), paths::relative(&results));
 // cell 4
-compare::accuracy_chart(&records).expect("chart")
+compare::accuracy_chart(&records, &report::paired_against_best(&records).expect("predictions files")).expect("chart")
 ;
 // cell 5
 Markdown(report::against_best_sentences(&records).expect("predictions files"))
@@ -231,7 +231,7 @@ let pad = base.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
     }
     println!("{:.1} s, {:.0} tokens/s", fitted.state.train_seconds, fitted.state.tokens as f64 / fitted.state.train_seconds);
 };
-// cell 20
+// cell 21
 let ctx = RunContext { profile, ..RunContext::default() };
 let fitted = finetune_method.fit_classifier(&TrainingSet::of(&ds), &ctx).expect("fine-tuning");
 println!("{:.1}M of {:.1}M parameters trained; {} optimiser steps over {} texts in {:.1} min ({:.0} tokens/s)",
@@ -239,26 +239,37 @@ println!("{:.1}M of {:.1}M parameters trained; {} optimiser steps over {} texts 
     fitted.state.train_seconds / 60.0, fitted.state.tokens as f64 / fitted.state.train_seconds);
 println!("truncated at {} tokens: {} train, {} validation texts",
     fitted.truncation.max_len, fitted.truncation.train_texts, fitted.truncation.validation_texts);
-// cell 21
-views::loss_chart(&fitted.state, 25).expect("plot")
+// cell 22
+views::loss_chart(&fitted.state, 25, ds.labels.len()).expect("plot")
 ;
 // cell 23
-views::validation_chart(&fitted.state).expect("plot")
+{
+    let losses: Vec<f64> = fitted.state.history.iter().map(|s| s.loss).collect();
+    let mean = |from: usize, to: usize| losses[from..to.min(losses.len())].iter().sum::<f64>() / (to.min(losses.len()) - from) as f64;
+    println!("first step {:.3}; steps 1-13 (the smoothed line's first point) {:.3}; steps 50-75 {:.3}; last 25 steps {:.3}",
+        losses[0], mean(0, 13), mean(49, 75), mean(losses.len().saturating_sub(25), losses.len()));
+    for v in &fitted.state.validation {
+        println!("validation at step {}: loss {:.3}, accuracy {:.1}%", v.step, v.loss, 100.0 * v.accuracy);
+    }
+}
 ;
 // cell 25
+views::validation_chart(&fitted.state, ds.validation.len()).expect("plot")
+;
+// cell 27
 let run = method::evaluate(Box::new(fitted), &ds, &RunOptions { context: ctx.clone(), ..RunOptions::default() }).expect("evaluating");
 let inference = run.record.timings.test_inference;
 println!("{}", run.metrics().summary());
 println!("inference: {} test texts in {:.1} s ({:.1} texts/s)", inference.items, inference.seconds, inference.items_per_second);
 Table(run.metrics().per_class_table().expect("table"))
 ;
-// cell 26
+// cell 28
 run.metrics().confusion_chart("Fine-tuned SmolLM2 on the test split").expect("plot")
 ;
-// cell 28
+// cell 30
 Table(tables::error_table(&run, &ds.labels, 12, None).expect("table"))
 ;
-// cell 30
+// cell 32
 {
     let texts = [
         "Central bank raises interest rates again. Markets fell as the bank signalled more increases to fight inflation.",
@@ -270,7 +281,7 @@ Table(tables::error_table(&run, &ds.labels, 12, None).expect("table"))
     Table(classifier.prediction_table(&texts).expect("predicting"))
 }
 ;
-// cell 32
+// cell 34
 {
     let fitted = run.fitted_as::<FittedClassifier>().expect("a fine-tuning run");
     let speed = run.record.timings.test_inference;

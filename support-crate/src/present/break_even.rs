@@ -229,79 +229,161 @@ pub fn round_items(n: f64) -> String {
     crate::plot::thousands(rounded as u64)
 }
 
-/// Total cost against items classified, both on log scales: one line per
-/// method that has a speed, one per hosted model of the price table.
+/// A count on a log axis in few characters: 1, 100, 10k, 1M, 100M.
+fn short_count(x: &f64) -> String {
+    let x = x.round();
+    match x {
+        x if x >= 1e9 => format!("{}G", tick(&(x / 1e9))),
+        x if x >= 1e6 => format!("{}M", tick(&(x / 1e6))),
+        x if x >= 1e3 => format!("{}k", tick(&(x / 1e3))),
+        x => tick(&x),
+    }
+}
+
+/// The hosted models' line styles: grey shades, each with its own dash, so
+/// none shares a colour with a method.
+fn hosted_style(i: usize) -> (RGBColor, u32, u32) {
+    const STYLES: [(RGBColor, u32, u32); 4] = [
+        (RGBColor(0, 0, 0), 10, 5),
+        (RGBColor(90, 90, 90), 3, 4),
+        (RGBColor(60, 60, 60), 16, 4),
+        (RGBColor(140, 140, 140), 6, 6),
+    ];
+    STYLES[i % STYLES.len()]
+}
+
+/// Total cost against items classified, in two panels with one y axis:
+/// machine time alone, then with each method's labels (training and
+/// validation examples) bought at the price table's label price. Each
+/// method's line is solid in its colour; hosted models, which need no labels,
+/// are grey dashed lines; a circle marks where each method becomes cheaper
+/// in total than the cheapest hosted model. The legend is below the plots.
 pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &SheetCosts) -> Result<Svg> {
-    let mut lines: Vec<CostLine> = records.iter().map(|(_, r)| cost_line(r, sheet)).collect();
-    lines.extend(hosted_lines(records, prices));
+    let machine: Vec<CostLine> = records.iter().map(|(_, r)| cost_line(r, sheet)).collect();
+    let labelled: Vec<CostLine> = records
+        .iter()
+        .zip(&machine)
+        .map(|((_, r), l)| CostLine {
+            one_off: l.one_off + (r.data.train + r.data.validation) as f64 * prices.label.usd,
+            ..l.clone()
+        })
+        .collect();
+    let hosted = hosted_lines(records, prices);
+    let cheapest = hosted.iter().min_by(|a, b| a.per_item.total_cmp(&b.per_item));
     let (x_lo, x_hi) = (1.0f64, 1e8f64);
-    let y_lo = lines.iter().map(|l| l.at(x_lo)).fold(f64::MAX, f64::min).max(1e-7);
-    let y_hi = lines.iter().map(|l| l.at(x_hi)).fold(1e-6, f64::max);
+    let every = machine.iter().chain(&labelled).chain(&hosted);
+    let y_lo = every.clone().map(|l| l.at(x_lo)).fold(f64::MAX, f64::min).max(1e-7);
+    let y_hi = every.map(|l| l.at(x_hi)).fold(1e-6, f64::max) * 3.0;
+    let panels = [
+        "machine time only".to_string(),
+        format!("with the labels each method learned from, at {} a label", dollars(prices.label.usd)),
+    ];
+    let panel_h = 400u32;
+    let legend_rows = machine.len() + hosted.len() + usize::from(cheapest.is_some());
+    let legend_h = crate::plot::legend_height(legend_rows);
+    let mut crossings: Vec<String> = Vec::new();
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (980, 560)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (980, 50 + 2 * panel_h + legend_h)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Total cost against items classified", ("sans-serif", TITLE_FONT))
-            .margin(12)
-            .x_label_area_size(52)
-            .y_label_area_size(80)
-            .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi * 2.0).log_scale())
-            .map_err(draw_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("items classified (log)")
-            .y_desc("total USD (log)")
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
-            .draw()
-            .map_err(draw_error)?;
-        for (i, line) in lines.iter().enumerate() {
-            let color = class_color(i);
-            let points: Vec<(f64, f64)> = (0..=64)
-                .map(|k| {
-                    let x = x_lo * (x_hi / x_lo).powf(k as f64 / 64.0);
-                    (x, line.at(x).max(y_lo))
-                })
-                .collect();
-            let drawn = if line.hosted {
-                chart.draw_series(DashedLineSeries::new(points, 8, 5, color.stroke_width(2)))
-            } else {
-                chart.draw_series(LineSeries::new(points, color.stroke_width(2)))
+        let root =
+            root.titled("Total cost against items classified", ("sans-serif", TITLE_FONT)).map_err(draw_error)?;
+        let (plots, legend_area) = root.split_vertically(2 * panel_h);
+        let (top, bottom) = plots.split_vertically(panel_h);
+        for ((area, title), lines) in [top, bottom].iter().zip(&panels).zip([&machine, &labelled]) {
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", LABEL_FONT))
+                .margin(10)
+                .margin_right(30)
+                .x_label_area_size(48)
+                .y_label_area_size(84)
+                .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
+                .map_err(draw_error)?;
+            chart
+                .configure_mesh()
+                .x_desc("items classified (log)")
+                .y_desc("total USD (log)")
+                .x_label_formatter(&short_count)
+                .y_label_formatter(&tick)
+                .label_style(("sans-serif", TICK_FONT))
+                .axis_desc_style(("sans-serif", LABEL_FONT))
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(draw_error)?;
+            let curve = |line: &CostLine| -> Vec<(f64, f64)> {
+                (0..=64)
+                    .map(|k| {
+                        let x = x_lo * (x_hi / x_lo).powf(k as f64 / 64.0);
+                        (x, line.at(x).max(y_lo))
+                    })
+                    .collect()
             };
-            let hosted = line.hosted;
-            drawn.map_err(draw_error)?.label(line.name.clone()).legend(move |(x, y)| {
-                let style = color.stroke_width(2);
-                if hosted {
-                    PathElement::new([(x, y), (x + 6, y)], style)
-                } else {
-                    PathElement::new([(x, y), (x + 16, y)], style)
-                }
-            });
+            for (i, line) in hosted.iter().enumerate() {
+                let (color, dash, gap) = hosted_style(i);
+                chart
+                    .draw_series(DashedLineSeries::new(curve(line), dash, gap, color.stroke_width(2)))
+                    .map_err(draw_error)?;
+            }
+            for (i, line) in lines.iter().enumerate() {
+                chart.draw_series(LineSeries::new(curve(line), class_color(i).stroke_width(3))).map_err(draw_error)?;
+            }
+            let Some(cheapest) = cheapest else { continue };
+            for (i, line) in lines.iter().enumerate() {
+                let Some(n) = line.cheaper_than_after(cheapest).filter(|n| (x_lo..=x_hi).contains(n)) else { continue };
+                chart
+                    .draw_series([
+                        Circle::new((n, line.at(n)), 7, class_color(i).filled()),
+                        Circle::new((n, line.at(n)), 7, BLACK.stroke_width(1)),
+                    ])
+                    .map_err(draw_error)?;
+                crossings.push(format!("{} ({title}) after {} items", line.name, round_items(n)));
+            }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", TICK_FONT))
-            .draw()
-            .map_err(draw_error)?;
+        // The legend: a line sample per entry, in the line's own style.
+        let font = ("sans-serif", LABEL_FONT).into_font().color(&BLACK);
+        let row = |k: usize| 18 + 26 * k as i32;
+        for (i, line) in machine.iter().enumerate() {
+            let y = row(i);
+            legend_area
+                .draw(&PathElement::new([(14, y), (44, y)], class_color(i).stroke_width(3)))
+                .map_err(draw_error)?;
+            legend_area.draw(&Text::new(line.name.clone(), (54, y - 10), font.clone())).map_err(draw_error)?;
+        }
+        for (i, line) in hosted.iter().enumerate() {
+            let y = row(machine.len() + i);
+            let (color, dash, gap) = hosted_style(i);
+            let mut x = 14;
+            while x < 44 {
+                let end = (x + dash as i32).min(44);
+                legend_area.draw(&PathElement::new([(x, y), (end, y)], color.stroke_width(2))).map_err(draw_error)?;
+                x = end + gap as i32;
+            }
+            legend_area.draw(&Text::new(line.name.clone(), (54, y - 10), font.clone())).map_err(draw_error)?;
+        }
+        if let Some(cheapest) = cheapest {
+            let y = row(machine.len() + hosted.len());
+            legend_area.draw(&Circle::new((29, y), 7, BLACK.stroke_width(1))).map_err(draw_error)?;
+            let name = cheapest.name.split(' ').next().unwrap_or(&cheapest.name);
+            let text = format!("where the method becomes cheaper in total than {name}, the cheapest hosted model");
+            legend_area.draw(&Text::new(text, (54, y - 10), font.clone())).map_err(draw_error)?;
+        }
         root.present().map_err(draw_error)?;
     }
-    let alt: Vec<String> = lines
+    let alt: Vec<String> = machine
         .iter()
+        .chain(&hosted)
         .map(|l| format!("{}: ${} once, ${} per 1,000 items", l.name, tick(&l.one_off), tick(&(1000.0 * l.per_item))))
         .collect();
     Ok(Svg::new(
         svg,
         format!(
-            "Total cost against items classified, log scales; machine time at ${MACHINE_USD_PER_HOUR:.2}/h, hosted list prices \
-             of {}. {}.",
+            "Total cost against items classified, log scales, in two panels: machine time at \
+             ${MACHINE_USD_PER_HOUR:.2}/h only, and with labels at {} each; hosted list prices of {}, dashed grey. {}. \
+             Cheaper than the cheapest hosted model: {}.",
+            dollars(prices.label.usd),
             prices.date,
-            alt.join("; ")
+            alt.join("; "),
+            if crossings.is_empty() { "never within 100 million items".to_string() } else { crossings.join("; ") }
         ),
     ))
 }
@@ -319,6 +401,7 @@ mod tests {
         assert!((local.at(n) - hosted.at(n)).abs() < 1e-9);
         assert_eq!(hosted.cheaper_than_after(&local), None, "dearer per item: never");
         assert_eq!(round_items(5000.0), "5,000");
+        assert_eq!([1.0, 100.0, 1e4, 1e6, 1e8].map(|x| short_count(&x)), ["1", "100", "10k", "1M", "100M"]);
         assert_eq!(round_items(123_456.0), "130,000");
         assert_eq!(round_items(42.2), "43");
         assert_eq!(round_items(9_812_345.0), "9.9 million");

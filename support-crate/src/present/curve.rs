@@ -91,7 +91,7 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
     let legend_px = legend_height(legend.len());
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (980, plot_height + legend_px + 60)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (980, plot_height + legend_px + 86)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
         let (top, rest) = root.split_vertically(plot_height);
         let (legend_area, note) = rest.split_vertically(legend_px);
@@ -126,10 +126,15 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
                 continue;
             }
             let line: Vec<(f64, f64)> = at.iter().map(|s| (s.labels_per_class as f64, s.mean)).collect();
-            if is_distilled(curve, arm) {
-                chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, c.stroke_width(2))).map_err(draw_error)?;
-            } else {
-                chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(3))).map_err(draw_error)?;
+            for pair in line.windows(2) {
+                let segment = pair.iter().copied();
+                if unmeasured_gap(pair[0].0, pair[1].0) {
+                    chart.draw_series(DashedLineSeries::new(segment, 2, 6, c.stroke_width(2))).map_err(draw_error)?;
+                } else if is_distilled(curve, arm) {
+                    chart.draw_series(DashedLineSeries::new(segment, 8, 5, c.stroke_width(2))).map_err(draw_error)?;
+                } else {
+                    chart.draw_series(LineSeries::new(segment, c.stroke_width(3))).map_err(draw_error)?;
+                }
             }
             chart.draw_series(line.iter().map(|&p| Circle::new(p, 5, c.filled()))).map_err(draw_error)?;
             chart
@@ -143,6 +148,8 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
         for (i, line) in
             [
                 "Bars: lowest to highest seed (one seed: 95% bootstrap interval). Dashed: a student taught by a teacher's labels."
+                    .to_string(),
+                "Dotted: more than 4× the labels between two points, none measured between: the line is not a measurement."
                     .to_string(),
                 format!("{caption_note}."),
             ]
@@ -162,6 +169,13 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
         svg,
         format!("Test accuracy against labelled examples per class (log axis). {caption_note}. {}.", alt.join("; ")),
     ))
+}
+
+/// Whether the curve's line between two budgets of one arm bridges more than
+/// the grid's step (4×) with nothing measured between: drawn dotted, since a
+/// straight line there would read as a measurement.
+fn unmeasured_gap(from: f64, to: f64) -> bool {
+    to > 4.0 * from * (1.0 + 1e-9)
 }
 
 /// The smallest budget from which `a`'s mean accuracy stays above `b`'s at
@@ -507,6 +521,12 @@ mod tests {
             high: mean,
             test_items: 100,
         }
+    }
+
+    #[test]
+    fn a_line_across_more_than_the_grid_step_is_not_drawn_as_measured() {
+        assert!(unmeasured_gap(32.0, 4750.0) && unmeasured_gap(512.0, 3000.0));
+        assert!(!unmeasured_gap(128.0, 512.0) && !unmeasured_gap(2048.0, 4750.0) && !unmeasured_gap(8.0, 16.0));
     }
 
     #[test]

@@ -121,12 +121,15 @@ pub fn length_distribution_chart(ds: &Dataset, split: Split, unit: LengthUnit) -
             (ds.labels[class].clone(), points.collect())
         })
         .collect();
+    // The last bin also holds the longest 0.5% of texts, which would
+    // otherwise stretch the axis; the marker says so.
+    let overflow = (bins - 1) * bin;
     LineChart {
         title: &format!("Text length per class ({split} split, {name})"),
         x_label: &format!("length in {name} (bins of {bin})"),
         y_label: "% of the class's texts",
         series,
-        markers: vec![],
+        markers: vec![(overflow as f64, format!("last bin: {overflow} {name} and longer"))],
     }
     .render((820, 380))
 }

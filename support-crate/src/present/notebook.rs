@@ -27,9 +27,19 @@ pub struct Markdown(pub String);
 impl Markdown {
     /// evcxr's display hook: rendered Markdown, and the text itself as the plain form.
     pub fn evcxr_display(&self) {
-        emit("text/plain", &self.0);
-        emit("text/markdown", &self.0);
+        let text = from_notebooks(&self.0);
+        emit("text/plain", &text);
+        emit("text/markdown", &text);
     }
+}
+
+/// The report's text links the project's files from its root
+/// (`assets/break_even.svg`); a notebook lives in `notebooks/`, so its links
+/// go one level up.
+fn from_notebooks(markdown: &str) -> String {
+    ["assets/", "results/", "docs/", "support-crate/"]
+        .iter()
+        .fold(markdown.to_string(), |text, dir| text.replace(&format!("]({dir}"), &format!("](../{dir}")))
 }
 
 /// What a cell shows when the results it draws may be missing: the chart or
@@ -240,6 +250,15 @@ fn joined(value: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use polars::df;
+
+    #[test]
+    fn links_from_the_project_root_point_up_from_the_notebooks() {
+        let text = "Cost ([`assets/break_even.svg`](assets/break_even.svg)), [site](https://x.org/assets/a)";
+        assert_eq!(
+            from_notebooks(text),
+            "Cost ([`assets/break_even.svg`](../assets/break_even.svg)), [site](https://x.org/assets/a)"
+        );
+    }
 
     #[test]
     fn html_table_escapes_and_formats() {

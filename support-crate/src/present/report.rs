@@ -66,13 +66,18 @@ pub fn against_best(
         .collect()
 }
 
+/// [`against_best`] from the records' own predictions files.
+pub fn paired_against_best(records: &[(PathBuf, RunRecord)]) -> Result<Vec<Option<PairedDifference>>> {
+    let predictions: Vec<Vec<Prediction>> =
+        records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
+    Ok(against_best(records, &predictions))
+}
+
 /// One line per run: its accuracy and macro-F1, and how it compares with the
 /// most accurate run on the test items both answered (paired bootstrap
 /// interval of the difference, McNemar's exact test).
 pub fn against_best_sentences(records: &[(PathBuf, RunRecord)]) -> Result<String> {
-    let predictions: Vec<Vec<Prediction>> =
-        records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
-    let versus = against_best(records, &predictions);
+    let versus = paired_against_best(records)?;
     let best = records.iter().zip(&versus).find(|(_, v)| v.is_none()).map(|((_, r), _)| r.method.as_str());
     let mut out = String::new();
     for ((_, r), v) in records.iter().zip(&versus) {
@@ -307,7 +312,7 @@ pub fn write(
     prices: &PriceTable,
 ) -> Result<String> {
     let records = results::read_all(results_dir)?;
-    let accuracy = accuracy_chart(&records)?;
+    let accuracy = accuracy_chart(&records, &paired_against_best(&records)?)?;
     save_png(&accuracy, &assets_dir.join("text_classification_average_accuracy.png"))?;
     accuracy.save(&assets_dir.join("text_classification_average_accuracy.svg"))?;
     per_class_f1_chart(&records)?.save(&assets_dir.join("per_class_f1.svg"))?;
