@@ -566,8 +566,10 @@ fn one_items_retries_do_not_hold_up_the_others() {
     let order = order.lock().unwrap();
     let attempts: Vec<usize> = order.iter().enumerate().filter(|(_, &i)| i == 0).map(|(at, _)| at).collect();
     assert_eq!(attempts.len(), 4, "{order:?}");
-    let others_meanwhile = order[attempts[0]..attempts[3]].iter().filter(|&&i| i != 0).count();
-    assert_eq!(others_meanwhile, 11, "the other items waited for item 0's retries: {order:?}");
+    // Every other item is answered before item 0's last attempt, whichever
+    // of them the two workers happened to ask before item 0's first.
+    let others_before_the_last = order[..attempts[3]].iter().filter(|&&i| i != 0).count();
+    assert_eq!(others_before_the_last, 11, "the other items waited for item 0's retries: {order:?}");
 }
 
 #[test]
