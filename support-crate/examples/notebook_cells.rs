@@ -195,20 +195,31 @@ let pad = base.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
     let encoded = finetune::batch::encode_all(&base.tokenizer, &data::texts(&examples), config.train.max_len).expect("tokenising");
     let items: Vec<usize> = (0..encoded.len()).collect();
     let batch = Batch::new(&encoded, &items, pad, &Device::Cpu).expect("batch");
+    let states = untrained.last_token_states(&batch.ids, &batch.lengths).expect("forward pass");
     let logits = untrained.classify(&batch.ids, &batch.lengths).expect("forward pass").to_dtype(DType::F32).expect("f32");
+    let (b, t) = batch.ids.dims2().expect("ids");
+    println!("ids {:?} -> inside each of the {} blocks [{b}, {t}, {}] -> last real token {:?} -> logits {:?}",
+        batch.ids.dims(), base.config.num_hidden_layers, base.config.hidden_size, states.dims(), logits.dims());
     let rows: Vec<Vec<f32>> = logits.to_vec2().expect("logits");
-    let (mut loss, mut correct) = (0.0, 0);
+    let k = ds.labels.len();
+    let (mut loss, mut correct, mut predicted, mut mean) = (0.0, 0, vec![0usize; k], vec![0f32; k]);
     for (row, example) in rows.iter().zip(&examples) {
         let max = row.iter().cloned().fold(f32::MIN, f32::max);
         let log_sum = max + row.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
         loss += (log_sum - row[example.label]) as f64;
         correct += usize::from(row[example.label] == max);
+        predicted[row.iter().position(|&l| l == max).unwrap_or(0)] += 1;
+        row.iter().enumerate().for_each(|(c, l)| mean[c] += l / rows.len() as f32);
     }
-    for (row, example) in rows.iter().zip(&examples).take(8) {
-        println!("logits {:>7.3?}  true class {}", row, ds.labels[example.label]);
+    for class in 0..k {
+        for (row, example) in rows.iter().zip(&examples).filter(|(_, e)| e.label == class).take(2) {
+            println!("logits {:>7.3?}  true class {}", row, ds.labels[example.label]);
+        }
     }
-    println!("over {} texts: mean cross-entropy {:.3} (ln 4 = {:.3}), accuracy {:.1}%",
-        rows.len(), loss / rows.len() as f64, (4f64).ln(), 100.0 * correct as f64 / rows.len() as f64);
+    println!("mean logit per class {:>7.3?} ({})", mean, ds.labels.join(", "));
+    println!("answers per class {:?} for {} texts per class", predicted, rows.len() / k);
+    println!("over {} texts: mean cross-entropy {:.3} (ln {k} = {:.3}), accuracy {:.1}%",
+        rows.len(), loss / rows.len() as f64, (k as f64).ln(), 100.0 * correct as f64 / rows.len() as f64);
 };
 // cell 18
 {
