@@ -256,9 +256,13 @@ views::loss_chart(&fitted.state, 25, ds.labels.len()).expect("plot")
 // cell 23
 {
     let losses: Vec<f64> = fitted.state.history.iter().map(|s| s.loss).collect();
-    let mean = |from: usize, to: usize| losses[from..to.min(losses.len())].iter().sum::<f64>() / (to.min(losses.len()) - from) as f64;
+    // A short (SMOKE) run may not reach a window: its mean is then NaN.
+    let mean = |from: usize, to: usize| {
+        let window = &losses[from.min(losses.len())..to.min(losses.len())];
+        window.iter().sum::<f64>() / window.len() as f64
+    };
     println!("first step {:.3}; steps 1-13 (the smoothed line's first point) {:.3}; steps 50-75 {:.3}; last 25 steps {:.3}",
-        losses[0], mean(0, 13), mean(49, 75), mean(losses.len().saturating_sub(25), losses.len()));
+        losses.first().copied().unwrap_or(f64::NAN), mean(0, 13), mean(49, 75), mean(losses.len().saturating_sub(25), losses.len()));
     for v in &fitted.state.validation {
         println!("validation at step {}: loss {:.3}, accuracy {:.1}%", v.step, v.loss, 100.0 * v.accuracy);
     }

@@ -133,7 +133,10 @@ pub fn validation_chart(state: &TrainState, items: usize) -> Result<Svg> {
     let low = points.iter().map(|p| p.2).fold(100.0, f64::min);
     let high = points.iter().map(|p| p.3).fold(0.0, f64::max);
     let last = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let (y_lo, y_hi) = ((low - 1.0).floor().max(0.0), (high + 1.0).ceil().min(100.0));
+    let (y_lo, y_hi) = match points.is_empty() {
+        true => (0.0, 100.0),
+        false => ((low - 1.0).floor().max(0.0), (high + 1.0).ceil().min(100.0)),
+    };
     let color = class_color(1);
     let mut svg = String::new();
     {
