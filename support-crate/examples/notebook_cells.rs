@@ -119,7 +119,7 @@ Table(eda.duplicates.clone())
 // cell 23
 Table(eda.duplicate_pairs.clone())
 ;
-// cell 25
+// cell 26
 println!("{}", eda.summary.leakage());
 }
 
@@ -335,41 +335,27 @@ let fitted = knn_method.fit_knn(&TrainingSet::of(&ds), &ctx).expect("embedding a
 println!("{} train and validation texts embedded ({} of them from the cache); {} longer than {} tokens were truncated",
     fitted.stats.texts, fitted.stats.cached, fitted.stats.truncated, knn_method.config.embed.max_tokens);
 // cell 8
-let speed = {
-    let texts: Vec<&str> = ds.test.iter().take(500).map(|e| e.text.as_str()).collect();
-    let f32_embedder = &fitted.embedder.embedder;
-    let int8_embedder = embedder::Embedder::load(&embedder::EmbedConfig {
-        precision: slm_vs_llm::kernels::Precision::Int8,
-        ..f32_embedder.config().clone()
-    }).expect("the same encoder with int8 matmuls");
-    // Two rounds of f32 and int8, interleaved so that a busy moment on a shared machine hits both.
-    slm_vs_llm::bench::embed(f32_embedder, &int8_embedder, &texts, 2, None).expect("timing the embedder")
-};
-println!("f32:  {:.0} sentences/s on {} ({} texts, median of 2 rounds)", speed.rust_sentences_per_second,
-    slm_vs_llm::results::Hardware::detect().summary(), speed.texts);
-println!("int8: {:.0} sentences/s ({:.2}x f32, {} kernel); cosine to the f32 embedding: min {:.4}, mean {:.4}",
-    speed.int8.sentences_per_second, speed.int8.speedup.median, speed.int8.kernel, speed.int8.cosine_min,
-    speed.int8.cosine_mean);
-// cell 11
-let points: Vec<(f64, f64, usize)> = {
+let (points, axes) = {
     let sample: Vec<usize> = (0..ds.train.len()).step_by((ds.train.len() / 2000).max(1)).collect();
     let texts: Vec<&str> = sample.iter().map(|&i| ds.train[i].text.as_str()).collect();
     let (subset, _) = fitted.embedder.embed(&texts, false).expect("embeddings (from the cache)");
-    embedder::pca_2d(&subset).into_iter().zip(&sample).map(|((x, y), &i)| (x, y, ds.train[i].label)).collect()
+    let projection = embedder::pca_2d(&subset);
+    let classes: Vec<usize> = sample.iter().map(|&i| ds.train[i].label).collect();
+    (projection.with_classes(&classes), projection.axis_titles())
 };
-plot::scatter("Training embeddings, first two principal components", &ds.labels, &points).expect("plot")
+plot::scatter("Training embeddings, first two principal components", &ds.labels, &points, &axes).expect("plot")
 ;
-// cell 13
+// cell 10
 println!("chosen: k = {}, {} vote, validation accuracy {:.2}%", fitted.chosen.k, fitted.chosen.vote, 100.0 * fitted.chosen.accuracy);
 knn::sweep_chart(&fitted.sweep, &fitted.chosen).expect("plot")
 ;
-// cell 16
+// cell 13
 let query = ds.validation[0].clone();
 let query_embedding = fitted.embedder.embed(&[query.text.as_str()], false).expect("embedding the query").0;
 let norm: f32 = query_embedding.row(0).iter().map(|x| x * x).sum::<f32>().sqrt();
 println!("query [{}]: {}", ds.labels[query.label], query.text);
 println!("embedding: {} numbers, length {:.4}, starting {:.3?}", query_embedding.dim, norm, &query_embedding.row(0)[..4]);
-// cell 18
+// cell 15
 let train_embeddings = {
     let texts = data::texts(&fitted.train);
     fitted.embedder.embed(&texts, false).expect("training embeddings (from the cache)").0
@@ -392,7 +378,7 @@ nearest.sort_by(|&a, &b| similarities[b].total_cmp(&similarities[a]));
     ).expect("table"))
 }
 ;
-// cell 20
+// cell 17
 {
     let (k, classes) = (fitted.chosen.k, ds.labels.len());
     let (mut votes, mut weight) = (vec![0u32; classes], vec![0f32; classes]);
@@ -410,22 +396,22 @@ nearest.sort_by(|&a, &b| similarities[b].total_cmp(&similarities[a]));
     ).expect("table"))
 }
 ;
-// cell 22
+// cell 19
 {
     let answer = fitted.predict(&[query.text.as_str()], &ctx).expect("predicting").outputs.remove(0);
     println!("predicted {} (true: {}); scores {}", ds.labels[answer.label.expect("K-NN always answers")], ds.labels[query.label],
         tables::format_scores(&ds.labels, answer.scores.as_deref()));
 };
-// cell 24
+// cell 21
 let run = method::evaluate(Box::new(fitted), &ds, &RunOptions { context: ctx.clone(), ..RunOptions::default() }).expect("predicting test");
 println!("{}", run.metrics().summary());
 println!("search: {} test queries in {:.3} s", run.test.len(), run.record.extra["test_search_seconds"].as_f64().unwrap_or(f64::NAN));
 Table(run.metrics().per_class_table().expect("table"))
 ;
-// cell 25
+// cell 22
 run.metrics().confusion_chart("K-NN on the test split").expect("plot")
 ;
-// cell 27
+// cell 24
 {
     let knn_fit = run.fitted_as::<FittedKnn>().expect("a K-NN run");
     let texts: Vec<&str> = run.test.iter().map(|e| e.text.as_str()).collect();
@@ -434,17 +420,17 @@ run.metrics().confusion_chart("K-NN on the test split").expect("plot")
     Table(tables::error_table(&run, &ds.labels, 12, Some(("nearest neighbours [class similarity]", &evidence))).expect("table"))
 }
 ;
-// cell 29
+// cell 26
 {
     let knn_fit = run.fitted_as::<FittedKnn>().expect("a K-NN run");
     let speed = run.record.timings.test_inference;
     println!("embeddings + K-NN (k = {}, {} vote, chosen on validation): {} on {} test items; {:.0} texts/s end to end",
         knn_fit.chosen.k, knn_fit.chosen.vote, run.metrics().summary(), run.test.len(), speed.items_per_second);
 };
-// cell 31
+// cell 28
 let written = run.write(&slm_vs_llm::paths::data_dir().join("notebooks/results")).expect("writing the record");
 println!("{}", written.file_name().unwrap().to_string_lossy());
-// cell 33
+// cell 30
 let budget = if profile.is_smoke() { 4 } else { 8 };
 let few = data::per_class_subset(&ds.train, ds.labels.len(), budget, ctx.seed);
 let few_validation = data::per_class_subset(&ds.validation, ds.labels.len(), (budget / 4).max(2), ctx.seed);
@@ -458,14 +444,14 @@ println!("{} labelled examples ({budget} per class), {} for validation; {} pairs
     few.len(), few_validation.len(), pairs.len(), pairs.iter().filter(|p| p.same).count());
 Table(setfit::views::pairs_table(&pairs, &few, &ds.labels, 6).expect("table"))
 ;
-// cell 36
+// cell 33
 let held_out_labels = data::labels(&ds.validation);
 let untuned = embedder::Embedder::load(&setfit_method.config.embed).expect("the encoder SetFit starts from");
 let held_out_before = untuned.embed(&data::texts(&ds.validation)).expect("embedding validation");
 let separation_before = Separation::of(&held_out_before, &held_out_labels);
 println!("untuned encoder, {} validation texts: mean cosine {:.3} within a class, {:.3} across classes, gap {:.3}",
     held_out_labels.len(), separation_before.same_class, separation_before.other_class, separation_before.gap());
-// cell 39
+// cell 36
 let setfit_fit = setfit_method
     .fit_setfit(&TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) }, &ctx)
     .expect("contrastive tuning");
@@ -476,21 +462,24 @@ let setfit_fit = setfit_method
     setfit::views::loss_chart(&setfit_fit.log, 9).expect("plot")
 }
 ;
-// cell 40
+// cell 37
 let held_out_after = setfit_fit.embedder.embed(&data::texts(&ds.validation)).expect("embedding validation");
 let separation_after = Separation::of(&held_out_after, &held_out_labels);
 println!("tuned encoder, the same texts: mean cosine {:.3} within a class, {:.3} across classes, gap {:.3} (was {:.3})",
     separation_after.same_class, separation_after.other_class, separation_after.gap(), separation_before.gap());
-// cell 43
-fn projected(e: &Embeddings, labels: &[usize]) -> Vec<(f64, f64, usize)> {
-    embedder::pca_2d(e).into_iter().zip(labels).map(|((x, y), &l)| (x, y, l)).collect()
+// cell 40
+fn projected(e: &Embeddings, labels: &[usize]) -> (Vec<(f64, f64, usize)>, [String; 2]) {
+    let projection = embedder::pca_2d(e);
+    (projection.with_classes(labels), projection.axis_titles())
 }
-plot::scatter("Validation texts, untuned encoder", &ds.labels, &projected(&held_out_before, &held_out_labels)).expect("plot")
+let (points, axes) = projected(&held_out_before, &held_out_labels);
+plot::scatter("Validation texts, untuned encoder", &ds.labels, &points, &axes).expect("plot")
 ;
-// cell 44
-plot::scatter(&format!("The same texts after tuning on {} labels", few.len()), &ds.labels, &projected(&held_out_after, &held_out_labels)).expect("plot")
+// cell 41
+let (points, axes) = projected(&held_out_after, &held_out_labels);
+plot::scatter(&format!("The same texts after tuning on {} labels", few.len()), &ds.labels, &points, &axes).expect("plot")
 ;
-// cell 46
+// cell 43
 {
     let few_texts = data::texts(&few);
     let (few_before, few_after) = (untuned.embed(&few_texts).expect("embedding"), setfit_fit.embedder.embed(&few_texts).expect("embedding"));
@@ -500,7 +489,7 @@ plot::scatter(&format!("The same texts after tuning on {} labels", few.len()), &
     Table(setfit::views::neighbours_table((q_before.row(0), q_after.row(0)), (&few_before, &few_after), &data::labels(&few), &ds.labels, 6).expect("table"))
 }
 ;
-// cell 49
+// cell 46
 println!("head for the query: {:?}", setfit_fit.probabilities(&[query.text.as_str()]).expect("head")[0].iter().map(|p| format!("{p:.3}")).collect::<Vec<_>>());
 Table(df!(
     "C" => setfit_fit.sweep.iter().map(|p| p.c).collect::<Vec<_>>(),
@@ -508,7 +497,7 @@ Table(df!(
     "validation accuracy, tuned encoder" => setfit_fit.sweep.iter().map(|p| p.accuracy).collect::<Vec<_>>()
 ).expect("table"))
 ;
-// cell 52
+// cell 49
 {
 let few_options = RunOptions { context: ctx.clone(), ..RunOptions::default() };
 let few_data = TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) };
@@ -520,6 +509,23 @@ let paired = PairedDifference::of_runs(&setfit_run, &few_knn_run).expect("the sa
 println!("only SetFit right on {} items, only K-NN right on {}", paired.only_first_right, paired.only_second_right);
 println!("{}", paired.sentence("SetFit", "K-NN with the same labels"));
 };
+// cell 52
+let encoder_speed = {
+    let knn_fit = run.fitted_as::<FittedKnn>().expect("a K-NN run");
+    let texts: Vec<&str> = ds.test.iter().take(500).map(|e| e.text.as_str()).collect();
+    let f32_embedder = &knn_fit.embedder.embedder;
+    let int8_embedder = embedder::Embedder::load(&embedder::EmbedConfig {
+        precision: slm_vs_llm::kernels::Precision::Int8,
+        ..f32_embedder.config().clone()
+    }).expect("the same encoder with int8 matmuls");
+    // Two rounds of f32 and int8, interleaved so that a busy moment on a shared machine hits both.
+    slm_vs_llm::bench::embed(f32_embedder, &int8_embedder, &texts, 2, None).expect("timing the embedder")
+};
+println!("f32:  {:.0} sentences/s on {} ({} texts, median of 2 rounds)", encoder_speed.rust_sentences_per_second,
+    slm_vs_llm::results::Hardware::detect().summary(), encoder_speed.texts);
+println!("int8: {:.0} sentences/s ({:.2}x f32, {} kernel); cosine to the f32 embedding: min {:.4}, mean {:.4}",
+    encoder_speed.int8.sentences_per_second, encoder_speed.int8.speedup.median, encoder_speed.int8.kernel,
+    encoder_speed.int8.cosine_min, encoder_speed.int8.cosine_mean);
 }
 
 /// notebooks/LLM.ipynb

@@ -365,9 +365,10 @@ pub fn confusion_heatmap(title: &str, labels: &[String], confusion: &[Vec<usize>
     Ok(Svg::new(svg, alt))
 }
 
-/// Points coloured by class, e.g. a 2-D projection of embeddings; the legend
-/// sits to the right of the plot.
-pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)]) -> Result<Svg> {
+/// Points coloured by class, e.g. a 2-D projection of embeddings, with the
+/// axes titled (e.g. [`crate::models::embedder::Projection::axis_titles`]);
+/// the legend sits to the right of the plot.
+pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)], axes: &[String; 2]) -> Result<Svg> {
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y, _) in points {
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
@@ -386,15 +387,18 @@ pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)]) -> 
         let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", TITLE_FONT))
             .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(draw_error)?;
         chart
             .configure_mesh()
+            .x_desc(axes[0].as_str())
+            .y_desc(axes[1].as_str())
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .label_style(("sans-serif", TICK_FONT))
+            .axis_desc_style(("sans-serif", LABEL_FONT))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(draw_error)?;
@@ -410,7 +414,13 @@ pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)]) -> 
     }
     Ok(Svg::new(
         svg,
-        format!("Scatter plot: {title}; {} points coloured by class ({}).", points.len(), labels.join(", ")),
+        format!(
+            "Scatter plot: {title}; {} points coloured by class ({}); x: {}, y: {}.",
+            points.len(),
+            labels.join(", "),
+            axes[0],
+            axes[1]
+        ),
     ))
 }
 
@@ -549,8 +559,11 @@ mod tests {
     #[test]
     fn scatter_has_a_legend_entry_per_class_outside_the_plot() {
         let labels = vec!["x".to_string(), "y".to_string()];
-        let svg = scatter("s", &labels, &[(0.0, 0.0, 0), (1.0, 2.0, 1)]).unwrap();
+        let axes = ["across (60%)".to_string(), "up (30%)".to_string()];
+        let svg = scatter("s", &labels, &[(0.0, 0.0, 0), (1.0, 2.0, 1)], &axes).unwrap();
         assert_eq!(svg.markup.matches("<circle").count(), 2);
         assert!(has_text(&svg, "x") && has_text(&svg, "y"));
+        assert!(svg.markup.contains("across (60%)") && svg.markup.contains("up (30%)"), "axis titles");
+        assert!(svg.alt.contains("x: across (60%), y: up (30%)"), "{}", svg.alt);
     }
 }

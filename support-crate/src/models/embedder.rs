@@ -193,12 +193,34 @@ impl Embedder {
     }
 }
 
+/// Embeddings projected onto their first two principal components.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    /// Each embedding's coordinates on the two components.
+    pub points: Vec<(f64, f64)>,
+    /// The share of the embeddings' total variance along each component: how
+    /// much of the picture the two axes show.
+    pub explained: [f64; 2],
+}
+
+impl Projection {
+    /// The points with each one's class, as [`crate::plot::scatter`] draws them.
+    pub fn with_classes(&self, classes: &[usize]) -> Vec<(f64, f64, usize)> {
+        self.points.iter().zip(classes).map(|(&(x, y), &class)| (x, y, class)).collect()
+    }
+
+    /// Axis titles that say how much of the variance each axis shows.
+    pub fn axis_titles(&self) -> [String; 2] {
+        [1, 2].map(|c| format!("component {c} ({:.1}% of the variance)", 100.0 * self.explained[c - 1]))
+    }
+}
+
 /// Project embeddings onto their first two principal components (power
 /// iteration on the covariance matrix; deterministic).
-pub fn pca_2d(emb: &Embeddings) -> Vec<(f64, f64)> {
+pub fn pca_2d(emb: &Embeddings) -> Projection {
     let (n, d) = (emb.len(), emb.dim);
     if n == 0 {
-        return Vec::new();
+        return Projection { points: Vec::new(), explained: [0.0; 2] };
     }
     let mut mean = vec![0f64; d];
     for i in 0..n {
@@ -232,11 +254,19 @@ pub fn pca_2d(emb: &Embeddings) -> Vec<(f64, f64)> {
         v
     };
     let v1 = component(&cov);
-    let lambda1: f64 = (0..d).map(|a| v1[a] * (0..d).map(|b| cov[a * d + b] * v1[b]).sum::<f64>()).sum();
+    let variance_along = |cov: &[f64], v: &[f64]| -> f64 {
+        (0..d).map(|a| v[a] * (0..d).map(|b| cov[a * d + b] * v[b]).sum::<f64>()).sum()
+    };
+    let lambda1 = variance_along(&cov, &v1);
     let deflated: Vec<f64> = (0..d * d).map(|i| cov[i] - lambda1 * v1[i / d] * v1[i % d]).collect();
     let v2 = component(&deflated);
+    let lambda2 = variance_along(&cov, &v2);
+    let total: f64 = (0..d).map(|a| cov[a * d + a]).sum::<f64>().max(f64::MIN_POSITIVE);
     let dot = |r: &[f64], v: &[f64]| r.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
-    centred.iter().map(|r| (dot(r, &v1), dot(r, &v2))).collect()
+    Projection {
+        points: centred.iter().map(|r| (dot(r, &v1), dot(r, &v2))).collect(),
+        explained: [lambda1 / total, lambda2 / total],
+    }
 }
 
 #[cfg(test)]
@@ -252,11 +282,18 @@ mod tests {
             let s = if i % 2 == 0 { 1.0 } else { -1.0 };
             data.extend_from_slice(&[t + 0.1 * s, t - 0.1 * s, 0.0]);
         }
-        let p = pca_2d(&Embeddings { dim: 3, data });
+        let projection = pca_2d(&Embeddings { dim: 3, data });
+        let p = &projection.points;
         let var = |f: fn(&(f64, f64)) -> f64| p.iter().map(|x| f(x).powi(2)).sum::<f64>() / p.len() as f64;
         let (v1, v2) = (var(|x| x.0), var(|x| x.1));
         assert!(v1 > 100.0 * v2 && v2 > 0.001, "{v1} {v2}");
         // The first component is along (1,1,0): projections are (t - mean t) * sqrt(2) up to sign.
         assert!((p[0].0.abs() - 24.5 * 2f64.sqrt()).abs() < 0.01, "{:?}", p[0]);
+        // The two shares are the components' variances over the total, which
+        // here lies almost all along the first: 2 t^2 against 2 * 0.1^2.
+        let [first, second] = projection.explained;
+        assert!((first + second - 1.0).abs() < 1e-9, "{first} + {second}");
+        assert!((first - v1 / (v1 + v2)).abs() < 1e-9 && second < 1e-4, "{first} {second}");
+        assert!(projection.axis_titles()[0].starts_with("component 1 (100.0% of the variance"));
     }
 }
