@@ -7,6 +7,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -21,6 +23,25 @@ pub const TITLE_FONT: u32 = 24;
 pub const LABEL_FONT: u32 = 19;
 pub const TICK_FONT: u32 = 18;
 pub const NOTE_FONT: u32 = 17;
+
+/// An axis pair in the house style: tick labels and axis titles at the
+/// shared font sizes, no minor grid lines. Callers add titles, formatters and
+/// label counts, then `.draw()`.
+pub fn mesh<'a, 'b, DB, X, Y, XT, YT>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+    Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+{
+    let mut style = chart.configure_mesh();
+    style
+        .label_style(("sans-serif", TICK_FONT))
+        .axis_desc_style(("sans-serif", LABEL_FONT))
+        .light_line_style(WHITE.mix(0.0));
+    style
+}
 
 /// An SVG image with its alt text. In an evcxr notebook, a cell ending in an
 /// `Svg` shows it inline; the alt text goes with it as its `text/plain` form
@@ -261,17 +282,13 @@ impl LineChart<'_> {
                 .y_label_area_size(72)
                 .build_cartesian_2d(x, y.clone())
                 .map_err(draw_error)?;
-            chart
-                .configure_mesh()
+            mesh(&mut chart)
                 .x_desc(self.x_label)
                 .y_desc(self.y_label)
                 .x_labels(8)
                 .y_labels(6)
                 .x_label_formatter(&tick)
                 .y_label_formatter(&tick)
-                .label_style(("sans-serif", TICK_FONT))
-                .axis_desc_style(("sans-serif", LABEL_FONT))
-                .light_line_style(WHITE.mix(0.0))
                 .draw()
                 .map_err(draw_error)?;
             for (i, (_, points)) in self.series.iter().enumerate() {
@@ -391,15 +408,11 @@ pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)], axe
             .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart)
             .x_desc(axes[0].as_str())
             .y_desc(axes[1].as_str())
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
-            .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(draw_error)?;
         for (class, _) in labels.iter().enumerate() {

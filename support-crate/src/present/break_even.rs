@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::costs::SheetCosts;
 use crate::costs::MACHINE_USD_PER_HOUR;
-use crate::plot::{class_color, draw_error, tick, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
+use crate::plot::{class_color, draw_error, mesh, tick, Svg, LABEL_FONT, TITLE_FONT};
 use crate::results::RunRecord;
 
 /// The price table shipped with the crate (`support-crate/prices.json`).
@@ -299,15 +299,11 @@ pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &Shee
                 .y_label_area_size(84)
                 .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
                 .map_err(draw_error)?;
-            chart
-                .configure_mesh()
+            mesh(&mut chart)
                 .x_desc("items classified (log)")
                 .y_desc("total USD (log)")
                 .x_label_formatter(&short_count)
                 .y_label_formatter(&tick)
-                .label_style(("sans-serif", TICK_FONT))
-                .axis_desc_style(("sans-serif", LABEL_FONT))
-                .light_line_style(WHITE.mix(0.0))
                 .draw()
                 .map_err(draw_error)?;
             let curve = |line: &CostLine| -> Vec<(f64, f64)> {

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use super::break_even::dollars;
 use super::costs::SheetCosts;
 use crate::costs::per_1000;
-use crate::plot::{class_color, draw_error, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
+use crate::plot::{class_color, draw_error, mesh, Svg, TICK_FONT, TITLE_FONT};
 use crate::studies::cascade::CascadeRecord;
 
 fn short(method: &str) -> &str {
@@ -82,14 +82,11 @@ pub fn chart(records: &[CascadeRecord]) -> anyhow::Result<Svg> {
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..1.0, y_lo.max(0.0)..y_hi.min(1.0))
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart)
             .x_desc("share of items escalated to the second method")
             .y_desc("test accuracy")
             .x_label_formatter(&|x| format!("{:.0}%", 100.0 * x))
             .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
             .draw()
             .map_err(draw_error)?;
         for (i, r) in records.iter().enumerate() {

@@ -11,8 +11,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::costs::{total_per_1000, MACHINE_USD_PER_HOUR};
 use crate::paired::PairedDifference;
 use crate::plot::{
-    class_color, draw_error, draw_legend_below, legend_height, thousands, tick, LegendEntry, Svg, LABEL_FONT,
-    NOTE_FONT, TICK_FONT, TITLE_FONT,
+    class_color, draw_error, draw_legend_below, legend_height, mesh, thousands, tick, LegendEntry, Svg, LABEL_FONT,
+    NOTE_FONT, TITLE_FONT,
 };
 use crate::results::RunRecord;
 
@@ -102,16 +102,12 @@ pub fn accuracy_chart(records: &[(PathBuf, RunRecord)], versus: &[Option<PairedD
             .x_label_area_size(66)
             .build_cartesian_2d(from..to, 0.0..n as f64)
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart)
             .disable_y_mesh()
             .y_labels(0)
             .x_labels((((to - from) / 5.0) as usize + 1).min(11))
-            .light_line_style(WHITE.mix(0.0))
             .x_label_formatter(&|x| format!("{}%", tick(x)))
             .x_desc(format!("accuracy on the test split (axis from {}%)", tick(&from)))
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
             .draw()
             .map_err(draw_error)?;
         let grey = RGBColor(90, 90, 90);
@@ -232,8 +228,7 @@ pub fn per_class_f1_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
             .y_label_area_size(64)
             .build_cartesian_2d(0.0..classes.len() as f64, 0.0..105.0)
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart)
             .disable_x_mesh()
             .x_labels(classes.len() * 2 + 1)
             .x_label_formatter(&|x| {
@@ -245,11 +240,8 @@ pub fn per_class_f1_chart(records: &[(PathBuf, RunRecord)]) -> Result<Svg> {
                 }
             })
             .y_labels(6)
-            .light_line_style(WHITE.mix(0.0))
             .y_label_formatter(&tick)
             .y_desc("F1 (%)")
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
             .draw()
             .map_err(draw_error)?;
         let width = 0.84 / n as f64;
@@ -335,17 +327,13 @@ fn scatter<DB: DrawingBackend>(
         .y_label_area_size(64)
         .build_cartesian_2d(((lo / 4.0)..hi * 4.0).log_scale(), (y_lo - 6.0).max(0.0)..y_hi + 4.0)
         .map_err(draw_error)?;
-    chart
-        .configure_mesh()
+    mesh(&mut chart)
         .x_desc(x_desc)
         .y_desc("accuracy (%)")
         .x_labels(4)
         .y_labels(6)
-        .light_line_style(WHITE.mix(0.0))
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
-        .label_style(("sans-serif", TICK_FONT))
-        .axis_desc_style(("sans-serif", LABEL_FONT))
         .draw()
         .map_err(draw_error)?;
     let font = ("sans-serif", LABEL_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
@@ -400,16 +388,12 @@ pub fn reliability_chart(
             .y_label_area_size(72)
             .build_cartesian_2d(floor..1.0, 0.0..1.0)
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart)
             .y_desc(format!("accuracy in the bin (bins of ≥ {MIN_BIN_ITEMS} items)"))
             .x_labels(8)
             .y_labels(6)
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
-            .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(draw_error)?;
         chart
@@ -439,17 +423,13 @@ pub fn reliability_chart(
             .y_label_area_size(72)
             .build_cartesian_2d(floor..1.0, (0.8..(most as f64 * 1.5)).log_scale())
             .map_err(draw_error)?;
-        counts
-            .configure_mesh()
+        mesh(&mut counts)
             .x_desc("confidence (score of the answered class), bin mean")
             .y_desc("items (log)")
             .x_labels(8)
             .y_labels(4)
             .x_label_formatter(&tick)
             .y_label_formatter(&|v| thousands(v.round() as u64))
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
-            .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(draw_error)?;
         counts

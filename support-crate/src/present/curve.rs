@@ -7,8 +7,7 @@ use plotters::prelude::*;
 use crate::methods::{CurvePlan, Methods};
 use crate::paired::Verdict;
 use crate::plot::{
-    class_color, draw_error, draw_legend_below, legend_height, tick, LegendEntry, Svg, LABEL_FONT, TICK_FONT,
-    TITLE_FONT,
+    class_color, draw_error, draw_legend_below, legend_height, mesh, tick, LegendEntry, Svg, TICK_FONT, TITLE_FONT,
 };
 use crate::studies::curve::{paired, summarise, Curve, CurvePoint, Summary};
 
@@ -102,14 +101,11 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
             .y_label_area_size(70)
             .build_cartesian_2d((x_lo..x_hi).log_scale(), y_lo..1.0)
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart)
             .x_desc("labelled examples per class (log)")
             .y_desc("test accuracy")
             .x_label_formatter(&tick)
             .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
             .draw()
             .map_err(draw_error)?;
         chart

@@ -7,7 +7,7 @@ use super::train::TrainState;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::plot::{class_color, draw_error, tick, LineChart, Svg, LABEL_FONT, TICK_FONT, TITLE_FONT};
+use crate::plot::{class_color, draw_error, mesh, tick, LineChart, Svg, TICK_FONT, TITLE_FONT};
 
 /// Share of texts (%) per token count, one line per class, with the
 /// truncation limit in the title.
@@ -63,15 +63,11 @@ pub fn loss_chart(state: &TrainState, window: usize, classes: usize) -> Result<S
             .y_label_area_size(72)
             .build_cartesian_2d(0.0..last * 1.02, 0.0..top)
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart)
             .x_desc("optimiser step")
             .y_desc("loss")
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
-            .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(draw_error)?;
         chart
@@ -150,15 +146,11 @@ pub fn validation_chart(state: &TrainState, items: usize) -> Result<Svg> {
             .y_label_area_size(72)
             .build_cartesian_2d(0.0..last * 1.08, y_lo..y_hi)
             .map_err(draw_error)?;
-        chart
-            .configure_mesh()
+        mesh(&mut chart)
             .x_desc("optimiser step")
             .y_desc(format!("accuracy (%), {} texts", crate::plot::thousands(items as u64)))
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .label_style(("sans-serif", TICK_FONT))
-            .axis_desc_style(("sans-serif", LABEL_FONT))
-            .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(draw_error)?;
         let font = ("sans-serif", TICK_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
