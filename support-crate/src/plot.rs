@@ -145,10 +145,55 @@ pub fn tick(value: &f64) -> String {
     format!("{sign}{s}")
 }
 
-/// One legend entry: a colour and its name.
+/// What a legend entry draws before its name: the mark of what it names, in
+/// that mark's own style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swatch {
+    /// A filled square: bars, points and areas.
+    Square,
+    /// A solid line sample, `width` pixels wide.
+    Line { width: u32 },
+    /// A dashed line sample in the series' own dash pattern.
+    Dashed(Dashes),
+    /// An open black circle: a marker drawn on the lines.
+    Ring,
+}
+
+/// A dash pattern in pixels: dash length, gap, line width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dashes {
+    pub dash: u32,
+    pub gap: u32,
+    pub width: u32,
+}
+
+/// One legend entry: a colour, how it is drawn, and its name.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LegendEntry {
     pub name: String,
     pub color: RGBColor,
+    pub swatch: Swatch,
+}
+
+impl LegendEntry {
+    /// An entry with a filled square of `color`.
+    pub fn new(name: impl Into<String>, color: RGBColor) -> Self {
+        LegendEntry { name: name.into(), color, swatch: Swatch::Square }
+    }
+
+    pub fn with_swatch(self, swatch: Swatch) -> Self {
+        LegendEntry { swatch, ..self }
+    }
+}
+
+/// A line drawn in a dash pattern, the one its legend's [`Swatch::Dashed`]
+/// shows, so the two cannot drift apart.
+pub fn dashed<I>(points: I, dashes: Dashes, color: RGBColor) -> DashedLineSeries<I::IntoIter, u32>
+where
+    I: IntoIterator,
+    I::IntoIter: Clone,
+{
+    DashedLineSeries::new(points, dashes.dash, dashes.gap, color.stroke_width(dashes.width))
 }
 
 /// Height in pixels of [`draw_legend_below`]'s block for `n` entries.
@@ -159,7 +204,7 @@ pub fn legend_height(n: usize) -> u32 {
 /// Width in pixels that [`draw_legend_beside`] needs.
 pub fn legend_width(entries: &[LegendEntry]) -> u32 {
     let longest = entries.iter().map(|e| e.name.chars().count()).max().unwrap_or(0) as u32;
-    40 + longest * LABEL_FONT * 55 / 124
+    SWATCH_TEXT_X as u32 + 6 + longest * LABEL_FONT * 55 / 124
 }
 
 /// A legend in its own area beside the plot: a colour square and the name,
@@ -173,16 +218,42 @@ pub fn draw_legend_below<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entr
     draw_legend_rows(area, entries, 6)
 }
 
+/// Where a legend's names start: right of a 32-pixel swatch.
+const SWATCH_TEXT_X: i32 = 54;
+
 fn draw_legend_rows<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[LegendEntry],
     top: i32,
 ) -> Result<()> {
     let font = ("sans-serif", LABEL_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
+    let (left, right) = (12, SWATCH_TEXT_X - 10);
     for (i, entry) in entries.iter().enumerate() {
         let y = top + 13 + 26 * i as i32;
-        area.draw(&Rectangle::new([(12, y - 7), (26, y + 7)], entry.color.filled())).map_err(draw_error)?;
-        area.draw(&Text::new(entry.name.clone(), (34, y), font.clone())).map_err(draw_error)?;
+        let middle = (left + right) / 2;
+        match entry.swatch {
+            Swatch::Square => {
+                area.draw(&Rectangle::new([(middle - 7, y - 7), (middle + 7, y + 7)], entry.color.filled()))
+                    .map_err(draw_error)?;
+            }
+            Swatch::Line { width } => {
+                area.draw(&PathElement::new([(left, y), (right, y)], entry.color.stroke_width(width)))
+                    .map_err(draw_error)?;
+            }
+            Swatch::Dashed(Dashes { dash, gap, width }) => {
+                let mut x = left;
+                while x < right {
+                    let end = (x + dash.max(1) as i32).min(right);
+                    area.draw(&PathElement::new([(x, y), (end, y)], entry.color.stroke_width(width)))
+                        .map_err(draw_error)?;
+                    x = end + gap as i32;
+                }
+            }
+            Swatch::Ring => {
+                area.draw(&Circle::new((middle, y), 7, BLACK.stroke_width(1))).map_err(draw_error)?;
+            }
+        }
+        area.draw(&Text::new(entry.name.clone(), (SWATCH_TEXT_X, y), font.clone())).map_err(draw_error)?;
     }
     Ok(())
 }
@@ -249,7 +320,10 @@ impl LineChart<'_> {
 
     fn legend(&self) -> Vec<LegendEntry> {
         let names = self.series.iter().map(|(name, _)| name.clone());
-        names.enumerate().map(|(i, name)| LegendEntry { name, color: class_color(i) }).collect()
+        names
+            .enumerate()
+            .map(|(i, name)| LegendEntry::new(name, class_color(i)).with_swatch(Swatch::Line { width: 2 }))
+            .collect()
     }
 
     fn alt(&self) -> String {
@@ -394,7 +468,7 @@ pub fn scatter(title: &str, labels: &[String], points: &[(f64, f64, usize)], axe
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
     let legend: Vec<LegendEntry> =
-        labels.iter().enumerate().map(|(i, name)| LegendEntry { name: name.clone(), color: class_color(i) }).collect();
+        labels.iter().enumerate().map(|(i, name)| LegendEntry::new(name.clone(), class_color(i))).collect();
     let plot_w = 700;
     let mut svg = String::new();
     {
@@ -567,6 +641,34 @@ mod tests {
         assert_eq!(overlapping_labels(&svg.markup), Vec::<(String, String)>::new());
         let svg = confusion_heatmap("cm", &labels, &[vec![5, 1], vec![0, 7]], &[0, 0]).unwrap();
         assert!(!svg.markup.contains("invalid"));
+    }
+
+    #[test]
+    fn legend_swatches_draw_the_mark_they_name() {
+        let swatch_svg = |swatch: Swatch| {
+            let mut markup = String::new();
+            {
+                let root = SVGBackend::with_string(&mut markup, (400, legend_height(1))).into_drawing_area();
+                draw_legend_below(&root, &[LegendEntry::new("entry", RGBColor(10, 20, 30)).with_swatch(swatch)])
+                    .unwrap();
+                root.present().unwrap();
+            }
+            markup
+        };
+        let count = |markup: &str, element: &str| markup.matches(element).count();
+        let square = swatch_svg(Swatch::Square);
+        assert_eq!((count(&square, "<rect"), count(&square, "<polyline")), (1, 0), "{square}");
+        let line = swatch_svg(Swatch::Line { width: 3 });
+        assert_eq!(count(&line, "<polyline"), 1, "{line}");
+        assert!(line.contains("stroke-width=\"3\""), "{line}");
+        // 32 pixels of 4-pixel dashes with 4-pixel gaps: four dashes.
+        let dashed = swatch_svg(Swatch::Dashed(Dashes { dash: 4, gap: 4, width: 2 }));
+        assert_eq!(count(&dashed, "<polyline"), 4, "{dashed}");
+        let ring = swatch_svg(Swatch::Ring);
+        assert!(count(&ring, "<circle") == 1 && ring.contains("fill=\"none\""), "{ring}");
+        for markup in [square, line, dashed, ring] {
+            assert!(markup.contains(">entry<") || markup.lines().any(|l| l.trim() == "entry"), "{markup}");
+        }
     }
 
     #[test]

@@ -13,7 +13,10 @@ use serde::Deserialize;
 
 use super::costs::SheetCosts;
 use crate::costs::MACHINE_USD_PER_HOUR;
-use crate::plot::{class_color, draw_error, mesh, tick, Svg, LABEL_FONT, TITLE_FONT};
+use crate::plot::{
+    class_color, dashed, draw_error, draw_legend_below, mesh, tick, Dashes, LegendEntry, Svg, Swatch, LABEL_FONT,
+    TITLE_FONT,
+};
 use crate::results::RunRecord;
 
 /// The price table shipped with the crate (`support-crate/prices.json`).
@@ -242,14 +245,15 @@ fn short_count(x: &f64) -> String {
 
 /// The hosted models' line styles: grey shades, each with its own dash, so
 /// none shares a colour with a method.
-fn hosted_style(i: usize) -> (RGBColor, u32, u32) {
-    const STYLES: [(RGBColor, u32, u32); 4] = [
-        (RGBColor(0, 0, 0), 10, 5),
-        (RGBColor(90, 90, 90), 3, 4),
-        (RGBColor(60, 60, 60), 16, 4),
-        (RGBColor(140, 140, 140), 6, 6),
+fn hosted_style(i: usize) -> (RGBColor, Dashes) {
+    let dashes = |dash, gap| Dashes { dash, gap, width: 2 };
+    let styles = [
+        (RGBColor(0, 0, 0), dashes(10, 5)),
+        (RGBColor(90, 90, 90), dashes(3, 4)),
+        (RGBColor(60, 60, 60), dashes(16, 4)),
+        (RGBColor(140, 140, 140), dashes(6, 6)),
     ];
-    STYLES[i % STYLES.len()]
+    styles[i % styles.len()]
 }
 
 /// Total cost against items classified, in two panels with one y axis:
@@ -315,10 +319,8 @@ pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &Shee
                     .collect()
             };
             for (i, line) in hosted.iter().enumerate() {
-                let (color, dash, gap) = hosted_style(i);
-                chart
-                    .draw_series(DashedLineSeries::new(curve(line), dash, gap, color.stroke_width(2)))
-                    .map_err(draw_error)?;
+                let (color, dashes) = hosted_style(i);
+                chart.draw_series(dashed(curve(line), dashes, color)).map_err(draw_error)?;
             }
             for (i, line) in lines.iter().enumerate() {
                 chart.draw_series(LineSeries::new(curve(line), class_color(i).stroke_width(3))).map_err(draw_error)?;
@@ -335,34 +337,21 @@ pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &Shee
                 crossings.push(format!("{} ({title}) after {} items", line.name, round_items(n)));
             }
         }
-        // The legend: a line sample per entry, in the line's own style.
-        let font = ("sans-serif", LABEL_FONT).into_font().color(&BLACK);
-        let row = |k: usize| 18 + 26 * k as i32;
-        for (i, line) in machine.iter().enumerate() {
-            let y = row(i);
-            legend_area
-                .draw(&PathElement::new([(14, y), (44, y)], class_color(i).stroke_width(3)))
-                .map_err(draw_error)?;
-            legend_area.draw(&Text::new(line.name.clone(), (54, y - 10), font.clone())).map_err(draw_error)?;
-        }
+        let mut legend: Vec<LegendEntry> = machine
+            .iter()
+            .enumerate()
+            .map(|(i, line)| LegendEntry::new(line.name.clone(), class_color(i)).with_swatch(Swatch::Line { width: 3 }))
+            .collect();
         for (i, line) in hosted.iter().enumerate() {
-            let y = row(machine.len() + i);
-            let (color, dash, gap) = hosted_style(i);
-            let mut x = 14;
-            while x < 44 {
-                let end = (x + dash as i32).min(44);
-                legend_area.draw(&PathElement::new([(x, y), (end, y)], color.stroke_width(2))).map_err(draw_error)?;
-                x = end + gap as i32;
-            }
-            legend_area.draw(&Text::new(line.name.clone(), (54, y - 10), font.clone())).map_err(draw_error)?;
+            let (color, dashes) = hosted_style(i);
+            legend.push(LegendEntry::new(line.name.clone(), color).with_swatch(Swatch::Dashed(dashes)));
         }
         if let Some(cheapest) = cheapest {
-            let y = row(machine.len() + hosted.len());
-            legend_area.draw(&Circle::new((29, y), 7, BLACK.stroke_width(1))).map_err(draw_error)?;
             let name = cheapest.name.split(' ').next().unwrap_or(&cheapest.name);
             let text = format!("where the method becomes cheaper in total than {name}, the cheapest hosted model");
-            legend_area.draw(&Text::new(text, (54, y - 10), font.clone())).map_err(draw_error)?;
+            legend.push(LegendEntry::new(text, BLACK).with_swatch(Swatch::Ring));
         }
+        draw_legend_below(&legend_area, &legend)?;
         root.present().map_err(draw_error)?;
     }
     let alt: Vec<String> = machine

@@ -11,8 +11,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::costs::{total_per_1000, MACHINE_USD_PER_HOUR};
 use crate::paired::PairedDifference;
 use crate::plot::{
-    class_color, draw_error, draw_legend_below, legend_height, mesh, thousands, tick, LegendEntry, Svg, LABEL_FONT,
-    NOTE_FONT, TITLE_FONT,
+    class_color, draw_error, draw_legend_below, legend_height, mesh, thousands, tick, LegendEntry, Svg, Swatch,
+    LABEL_FONT, NOTE_FONT, TITLE_FONT,
 };
 use crate::results::RunRecord;
 
@@ -201,9 +201,8 @@ pub fn accuracy_chart(records: &[(PathBuf, RunRecord)], versus: &[Option<PairedD
 }
 
 fn method_legend(records: &[(PathBuf, RunRecord)], numbered: bool) -> Vec<LegendEntry> {
-    let entry = |i: usize, r: &RunRecord| LegendEntry {
-        name: if numbered { format!("{}  {}", i + 1, label(r)) } else { label(r) },
-        color: class_color(i),
+    let entry = |i: usize, r: &RunRecord| {
+        LegendEntry::new(if numbered { format!("{}  {}", i + 1, label(r)) } else { label(r) }, class_color(i))
     };
     records.iter().enumerate().map(|(i, (_, r))| entry(i, r)).collect()
 }
@@ -370,8 +369,10 @@ pub fn reliability_chart(
             Some((i, format!("{method}, {} (ECE {:.3})", r.model, rel.ece), rel))
         })
         .collect();
-    let legend: Vec<LegendEntry> =
-        shown.iter().map(|(i, name, _)| LegendEntry { name: name.clone(), color: class_color(*i) }).collect();
+    let legend: Vec<LegendEntry> = shown
+        .iter()
+        .map(|(i, name, _)| LegendEntry::new(name.clone(), class_color(*i)).with_swatch(Swatch::Line { width: 2 }))
+        .collect();
     let (plot_w, upper_h, lower_h) = (620u32, 470u32, 210u32);
     let legend_w = crate::plot::legend_width(&legend);
     let grey = RGBColor(120, 120, 120);

@@ -7,7 +7,8 @@ use plotters::prelude::*;
 use crate::methods::{CurvePlan, Methods};
 use crate::paired::Verdict;
 use crate::plot::{
-    class_color, draw_error, draw_legend_below, legend_height, mesh, tick, LegendEntry, Svg, TICK_FONT, TITLE_FONT,
+    class_color, dashed, draw_error, draw_legend_below, legend_height, mesh, tick, Dashes, LegendEntry, Svg, Swatch,
+    TICK_FONT, TITLE_FONT,
 };
 use crate::studies::curve::{paired, summarise, Curve, CurvePoint, Summary};
 
@@ -77,14 +78,17 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
     arms.dedup();
     let color = |arm: &str| class_color(methods.color(arm));
     let grey = RGBColor(120, 120, 120);
-    let mut legend = vec![LegendEntry { name: format!("chance ({:.0}%, dashed)", 100.0 * chance), color: grey }];
+    let mut legend = vec![
+        LegendEntry::new(format!("chance ({:.0}%)", 100.0 * chance), grey).with_swatch(Swatch::Dashed(CHANCE_LINE))
+    ];
     for &arm in &arms {
         let flat = summaries.iter().find(|s| s.arm == arm && uses_no_labels(methods, arm));
-        let name = match flat {
-            Some(s) => format!("{} {:.1}% (dashed)", methods.title(arm), 100.0 * s.mean),
-            None => methods.title(arm).to_string(),
+        let (name, swatch) = match flat {
+            Some(s) => (format!("{} {:.1}%", methods.title(arm), 100.0 * s.mean), Swatch::Dashed(NO_LABELS_LINE)),
+            None if is_distilled(curve, arm) => (methods.title(arm).to_string(), Swatch::Dashed(STUDENT_LINE)),
+            None => (methods.title(arm).to_string(), Swatch::Line { width: MEASURED_WIDTH }),
         };
-        legend.push(LegendEntry { name, color: color(arm) });
+        legend.push(LegendEntry::new(name, color(arm)).with_swatch(swatch));
     }
     let plot_height = 540;
     let legend_px = legend_height(legend.len());
@@ -108,28 +112,24 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
             .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
             .draw()
             .map_err(draw_error)?;
-        chart
-            .draw_series(DashedLineSeries::new([(x_lo, chance), (x_hi, chance)], 4, 4, grey.stroke_width(2)))
-            .map_err(draw_error)?;
+        chart.draw_series(dashed([(x_lo, chance), (x_hi, chance)], CHANCE_LINE, grey)).map_err(draw_error)?;
         for arm in arms {
             let c = color(arm);
             let at: Vec<&Summary> = summaries.iter().filter(|s| s.arm == arm).collect();
             if uses_no_labels(methods, arm) {
                 let s = at[0];
-                chart
-                    .draw_series(DashedLineSeries::new([(x_lo, s.mean), (x_hi, s.mean)], 10, 6, c.stroke_width(3)))
-                    .map_err(draw_error)?;
+                chart.draw_series(dashed([(x_lo, s.mean), (x_hi, s.mean)], NO_LABELS_LINE, c)).map_err(draw_error)?;
                 continue;
             }
             let line: Vec<(f64, f64)> = at.iter().map(|s| (s.labels_per_class as f64, s.mean)).collect();
             for pair in line.windows(2) {
                 let segment = pair.iter().copied();
                 if unmeasured_gap(pair[0].0, pair[1].0) {
-                    chart.draw_series(DashedLineSeries::new(segment, 2, 6, c.stroke_width(2))).map_err(draw_error)?;
+                    chart.draw_series(dashed(segment, UNMEASURED_LINE, c)).map_err(draw_error)?;
                 } else if is_distilled(curve, arm) {
-                    chart.draw_series(DashedLineSeries::new(segment, 8, 5, c.stroke_width(2))).map_err(draw_error)?;
+                    chart.draw_series(dashed(segment, STUDENT_LINE, c)).map_err(draw_error)?;
                 } else {
-                    chart.draw_series(LineSeries::new(segment, c.stroke_width(3))).map_err(draw_error)?;
+                    chart.draw_series(LineSeries::new(segment, c.stroke_width(MEASURED_WIDTH))).map_err(draw_error)?;
                 }
             }
             chart.draw_series(line.iter().map(|&p| Circle::new(p, 5, c.filled()))).map_err(draw_error)?;
@@ -166,6 +166,13 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
         format!("Test accuracy against labelled examples per class (log axis). {caption_note}. {}.", alt.join("; ")),
     ))
 }
+
+/// The curve's line styles, shared by the lines and their legend swatches.
+const MEASURED_WIDTH: u32 = 3;
+const STUDENT_LINE: Dashes = Dashes { dash: 8, gap: 5, width: 2 };
+const UNMEASURED_LINE: Dashes = Dashes { dash: 2, gap: 6, width: 2 };
+const NO_LABELS_LINE: Dashes = Dashes { dash: 10, gap: 6, width: 3 };
+const CHANCE_LINE: Dashes = Dashes { dash: 4, gap: 4, width: 2 };
 
 /// Whether the curve's line between two budgets of one arm bridges more than
 /// the grid's step (4×) with nothing measured between: drawn dotted, since a
