@@ -221,7 +221,7 @@ let pad = base.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
     println!("over {} texts: mean cross-entropy {:.3} (ln {k} = {:.3}), accuracy {:.1}%",
         rows.len(), loss / rows.len() as f64, (k as f64).ln(), 100.0 * correct as f64 / rows.len() as f64);
 };
-// cell 18
+// cell 19
 {
     let mut scratch = Finetune::for_profile(Profile::Smoke);
     scratch.config.max_train = Some(160);
@@ -242,7 +242,7 @@ let pad = base.tokenizer.token_to_id("<|endoftext|>").unwrap_or(0);
     }
     println!("{:.1} s, {:.0} tokens/s", fitted.state.train_seconds, fitted.state.tokens as f64 / fitted.state.train_seconds);
 };
-// cell 21
+// cell 22
 let ctx = RunContext { profile, ..RunContext::default() };
 let fitted = finetune_method.fit_classifier(&TrainingSet::of(&ds), &ctx).expect("fine-tuning");
 println!("{:.1}M of {:.1}M parameters trained; {} optimiser steps over {} texts in {:.1} min ({:.0} tokens/s)",
@@ -250,10 +250,10 @@ println!("{:.1}M of {:.1}M parameters trained; {} optimiser steps over {} texts 
     fitted.state.train_seconds / 60.0, fitted.state.tokens as f64 / fitted.state.train_seconds);
 println!("truncated at {} tokens: {} train, {} validation texts",
     fitted.truncation.max_len, fitted.truncation.train_texts, fitted.truncation.validation_texts);
-// cell 22
+// cell 24
 views::loss_chart(&fitted.state, 25, ds.labels.len()).expect("plot")
 ;
-// cell 23
+// cell 25
 {
     let losses: Vec<f64> = fitted.state.history.iter().map(|s| s.loss).collect();
     // A short (SMOKE) run may not reach a window: its mean is then NaN.
@@ -266,25 +266,24 @@ views::loss_chart(&fitted.state, 25, ds.labels.len()).expect("plot")
     for v in &fitted.state.validation {
         println!("validation at step {}: loss {:.3}, accuracy {:.1}%", v.step, v.loss, 100.0 * v.accuracy);
     }
-}
-;
-// cell 25
+};
+// cell 27
 views::validation_chart(&fitted.state, ds.validation.len()).expect("plot")
 ;
-// cell 27
+// cell 29
 let run = method::evaluate(Box::new(fitted), &ds, &RunOptions { context: ctx.clone(), ..RunOptions::default() }).expect("evaluating");
 let inference = run.record.timings.test_inference;
 println!("{}", run.metrics().summary());
 println!("inference: {} test texts in {:.1} s ({:.1} texts/s)", inference.items, inference.seconds, inference.items_per_second);
 Table(run.metrics().per_class_table().expect("table"))
 ;
-// cell 28
+// cell 30
 run.metrics().confusion_chart("Fine-tuned SmolLM2 on the test split").expect("plot")
 ;
-// cell 30
+// cell 32
 Table(tables::error_table(&run, &ds.labels, 12, None).expect("table"))
 ;
-// cell 32
+// cell 34
 {
     let texts = [
         "Central bank raises interest rates again. Markets fell as the bank signalled more increases to fight inflation.",
@@ -296,7 +295,7 @@ Table(tables::error_table(&run, &ds.labels, 12, None).expect("table"))
     Table(classifier.prediction_table(&texts).expect("predicting"))
 }
 ;
-// cell 34
+// cell 36
 {
     let fitted = run.fitted_as::<FittedClassifier>().expect("a fine-tuning run");
     let speed = run.record.timings.test_inference;
@@ -378,7 +377,7 @@ nearest.sort_by(|&a, &b| similarities[b].total_cmp(&similarities[a]));
     ).expect("table"))
 }
 ;
-// cell 17
+// cell 18
 {
     let (k, classes) = (fitted.chosen.k, ds.labels.len());
     let (mut votes, mut weight) = (vec![0u32; classes], vec![0f32; classes]);
@@ -396,22 +395,22 @@ nearest.sort_by(|&a, &b| similarities[b].total_cmp(&similarities[a]));
     ).expect("table"))
 }
 ;
-// cell 19
+// cell 20
 {
     let answer = fitted.predict(&[query.text.as_str()], &ctx).expect("predicting").outputs.remove(0);
     println!("predicted {} (true: {}); scores {}", ds.labels[answer.label.expect("K-NN always answers")], ds.labels[query.label],
         tables::format_scores(&ds.labels, answer.scores.as_deref()));
 };
-// cell 21
+// cell 22
 let run = method::evaluate(Box::new(fitted), &ds, &RunOptions { context: ctx.clone(), ..RunOptions::default() }).expect("predicting test");
 println!("{}", run.metrics().summary());
 println!("search: {} test queries in {:.3} s", run.test.len(), run.record.extra["test_search_seconds"].as_f64().unwrap_or(f64::NAN));
 Table(run.metrics().per_class_table().expect("table"))
 ;
-// cell 22
+// cell 23
 run.metrics().confusion_chart("K-NN on the test split").expect("plot")
 ;
-// cell 24
+// cell 25
 {
     let knn_fit = run.fitted_as::<FittedKnn>().expect("a K-NN run");
     let texts: Vec<&str> = run.test.iter().map(|e| e.text.as_str()).collect();
@@ -420,17 +419,17 @@ run.metrics().confusion_chart("K-NN on the test split").expect("plot")
     Table(tables::error_table(&run, &ds.labels, 12, Some(("nearest neighbours [class similarity]", &evidence))).expect("table"))
 }
 ;
-// cell 26
+// cell 28
 {
     let knn_fit = run.fitted_as::<FittedKnn>().expect("a K-NN run");
     let speed = run.record.timings.test_inference;
     println!("embeddings + K-NN (k = {}, {} vote, chosen on validation): {} on {} test items; {:.0} texts/s end to end",
         knn_fit.chosen.k, knn_fit.chosen.vote, run.metrics().summary(), run.test.len(), speed.items_per_second);
 };
-// cell 28
+// cell 30
 let written = run.write(&slm_vs_llm::paths::data_dir().join("notebooks/results")).expect("writing the record");
 println!("{}", written.file_name().unwrap().to_string_lossy());
-// cell 30
+// cell 32
 let budget = if profile.is_smoke() { 4 } else { 8 };
 let few = data::per_class_subset(&ds.train, ds.labels.len(), budget, ctx.seed);
 let few_validation = data::per_class_subset(&ds.validation, ds.labels.len(), (budget / 4).max(2), ctx.seed);
@@ -444,14 +443,14 @@ println!("{} labelled examples ({budget} per class), {} for validation; {} pairs
     few.len(), few_validation.len(), pairs.len(), pairs.iter().filter(|p| p.same).count());
 Table(setfit::views::pairs_table(&pairs, &few, &ds.labels, 6).expect("table"))
 ;
-// cell 33
+// cell 35
 let held_out_labels = data::labels(&ds.validation);
 let untuned = embedder::Embedder::load(&setfit_method.config.embed).expect("the encoder SetFit starts from");
 let held_out_before = untuned.embed(&data::texts(&ds.validation)).expect("embedding validation");
 let separation_before = Separation::of(&held_out_before, &held_out_labels);
 println!("untuned encoder, {} validation texts: mean cosine {:.3} within a class, {:.3} across classes, gap {:.3}",
     held_out_labels.len(), separation_before.same_class, separation_before.other_class, separation_before.gap());
-// cell 36
+// cell 38
 let setfit_fit = setfit_method
     .fit_setfit(&TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) }, &ctx)
     .expect("contrastive tuning");
@@ -462,12 +461,12 @@ let setfit_fit = setfit_method
     setfit::views::loss_chart(&setfit_fit.log, 9).expect("plot")
 }
 ;
-// cell 37
+// cell 39
 let held_out_after = setfit_fit.embedder.embed(&data::texts(&ds.validation)).expect("embedding validation");
 let separation_after = Separation::of(&held_out_after, &held_out_labels);
 println!("tuned encoder, the same texts: mean cosine {:.3} within a class, {:.3} across classes, gap {:.3} (was {:.3})",
     separation_after.same_class, separation_after.other_class, separation_after.gap(), separation_before.gap());
-// cell 40
+// cell 42
 fn projected(e: &Embeddings, labels: &[usize]) -> (Vec<(f64, f64, usize)>, [String; 2]) {
     let projection = embedder::pca_2d(e);
     (projection.with_classes(labels), projection.axis_titles())
@@ -475,11 +474,11 @@ fn projected(e: &Embeddings, labels: &[usize]) -> (Vec<(f64, f64, usize)>, [Stri
 let (points, axes) = projected(&held_out_before, &held_out_labels);
 plot::scatter("Validation texts, untuned encoder", &ds.labels, &points, &axes).expect("plot")
 ;
-// cell 41
+// cell 43
 let (points, axes) = projected(&held_out_after, &held_out_labels);
 plot::scatter(&format!("The same texts after tuning on {} labels", few.len()), &ds.labels, &points, &axes).expect("plot")
 ;
-// cell 43
+// cell 45
 {
     let few_texts = data::texts(&few);
     let (few_before, few_after) = (untuned.embed(&few_texts).expect("embedding"), setfit_fit.embedder.embed(&few_texts).expect("embedding"));
@@ -489,7 +488,7 @@ plot::scatter(&format!("The same texts after tuning on {} labels", few.len()), &
     Table(setfit::views::neighbours_table((q_before.row(0), q_after.row(0)), (&few_before, &few_after), &data::labels(&few), &ds.labels, 6).expect("table"))
 }
 ;
-// cell 46
+// cell 48
 println!("head for the query: {:?}", setfit_fit.probabilities(&[query.text.as_str()]).expect("head")[0].iter().map(|p| format!("{p:.3}")).collect::<Vec<_>>());
 Table(df!(
     "C" => setfit_fit.sweep.iter().map(|p| p.c).collect::<Vec<_>>(),
@@ -497,7 +496,7 @@ Table(df!(
     "validation accuracy, tuned encoder" => setfit_fit.sweep.iter().map(|p| p.accuracy).collect::<Vec<_>>()
 ).expect("table"))
 ;
-// cell 49
+// cell 51
 {
 let few_options = RunOptions { context: ctx.clone(), ..RunOptions::default() };
 let few_data = TrainingSet { train: &few, validation: &few_validation, ..TrainingSet::of(&ds) };
@@ -509,7 +508,7 @@ let paired = PairedDifference::of_runs(&setfit_run, &few_knn_run).expect("the sa
 println!("only SetFit right on {} items, only K-NN right on {}", paired.only_first_right, paired.only_second_right);
 println!("{}", paired.sentence("SetFit", "K-NN with the same labels"));
 };
-// cell 52
+// cell 54
 let encoder_speed = {
     let knn_fit = run.fitted_as::<FittedKnn>().expect("a K-NN run");
     let texts: Vec<&str> = ds.test.iter().take(500).map(|e| e.text.as_str()).collect();
