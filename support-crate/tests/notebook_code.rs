@@ -72,3 +72,23 @@ fn a_trailing_expression_becomes_a_statement() {
     assert_eq!(cell_as_statements(":dep x = 1\nlet a = 1;\nchart(a)\n// shown"), "let a = 1;\nchart(a)\n// shown\n;");
     assert_eq!(cell_as_statements("let a = 1;\n"), "let a = 1;");
 }
+
+/// nbformat 4.5 cells carry ids, unique within the notebook: Jupyter and
+/// nbconvert otherwise rewrite them on every run, so a notebook committed
+/// with a missing or repeated id changes whenever it is opened.
+#[test]
+fn every_cell_has_its_own_id() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks");
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "ipynb") {
+            continue;
+        }
+        let notebook: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for (i, cell) in notebook["cells"].as_array().unwrap().iter().enumerate() {
+            let id = cell["id"].as_str().unwrap_or_else(|| panic!("{}: cell {i} has no id", path.display()));
+            assert!(seen.insert(id.to_string()), "{}: cell {i} repeats the id {id:?}", path.display());
+        }
+    }
+}
