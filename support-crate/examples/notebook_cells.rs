@@ -575,18 +575,22 @@ match &backend {
 }
 println!("\n\nschema: {}", prompt::answer_schema(&ds.labels, false));
 // cell 10
-let next = match &backend {
-    Backend::Local(local) => llm::next_token_table(local, &messages, &ds.labels, 8).expect("forward pass"),
-    _ => Default::default(), // a server does not show its distribution over the whole vocabulary
-};
-Table(next)
+{
+    let next = match &backend {
+        Backend::Local(local) => llm::next_token_table(local, &messages, &ds.labels, 8).expect("forward pass"),
+        _ => Default::default(), // a server does not show its distribution over the whole vocabulary
+    };
+    Table(next)
+}
 ;
 // cell 12
-let scores = match &backend {
-    Backend::Local(local) => llm::label_scores_table(local, &messages, &ds.labels).expect("forward pass"),
-    _ => Default::default(),
-};
-Table(scores)
+{
+    let scores = match &backend {
+        Backend::Local(local) => llm::label_scores_table(local, &messages, &ds.labels).expect("forward pass"),
+        _ => Default::default(),
+    };
+    Table(scores)
+}
 ;
 // cell 14
 let nearest = Demonstrations::Retrieved { count: 4, balanced: false, nearest_last: true };
