@@ -207,7 +207,7 @@ pub fn legend_width(entries: &[LegendEntry]) -> u32 {
     SWATCH_TEXT_X as u32 + 6 + longest * LABEL_FONT * 55 / 124
 }
 
-/// A legend in its own area beside the plot: a colour square and the name,
+/// A legend in its own area beside the plot: each entry's swatch and name,
 /// one entry per line from the top.
 pub fn draw_legend_beside<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[LegendEntry]) -> Result<()> {
     draw_legend_rows(area, entries, 70)
