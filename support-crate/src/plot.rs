@@ -218,6 +218,9 @@ pub fn draw_legend_below<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entr
     draw_legend_rows(area, entries, 6)
 }
 
+/// A line chart's series and its legend sample.
+const SERIES_LINE_WIDTH: u32 = 2;
+
 /// Where a legend's names start: right of a 32-pixel swatch.
 const SWATCH_TEXT_X: i32 = 54;
 
@@ -322,7 +325,9 @@ impl LineChart<'_> {
         let names = self.series.iter().map(|(name, _)| name.clone());
         names
             .enumerate()
-            .map(|(i, name)| LegendEntry::new(name, class_color(i)).with_swatch(Swatch::Line { width: 2 }))
+            .map(|(i, name)| {
+                LegendEntry::new(name, class_color(i)).with_swatch(Swatch::Line { width: SERIES_LINE_WIDTH })
+            })
             .collect()
     }
 
@@ -368,7 +373,7 @@ impl LineChart<'_> {
             for (i, (_, points)) in self.series.iter().enumerate() {
                 let color = class_color(i);
                 chart
-                    .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                    .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(SERIES_LINE_WIDTH)))
                     .map_err(draw_error)?;
             }
             for (at, label) in &self.markers {

@@ -245,6 +245,9 @@ fn short_count(x: &f64) -> String {
 
 /// The hosted models' line styles: grey shades, each with its own dash, so
 /// none shares a colour with a method.
+/// A method's cost line and its legend sample.
+const METHOD_LINE_WIDTH: u32 = 3;
+
 fn hosted_style(i: usize) -> (RGBColor, Dashes) {
     let dashes = |dash, gap| Dashes { dash, gap, width: 2 };
     let styles = [
@@ -323,7 +326,9 @@ pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &Shee
                 chart.draw_series(dashed(curve(line), dashes, color)).map_err(draw_error)?;
             }
             for (i, line) in lines.iter().enumerate() {
-                chart.draw_series(LineSeries::new(curve(line), class_color(i).stroke_width(3))).map_err(draw_error)?;
+                chart
+                    .draw_series(LineSeries::new(curve(line), class_color(i).stroke_width(METHOD_LINE_WIDTH)))
+                    .map_err(draw_error)?;
             }
             let Some(cheapest) = cheapest else { continue };
             for (i, line) in lines.iter().enumerate() {
@@ -340,7 +345,10 @@ pub fn chart(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &Shee
         let mut legend: Vec<LegendEntry> = machine
             .iter()
             .enumerate()
-            .map(|(i, line)| LegendEntry::new(line.name.clone(), class_color(i)).with_swatch(Swatch::Line { width: 3 }))
+            .map(|(i, line)| {
+                LegendEntry::new(line.name.clone(), class_color(i))
+                    .with_swatch(Swatch::Line { width: METHOD_LINE_WIDTH })
+            })
             .collect();
         for (i, line) in hosted.iter().enumerate() {
             let (color, dashes) = hosted_style(i);

@@ -349,6 +349,9 @@ fn scatter<DB: DrawingBackend>(
 /// ECE and in the lower panel).
 pub const MIN_BIN_ITEMS: usize = 30;
 
+/// Each method's reliability line and its legend sample.
+const RELIABILITY_LINE_WIDTH: u32 = 2;
+
 /// Reliability diagram: each method's accuracy against its confidence, per
 /// confidence bin of at least [`MIN_BIN_ITEMS`] items, beside the grey dashed
 /// diagonal of perfect calibration, on a confidence axis from 1/classes (the
@@ -371,7 +374,9 @@ pub fn reliability_chart(
         .collect();
     let legend: Vec<LegendEntry> = shown
         .iter()
-        .map(|(i, name, _)| LegendEntry::new(name.clone(), class_color(*i)).with_swatch(Swatch::Line { width: 2 }))
+        .map(|(i, name, _)| {
+            LegendEntry::new(name.clone(), class_color(*i)).with_swatch(Swatch::Line { width: RELIABILITY_LINE_WIDTH })
+        })
         .collect();
     let (plot_w, upper_h, lower_h) = (620u32, 470u32, 210u32);
     let legend_w = crate::plot::legend_width(&legend);
@@ -413,7 +418,9 @@ pub fn reliability_chart(
                 .filter(|b| b.items >= MIN_BIN_ITEMS)
                 .map(|b| (b.mean_confidence.max(floor), b.accuracy))
                 .collect();
-            chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2))).map_err(draw_error)?;
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(RELIABILITY_LINE_WIDTH)))
+                .map_err(draw_error)?;
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(draw_error)?;
         }
         let most = shown.iter().flat_map(|(_, _, rel)| rel.bins.iter().map(|b| b.items)).max().unwrap_or(1);
