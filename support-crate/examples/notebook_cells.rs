@@ -277,13 +277,13 @@ println!("{}", run.metrics().summary());
 println!("inference: {} test texts in {:.1} s ({:.1} texts/s)", inference.items, inference.seconds, inference.items_per_second);
 Table(run.metrics().per_class_table().expect("table"))
 ;
-// cell 30
+// cell 31
 run.metrics().confusion_chart("Fine-tuned SmolLM2 on the test split").expect("plot")
 ;
-// cell 32
+// cell 33
 Table(tables::error_table(&run, &ds.labels, 12, None).expect("table"))
 ;
-// cell 34
+// cell 35
 {
     let texts = [
         "Central bank raises interest rates again. Markets fell as the bank signalled more increases to fight inflation.",
@@ -295,7 +295,7 @@ Table(tables::error_table(&run, &ds.labels, 12, None).expect("table"))
     Table(classifier.prediction_table(&texts).expect("predicting"))
 }
 ;
-// cell 36
+// cell 37
 {
     let fitted = run.fitted_as::<FittedClassifier>().expect("a fine-tuning run");
     let speed = run.record.timings.test_inference;
