@@ -76,25 +76,7 @@ impl PairedDifference {
         let discordant: Vec<(usize, usize)> =
             diff.iter().map(|d| (d.iter().filter(|&&x| x > 0).count(), d.iter().filter(|&&x| x < 0).count())).collect();
 
-        let mut rng = ChaCha8Rng::seed_from_u64(bootstrap.seed);
-        let mut replicates: Vec<f64> = (0..bootstrap.samples)
-            .map(|_| {
-                let drawn_seeds: Vec<usize> =
-                    if seeds == 1 { vec![0] } else { (0..seeds).map(|_| rng.random_range(0..seeds)).collect() };
-                let mut total = 0i64;
-                for _ in 0..items {
-                    let i = rng.random_range(0..items);
-                    total += drawn_seeds.iter().map(|&s| diff[s][i] as i64).sum::<i64>();
-                }
-                total as f64 / (items * drawn_seeds.len()) as f64
-            })
-            .collect();
-        replicates.sort_by(f64::total_cmp);
-        let ci95 = if replicates.is_empty() {
-            [f64::NAN; 2]
-        } else {
-            [percentile(&replicates, 0.025), percentile(&replicates, 0.975)]
-        };
+        let ci95 = seeds_and_items_interval(&diff, bootstrap);
         Ok(PairedDifference {
             items,
             seeds,
@@ -191,6 +173,48 @@ pub fn compare_saved(first: &std::path::Path, second: &std::path::Path) -> Resul
         difference: PairedDifference::of(&[correct(&a)], &[correct(&b)], Bootstrap::default())?,
         same_answer: a.iter().zip(&b).filter(|(x, y)| x.prediction == y.prediction).count(),
     })
+}
+
+/// The 95% interval of a mean over seeds and test items: `values[s][i]` is
+/// seed `s`'s value on item `i` (the same items in every seed). Each of the
+/// bootstrap's replicates draws seeds (with several) and items with
+/// replacement, the same items for every drawn seed, and takes the mean; the
+/// interval is the replicates' 2.5th and 97.5th percentiles. It holds the
+/// noise of the test items and, with several seeds, of the training draw.
+fn seeds_and_items_interval(values: &[Vec<i8>], bootstrap: Bootstrap) -> [f64; 2] {
+    let (seeds, items) = (values.len(), values.first().map_or(0, Vec::len));
+    if seeds == 0 || items == 0 || bootstrap.samples == 0 {
+        return [f64::NAN; 2];
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(bootstrap.seed);
+    let mut replicates: Vec<f64> = (0..bootstrap.samples)
+        .map(|_| {
+            let drawn_seeds: Vec<usize> =
+                if seeds == 1 { vec![0] } else { (0..seeds).map(|_| rng.random_range(0..seeds)).collect() };
+            let mut total = 0i64;
+            for _ in 0..items {
+                let i = rng.random_range(0..items);
+                total += drawn_seeds.iter().map(|&s| values[s][i] as i64).sum::<i64>();
+            }
+            total as f64 / (items * drawn_seeds.len()) as f64
+        })
+        .collect();
+    replicates.sort_by(f64::total_cmp);
+    [percentile(&replicates, 0.025), percentile(&replicates, 0.975)]
+}
+
+/// One method's accuracy over its seeds, `correct[s][i]` whether seed `s`
+/// got item `i` right (the same items in every seed): the mean and its 95%
+/// interval over seeds and items ([`seeds_and_items_interval`], the same
+/// draws as a [`PairedDifference`]'s). With one seed, the item bootstrap.
+pub fn accuracy_over_seeds_and_items(correct: &[Vec<bool>], bootstrap: Bootstrap) -> Result<(f64, [f64; 2])> {
+    let items = correct.first().map_or(0, Vec::len);
+    if items == 0 || correct.iter().any(|run| run.len() != items) {
+        bail!("an accuracy over seeds needs the same, non-empty test items in every seed");
+    }
+    let values: Vec<Vec<i8>> = correct.iter().map(|run| run.iter().map(|&c| c as i8).collect()).collect();
+    let right: usize = correct.iter().map(|run| run.iter().filter(|&&c| c).count()).sum();
+    Ok((right as f64 / (items * correct.len()) as f64, seeds_and_items_interval(&values, bootstrap)))
 }
 
 /// McNemar's exact test: the two-sided binomial p-value of `only_first`

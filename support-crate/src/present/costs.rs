@@ -119,7 +119,7 @@ pub fn section(
     prices: &PriceTable,
     methods: &Methods,
 ) -> String {
-    let accuracy = curve.map(|c| summarise(&c.points, methods)).unwrap_or_default();
+    let accuracy = curve.map(|c| summarise(c, methods)).unwrap_or_default();
     let cheapest = hosted_lines(records, prices).into_iter().min_by(|a, b| a.per_item.total_cmp(&b.per_item));
     let hosted_name = cheapest
         .as_ref()
@@ -193,7 +193,7 @@ pub fn decision(
     methods: &Methods,
     costs: &SheetCosts,
 ) -> String {
-    let accuracy = curve.map(|c| summarise(&c.points, methods)).unwrap_or_default();
+    let accuracy = curve.map(|c| summarise(c, methods)).unwrap_or_default();
     let cheapest = hosted_lines(records, prices).into_iter().min_by(|a, b| a.per_item.total_cmp(&b.per_item));
     let hosted_name = cheapest
         .as_ref()
@@ -264,8 +264,8 @@ pub fn decision(
     }
     out.push_str(&format!(
         "\nAG News, 4 classes. Accuracy: the learning curve's mean over its seeds (the row for all labels: the \
-         committed run on all 7,600 test items, 95% interval); where a method leads by less than the spread of its \
-         seeds the curve's lines below call it a tie. Costs: machine time on {} at ${MACHINE_USD_PER_HOUR:.2}/h \
+         committed run on all 7,600 test items, 95% interval); where two methods' intervals overlap, the curve's \
+         lines below call it a tie. Costs: machine time on {} at ${MACHINE_USD_PER_HOUR:.2}/h \
          (`{}`), labels at {} each (training and validation examples). No hosted LLM was measured: {hosted_name} \
          appears at its list price only, its accuracy on this task unknown here; the prompted arm is \
          SmolLM2-135M-Instruct, 135 million parameters. `OPENAI_BASE_URL=... OPENAI_API_KEY=... cargo run \

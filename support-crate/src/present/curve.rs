@@ -1,5 +1,5 @@
 //! The learning curve as a reader sees it: accuracy against labels per class
-//! (log axis) with the spread over seeds, a chance line and the zero-shot
+//! (log axis) with its interval over seeds and items, a chance line and the zero-shot
 //! LLM as a flat line; a table; and the sentences the README carries.
 
 use plotters::prelude::*;
@@ -10,7 +10,7 @@ use crate::plot::{
     class_color, dashed, draw_error, draw_legend_below, legend_height, mesh, tick, Dashes, LegendEntry, Svg, Swatch,
     TICK_FONT, TITLE_FONT,
 };
-use crate::studies::curve::{paired, summarise, Curve, CurvePoint, Summary};
+use crate::studies::curve::{paired, summarise, Curve, CurvePoint, Interval, Summary};
 
 /// Whether `arm` is drawn as a flat line: a method that uses no labels.
 fn uses_no_labels(methods: &Methods, arm: &str) -> bool {
@@ -33,19 +33,19 @@ fn budget(s: &Summary) -> String {
 /// A Markdown table: one row per arm and budget.
 pub fn table(curve: &Curve, methods: &Methods) -> String {
     let mut out = String::from(
-        "| method | labels per class | seeds | test items | accuracy (mean) | spread or 95% CI |\n| --- | ---: | ---: | ---: | ---: | --- |\n",
+        "| method | labels per class | seeds | test items | accuracy (mean) | interval |\n| --- | ---: | ---: | ---: | ---: | --- |\n",
     );
-    for s in summarise(&curve.points, methods) {
-        let spread = if s.seeds > 1 { "seeds" } else { "CI" };
+    for s in summarise(curve, methods) {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1}% | [{:.1}, {:.1}] ({spread}) |\n",
+            "| {} | {} | {} | {} | {:.1}% | [{:.1}, {:.1}] ({}) |\n",
             methods.title(&s.arm),
             budget(&s),
             s.seeds,
             crate::plot::thousands(s.test_items as u64),
             100.0 * s.mean,
             100.0 * s.low,
-            100.0 * s.high
+            100.0 * s.high,
+            s.interval.name()
         ));
     }
     out
@@ -53,7 +53,7 @@ pub fn table(curve: &Curve, methods: &Methods) -> String {
 
 /// Accuracy against labels per class, log axis; bars: seeds' range (one seed: its 95% interval).
 pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
-    let summaries = summarise(&curve.points, methods);
+    let summaries = summarise(curve, methods);
     let chance = 1.0 / curve.num_classes.max(1) as f64;
     let budgets: Vec<f64> =
         summaries.iter().filter(|s| s.labels_per_class > 0).map(|s| s.labels_per_class as f64).collect();
@@ -76,6 +76,7 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
     };
     let mut arms: Vec<&str> = summaries.iter().map(|s| s.arm.as_str()).collect();
     arms.dedup();
+    let bars_note = interval_note(&summaries, methods);
     let color = |arm: &str| class_color(methods.color(arm));
     let grey = RGBColor(120, 120, 120);
     let mut legend = vec![
@@ -141,16 +142,14 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
                 .map_err(draw_error)?;
         }
         draw_legend_below(&legend_area, &legend)?;
-        for (i, line) in
-            [
-                "Bars: lowest to highest seed (one seed: 95% bootstrap interval). Dashed: a student taught by a teacher's labels."
-                    .to_string(),
-                "Dotted: more than 4× the labels between two points, none measured between: the line is not a measurement."
-                    .to_string(),
-                format!("{caption_note}."),
-            ]
-                .iter()
-                .enumerate()
+        for (i, line) in [
+            format!("Bars: {bars_note}. Dashed: a student taught by a teacher's labels."),
+            "Dotted: more than 4× the labels between two points, none measured between: the line is not a measurement."
+                .to_string(),
+            format!("{caption_note}."),
+        ]
+        .iter()
+        .enumerate()
         {
             note.draw(&Text::new(line.clone(), (12, 4 + 26 * i as i32), ("sans-serif", TICK_FONT)))
                 .map_err(draw_error)?;
@@ -165,6 +164,22 @@ pub fn chart(curve: &Curve, methods: &Methods) -> anyhow::Result<Svg> {
         svg,
         format!("Test accuracy against labelled examples per class (log axis). {caption_note}. {}.", alt.join("; ")),
     ))
+}
+
+/// What the chart's bars are: the 95% interval over seeds and test items,
+/// and the arms whose seeds kept no answers, shown by their range instead.
+fn interval_note(summaries: &[Summary], methods: &Methods) -> String {
+    let mut by_range: Vec<&str> =
+        summaries.iter().filter(|s| s.interval == Interval::SeedRange).map(|s| methods.title(&s.arm)).collect();
+    by_range.dedup();
+    let mut note = "95% bootstrap interval of the mean over seeds and test items".to_string();
+    if !by_range.is_empty() {
+        note.push_str(&format!(
+            "; lowest to highest seed where the seeds' answers were not kept ({})",
+            by_range.join(", ")
+        ));
+    }
+    note
 }
 
 /// The curve's line styles, shared by the lines and their legend swatches.
@@ -207,7 +222,7 @@ pub fn passes_from(summaries: &[Summary], a: &str, b: &str) -> Option<(usize, us
 /// teacher's labels bought, and what serving the student instead of the
 /// teacher costs in accuracy and gains in speed. `None` without distillations.
 pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
-    let summaries = summarise(&curve.points, methods);
+    let summaries = summarise(curve, methods);
     let mean_of = |arm: &str, budget: usize| {
         summaries.iter().find(|s| s.arm == arm && !s.all && s.labels_per_class == budget).map(|s| (s.mean, s.seeds))
     };
@@ -264,7 +279,7 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
 /// (the labelling and the student's training against the time saved per
 /// item). Times are those of the points' runs.
 pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
-    let summaries = summarise(&curve.points, methods);
+    let summaries = summarise(curve, methods);
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
     let points_of = |arm: &str, budget: usize| -> Vec<&CurvePoint> {
         curve.points.iter().filter(|p| p.arm == arm && !p.all && p.labels_per_class == budget).collect()
@@ -342,11 +357,11 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
 /// distillations too) with the highest mean accuracy at that number of
 /// labels per class, and the runner-up. Where both kept their answers, the
 /// two are compared on the same test items and seeds ([`paired`]): a lead
-/// whose interval covers 0 is a tie. Otherwise their ranges (seeds' spread,
-/// or one seed's interval) decide, and the line says it is not paired. The
+/// whose interval covers 0 is a tie. Otherwise their intervals
+/// ([`Summary::interval`]) decide, and the line says it is not paired. The
 /// methods that use no labels get a line of their own.
 pub fn decision_sentences(curve: &Curve, methods: &Methods) -> String {
-    let s = summarise(&curve.points, methods);
+    let s = summarise(curve, methods);
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
     let seeds = |x: &Summary| if x.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", x.seeds) };
     let cell = |x: &Summary| -> Vec<&CurvePoint> {
@@ -356,7 +371,7 @@ pub fn decision_sentences(curve: &Curve, methods: &Methods) -> String {
         "**Which method, by labels per class** (the highest mean accuracy at each budget measured, and the \
          runner-up, compared on the same test items and seeds where both kept their answers: the paired \
          difference, its 95% bootstrap interval over items and seeds, a tie when it covers 0. Where they did \
-         not, a tie where their ranges overlap, marked unpaired):\n",
+         not, a tie where their intervals overlap, marked unpaired):\n",
     );
     for zero in s.iter().filter(|x| uses_no_labels(methods, &x.arm)) {
         out.push_str(&format!(
@@ -414,7 +429,7 @@ pub fn decision_sentences(curve: &Curve, methods: &Methods) -> String {
 /// shared budget stays ahead; from which budget each beats the methods that
 /// use none; and each method's first and last point.
 pub fn sentences(curve: &Curve, methods: &Methods) -> String {
-    let s = summarise(&curve.points, methods);
+    let s = summarise(curve, methods);
     let mut arms: Vec<&str> = s.iter().map(|x| x.arm.as_str()).filter(|a| !is_distilled(curve, a)).collect();
     arms.dedup();
     let (no_labels, labelled): (Vec<&str>, Vec<&str>) = arms.iter().partition(|a| uses_no_labels(methods, a));
@@ -435,7 +450,7 @@ pub fn sentences(curve: &Curve, methods: &Methods) -> String {
             let Some((from, n)) = passes_from(&s, a, b) else { continue };
             let (x, y) = (at(a, from).expect("measured"), at(b, from).expect("measured"));
             let noise = if x.low <= y.high && y.low <= x.high {
-                "; their ranges overlap there, so the lead at that budget is within the noise"
+                "; their intervals overlap there, so the lead at that budget is within the noise"
             } else {
                 ""
             };
@@ -522,6 +537,7 @@ mod tests {
             mean,
             low: mean,
             high: mean,
+            interval: Interval::SeedsAndItems,
             test_items: 100,
         }
     }

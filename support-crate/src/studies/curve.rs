@@ -16,7 +16,8 @@
 //! - the prompted LLM costs most per test item (a retrieved prompt is
 //!   ~500 tokens): zero-shot (no labels, content-free calibration, which
 //!   needs none) as a flat line, and the 4 nearest of the budget's labels
-//!   as demonstrations at the budgets given;
+//!   as demonstrations at the budgets given, seeded as the trained methods
+//!   (which labels the demonstrations are retrieved from varies by seed);
 //! - the full-data points of the SLM and the LLM are the committed runs in
 //!   `results/` (read, not re-run).
 
@@ -78,7 +79,7 @@ impl CurveConfig {
                 budgets: vec![8, 32, 128, 512, 2048],
                 trained_budgets: vec![8, 32, 128, 512],
                 trained_max_seeds: 3,
-                prompted_budgets: vec![32],
+                prompted_budgets: vec![8, 32, 128],
                 distilled_budgets: default_distilled_budgets(),
                 sampled_test_items: 2000,
                 seed: 42,
@@ -107,7 +108,7 @@ impl CurveConfig {
         }
     }
 
-    /// Seeds at a budget for the trained methods and the distillations: the configured number up to 128, 1 above.
+    /// Seeds at a budget for the trained, distilled and prompted methods: the configured number up to 128, 1 above.
     pub fn trained_seeds_at(&self, budget: usize) -> usize {
         if budget <= 128 {
             self.trained_max_seeds
@@ -149,7 +150,7 @@ impl CurveConfig {
                 }
                 CurvePlan::Prompted => {
                     for &b in &self.prompted_budgets {
-                        add(Some(b), 1);
+                        add(Some(b), self.trained_seeds_at(b));
                     }
                 }
                 CurvePlan::NoLabels => add(Some(0), 1),
@@ -211,7 +212,12 @@ pub fn schedule_note(curve: &Curve, methods: &Methods) -> String {
     }
     let prompted = titles(CurvePlan::Prompted);
     if !prompted.is_empty() {
-        parts.push(format!("{} at {}, on the same sample", prompted.join(" and "), list(&c.prompted_budgets)));
+        parts.push(format!(
+            "{} at {} with {} seeds up to 128 and 1 above, on the same sample",
+            prompted.join(" and "),
+            list(&c.prompted_budgets),
+            c.trained_max_seeds
+        ));
     }
     let no_labels = titles(CurvePlan::NoLabels);
     if !no_labels.is_empty() {
@@ -760,14 +766,38 @@ pub struct Summary {
     pub all: bool,
     pub seeds: usize,
     pub mean: f64,
-    /// Lowest and highest seed; with one seed, its 95% interval.
+    /// The interval around the mean; what it holds is `interval`.
     pub low: f64,
     pub high: f64,
+    pub interval: Interval,
     pub test_items: usize,
 }
 
+/// What a [`Summary`]'s interval is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    /// The 95% interval of the mean over seeds and test items (a bootstrap
+    /// drawing both; with one seed, the items alone): every seed's answers
+    /// are kept.
+    SeedsAndItems,
+    /// The lowest and highest seed: a seed's answers were not kept (points
+    /// measured before the curve kept them), so items cannot be drawn.
+    SeedRange,
+}
+
+impl Interval {
+    /// How a table or a chart names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interval::SeedsAndItems => "95% CI",
+            Interval::SeedRange => "seed range",
+        }
+    }
+}
+
 /// One [`Summary`] per arm (in table order) and budget (in budget order).
-pub fn summarise(points: &[CurvePoint], methods: &Methods) -> Vec<Summary> {
+pub fn summarise(curve: &Curve, methods: &Methods) -> Vec<Summary> {
+    let points = &curve.points;
     let mut keys: Vec<(usize, &str, usize, bool)> =
         points.iter().map(|p| (methods.position(&p.arm), p.arm.as_str(), p.labels_per_class, p.all)).collect();
     keys.sort();
@@ -779,23 +809,50 @@ pub fn summarise(points: &[CurvePoint], methods: &Methods) -> Vec<Summary> {
                 .filter(|p| p.arm == arm && p.labels_per_class == labels_per_class && p.all == all)
                 .collect();
             let acc: Vec<f64> = at.iter().map(|p| p.accuracy).collect();
-            let (low, high) = if at.len() == 1 {
-                (at[0].accuracy_ci95[0], at[0].accuracy_ci95[1])
-            } else {
-                (acc.iter().copied().fold(f64::MAX, f64::min), acc.iter().copied().fold(f64::MIN, f64::max))
+            let mean = acc.iter().sum::<f64>() / acc.len() as f64;
+            let correct: Option<Vec<Vec<bool>>> =
+                at.iter().map(|p| p.answers.as_ref().and_then(|a| curve.scored_items.correct(a))).collect();
+            let over_items = correct.and_then(|runs| interval_over_seeds_and_items(&runs));
+            let (low, high, interval) = match (over_items, at.as_slice()) {
+                (Some([low, high]), _) => (low, high, Interval::SeedsAndItems),
+                // One seed without its answers: its own item bootstrap.
+                (None, [one]) => (one.accuracy_ci95[0], one.accuracy_ci95[1], Interval::SeedsAndItems),
+                (None, _) => (
+                    acc.iter().copied().fold(f64::MAX, f64::min),
+                    acc.iter().copied().fold(f64::MIN, f64::max),
+                    Interval::SeedRange,
+                ),
             };
             Summary {
                 arm: arm.to_string(),
                 labels_per_class,
                 all,
                 seeds: at.len(),
-                mean: acc.iter().sum::<f64>() / acc.len() as f64,
+                mean,
                 low,
                 high,
+                interval,
                 test_items: at[0].test_items,
             }
         })
         .collect()
+}
+
+/// [`crate::paired::accuracy_over_seeds_and_items`]'s interval, kept for the
+/// process: a report summarises the same curve several times, and a cell
+/// of 5 seeds on 7,600 items takes 2,000 × 7,600 draws.
+fn interval_over_seeds_and_items(correct: &[Vec<bool>]) -> Option<[f64; 2]> {
+    use std::hash::{Hash, Hasher};
+    static KNOWN: std::sync::Mutex<BTreeMap<u64, [f64; 2]>> = std::sync::Mutex::new(BTreeMap::new());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    correct.hash(&mut hasher);
+    let key = hasher.finish();
+    if let Some(&known) = KNOWN.lock().ok()?.get(&key) {
+        return Some(known);
+    }
+    let (_, interval) = crate::paired::accuracy_over_seeds_and_items(correct, Bootstrap::default()).ok()?;
+    KNOWN.lock().ok()?.insert(key, interval);
+    Some(interval)
 }
 
 /// A measured point with round numbers, for tests.
@@ -856,12 +913,41 @@ mod tests {
     }
 
     #[test]
-    fn seeds_are_summarised_by_their_spread_and_one_seed_by_its_interval() {
-        let points = [point("knn", 8, 42, 0.5), point("knn", 8, 43, 0.75), point("tfidf", 8, 42, 0.5)];
-        let s = summarise(&points, &Methods::standard());
+    fn seeds_without_answers_are_summarised_by_their_range_and_one_seed_by_its_interval() {
+        let points = vec![point("knn", 8, 42, 0.5), point("knn", 8, 43, 0.75), point("tfidf", 8, 42, 0.5)];
+        let s = summarise(&curve(&ALL, points, "curve"), &Methods::standard());
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].arm.as_str(), s[0].seeds, s[0].low, s[0].high), ("tfidf", 1, 0.25, 0.75));
+        assert_eq!(s[0].interval, Interval::SeedsAndItems);
         assert_eq!((s[1].arm.as_str(), s[1].seeds, s[1].low, s[1].high, s[1].mean), ("knn", 2, 0.5, 0.75, 0.625));
+        assert_eq!(s[1].interval, Interval::SeedRange);
+    }
+
+    #[test]
+    fn seeds_with_answers_get_an_interval_over_seeds_and_items() {
+        // 400 items, half of class 0; seed 42 right on 70%, seed 43 on 80%, seed 44 on 75%.
+        let test: Vec<Example> = (0..400)
+            .map(|i| Example { index: i, label: i % 2, title: String::new(), body: String::new(), text: String::new() })
+            .collect();
+        let answered = |seed: u64, right: usize| {
+            let answers: Vec<Option<usize>> =
+                test.iter().map(|e| Some(if e.index < right { e.label } else { 1 - e.label })).collect();
+            let accuracy = right as f64 / test.len() as f64;
+            CurvePoint { answers: Some(ScoredItems::answers_of(&test, &answers)), ..point("knn", 8, seed, accuracy) }
+        };
+        let mut c = curve(&ALL, vec![answered(42, 280), answered(43, 320), answered(44, 300)], "curve");
+        c.scored_items = ScoredItems::of(&test, &test);
+        let s = &summarise(&c, &Methods::standard())[0];
+        assert_eq!((s.seeds, s.interval), (3, Interval::SeedsAndItems));
+        assert!((s.mean - 0.75).abs() < 1e-12);
+        // Wider than the seeds' range (items add their own noise), about ±2·SE of
+        // 1,200 answers plus the seeds' spread.
+        assert!(s.low < 0.70 && s.high > 0.80 && s.low > 0.6 && s.high < 0.9, "{s:?}");
+        // One seed: the item bootstrap around its accuracy.
+        let mut one = curve(&ALL, vec![answered(42, 280)], "curve");
+        one.scored_items = ScoredItems::of(&test, &test);
+        let one = &summarise(&one, &Methods::standard())[0];
+        assert!(one.low < 0.70 && one.high > 0.70 && one.high - one.low < 0.1, "{one:?}");
     }
 
     fn curve(arms: &[&str], points: Vec<CurvePoint>, command: &str) -> Curve {

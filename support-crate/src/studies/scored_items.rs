@@ -94,6 +94,18 @@ impl ScoredItems {
         }
     }
 
+    /// Whether a point got each of its items right (in row order); None
+    /// when its items are unknown.
+    pub fn correct(&self, answers: &Answers) -> Option<Vec<bool>> {
+        let gold: std::collections::HashMap<usize, Option<usize>> =
+            self.rows.iter().copied().zip(self.labels.0.iter().copied()).collect();
+        let rows = self.rows_of(answers)?;
+        rows.iter()
+            .zip(&answers.0)
+            .map(|(row, answer)| gold.get(row).map(|truth| truth.is_some() && *answer == *truth))
+            .collect()
+    }
+
     /// Whether each point got each item right, on the items both answered
     /// (in row order); None when either point's items are unknown.
     pub fn correct_on_common(&self, first: &Answers, second: &Answers) -> Option<(Vec<bool>, Vec<bool>)> {
