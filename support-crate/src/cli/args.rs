@@ -603,8 +603,9 @@ pub struct CurveArgs {
     #[arg(long, alias = "finetune-seeds", value_parser = at_least_one)]
     pub trained_seeds: Option<usize>,
     /// Labelled examples per class the prompted methods retrieve their
-    /// demonstrations from (default 8,32,128; smoke 4), seeded as the trained
-    /// methods. Their full-data point is their committed run.
+    /// demonstrations from, and the distillations they or SetFit teach learn
+    /// from (default 32; smoke 4), seeded as the trained methods. Their
+    /// full-data point is their committed run.
     #[arg(long, alias = "llm-budgets", value_delimiter = ',', value_parser = at_least_one)]
     pub prompted_budgets: Vec<usize>,
     /// Gold labels per class of the distillations with a cheap teacher

@@ -69,8 +69,10 @@ pub struct CurveConfig {
 }
 
 impl CurveConfig {
-    /// Every method in `methods`. About an hour on 2 cores (62.5 min on a
-    /// 2-core Intel Xeon, see the README); smoke: a minute.
+    /// Every method in `methods`. Hours on 2 cores: 62.5 min on a 2-core
+    /// Intel Xeon when the prompted arms had one seed (see the README), and
+    /// their second and third seeds add about 25 minutes a point for the LLM
+    /// and 35 for the SLM it teaches; smoke: a minute.
     pub fn for_profile(profile: Profile, methods: &Methods) -> Self {
         let arms = methods.iter().map(|k| k.name.to_string()).collect();
         match profile {
@@ -79,7 +81,9 @@ impl CurveConfig {
                 budgets: vec![8, 32, 128, 512, 2048],
                 trained_budgets: vec![8, 32, 128, 512],
                 trained_max_seeds: 3,
-                prompted_budgets: vec![8, 32, 128],
+                // One budget by default: the distillations taught by the
+                // prompted LLM or SetFit follow this grid, at half an hour a point.
+                prompted_budgets: vec![32],
                 distilled_budgets: default_distilled_budgets(),
                 sampled_test_items: 2000,
                 seed: 42,
@@ -902,6 +906,8 @@ mod tests {
         assert_eq!(count("finetune", Some(512)), 1);
         assert_eq!(count("finetune", None), 0, "the committed run is the full point");
         assert_eq!(count("zero-shot", Some(0)), 1);
+        assert_eq!(count("llm", Some(32)), 3, "the prompted arms are seeded as the trained ones");
+        assert_eq!(count("distill-llm-finetune", Some(32)), 3);
         let seeds: Vec<u64> = plan.iter().filter(|p| p.arm == "tfidf" && p.budget == Some(8)).map(|p| p.seed).collect();
         assert_eq!(seeds, vec![42, 43, 44, 45, 46]);
         assert!(plan.iter().position(|p| p.arm == "finetune") > plan.iter().position(|p| p.arm == "knn"));
