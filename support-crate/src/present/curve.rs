@@ -219,8 +219,10 @@ pub fn passes_from(summaries: &[Summary], a: &str, b: &str) -> Option<(usize, us
 
 /// Each distillation against its teacher and against its student trained
 /// on the gold labels alone, at every budget it was measured at: what the
-/// teacher's labels bought, and what serving the student instead of the
-/// teacher costs in accuracy and gains in speed. `None` without distillations.
+/// teacher's labels bought (paired with the student alone on the same items
+/// and seeds, where both kept their answers), and what serving the student
+/// instead of the teacher costs in accuracy and gains in speed. `None`
+/// without distillations.
 pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
     let summaries = summarise(curve, methods);
     let mean_of = |arm: &str, budget: usize| {
@@ -249,8 +251,24 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
         let pool = teachers.iter().map(|t| t.pool_accuracy).sum::<f64>() / n;
         let kept = teachers.iter().map(|t| t.kept_accuracy).sum::<f64>() / n;
         let kept_share = teachers.iter().map(|t| t.kept_items as f64 / t.pool_items.max(1) as f64).sum::<f64>() / n;
+        let alone: Vec<&CurvePoint> = curve
+            .points
+            .iter()
+            .filter(|p| p.arm == first.student_arm && !p.all && p.labels_per_class == s.labels_per_class)
+            .collect();
+        let gain = match paired(curve, &points, &alone) {
+            Some(d) => format!(
+                "{:+.1} [{:+.1}, {:+.1}]{}, {}",
+                100.0 * d.difference,
+                100.0 * d.ci95[0],
+                100.0 * d.ci95[1],
+                if d.verdict() == Verdict::Tie { ", a tie" } else { "" },
+                if d.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", d.seeds) }
+            ),
+            None => "unpaired".into(),
+        };
         rows.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1}% | {:.1}% of {:.0}% kept | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {gain} | {:.1}% | {:.1}% of {:.0}% kept | {} | {} |\n",
             methods.title(&s.arm),
             s.labels_per_class,
             pct(Some((s.mean, s.seeds))),
@@ -266,8 +284,9 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
     (!rows.is_empty()).then(|| {
         format!(
             "| student taught by teacher | gold labels per class | student (seeds) | teacher alone (seeds) | student \
-             alone (seeds) | teacher's labels right, pool | kept | student items/s | teacher items/s |\n\
-             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}"
+             alone (seeds) | student minus student alone, paired (points, 95% CI) | teacher's labels right, pool | \
+             kept | student items/s | teacher items/s |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}"
         )
     })
 }
