@@ -468,10 +468,18 @@ pub fn sentences(curve: &Curve, methods: &Methods) -> String {
             let (a, b) = if mean_first >= mean_second { (first, second) } else { (second, first) };
             let Some((from, n)) = passes_from(&s, a, b) else { continue };
             let (x, y) = (at(a, from).expect("measured"), at(b, from).expect("measured"));
-            let noise = if x.low <= y.high && y.low <= x.high {
-                "; their intervals overlap there, so the lead at that budget is within the noise"
-            } else {
-                ""
+            let cell = |arm: &str| -> Vec<&CurvePoint> {
+                curve.points.iter().filter(|p| p.arm == arm && !p.all && p.labels_per_class == from).collect()
+            };
+            let noise = match paired(curve, &cell(a), &cell(b)) {
+                Some(d) if d.verdict() == Verdict::Tie => {
+                    format!("; a tie there on the same items and seeds, {}", d.evidence())
+                }
+                Some(d) => format!("; paired there, {}", d.evidence()),
+                None if x.low <= y.high && y.low <= x.high => {
+                    "; their intervals overlap there (unpaired), so the lead at that budget is within the noise".into()
+                }
+                None => String::new(),
             };
             out.push_str(&format!(
                 "* {} is ahead of {} from {from} labels per class on ({} against {} there{noise}; {}).\n",
