@@ -693,6 +693,14 @@ mod tests {
         );
         assert!(said.contains("] on 200 items × 2 seeds; McNemar p ≤ "), "{said}");
         assert!(said.contains("80.0%; a tie with ") && said.contains(", 80.0% (+0.0 points ["), "{said}");
+        // The curve's "ahead from" sentence rests on the same paired test (at 8
+        // alone: at 32 the two are level, so neither stays ahead).
+        curve.points.retain(|p| p.labels_per_class == 8);
+        let said = sentences(&curve, &methods);
+        assert!(
+            said.contains("from 8 labels per class on (90.0% against 70.0% there; paired there, +20.0 points ["),
+            "{said}"
+        );
     }
 
     #[test]
