@@ -17,6 +17,11 @@ fn uses_no_labels(methods: &Methods, arm: &str) -> bool {
     methods.get(arm).is_ok_and(|k| k.curve == CurvePlan::NoLabels)
 }
 
+/// The points of `arm` at `budget` labels per class (its full-data point aside): one cell of the curve.
+fn cell_points<'a>(curve: &'a Curve, arm: &str, budget: usize) -> Vec<&'a CurvePoint> {
+    curve.points.iter().filter(|p| p.arm == arm && !p.all && p.labels_per_class == budget).collect()
+}
+
 /// Whether `arm` is a distillation: its points name a teacher.
 fn is_distilled(curve: &Curve, arm: &str) -> bool {
     curve.points.iter().any(|p| p.arm == arm && p.teacher.is_some())
@@ -251,12 +256,7 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
         let pool = teachers.iter().map(|t| t.pool_accuracy).sum::<f64>() / n;
         let kept = teachers.iter().map(|t| t.kept_accuracy).sum::<f64>() / n;
         let kept_share = teachers.iter().map(|t| t.kept_items as f64 / t.pool_items.max(1) as f64).sum::<f64>() / n;
-        let alone: Vec<&CurvePoint> = curve
-            .points
-            .iter()
-            .filter(|p| p.arm == first.student_arm && !p.all && p.labels_per_class == s.labels_per_class)
-            .collect();
-        let gain = match paired(curve, &points, &alone) {
+        let gain = match paired(curve, &points, &cell_points(curve, &first.student_arm, s.labels_per_class)) {
             Some(d) => format!(
                 "{:+.1} [{:+.1}, {:+.1}]{}, {}",
                 100.0 * d.difference,
@@ -300,9 +300,7 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
 pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
     let summaries = summarise(curve, methods);
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
-    let points_of = |arm: &str, budget: usize| -> Vec<&CurvePoint> {
-        curve.points.iter().filter(|p| p.arm == arm && !p.all && p.labels_per_class == budget).collect()
-    };
+    let points_of = |arm: &str, budget: usize| cell_points(curve, arm, budget);
     let mut out = Vec::new();
     let mut arms: Vec<&str> = summaries.iter().map(|s| s.arm.as_str()).filter(|a| is_distilled(curve, a)).collect();
     arms.dedup();
@@ -383,9 +381,7 @@ pub fn decision_sentences(curve: &Curve, methods: &Methods) -> String {
     let s = summarise(curve, methods);
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
     let seeds = |x: &Summary| if x.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", x.seeds) };
-    let cell = |x: &Summary| -> Vec<&CurvePoint> {
-        curve.points.iter().filter(|p| p.arm == x.arm && !p.all && p.labels_per_class == x.labels_per_class).collect()
-    };
+    let cell = |x: &Summary| cell_points(curve, &x.arm, x.labels_per_class);
     let mut out = String::from(
         "**Which method, by labels per class** (the highest mean accuracy at each budget measured, and the \
          runner-up, compared on the same test items and seeds where both kept their answers: the paired \
@@ -468,10 +464,7 @@ pub fn sentences(curve: &Curve, methods: &Methods) -> String {
             let (a, b) = if mean_first >= mean_second { (first, second) } else { (second, first) };
             let Some((from, n)) = passes_from(&s, a, b) else { continue };
             let (x, y) = (at(a, from).expect("measured"), at(b, from).expect("measured"));
-            let cell = |arm: &str| -> Vec<&CurvePoint> {
-                curve.points.iter().filter(|p| p.arm == arm && !p.all && p.labels_per_class == from).collect()
-            };
-            let noise = match paired(curve, &cell(a), &cell(b)) {
+            let noise = match paired(curve, &cell_points(curve, a, from), &cell_points(curve, b, from)) {
                 Some(d) if d.verdict() == Verdict::Tie => {
                     format!("; a tie there on the same items and seeds, {}", d.evidence())
                 }
