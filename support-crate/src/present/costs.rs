@@ -159,7 +159,7 @@ pub fn section(
             .find(|s| s.arm == p.arm && s.all == p.all && s.labels_per_class == p.labels_per_class)
             .map_or_else(
                 || format!("{:.1}% (this sheet: 1 seed, {} items)", 100.0 * p.accuracy, thousands(p.test_items as u64)),
-                |s| format!("{:.1}% ({} seed{})", 100.0 * s.mean, s.seeds, if s.seeds == 1 { "" } else { "s" }),
+                |s| format!("{:.1}% ({})", 100.0 * s.mean, super::seeds(s.seeds)),
             );
         let budget =
             if p.all { format!("all ({})", thousands(p.train_items as u64)) } else { p.labels_per_class.to_string() };
@@ -223,10 +223,7 @@ pub fn decision(
                         format!("{:.1}% (1 seed, {} items)", 100.0 * p.accuracy, thousands(p.test_items as u64)),
                     )
                 },
-                |s| {
-                    let spread = if s.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", s.seeds) };
-                    (s.mean, format!("{:.1}% ({spread})", 100.0 * s.mean))
-                },
+                |s| (s.mean, format!("{:.1}% ({})", 100.0 * s.mean, super::seeds(s.seeds))),
             );
             (p, value, text)
         });

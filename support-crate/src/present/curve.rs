@@ -263,7 +263,7 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
                 100.0 * d.ci95[0],
                 100.0 * d.ci95[1],
                 if d.verdict() == Verdict::Tie { ", a tie" } else { "" },
-                if d.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", d.seeds) }
+                super::seeds(d.seeds)
             ),
             None => "unpaired".into(),
         };
@@ -380,7 +380,7 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
 pub fn decision_sentences(curve: &Curve, methods: &Methods) -> String {
     let s = summarise(curve, methods);
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
-    let seeds = |x: &Summary| if x.seeds == 1 { "1 seed".to_string() } else { format!("{} seeds", x.seeds) };
+    let seeds = |x: &Summary| super::seeds(x.seeds);
     let cell = |x: &Summary| cell_points(curve, &x.arm, x.labels_per_class);
     let mut out = String::from(
         "**Which method, by labels per class** (the highest mean accuracy at each budget measured, and the \

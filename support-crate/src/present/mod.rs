@@ -13,3 +13,12 @@ pub mod eda;
 pub mod notebook;
 pub mod report;
 pub mod tables;
+
+/// "1 seed", "3 seeds": how many seeds a figure rests on.
+pub fn seeds(n: usize) -> String {
+    if n == 1 {
+        "1 seed".to_string()
+    } else {
+        format!("{n} seeds")
+    }
+}

@@ -4,6 +4,8 @@
 //! cheap arms answer the whole test split, the costly ones a seeded sample
 //! of it, and two points are paired on the items both answered.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::Example;
@@ -94,11 +96,15 @@ impl ScoredItems {
         }
     }
 
+    /// Each row's gold class.
+    fn gold(&self) -> HashMap<usize, Option<usize>> {
+        self.rows.iter().copied().zip(self.labels.0.iter().copied()).collect()
+    }
+
     /// Whether a point got each of its items right (in row order); None
     /// when its items are unknown.
     pub fn correct(&self, answers: &Answers) -> Option<Vec<bool>> {
-        let gold: std::collections::HashMap<usize, Option<usize>> =
-            self.rows.iter().copied().zip(self.labels.0.iter().copied()).collect();
+        let gold = self.gold();
         let rows = self.rows_of(answers)?;
         rows.iter()
             .zip(&answers.0)
@@ -109,11 +115,9 @@ impl ScoredItems {
     /// Whether each point got each item right, on the items both answered
     /// (in row order); None when either point's items are unknown.
     pub fn correct_on_common(&self, first: &Answers, second: &Answers) -> Option<(Vec<bool>, Vec<bool>)> {
-        let gold: std::collections::HashMap<usize, Option<usize>> =
-            self.rows.iter().copied().zip(self.labels.0.iter().copied()).collect();
+        let gold = self.gold();
         let (rows_a, rows_b) = (self.rows_of(first)?, self.rows_of(second)?);
-        let at_b: std::collections::HashMap<usize, Option<usize>> =
-            rows_b.iter().copied().zip(second.0.iter().copied()).collect();
+        let at_b: HashMap<usize, Option<usize>> = rows_b.iter().copied().zip(second.0.iter().copied()).collect();
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for (row, answer) in rows_a.iter().zip(&first.0) {
             if let (Some(other), Some(&Some(truth))) = (at_b.get(row), gold.get(row)) {
