@@ -142,7 +142,7 @@ pub fn section(
          | labels per class | method | accuracy | training | answers/s | per 1,000 items | labels + training | cheaper than {hosted_name} after |\n\
          | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         sheet.command,
-        join_and(&budgets),
+        super::join_and(&budgets),
         sheet.config.seed,
         duration(sheet.compute_seconds),
         sheet.hardware.summary(),
@@ -274,14 +274,6 @@ pub fn decision(
     out
 }
 
-fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,7 +305,7 @@ mod tests {
         let line = cost_line(&p, "TF-IDF", 0.05);
         assert!((line.one_off - (machine_usd(36.0) + 40.0 * 0.05)).abs() < 1e-12);
         assert!((line.per_item - MACHINE_USD_PER_HOUR / 3600.0 / 10.0).abs() < 1e-15);
-        assert_eq!(join_and(&["8".into(), "32".into(), "128".into()]), "8, 32 and 128");
+        assert_eq!(crate::present::join_and(&["8".into(), "32".into(), "128".into()]), "8, 32 and 128");
 
         let zero_shot = CurvePoint { arm: "zero-shot".into(), train_items: 0, train_seconds: 0.0, ..p };
         assert_eq!(cost_line(&zero_shot, "zero-shot", 0.05).one_off, 0.0, "no labels read, none paid");

@@ -5,7 +5,7 @@
 use plotters::prelude::*;
 
 use crate::methods::{CurvePlan, Methods};
-use crate::paired::Verdict;
+use crate::paired::{PairedDifference, Verdict};
 use crate::plot::{
     class_color, dashed, draw_error, draw_legend_below, legend_height, mesh, tick, Dashes, LegendEntry, Svg, Swatch,
     TICK_FONT, TITLE_FONT,
@@ -464,16 +464,24 @@ pub fn sentences(curve: &Curve, methods: &Methods) -> String {
             let (a, b) = if mean_first >= mean_second { (first, second) } else { (second, first) };
             let Some((from, n)) = passes_from(&s, a, b) else { continue };
             let (x, y) = (at(a, from).expect("measured"), at(b, from).expect("measured"));
-            let noise = match paired(curve, &cell_points(curve, a, from), &cell_points(curve, b, from)) {
+            let within_noise = |d: &Option<PairedDifference>| match d {
+                Some(d) => d.verdict() == Verdict::Tie,
+                None => x.low <= y.high && y.low <= x.high,
+            };
+            let at_from = paired(curve, &cell_points(curve, a, from), &cell_points(curve, b, from));
+            let mut noise = match &at_from {
                 Some(d) if d.verdict() == Verdict::Tie => {
                     format!("; a tie there on the same items and seeds, {}", d.evidence())
                 }
                 Some(d) => format!("; paired there, {}", d.evidence()),
-                None if x.low <= y.high && y.low <= x.high => {
+                None if within_noise(&at_from) => {
                     "; their intervals overlap there (unpaired), so the lead at that budget is within the noise".into()
                 }
                 None => String::new(),
             };
+            if within_noise(&at_from) {
+                noise.push_str(&later_paired_outcomes(curve, &s, a, b, from));
+            }
             out.push_str(&format!(
                 "* {} is ahead of {} from {from} labels per class on ({} against {} there{noise}; {}).\n",
                 capitalised(&title(a)),
@@ -525,6 +533,46 @@ pub fn sentences(curve: &Curve, methods: &Methods) -> String {
             pct(last.mean),
             budget(last)
         ));
+    }
+    out
+}
+
+/// Where a lead starts inside the noise, what the paired test says at each
+/// later budget both arms share: "; at the later budgets, on the same items
+/// and seeds: ahead at 32 and 128, a tie at 512", and the budgets where
+/// either arm kept no answers to pair.
+fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: usize) -> String {
+    let mut later: Vec<usize> = s
+        .iter()
+        .filter(|x| x.arm == a && !x.all && x.labels_per_class > from)
+        .filter(|x| s.iter().any(|y| y.arm == b && !y.all && y.labels_per_class == x.labels_per_class))
+        .map(|x| x.labels_per_class)
+        .collect();
+    later.sort_unstable();
+    let mut outcomes: Vec<(&str, Vec<String>)> = Vec::new();
+    for budget in later {
+        let outcome = match paired(curve, &cell_points(curve, a, budget), &cell_points(curve, b, budget)) {
+            Some(d) => match d.verdict() {
+                Verdict::FirstBetter => "ahead",
+                Verdict::SecondBetter => "behind",
+                Verdict::Tie => "a tie",
+            },
+            None => "unpaired",
+        };
+        match outcomes.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, budgets)) => budgets.push(budget.to_string()),
+            None => outcomes.push((outcome, vec![budget.to_string()])),
+        }
+    }
+    let unpaired = outcomes.iter().position(|(o, _)| *o == "unpaired").map(|i| outcomes.remove(i).1);
+    let parts: Vec<String> =
+        outcomes.iter().map(|(o, budgets)| format!("{o} at {}", super::join_and(budgets))).collect();
+    let mut out = String::new();
+    if !parts.is_empty() {
+        out.push_str(&format!("; at the later budgets, on the same items and seeds: {}", parts.join(", ")));
+    }
+    if let Some(budgets) = unpaired {
+        out.push_str(&format!(" (at {}: no answers kept to pair)", super::join_and(&budgets)));
     }
     out
 }
@@ -638,6 +686,54 @@ mod tests {
         );
         assert!(
             said.contains("* With 32 labels per class: embeddings + K-NN, 85.0% (1 seed); a tie with SetFit"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_lead_that_starts_in_the_noise_says_where_the_paired_test_decides_it() {
+        use crate::studies::scored_items::{Answers, ScoredItems};
+        let methods = Methods::standard();
+        let test: Vec<crate::Example> = (0..200)
+            .map(|i| crate::Example {
+                index: i,
+                label: i % 4,
+                title: String::new(),
+                body: String::new(),
+                text: String::new(),
+            })
+            .collect();
+        let answering = |arm: &str, budget: usize, right: &dyn Fn(usize) -> bool| {
+            let answers: Vec<Option<usize>> =
+                test.iter().map(|e| Some(if right(e.index) { e.label } else { (e.label + 1) % 4 })).collect();
+            let right = answers.iter().zip(&test).filter(|(a, e)| **a == Some(e.label)).count();
+            let mut point = crate::studies::curve::point(arm, budget, 42, right as f64 / 200.0);
+            point.answers = Some(Answers(answers));
+            point
+        };
+        let p = crate::studies::curve::point;
+        let mut curve = curve_of(vec![
+            // At 8: 95% against 92.5%, wrong on different items: a tie.
+            answering("setfit", 8, &|i| i % 20 != 0),
+            answering("knn", 8, &|i| i % 20 != 1 && i % 40 != 2),
+            // At 32: 90% against 70%, K-NN's right items a subset of SetFit's.
+            answering("setfit", 32, &|i| i % 10 != 0),
+            answering("knn", 32, &|i| i % 10 > 2),
+            // At 128: no answers to pair.
+            p("setfit", 128, 42, 0.95),
+            p("knn", 128, 42, 0.90),
+        ]);
+        curve.scored_items = ScoredItems::of(&test, &test);
+        let said = sentences(&curve, &methods);
+        assert!(
+            said.contains("from 8 labels per class on (95.0% against 92.5% there; a tie there on the same"),
+            "{said}"
+        );
+        assert!(
+            said.contains(
+                "; at the later budgets, on the same items and seeds: ahead at 32 (at 128: no answers kept to pair); \
+                 3 budgets compared)"
+            ),
             "{said}"
         );
     }

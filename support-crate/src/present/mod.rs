@@ -22,3 +22,12 @@ pub fn seeds(n: usize) -> String {
         format!("{n} seeds")
     }
 }
+
+/// "a", "a and b", "a, b and c".
+pub fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
