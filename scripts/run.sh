@@ -12,7 +12,7 @@ cd "$ROOT"
 smoke=()
 [ "${SMOKE:-0}" = "1" ] && smoke=(--smoke)
 cli_release all "${smoke[@]}"
-# The learning curve (about an hour on 2 cores, every point cached) and the
+# The learning curve (5 to 6 hours on 2 cores from an empty cache, every point cached) and the
 # two cascades, which the Comparison notebook and the README draw.
 cli_release curve "${smoke[@]}"
 cli_release cascade "${smoke[@]}" --first tfidf --then finetune

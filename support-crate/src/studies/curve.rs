@@ -69,10 +69,9 @@ pub struct CurveConfig {
 }
 
 impl CurveConfig {
-    /// Every method in `methods`. Hours on 2 cores: 62.5 min on a 2-core
-    /// Intel Xeon when the prompted arms had one seed (see the README), and
-    /// their second and third seeds add about 25 minutes a point for the LLM
-    /// and 35 for the SLM it teaches; smoke: a minute.
+    /// Every method in `methods`. 5 to 6 hours on 2 cores from an empty
+    /// cache (SetFit about 2, the prompted LLM and the SLM it teaches at 3
+    /// seeds about 2, the fine-tuned SLM about 1; docs/RUNNING.md); smoke: a minute.
     pub fn for_profile(profile: Profile, methods: &Methods) -> Self {
         let arms = methods.iter().map(|k| k.name.to_string()).collect();
         match profile {
