@@ -549,30 +549,30 @@ fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: u
         .map(|x| x.labels_per_class)
         .collect();
     later.sort_unstable();
-    let mut outcomes: Vec<(&str, Vec<String>)> = Vec::new();
+    let (mut outcomes, mut unpaired): (Vec<(&str, Vec<String>)>, Vec<String>) = (Vec::new(), Vec::new());
     for budget in later {
-        let outcome = match paired(curve, &cell_points(curve, a, budget), &cell_points(curve, b, budget)) {
-            Some(d) => match d.verdict() {
-                Verdict::FirstBetter => "ahead",
-                Verdict::SecondBetter => "behind",
-                Verdict::Tie => "a tie",
-            },
-            None => "unpaired",
+        let Some(d) = paired(curve, &cell_points(curve, a, budget), &cell_points(curve, b, budget)) else {
+            unpaired.push(budget.to_string());
+            continue;
+        };
+        let outcome = match d.verdict() {
+            Verdict::FirstBetter => "ahead",
+            Verdict::SecondBetter => "behind",
+            Verdict::Tie => "a tie",
         };
         match outcomes.iter_mut().find(|(o, _)| *o == outcome) {
             Some((_, budgets)) => budgets.push(budget.to_string()),
             None => outcomes.push((outcome, vec![budget.to_string()])),
         }
     }
-    let unpaired = outcomes.iter().position(|(o, _)| *o == "unpaired").map(|i| outcomes.remove(i).1);
     let parts: Vec<String> =
         outcomes.iter().map(|(o, budgets)| format!("{o} at {}", super::join_and(budgets))).collect();
     let mut out = String::new();
     if !parts.is_empty() {
         out.push_str(&format!("; at the later budgets, on the same items and seeds: {}", parts.join(", ")));
     }
-    if let Some(budgets) = unpaired {
-        out.push_str(&format!(" (at {}: no answers kept to pair)", super::join_and(&budgets)));
+    if !unpaired.is_empty() {
+        out.push_str(&format!(" (at {}: no answers kept to pair)", super::join_and(&unpaired)));
     }
     out
 }
