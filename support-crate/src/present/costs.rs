@@ -272,7 +272,8 @@ pub fn decision(
         ));
     }
     out.push_str(&format!(
-        "\nAG News, 4 classes. Accuracy: the learning curve's mean over its seeds with its 95% interval over seeds \
+        "\nAG News, 4 classes. Methods: those the cost sheet timed; the distillations, which also need a pool of \
+         unlabelled texts, are compared in the learning curve's section. Accuracy: the learning curve's mean over its seeds with its 95% interval over seeds \
          and test items, or the seeds' lowest and highest where they kept no answers (\"seed range\"); the row for \
          all labels: the committed run on all 7,600 test items. Whether the runner-up at a budget ties: the curve's \
          lines below, paired on the same items where both kept their answers. Costs: machine time on {} at ${MACHINE_USD_PER_HOUR:.2}/h \
