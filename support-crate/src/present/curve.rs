@@ -10,7 +10,7 @@ use crate::plot::{
     class_color, dashed, draw_error, draw_legend_below, legend_height, mesh, tick, Dashes, LegendEntry, Svg, Swatch,
     TICK_FONT, TITLE_FONT,
 };
-use crate::studies::curve::{paired, summarise, Curve, CurvePoint, Interval, Summary};
+use crate::studies::curve::{paired, summarise, Curve, CurvePoint, Interval, Summary, TeacherPoint};
 
 /// Whether `arm` is drawn as a flat line: a method that uses no labels.
 fn uses_no_labels(methods: &Methods, arm: &str) -> bool {
@@ -235,15 +235,6 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
     };
     // A method without labels (zero-shot) is measured at budget 0 only.
     let teacher_mean = |arm: &str, budget: usize| mean_of(arm, budget).or_else(|| mean_of(arm, 0));
-    let speed = |arm: &str| {
-        let at: Vec<f64> = curve
-            .points
-            .iter()
-            .filter(|p| p.arm == arm && p.items_per_second > 0.0)
-            .map(|p| p.items_per_second)
-            .collect();
-        (!at.is_empty()).then(|| at.iter().sum::<f64>() / at.len() as f64)
-    };
     let pct = |x: Option<(f64, usize)>| x.map_or("–".into(), |(m, n)| format!("{:.1}% ({n})", 100.0 * m));
     let rate = |x: Option<f64>| x.map_or("–".into(), |r| format!("{r:.0}"));
     let mut rows = String::new();
@@ -277,18 +268,30 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
             100.0 * pool,
             100.0 * kept,
             100.0 * kept_share,
-            rate(speed(&s.arm)),
-            rate(speed(&first.arm)),
+            rate(mean_rate(points.iter().map(|p| p.items_per_second))),
+            rate(labelling_rate(&teachers)),
         ));
     }
     (!rows.is_empty()).then(|| {
         format!(
             "| student taught by teacher | gold labels per class | student (seeds) | teacher alone (seeds) | student \
              alone (seeds) | student minus student alone, paired (points, 95% CI) | teacher's labels right, pool | \
-             kept | student items/s | teacher items/s |\n\
+             kept | student items/s | teacher items/s, labelling the pool |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}"
         )
     })
+}
+
+/// The mean of the positive rates, if any.
+fn mean_rate(rates: impl Iterator<Item = f64>) -> Option<f64> {
+    let rates: Vec<f64> = rates.filter(|r| *r > 0.0).collect();
+    (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
+}
+
+/// How fast the teachers labelled their pools, in the student's own runs
+/// (items/s): the teacher's speed on the student's machine.
+fn labelling_rate(teachers: &[&TeacherPoint]) -> Option<f64> {
+    mean_rate(teachers.iter().filter(|t| t.labelling_seconds > 0.0).map(|t| t.pool_items as f64 / t.labelling_seconds))
 }
 
 /// One sentence per distillation, at the largest gold budget it was measured
@@ -316,11 +319,17 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
             p if p.is_empty() => points_of(&first.arm, 0),
             p => p,
         };
+        // The teacher on the seeds that taught the student, where it has them.
+        let teacher_points = match teacher_points.iter().filter(|t| students.iter().any(|p| p.seed == t.seed)) {
+            same if same.clone().count() > 0 => same.copied().collect(),
+            _ => teacher_points,
+        };
         if teacher_points.is_empty() {
             continue;
         }
         let teacher_accuracy = mean(&teacher_points.iter().map(|p| p.accuracy).collect::<Vec<_>>());
-        let teacher_speed = mean(&teacher_points.iter().map(|p| p.items_per_second).collect::<Vec<_>>());
+        // Both speeds from the student's own runs, so from one machine.
+        let teacher_speed = labelling_rate(&teachers).unwrap_or(0.0);
         let teacher_training = mean(&teacher_points.iter().map(|p| p.train_seconds).collect::<Vec<_>>());
         let student_speed = mean(&students.iter().map(|p| p.items_per_second).collect::<Vec<_>>());
         let labelling = mean(&teachers.iter().map(|t| t.labelling_seconds).collect::<Vec<_>>());
@@ -808,9 +817,12 @@ mod tests {
             labelling_seconds: 1_000.0,
             labelling_api_cost_usd: None,
         });
-        // The zero-shot teacher trains nothing and answers 2 items/s: the
-        // student's 1,010 s of teaching are repaid after 1,010 / (1/2 - 1/1000) items.
-        let curve = curve_of(vec![point("zero-shot", 0, 0.5, 0.0, 2.0), student]);
+        // The zero-shot teacher trains nothing and labelled the pool at 2
+        // items/s in the student's run (its own run, on another machine, at
+        // 4): the student's 1,010 s of teaching are repaid after
+        // 1,010 / (1/2 - 1/1000) items. Its second seed taught no student.
+        let other_seed = CurvePoint { seed: 43, ..point("zero-shot", 0, 0.3, 0.0, 4.0) };
+        let curve = curve_of(vec![point("zero-shot", 0, 0.5, 0.0, 4.0), other_seed, student]);
         let said = distillation_sentences(&curve, &methods);
         assert!(
             said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed; unpaired); it answers"),
