@@ -320,10 +320,9 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
             p => p,
         };
         // The teacher on the seeds that taught the student, where it has them.
-        let teacher_points = match teacher_points.iter().filter(|t| students.iter().any(|p| p.seed == t.seed)) {
-            same if same.clone().count() > 0 => same.copied().collect(),
-            _ => teacher_points,
-        };
+        let on_student_seeds: Vec<&CurvePoint> =
+            teacher_points.iter().copied().filter(|t| students.iter().any(|p| p.seed == t.seed)).collect();
+        let teacher_points = if on_student_seeds.is_empty() { teacher_points } else { on_student_seeds };
         if teacher_points.is_empty() {
             continue;
         }
