@@ -698,11 +698,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_lead_that_starts_in_the_noise_says_where_the_paired_test_decides_it() {
-        use crate::studies::scored_items::{Answers, ScoredItems};
-        let methods = Methods::standard();
-        let test: Vec<crate::Example> = (0..200)
+    /// `n` test items, labelled 0, 1, 2, 3 in turn.
+    fn four_class_items(n: usize) -> Vec<crate::Example> {
+        (0..n)
             .map(|i| crate::Example {
                 index: i,
                 label: i % 4,
@@ -710,15 +708,31 @@ mod tests {
                 body: String::new(),
                 text: String::new(),
             })
-            .collect();
-        let answering = |arm: &str, budget: usize, right: &dyn Fn(usize) -> bool| {
-            let answers: Vec<Option<usize>> =
-                test.iter().map(|e| Some(if right(e.index) { e.label } else { (e.label + 1) % 4 })).collect();
-            let right = answers.iter().zip(&test).filter(|(a, e)| **a == Some(e.label)).count();
-            let mut point = crate::studies::curve::point(arm, budget, 42, right as f64 / 200.0);
-            point.answers = Some(Answers(answers));
-            point
-        };
+            .collect()
+    }
+
+    /// A point that kept its answers: right on the items where `right(i)`, else a wrong class.
+    fn answering(
+        test: &[crate::Example],
+        arm: &str,
+        budget: usize,
+        seed: u64,
+        right: &dyn Fn(usize) -> bool,
+    ) -> CurvePoint {
+        let answers: Vec<Option<usize>> =
+            test.iter().map(|e| Some(if right(e.index) { e.label } else { (e.label + 1) % 4 })).collect();
+        let correct = answers.iter().zip(test).filter(|(a, e)| **a == Some(e.label)).count();
+        let mut point = crate::studies::curve::point(arm, budget, seed, correct as f64 / test.len() as f64);
+        point.answers = Some(crate::studies::scored_items::Answers(answers));
+        point
+    }
+
+    #[test]
+    fn a_lead_that_starts_in_the_noise_says_where_the_paired_test_decides_it() {
+        let methods = Methods::standard();
+        let test = four_class_items(200);
+        let answering =
+            |arm: &str, budget: usize, right: &dyn Fn(usize) -> bool| answering(&test, arm, budget, 42, right);
         let p = crate::studies::curve::point;
         let mut curve = curve_of(vec![
             // At 8: 95% against 92.5%, wrong on different items: a tie.
@@ -731,7 +745,7 @@ mod tests {
             p("setfit", 128, 42, 0.95),
             p("knn", 128, 42, 0.90),
         ]);
-        curve.scored_items = ScoredItems::of(&test, &test);
+        curve.scored_items = crate::studies::scored_items::ScoredItems::of(&test, &test);
         let said = sentences(&curve, &methods);
         assert!(
             said.contains("from 8 labels per class on (95.0% against 92.5% there; a tie there on the same"),
@@ -748,29 +762,10 @@ mod tests {
 
     #[test]
     fn where_answers_were_kept_the_decision_compares_the_two_best_on_the_same_items() {
-        use crate::studies::scored_items::{Answers, ScoredItems};
         let methods = Methods::standard();
-        let test: Vec<crate::Example> = (0..200)
-            .map(|i| crate::Example {
-                index: i,
-                label: i % 4,
-                title: String::new(),
-                body: String::new(),
-                text: String::new(),
-            })
-            .collect();
-        // Right on the items where `right(i)`, else a wrong class.
+        let test = four_class_items(200);
         let answering = |arm: &str, budget: usize, seed: u64, right: &dyn Fn(usize) -> bool| {
-            let answers: Vec<Option<usize>> =
-                test.iter().map(|e| Some(if right(e.index) { e.label } else { (e.label + 1) % 4 })).collect();
-            let mut point = crate::studies::curve::point(
-                arm,
-                budget,
-                seed,
-                answers.iter().zip(&test).filter(|(a, e)| **a == Some(e.label)).count() as f64 / 200.0,
-            );
-            point.answers = Some(Answers(answers));
-            point
+            answering(&test, arm, budget, seed, right)
         };
         let mut curve = curve_of(vec![
             // At 8: SetFit right on 90%, K-NN on 70% (a subset of SetFit's), two seeds.
@@ -782,7 +777,7 @@ mod tests {
             answering("setfit", 32, 42, &|i| i % 5 != 0),
             answering("knn", 32, 42, &|i| i % 5 != 1),
         ]);
-        curve.scored_items = ScoredItems::of(&test, &test);
+        curve.scored_items = crate::studies::scored_items::ScoredItems::of(&test, &test);
         let said = decision_sentences(&curve, &methods);
         assert!(
             said.contains("* With 8 labels per class: SetFit (contrastive MiniLM + LR), 90.0%; ahead of embeddings + K-NN, 70.0% (+20.0 points ["),
