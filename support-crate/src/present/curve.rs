@@ -239,8 +239,7 @@ pub fn distillation_table(curve: &Curve, methods: &Methods) -> Option<String> {
     let rate = |x: Option<f64>| x.map_or("–".into(), |r| format!("{r:.0}"));
     let mut rows = String::new();
     for s in summaries.iter().filter(|s| is_distilled(curve, &s.arm)) {
-        let points: Vec<&CurvePoint> =
-            curve.points.iter().filter(|p| p.arm == s.arm && p.labels_per_class == s.labels_per_class).collect();
+        let points = cell_points(curve, &s.arm, s.labels_per_class);
         let teachers: Vec<_> = points.iter().filter_map(|p| p.teacher.as_ref()).collect();
         let Some(first) = teachers.first() else { continue };
         let n = teachers.len() as f64;
