@@ -273,11 +273,11 @@ pub fn decision(
     }
     out.push_str(&format!(
         "\nAG News, 4 classes. Methods: those the cost sheet timed; the distillations, which also need a pool of \
-         unlabelled texts, are compared in the learning curve's section. Accuracy: the learning curve's mean over its seeds with its 95% interval over seeds \
-         and test items, or the seeds' lowest and highest where they kept no answers (\"seed range\"); the row for \
-         all labels: the committed run on all 7,600 test items. Whether the runner-up at a budget ties: the curve's \
-         lines below, paired on the same items where both kept their answers. Costs: machine time on {} at ${MACHINE_USD_PER_HOUR:.2}/h \
-         (`{}`), labels at {} each (training and validation examples). No hosted LLM was measured: {hosted_name} \
+         unlabelled texts, are compared in the learning curve's section. Accuracy: the learning curve's mean over \
+         its seeds with its 95% interval over seeds and test items, or the seeds' lowest and highest where they \
+         kept no answers (\"seed range\"); the row for all labels: the committed run on all 7,600 test items. \
+         Whether the runner-up at a budget ties: the curve's lines below, paired on the same items where both kept \
+         their answers. Costs: machine time on {} at ${MACHINE_USD_PER_HOUR:.2}/h (`{}`), labels at {} each (training and validation examples). No hosted LLM was measured: {hosted_name} \
          appears at its list price only, its accuracy on this task unknown here; the prompted arm is \
          SmolLM2-135M-Instruct, 135 million parameters. `OPENAI_BASE_URL=... OPENAI_API_KEY=... cargo run \
          --release -- llm --price-in <$/M> --price-out <$/M>` measures a hosted model and adds its row.\n",
