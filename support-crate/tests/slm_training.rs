@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use slm_vs_llm::methods::finetune::batch::Encoded;
-use slm_vs_llm::methods::finetune::classifier::{predict_probs, Classifier};
+use slm_vs_llm::methods::finetune::classifier::{mean_log_loss, predict_probs, Classifier};
 use slm_vs_llm::methods::finetune::train::{train, Control, Labelled, TrainConfig, Trained};
 use slm_vs_llm::models::llama::load::{gguf_name, load_gguf, load_hf_dir, permute};
 use slm_vs_llm::models::llama::model::{random_weights, Llama, LlamaConfig, Trainable};
@@ -105,6 +105,40 @@ fn resuming_reproduces_the_uninterrupted_run() {
             .collect::<Vec<_>>()
     );
     assert_eq!(weights(&resumed.model), weights(&whole.model), "weights differ after resuming");
+}
+
+#[test]
+fn keeps_the_step_of_lowest_validation_loss_also_when_asked_again() {
+    // Validation labels that contradict the task: its loss rises as the task
+    // is learnt, so the lowest comes before the last step.
+    let cfg = TrainConfig { keep_lowest_validation_loss: true, ..config() };
+    let (enc, labels) = synthetic(160, 1);
+    let (val, val_labels) = synthetic(60, 2);
+    let contradicting: Vec<usize> = val_labels.iter().map(|l| (l + 1) % 3).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let go = |stop_at: Option<usize>| {
+        let control = Control { checkpoint_dir: Some(dir.path().to_path_buf()), stop_at, progress: false };
+        let train_set = Labelled { texts: &enc, labels: &labels };
+        let validation = Labelled { texts: &val, labels: &contradicting };
+        train(model(cfg.trainable()), train_set, validation, 0, "synthetic", &cfg, &control).unwrap()
+    };
+    let trained = go(None);
+    let s = &trained.state;
+    let lowest = s.validation.iter().min_by(|a, b| a.loss.total_cmp(&b.loss)).unwrap();
+    assert_eq!(s.kept_step, Some(lowest.step));
+    assert!(lowest.step < s.step, "the lowest validation loss is at the last step {}", s.step);
+    let probs = predict_probs(&trained.model, &val, 0, 32, false).unwrap();
+    let loss = mean_log_loss(&probs, &contradicting);
+    assert!(
+        (loss - lowest.loss).abs() < 1e-5,
+        "the model's validation loss {loss} is not the kept step's {}",
+        lowest.loss
+    );
+
+    // Asked again, the finished run reads its kept weights from disk.
+    let again = go(None);
+    assert_eq!(again.state.kept_step, s.kept_step);
+    assert_eq!(weights(&again.model), weights(&trained.model));
 }
 
 #[test]

@@ -92,6 +92,11 @@ pub struct BudgetSchedule {
 }
 
 impl BudgetSchedule {
+    /// Validation passes spread evenly over a budget's run; the one with the
+    /// lowest loss (log loss: smoother than accuracy on a handful of
+    /// validation items) gives the kept weights.
+    pub const VALIDATIONS: usize = 8;
+
     /// 64 steps of 16 (32 epochs of the 32 items at 8 per class); from 1,024
     /// items up, one epoch, as the full run. Smoke: 64 examples, 16 epochs at most.
     pub fn for_profile(profile: Profile) -> Self {
@@ -105,13 +110,16 @@ impl BudgetSchedule {
         self.min_examples.div_ceil(items.max(1)).clamp(1, self.max_epochs)
     }
 
-    /// "trained for at least 1,024 examples (64 steps of 16; at most 64 epochs)".
+    /// "trained for at least 1,024 examples (64 steps of 16; at most 64
+    /// epochs), the step of lowest loss on the budget's validation of 8 kept".
     pub fn note(&self, batch_size: usize) -> String {
         format!(
-            "trained for at least {} examples ({} steps of {batch_size}; at most {} epochs)",
+            "trained for at least {} examples ({} steps of {batch_size}; at most {} epochs), \
+             the step of lowest loss on the budget's validation of {} kept",
             crate::plot::thousands(self.min_examples as u64),
             self.min_examples / batch_size.max(1),
-            self.max_epochs
+            self.max_epochs,
+            Self::VALIDATIONS
         )
     }
 }
@@ -246,14 +254,17 @@ impl Method for Finetune {
     }
 
     /// All of the budget's examples, for [`BudgetSchedule::epochs`] passes,
-    /// keeping the final step (no validation passes: the budget's validation
-    /// set is small), the checkpoint in the budget's work directory.
+    /// validated [`BudgetSchedule::VALIDATIONS`] times on the budget's
+    /// validation set, keeping the step of lowest validation loss; the
+    /// checkpoint in the budget's work directory.
     fn for_budget(&self, budget: &Budget) -> Box<dyn Method> {
         let mut finetune = self.clone();
         finetune.config.max_train = None;
         let t = &mut finetune.config.train;
         t.epochs = self.budget_schedule.epochs(budget.train_items);
-        t.eval_every = 0;
+        let steps = (budget.train_items.div_ceil(t.batch_size) * t.epochs).div_ceil(t.grad_accum);
+        t.eval_every = steps.div_ceil(BudgetSchedule::VALIDATIONS).max(1);
+        t.keep_lowest_validation_loss = true;
         finetune.out_dir = Some(budget.work_dir.to_path_buf());
         Box::new(finetune)
     }
@@ -328,6 +339,7 @@ impl Fitted for FittedClassifier {
             "train_tokens": s.tokens,
             "train_tokens_per_second": s.tokens as f64 / s.train_seconds.max(1e-9),
             "final_validation": s.validation.last(),
+            "kept_step": s.final_weights_step(),
             "best_validation": best,
             "validation_curve": s.validation,
             "truncation": self.truncation,
@@ -400,7 +412,7 @@ impl FittedClassifier {
             "{}\n{}\n{}{scheme}",
             serde_json::to_string(&self.config)?,
             self.state.fingerprint,
-            self.state.step
+            self.state.final_weights_step()
         );
         Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))
     }

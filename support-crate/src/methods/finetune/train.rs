@@ -45,6 +45,11 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Optimiser steps between checkpoints (0 = only at the end).
     pub checkpoint_every: usize,
+    /// Keep the weights of the validation pass with the lowest loss instead
+    /// of the last step's: on a small label budget a fixed schedule of many
+    /// passes can overshoot, and where it stops best differs from seed to seed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_lowest_validation_loss: bool,
     /// Shuffling and the classification head's initialisation.
     pub seed: u64,
 }
@@ -68,6 +73,7 @@ impl Default for TrainConfig {
             train_embedding: false,
             eval_every: 250,
             checkpoint_every: 100,
+            keep_lowest_validation_loss: false,
             seed: 42,
         }
     }
@@ -119,6 +125,17 @@ pub struct TrainState {
     pub validation: Vec<ValidationPoint>,
     pub train_seconds: f64,
     pub tokens: usize,
+    /// The step whose weights the run keeps, when chosen on validation
+    /// ([`TrainConfig::keep_lowest_validation_loss`]); otherwise the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_step: Option<usize>,
+}
+
+impl TrainState {
+    /// The step whose weights the trained model holds.
+    pub fn final_weights_step(&self) -> usize {
+        self.kept_step.unwrap_or(self.step)
+    }
 }
 
 /// How a run is driven (not part of the result).
@@ -180,6 +197,7 @@ pub fn train(
         validation: Vec::new(),
         train_seconds: 0.0,
         tokens: 0,
+        kept_step: None,
     };
     if let Some(dir) = &control.checkpoint_dir {
         if let Some(saved) = load_checkpoint(dir, &model, &mut optimiser, config, fingerprint)? {
@@ -192,6 +210,8 @@ pub fn train(
     bar.set_position(state.step as u64);
     let mut epoch_cache: Option<(usize, Vec<Vec<usize>>)> = None;
     let mut smoothed: Option<f64> = state.history.last().map(|h| h.loss);
+    // The kept weights, when this process has them (a resumed run may read them from disk).
+    let mut kept: Option<Vec<Tensor>> = None;
     while state.step < total_steps {
         if control.stop_at.is_some_and(|s| state.step >= s) {
             break;
@@ -246,6 +266,17 @@ pub fn train(
         if (config.eval_every > 0 && state.step.is_multiple_of(config.eval_every)) || last {
             let point = validate(&model, validation, pad, config, state.step, state.train_seconds)?;
             tracing::info!(step = point.step, accuracy = point.accuracy, loss = point.loss, "validation");
+            let kept_loss = state.validation.iter().find(|v| Some(v.step) == state.kept_step).map(|v| v.loss);
+            if config.keep_lowest_validation_loss && point.loss.is_finite() && kept_loss.is_none_or(|l| point.loss < l)
+            {
+                let weights: Vec<Tensor> =
+                    model.trainable_params().iter().map(|p| p.tensor.copy()).collect::<candle_core::Result<_>>()?;
+                if let Some(dir) = &control.checkpoint_dir {
+                    save_kept(dir, &model, state.step)?;
+                }
+                state.kept_step = Some(state.step);
+                kept = Some(weights);
+            }
             state.validation.push(point);
         }
         if let Some(dir) = &control.checkpoint_dir {
@@ -257,6 +288,16 @@ pub fn train(
     }
     bar.finish_and_clear();
     let finished = state.step == total_steps;
+    if let Some(step) = state.kept_step.filter(|&k| finished && k != state.step) {
+        let weights = match kept {
+            Some(weights) => weights,
+            None => load_kept(control.checkpoint_dir.as_deref(), &model, step)?,
+        };
+        for (p, w) in model.trainable_params().iter().zip(&weights) {
+            p.var().expect("trainable").set(w)?;
+        }
+        tracing::info!(step, of = total_steps, "kept the weights of the step with the lowest validation loss");
+    }
     Ok(Trained { model, state, trainable_params, finished })
 }
 
@@ -294,6 +335,44 @@ fn save_checkpoint(dir: &Path, model: &Llama, optimiser: &AdamW, state: &TrainSt
     std::fs::write(&tmp, serde_json::to_string(state)?).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join(CHECKPOINT_STATE))?;
     Ok(())
+}
+
+/// The weights of the step with the lowest validation loss so far, beside
+/// the checkpoint (whose state names the step); earlier ones are removed.
+/// Training is deterministic, so a run resumed from an older checkpoint
+/// passes the same step again and writes the same file.
+fn save_kept(dir: &Path, model: &Llama, step: usize) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tensors: HashMap<String, Tensor> =
+        model.trainable_params().iter().map(|p| (p.name.clone(), p.tensor.clone())).collect();
+    let path = dir.join(kept_file(step));
+    let tmp = path.with_extension("tmp");
+    candle_core::safetensors::save(&tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("kept-step-") && name != kept_file(step) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn kept_file(step: usize) -> String {
+    format!("kept-step-{step}.safetensors")
+}
+
+/// The kept weights of `step`, in the order of `model.trainable_params()`.
+fn load_kept(dir: Option<&Path>, model: &Llama, step: usize) -> Result<Vec<Tensor>> {
+    let dir = dir.context("the kept weights are neither in memory nor in a checkpoint directory")?;
+    let path = dir.join(kept_file(step));
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+        .with_context(|| format!("reading the kept weights of step {step} from {}", path.display()))?;
+    model
+        .trainable_params()
+        .iter()
+        .map(|p| tensors.get(&p.name).cloned().with_context(|| format!("{}: lacks {}", path.display(), p.name)))
+        .collect()
 }
 
 /// Restores a checkpoint made with the same configuration, model and data;
