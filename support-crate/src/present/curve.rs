@@ -293,6 +293,19 @@ fn labelling_rate(teachers: &[&TeacherPoint]) -> Option<f64> {
     mean_rate(teachers.iter().filter(|t| t.labelling_seconds > 0.0).map(|t| t.pool_items as f64 / t.labelling_seconds))
 }
 
+/// The machines that measured `arm`'s points: those of the runs that merged
+/// it into the curve, else the curve's own.
+fn machines_of(curve: &Curve, arm: &str) -> String {
+    let mut machines: Vec<String> =
+        curve.updates.iter().filter(|u| u.arms.iter().any(|a| a == arm)).map(|u| u.hardware.summary()).collect();
+    machines.sort();
+    machines.dedup();
+    if machines.is_empty() {
+        machines.push(curve.hardware.summary());
+    }
+    machines.join(" and ")
+}
+
 /// One sentence per distillation, at the largest gold budget it was measured
 /// at: how close the student comes to its teacher, how much faster it
 /// answers, and from how many items served "label the pool once, then serve
@@ -329,7 +342,7 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
         // Both speeds from the student's own runs, so from one machine.
         let teacher_speed = labelling_rate(&teachers).unwrap_or(0.0);
         let teacher_training = mean(&teacher_points.iter().map(|p| p.train_seconds).collect::<Vec<_>>());
-        let student_speed = mean(&students.iter().map(|p| p.items_per_second).collect::<Vec<_>>());
+        let student_speed = mean_rate(students.iter().map(|p| p.items_per_second)).unwrap_or(0.0);
         let labelling = mean(&teachers.iter().map(|t| t.labelling_seconds).collect::<Vec<_>>());
         // Teaching as a whole, less the teacher's own training (which asking it every time pays too).
         let teaching = mean(&students.iter().map(|p| p.train_seconds).collect::<Vec<_>>()) - teacher_training;
@@ -363,8 +376,9 @@ pub fn distillation_sentences(curve: &Curve, methods: &Methods) -> String {
         if teacher_speed > 0.0 && student_speed > teacher_speed {
             let saved_per_item = 1.0 / teacher_speed - 1.0 / student_speed;
             sentence.push_str(&format!(
-                "; it answers {} items/s against {}: labelling the {} pool texts and training took {}, \
+                "; on {} it answers {} items/s against {}: labelling the {} pool texts and training took {}, \
                  which serving the student instead of the teacher repays after {} items",
+                machines_of(curve, arm),
                 crate::plot::rate(student_speed),
                 crate::plot::rate(teacher_speed),
                 crate::plot::thousands(first.pool_items as u64),
@@ -818,10 +832,28 @@ mod tests {
         let curve = curve_of(vec![point("zero-shot", 0, 0.5, 0.0, 4.0), other_seed, student]);
         let said = distillation_sentences(&curve, &methods);
         assert!(
-            said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed; unpaired); it answers"),
+            said.contains("scores 60.0% against its teacher's 50.0% (+10.0 points; one seed; unpaired); on "),
             "{said}"
         );
-        assert!(said.contains("answers 1,000 items/s against 2.00"), "{said}");
+        // No run merged the arm in: the curve's own machine timed it.
+        let machine = curve.hardware.summary();
+        assert!(said.contains(&format!("on {machine} it answers 1,000 items/s against 2.00")), "{said}");
+        // A run that measured the arm again names its own machine.
+        let mut remeasured = curve.clone();
+        remeasured.updates.push(crate::studies::curve::CurveUpdate {
+            command: "slm-vs-llm curve --arms distill-zero-shot-tfidf".into(),
+            arms: vec!["distill-zero-shot-tfidf".into()],
+            hardware: crate::results::Hardware {
+                cpu: "Other CPU".into(),
+                kind: String::new(),
+                cores: 2,
+                memory_gib: 8.0,
+                os: "linux".into(),
+            },
+            compute_seconds: 1.0,
+        });
+        let said_again = distillation_sentences(&remeasured, &methods);
+        assert!(said_again.contains("on Other CPU, 2 cores, 8 GiB it answers"), "{said_again}");
         assert!(!said.contains("alone"), "no TF-IDF point at 8 per class: {said}");
         assert!(
             said.contains(
