@@ -500,8 +500,10 @@ pub fn sentences(curve: &Curve, methods: &Methods) -> String {
                 }
                 None => String::new(),
             };
-            if within_noise(&at_from) {
-                noise.push_str(&later_paired_outcomes(curve, &s, a, b, from));
+            // The later budgets too, where the lead starts inside the noise or does not hold at each of them.
+            let later = later_paired_outcomes(curve, &s, a, b, from);
+            if within_noise(&at_from) || !later.ahead_at_each {
+                noise.push_str(&later.text);
             }
             out.push_str(&format!(
                 "* {} is ahead of {} from {from} labels per class on ({} against {} there{noise}; {}).\n",
@@ -558,11 +560,17 @@ pub fn sentences(curve: &Curve, methods: &Methods) -> String {
     out
 }
 
-/// Where a lead starts inside the noise, what the paired test says at each
-/// later budget both arms share: "; at the later budgets, on the same items
-/// and seeds: ahead at 32 and 128, a tie at 512", and the budgets where
-/// either arm kept no answers to pair.
-fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: usize) -> String {
+/// What the paired test says at each later budget both arms share.
+struct LaterOutcomes {
+    /// "; at the later budgets, on the same items and seeds: ahead at 32 and
+    /// 128, a tie at 512", and the budgets where either arm kept no answers to pair.
+    text: String,
+    /// The lead holds at every later budget where the two can be paired.
+    ahead_at_each: bool,
+}
+
+/// [`LaterOutcomes`] of `a` against `b` after the budget `from`.
+fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: usize) -> LaterOutcomes {
     let mut later: Vec<usize> = s
         .iter()
         .filter(|x| x.arm == a && !x.all && x.labels_per_class > from)
@@ -595,7 +603,8 @@ fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: u
     if !unpaired.is_empty() {
         out.push_str(&format!(" (at {}: no answers kept to pair)", super::join_and(&unpaired)));
     }
-    out
+    let ahead_at_each = outcomes.iter().all(|(o, _)| *o == "ahead");
+    LaterOutcomes { text: out, ahead_at_each }
 }
 
 fn capitalised(s: &str) -> String {
@@ -769,6 +778,29 @@ mod tests {
                 "; at the later budgets, on the same items and seeds: ahead at 32 (at 128: no answers kept to pair); \
                  3 budgets compared)"
             ),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_clear_lead_that_does_not_hold_later_says_where_it_ties() {
+        let methods = Methods::standard();
+        let test = four_class_items(200);
+        let answering =
+            |arm: &str, budget: usize, right: &dyn Fn(usize) -> bool| answering(&test, arm, budget, 42, right);
+        let mut curve = curve_of(vec![
+            // At 8: 90% against 70%, K-NN's right items a subset of SetFit's: clearly ahead.
+            answering("setfit", 8, &|i| i % 10 != 0),
+            answering("knn", 8, &|i| i % 10 > 2),
+            // At 32: 95% against 92.5%, wrong on different items: a tie.
+            answering("setfit", 32, &|i| i % 20 != 0),
+            answering("knn", 32, &|i| i % 20 != 1 && i % 40 != 2),
+        ]);
+        curve.scored_items = crate::studies::scored_items::ScoredItems::of(&test, &test);
+        let said = sentences(&curve, &methods);
+        assert!(said.contains("from 8 labels per class on (90.0% against 70.0% there; paired there, "), "{said}");
+        assert!(
+            said.contains("; at the later budgets, on the same items and seeds: a tie at 32; 2 budgets compared)"),
             "{said}"
         );
     }
