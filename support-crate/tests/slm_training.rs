@@ -116,13 +116,13 @@ fn keeps_the_step_of_lowest_validation_loss_also_when_asked_again() {
     let (val, val_labels) = synthetic(60, 2);
     let contradicting: Vec<usize> = val_labels.iter().map(|l| (l + 1) % 3).collect();
     let dir = tempfile::tempdir().unwrap();
-    let go = |stop_at: Option<usize>| {
-        let control = Control { checkpoint_dir: Some(dir.path().to_path_buf()), stop_at, progress: false };
+    let go = |checkpoint_dir: Option<&std::path::Path>| {
+        let control = Control { checkpoint_dir: checkpoint_dir.map(Into::into), stop_at: None, progress: false };
         let train_set = Labelled { texts: &enc, labels: &labels };
         let validation = Labelled { texts: &val, labels: &contradicting };
         train(model(cfg.trainable()), train_set, validation, 0, "synthetic", &cfg, &control).unwrap()
     };
-    let trained = go(None);
+    let trained = go(Some(dir.path()));
     let s = &trained.state;
     let lowest = s.validation.iter().min_by(|a, b| a.loss.total_cmp(&b.loss)).unwrap();
     assert_eq!(s.kept_step, Some(lowest.step));
@@ -136,9 +136,13 @@ fn keeps_the_step_of_lowest_validation_loss_also_when_asked_again() {
     );
 
     // Asked again, the finished run reads its kept weights from disk.
-    let again = go(None);
+    let again = go(Some(dir.path()));
     assert_eq!(again.state.kept_step, s.kept_step);
     assert_eq!(weights(&again.model), weights(&trained.model));
+    // Without a checkpoint directory the kept weights stay in memory: the same ones.
+    let in_memory = go(None);
+    assert_eq!(in_memory.state.kept_step, s.kept_step);
+    assert_eq!(weights(&in_memory.model), weights(&trained.model));
 }
 
 #[test]

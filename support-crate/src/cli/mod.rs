@@ -101,12 +101,15 @@ enum Command {
     /// method in f32 and int8, or two methods): the accuracy difference with
     /// its 95% paired-bootstrap interval, McNemar's exact test, and how often
     /// they give the same label. A difference whose interval covers 0 is a tie.
+    /// A run is a record, or a cell of a learning curve (its seeds paired by
+    /// seed), also of two curves on the same test items: before and after a change.
     Compare {
-        /// The first run's record, e.g. results/knn.json (its
-        /// .predictions.csv beside it).
-        first: PathBuf,
-        /// The second run's record.
-        second: PathBuf,
+        /// The first run: a record, e.g. results/knn.json (its
+        /// .predictions.csv beside it), or a curve's cell, e.g.
+        /// results/curve.json#finetune@32 (or #knn@all, the full-data point).
+        first: Compared,
+        /// The second run, named the same way.
+        second: Compared,
     },
     /// Benchmarks: throughput against the Python reference stack and the
     /// hardware limit, measured in one run. Writes results/bench_<name>.json.
@@ -224,22 +227,63 @@ fn run_and_report(method: &dyn Method, ds: &Dataset, data: &DataArgs, out: &Opti
     Ok(())
 }
 
-fn compare_runs(first: &Path, second: &Path) -> Result<()> {
-    let compared = crate::paired::compare_saved(first, second)?;
+/// What `compare` compares: a run's record or a cell of a learning curve.
+#[derive(Debug, Clone)]
+pub enum Compared {
+    Run(PathBuf),
+    Cell(crate::studies::curve::CurveCell),
+}
+
+impl std::str::FromStr for Compared {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match crate::studies::curve::CurveCell::parse(text) {
+            Some(cell) => Ok(Compared::Cell(cell?)),
+            None => Ok(Compared::Run(text.into())),
+        }
+    }
+}
+
+impl std::fmt::Display for Compared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compared::Run(path) => write!(f, "{}", path.display()),
+            Compared::Cell(cell) => write!(f, "{}#{}", cell.path.display(), cell.name()),
+        }
+    }
+}
+
+fn compare_runs(first: &Compared, second: &Compared) -> Result<()> {
+    let compared = match (first, second) {
+        (Compared::Run(a), Compared::Run(b)) => crate::paired::compare_saved(a, b)?,
+        (Compared::Cell(a), Compared::Cell(b)) => crate::studies::curve::compare_cells(a, b)?,
+        _ => bail!(
+            "{first} and {second}: compare a record with a record, or a curve's cell with a curve's cell \
+             (a curve's points are scored on its own test sample)"
+        ),
+    };
     let d = &compared.difference;
-    println!("{}", d.sentence(&first.display().to_string(), &second.display().to_string()));
+    println!("{}", d.sentence(&first.to_string(), &second.to_string()));
+    let answered = d.items * d.seeds;
+    let over_seeds = if d.seeds > 1 {
+        format!(" answers ({} items × {} seeds)", crate::plot::thousands(d.items as u64), d.seeds)
+    } else {
+        " items".to_string()
+    };
     println!(
-        "accuracy {:.2}% against {:.2}%; only the first right on {} items, only the second on {}",
+        "accuracy {:.2}% against {:.2}%{}; only the first right on {} items, only the second on {}",
         100.0 * d.accuracy[0],
         100.0 * d.accuracy[1],
+        if d.seeds > 1 { " (means over the seeds)" } else { "" },
         d.only_first_right,
         d.only_second_right
     );
     println!(
-        "the same answer on {} of {} items ({:.2}%)",
-        compared.same_answer,
-        d.items,
-        100.0 * compared.same_answer as f64 / d.items as f64
+        "the same answer on {} of {}{over_seeds}, {:.2}%",
+        crate::plot::thousands(compared.same_answer as u64),
+        crate::plot::thousands(answered as u64),
+        100.0 * compared.same_answer as f64 / answered as f64
     );
     Ok(())
 }

@@ -578,24 +578,29 @@ fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: u
         .map(|x| x.labels_per_class)
         .collect();
     later.sort_unstable();
-    let (mut outcomes, mut unpaired): (Vec<(&str, Vec<String>)>, Vec<String>) = (Vec::new(), Vec::new());
+    let (mut outcomes, mut unpaired): (Vec<(Verdict, Vec<String>)>, Vec<String>) = (Vec::new(), Vec::new());
     for budget in later {
         let Some(d) = paired(curve, &cell_points(curve, a, budget), &cell_points(curve, b, budget)) else {
             unpaired.push(budget.to_string());
             continue;
         };
-        let outcome = match d.verdict() {
-            Verdict::FirstBetter => "ahead",
-            Verdict::SecondBetter => "behind",
-            Verdict::Tie => "a tie",
-        };
-        match outcomes.iter_mut().find(|(o, _)| *o == outcome) {
+        let verdict = d.verdict();
+        match outcomes.iter_mut().find(|(v, _)| *v == verdict) {
             Some((_, budgets)) => budgets.push(budget.to_string()),
-            None => outcomes.push((outcome, vec![budget.to_string()])),
+            None => outcomes.push((verdict, vec![budget.to_string()])),
         }
     }
-    let parts: Vec<String> =
-        outcomes.iter().map(|(o, budgets)| format!("{o} at {}", super::join_and(budgets))).collect();
+    let parts: Vec<String> = outcomes
+        .iter()
+        .map(|(verdict, budgets)| {
+            let outcome = match verdict {
+                Verdict::FirstBetter => "ahead",
+                Verdict::SecondBetter => "behind",
+                Verdict::Tie => "a tie",
+            };
+            format!("{outcome} at {}", super::join_and(budgets))
+        })
+        .collect();
     let mut out = String::new();
     if !parts.is_empty() {
         out.push_str(&format!("; at the later budgets, on the same items and seeds: {}", parts.join(", ")));
@@ -603,7 +608,7 @@ fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: u
     if !unpaired.is_empty() {
         out.push_str(&format!(" (at {}: no answers kept to pair)", super::join_and(&unpaired)));
     }
-    let ahead_at_each = outcomes.iter().all(|(o, _)| *o == "ahead");
+    let ahead_at_each = outcomes.iter().all(|(v, _)| *v == Verdict::FirstBetter);
     LaterOutcomes { text: out, ahead_at_each }
 }
 
@@ -733,6 +738,11 @@ mod tests {
             .collect()
     }
 
+    /// A curve of these points whose answers are on `test`, all of it scored.
+    fn curve_scored_on(test: &[crate::Example], points: Vec<CurvePoint>) -> Curve {
+        Curve { scored_items: crate::studies::scored_items::ScoredItems::of(test, test), ..curve_of(points) }
+    }
+
     /// A point that kept its answers: right on the items where `right(i)`, else a wrong class.
     fn answering(
         test: &[crate::Example],
@@ -756,18 +766,20 @@ mod tests {
         let answering =
             |arm: &str, budget: usize, right: &dyn Fn(usize) -> bool| answering(&test, arm, budget, 42, right);
         let p = crate::studies::curve::point;
-        let mut curve = curve_of(vec![
-            // At 8: 95% against 92.5%, wrong on different items: a tie.
-            answering("setfit", 8, &|i| i % 20 != 0),
-            answering("knn", 8, &|i| i % 20 != 1 && i % 40 != 2),
-            // At 32: 90% against 70%, K-NN's right items a subset of SetFit's.
-            answering("setfit", 32, &|i| i % 10 != 0),
-            answering("knn", 32, &|i| i % 10 > 2),
-            // At 128: no answers to pair.
-            p("setfit", 128, 42, 0.95),
-            p("knn", 128, 42, 0.90),
-        ]);
-        curve.scored_items = crate::studies::scored_items::ScoredItems::of(&test, &test);
+        let curve = curve_scored_on(
+            &test,
+            vec![
+                // At 8: 95% against 92.5%, wrong on different items: a tie.
+                answering("setfit", 8, &|i| i % 20 != 0),
+                answering("knn", 8, &|i| i % 20 != 1 && i % 40 != 2),
+                // At 32: 90% against 70%, K-NN's right items a subset of SetFit's.
+                answering("setfit", 32, &|i| i % 10 != 0),
+                answering("knn", 32, &|i| i % 10 > 2),
+                // At 128: no answers to pair.
+                p("setfit", 128, 42, 0.95),
+                p("knn", 128, 42, 0.90),
+            ],
+        );
         let said = sentences(&curve, &methods);
         assert!(
             said.contains("from 8 labels per class on (95.0% against 92.5% there; a tie there on the same"),
@@ -788,15 +800,17 @@ mod tests {
         let test = four_class_items(200);
         let answering =
             |arm: &str, budget: usize, right: &dyn Fn(usize) -> bool| answering(&test, arm, budget, 42, right);
-        let mut curve = curve_of(vec![
-            // At 8: 90% against 70%, K-NN's right items a subset of SetFit's: clearly ahead.
-            answering("setfit", 8, &|i| i % 10 != 0),
-            answering("knn", 8, &|i| i % 10 > 2),
-            // At 32: 95% against 92.5%, wrong on different items: a tie.
-            answering("setfit", 32, &|i| i % 20 != 0),
-            answering("knn", 32, &|i| i % 20 != 1 && i % 40 != 2),
-        ]);
-        curve.scored_items = crate::studies::scored_items::ScoredItems::of(&test, &test);
+        let curve = curve_scored_on(
+            &test,
+            vec![
+                // At 8: 90% against 70%, K-NN's right items a subset of SetFit's: clearly ahead.
+                answering("setfit", 8, &|i| i % 10 != 0),
+                answering("knn", 8, &|i| i % 10 > 2),
+                // At 32: 95% against 92.5%, wrong on different items: a tie.
+                answering("setfit", 32, &|i| i % 20 != 0),
+                answering("knn", 32, &|i| i % 20 != 1 && i % 40 != 2),
+            ],
+        );
         let said = sentences(&curve, &methods);
         assert!(said.contains("from 8 labels per class on (90.0% against 70.0% there; paired there, "), "{said}");
         assert!(
@@ -812,17 +826,19 @@ mod tests {
         let answering = |arm: &str, budget: usize, seed: u64, right: &dyn Fn(usize) -> bool| {
             answering(&test, arm, budget, seed, right)
         };
-        let mut curve = curve_of(vec![
-            // At 8: SetFit right on 90%, K-NN on 70% (a subset of SetFit's), two seeds.
-            answering("setfit", 8, 42, &|i| i % 10 != 0),
-            answering("setfit", 8, 43, &|i| i % 10 != 1),
-            answering("knn", 8, 42, &|i| i % 10 > 2),
-            answering("knn", 8, 43, &|i| i % 10 > 3 || i % 10 == 0),
-            // At 32: 80% each, on different items.
-            answering("setfit", 32, 42, &|i| i % 5 != 0),
-            answering("knn", 32, 42, &|i| i % 5 != 1),
-        ]);
-        curve.scored_items = crate::studies::scored_items::ScoredItems::of(&test, &test);
+        let mut curve = curve_scored_on(
+            &test,
+            vec![
+                // At 8: SetFit right on 90%, K-NN on 70% (a subset of SetFit's), two seeds.
+                answering("setfit", 8, 42, &|i| i % 10 != 0),
+                answering("setfit", 8, 43, &|i| i % 10 != 1),
+                answering("knn", 8, 42, &|i| i % 10 > 2),
+                answering("knn", 8, 43, &|i| i % 10 > 3 || i % 10 == 0),
+                // At 32: 80% each, on different items.
+                answering("setfit", 32, 42, &|i| i % 5 != 0),
+                answering("knn", 32, 42, &|i| i % 5 != 1),
+            ],
+        );
         let said = decision_sentences(&curve, &methods);
         assert!(
             said.contains("* With 8 labels per class: SetFit (contrastive MiniLM + LR), 90.0%; ahead of embeddings + K-NN, 70.0% (+20.0 points ["),

@@ -761,6 +761,107 @@ pub fn paired(curve: &Curve, first: &[&CurvePoint], second: &[&CurvePoint]) -> O
     PairedDifference::of(&first_runs, &second_runs, Bootstrap::default()).ok()
 }
 
+/// One cell of a saved curve, as `slm-vs-llm compare` names it:
+/// `results/curve.json#finetune@32` (an arm at a budget) or
+/// `results/curve.json#knn@all` (its full-data point).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurveCell {
+    pub path: PathBuf,
+    pub arm: String,
+    /// Labelled examples per class; None for the full-data point.
+    pub labels_per_class: Option<usize>,
+}
+
+impl CurveCell {
+    /// `PATH#ARM@BUDGET` (BUDGET a number or `all`); None when `text` has no `#`.
+    pub fn parse(text: &str) -> Option<Result<Self>> {
+        let (path, cell) = text.rsplit_once('#')?;
+        let parsed = (|| {
+            let (arm, budget) = cell.split_once('@').with_context(|| {
+                format!("{text:?}: name the cell as PATH#ARM@BUDGET, e.g. results/curve.json#finetune@32")
+            })?;
+            let labels_per_class =
+                match budget {
+                    "all" => None,
+                    n => Some(n.parse().with_context(|| {
+                        format!("{text:?}: {n:?} is neither a number of labels per class nor `all`")
+                    })?),
+                };
+            Ok(CurveCell { path: path.into(), arm: arm.to_string(), labels_per_class })
+        })();
+        Some(parsed)
+    }
+
+    /// "finetune@32", "knn@all".
+    pub fn name(&self) -> String {
+        format!("{}@{}", self.arm, self.labels_per_class.map_or("all".to_string(), |b| b.to_string()))
+    }
+
+    fn points<'a>(&self, curve: &'a Curve) -> Result<Vec<&'a CurvePoint>> {
+        let points: Vec<&CurvePoint> = curve
+            .points
+            .iter()
+            .filter(|p| p.arm == self.arm && self.labels_per_class.map_or(p.all, |b| !p.all && p.labels_per_class == b))
+            .collect();
+        if points.is_empty() {
+            let mut cells: Vec<String> = curve
+                .points
+                .iter()
+                .filter(|p| p.arm == self.arm)
+                .map(|p| if p.all { "all".to_string() } else { p.labels_per_class.to_string() })
+                .collect();
+            cells.dedup();
+            bail!(
+                "{} has no point {}; the budgets of {} there: {}",
+                self.path.display(),
+                self.name(),
+                self.arm,
+                if cells.is_empty() { "none".to_string() } else { cells.join(", ") }
+            );
+        }
+        Ok(points)
+    }
+}
+
+/// Two cells of saved curves (of one curve, or of two runs of it on the
+/// same test items, e.g. before and after a change) compared item by item,
+/// paired by seed as [`paired`] does.
+pub fn compare_cells(first: &CurveCell, second: &CurveCell) -> Result<crate::paired::SavedRunsCompared> {
+    let (curve_a, curve_b) = (read(&first.path)?, read(&second.path)?);
+    if curve_a.scored_items != curve_b.scored_items {
+        bail!(
+            "{} and {} were scored on different test items: a paired comparison needs the same ones",
+            first.path.display(),
+            second.path.display()
+        );
+    }
+    let (a, b) = (first.points(&curve_a)?, second.points(&curve_b)?);
+    let mut same_answer = 0;
+    for p in &a {
+        let Some(q) = b.iter().find(|q| q.seed == p.seed) else { continue };
+        if let (Some(x), Some(y)) = (&p.answers, &q.answers) {
+            same_answer += curve_a.scored_items.same_answers_on_common(x, y).unwrap_or(0);
+        }
+    }
+    let seeds = |points: &[&CurvePoint]| {
+        points
+            .iter()
+            .map(|p| format!("{}{}", p.seed, if p.answers.is_some() { "" } else { " (no answers kept)" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let difference = paired(&curve_a, &a, &b).with_context(|| {
+        format!(
+            "no seed of {} has a partner in {} with both points' answers kept (seeds {} against {})",
+            first.name(),
+            second.name(),
+            seeds(&a),
+            seeds(&b)
+        )
+    })?;
+    Ok(crate::paired::SavedRunsCompared { difference, same_answer })
+}
+
 /// The seeds of one arm at one budget, summarised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -972,6 +1073,53 @@ mod tests {
             scored_items: ScoredItems::default(),
             updates: Vec::new(),
         }
+    }
+
+    #[test]
+    fn cells_of_two_curves_compare_item_by_item_paired_by_seed() {
+        // 200 items, half of class 0. Before: right on the first 140 (seed 42)
+        // and 150 (seed 43); after: on the first 160 and 170.
+        let test: Vec<Example> = (0..200)
+            .map(|i| Example { index: i, label: i % 2, title: String::new(), body: String::new(), text: String::new() })
+            .collect();
+        let answered = |seed: u64, right: usize| {
+            let answers: Vec<Option<usize>> =
+                test.iter().map(|e| Some(if e.index < right { e.label } else { 1 - e.label })).collect();
+            CurvePoint {
+                answers: Some(ScoredItems::answers_of(&test, &answers)),
+                ..point("finetune", 8, seed, right as f64 / 200.0)
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let scored = |points| Curve { scored_items: ScoredItems::of(&test, &test), ..curve(&ALL, points, "curve") };
+        write_as(dir.path(), "before", &scored(vec![answered(42, 140), answered(43, 150), point("knn", 8, 42, 0.5)]))
+            .unwrap();
+        write_as(dir.path(), "after", &scored(vec![answered(43, 170), answered(42, 160)])).unwrap();
+        let cell = |file: &str, name: &str| {
+            CurveCell::parse(&format!("{}#{name}", dir.path().join(file).display())).unwrap().unwrap()
+        };
+
+        let compared = compare_cells(&cell("after.json", "finetune@8"), &cell("before.json", "finetune@8")).unwrap();
+        let d = &compared.difference;
+        assert_eq!((d.items, d.seeds, d.only_first_right, d.only_second_right), (200, 2, 40, 0));
+        assert!((d.difference - 0.10).abs() < 1e-12 && d.ci95[0] > 0.0, "{d:?}");
+        assert_eq!(compared.same_answer, 2 * 200 - 40);
+
+        let no_answers = compare_cells(&cell("after.json", "finetune@8"), &cell("before.json", "knn@8"));
+        assert!(no_answers.unwrap_err().to_string().contains("seeds 43, 42 against 42 (no answers kept)"));
+        let missing = compare_cells(&cell("after.json", "finetune@32"), &cell("before.json", "finetune@8"));
+        assert!(missing
+            .unwrap_err()
+            .to_string()
+            .contains("has no point finetune@32; the budgets of finetune there: 8"));
+        assert!(CurveCell::parse("curve.json#finetune@eight").unwrap().is_err());
+        assert!(CurveCell::parse("results/knn.json").is_none());
+
+        let other_items =
+            Curve { scored_items: ScoredItems::of(&test[..100], &test[..100]), ..curve(&ALL, vec![], "curve") };
+        write_as(dir.path(), "other", &other_items).unwrap();
+        let err = compare_cells(&cell("other.json", "finetune@8"), &cell("before.json", "finetune@8")).unwrap_err();
+        assert!(err.to_string().contains("were scored on different test items"), "{err}");
     }
 
     #[test]

@@ -115,18 +115,40 @@ impl ScoredItems {
     /// Whether each point got each item right, on the items both answered
     /// (in row order); None when either point's items are unknown.
     pub fn correct_on_common(&self, first: &Answers, second: &Answers) -> Option<(Vec<bool>, Vec<bool>)> {
+        let both = self.answered_by_both(first, second)?;
+        Some(both.iter().map(|item| (item.first == Some(item.truth), item.second == Some(item.truth))).unzip())
+    }
+
+    /// How many of the items both answered got the same answer from both
+    /// (the same class, or none from either); None when either point's items
+    /// are unknown.
+    pub fn same_answers_on_common(&self, first: &Answers, second: &Answers) -> Option<usize> {
+        Some(self.answered_by_both(first, second)?.iter().filter(|item| item.first == item.second).count())
+    }
+
+    /// Each item both points answered and whose gold class is known, in row order.
+    fn answered_by_both(&self, first: &Answers, second: &Answers) -> Option<Vec<AnsweredByBoth>> {
         let gold = self.gold();
         let (rows_a, rows_b) = (self.rows_of(first)?, self.rows_of(second)?);
         let at_b: HashMap<usize, Option<usize>> = rows_b.iter().copied().zip(second.0.iter().copied()).collect();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for (row, answer) in rows_a.iter().zip(&first.0) {
-            if let (Some(other), Some(&Some(truth))) = (at_b.get(row), gold.get(row)) {
-                a.push(*answer == Some(truth));
-                b.push(*other == Some(truth));
-            }
-        }
-        Some((a, b))
+        Some(
+            rows_a
+                .iter()
+                .zip(&first.0)
+                .filter_map(|(row, &answer)| match (at_b.get(row), gold.get(row)) {
+                    (Some(&other), Some(&Some(truth))) => Some(AnsweredByBoth { truth, first: answer, second: other }),
+                    _ => None,
+                })
+                .collect(),
+        )
     }
+}
+
+/// One item's gold class and two points' answers to it.
+struct AnsweredByBoth {
+    truth: usize,
+    first: Option<usize>,
+    second: Option<usize>,
 }
 
 /// Ascending rows as ranges: "0-7599", "3,8-10".

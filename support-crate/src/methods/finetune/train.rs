@@ -210,8 +210,9 @@ pub fn train(
     bar.set_position(state.step as u64);
     let mut epoch_cache: Option<(usize, Vec<Vec<usize>>)> = None;
     let mut smoothed: Option<f64> = state.history.last().map(|h| h.loss);
-    // The kept weights, when this process has them (a resumed run may read them from disk).
-    let mut kept: Option<Vec<Tensor>> = None;
+    // The kept weights live beside the checkpoint when there is one (so a
+    // resumed run finds them), in memory otherwise.
+    let mut kept_in_memory: Option<Vec<Tensor>> = None;
     while state.step < total_steps {
         if control.stop_at.is_some_and(|s| state.step >= s) {
             break;
@@ -269,13 +270,19 @@ pub fn train(
             let kept_loss = state.validation.iter().find(|v| Some(v.step) == state.kept_step).map(|v| v.loss);
             if config.keep_lowest_validation_loss && point.loss.is_finite() && kept_loss.is_none_or(|l| point.loss < l)
             {
-                let weights: Vec<Tensor> =
-                    model.trainable_params().iter().map(|p| p.tensor.copy()).collect::<candle_core::Result<_>>()?;
-                if let Some(dir) = &control.checkpoint_dir {
-                    save_kept(dir, &model, state.step)?;
+                match &control.checkpoint_dir {
+                    Some(dir) => save_kept(dir, &model, state.step)?,
+                    None => {
+                        kept_in_memory = Some(
+                            model
+                                .trainable_params()
+                                .iter()
+                                .map(|p| p.tensor.copy())
+                                .collect::<candle_core::Result<_>>()?,
+                        )
+                    }
                 }
                 state.kept_step = Some(state.step);
-                kept = Some(weights);
             }
             state.validation.push(point);
         }
@@ -289,7 +296,7 @@ pub fn train(
     bar.finish_and_clear();
     let finished = state.step == total_steps;
     if let Some(step) = state.kept_step.filter(|&k| finished && k != state.step) {
-        let weights = match kept {
+        let weights = match kept_in_memory {
             Some(weights) => weights,
             None => load_kept(control.checkpoint_dir.as_deref(), &model, step)?,
         };
@@ -328,9 +335,7 @@ fn save_checkpoint(dir: &Path, model: &Llama, optimiser: &AdamW, state: &TrainSt
     let mut tensors: HashMap<String, Tensor> =
         model.trainable_params().iter().map(|p| (format!("w.{}", p.name), p.tensor.clone())).collect();
     tensors.extend(optimiser.moments()?);
-    let tmp = dir.join(format!("{CHECKPOINT_TENSORS}.tmp"));
-    candle_core::safetensors::save(&tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(CHECKPOINT_TENSORS))?;
+    save_tensors_whole(&tensors, &dir.join(CHECKPOINT_TENSORS))?;
     let tmp = dir.join(format!("{CHECKPOINT_STATE}.tmp"));
     std::fs::write(&tmp, serde_json::to_string(state)?).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join(CHECKPOINT_STATE))?;
@@ -345,16 +350,24 @@ fn save_kept(dir: &Path, model: &Llama, step: usize) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tensors: HashMap<String, Tensor> =
         model.trainable_params().iter().map(|p| (p.name.clone(), p.tensor.clone())).collect();
-    let path = dir.join(kept_file(step));
-    let tmp = path.with_extension("tmp");
-    candle_core::safetensors::save(&tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path)?;
+    save_tensors_whole(&tensors, &dir.join(kept_file(step)))?;
     for entry in std::fs::read_dir(dir)?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if name.starts_with("kept-step-") && name != kept_file(step) {
             std::fs::remove_file(entry.path())?;
         }
     }
+    Ok(())
+}
+
+/// Writes `tensors` to `path` through a temporary name and a rename, so the
+/// file is whole or absent.
+fn save_tensors_whole(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    candle_core::safetensors::save(tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -375,9 +388,6 @@ fn load_kept(dir: Option<&Path>, model: &Llama, step: usize) -> Result<Vec<Tenso
         .collect()
 }
 
-/// Restores a checkpoint made with the same configuration, model and data;
-/// `Ok(None)` when there is none. A checkpoint of a different run is an
-/// error rather than silently mixed in.
 /// Where the checkpoint of a run with `config` on the data `fingerprint`
 /// lives under `out_dir`: one directory per configuration and data, so a run
 /// with other settings starts its own instead of refusing this one, and the
@@ -393,6 +403,9 @@ pub fn checkpoint_belongs(dir: &Path, config: &TrainConfig, fingerprint: &str) -
     serde_json::from_str::<TrainState>(&text).is_ok_and(|s| s.config == *config && s.fingerprint == fingerprint)
 }
 
+/// Restores a checkpoint made with the same configuration, model and data;
+/// `Ok(None)` when there is none. A checkpoint of a different run is an
+/// error rather than silently mixed in.
 fn load_checkpoint(
     dir: &Path,
     model: &Llama,
