@@ -14,5 +14,23 @@ fn main() -> anyhow::Result<()> {
         // SAFETY: sets a process-wide allocator option; no memory is touched.
         unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     }
+    restore_default_sigpipe();
     slm_vs_llm::cli::main()
 }
+
+/// Rust ignores SIGPIPE, so `slm-vs-llm compare … | head` would panic on the
+/// closed pipe at its next print; like other Unix tools, end quietly instead.
+/// Results are written whole and cached, so a run ended this way loses nothing.
+#[cfg(unix)]
+fn restore_default_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: resets one signal's disposition to the default before any thread starts.
+    unsafe { signal(SIGPIPE, SIG_DFL) };
+}
+
+#[cfg(not(unix))]
+fn restore_default_sigpipe() {}
