@@ -804,13 +804,13 @@ impl CurveCell {
             .filter(|p| p.arm == self.arm && self.labels_per_class.map_or(p.all, |b| !p.all && p.labels_per_class == b))
             .collect();
         if points.is_empty() {
-            let mut cells: Vec<String> = curve
-                .points
-                .iter()
-                .filter(|p| p.arm == self.arm)
-                .map(|p| if p.all { "all".to_string() } else { p.labels_per_class.to_string() })
+            // Budgets ascending, the full-data point last.
+            let budgets: BTreeSet<(bool, usize)> =
+                curve.points.iter().filter(|p| p.arm == self.arm).map(|p| (p.all, p.labels_per_class)).collect();
+            let cells: Vec<String> = budgets
+                .into_iter()
+                .map(|(all, budget)| if all { "all".to_string() } else { budget.to_string() })
                 .collect();
-            cells.dedup();
             bail!(
                 "{} has no point {}; the budgets of {} there: {}",
                 self.path.display(),
@@ -1094,7 +1094,9 @@ mod tests {
         let scored = |points| Curve { scored_items: ScoredItems::of(&test, &test), ..curve(&ALL, points, "curve") };
         write_as(dir.path(), "before", &scored(vec![answered(42, 140), answered(43, 150), point("knn", 8, 42, 0.5)]))
             .unwrap();
-        write_as(dir.path(), "after", &scored(vec![answered(43, 170), answered(42, 160)])).unwrap();
+        let unsorted =
+            vec![answered(43, 170), point("finetune", 32, 42, 0.9), answered(42, 160), point("finetune", 16, 42, 0.9)];
+        write_as(dir.path(), "after", &scored(unsorted)).unwrap();
         let cell = |file: &str, name: &str| {
             CurveCell::parse(&format!("{}#{name}", dir.path().join(file).display())).unwrap().unwrap()
         };
@@ -1107,11 +1109,9 @@ mod tests {
 
         let no_answers = compare_cells(&cell("after.json", "finetune@8"), &cell("before.json", "knn@8"));
         assert!(no_answers.unwrap_err().to_string().contains("seeds 43, 42 against 42 (no answers kept)"));
-        let missing = compare_cells(&cell("after.json", "finetune@32"), &cell("before.json", "finetune@8"));
-        assert!(missing
-            .unwrap_err()
-            .to_string()
-            .contains("has no point finetune@32; the budgets of finetune there: 8"));
+        let missing = compare_cells(&cell("after.json", "finetune@64"), &cell("before.json", "finetune@8"));
+        let missing = missing.unwrap_err().to_string();
+        assert!(missing.contains("has no point finetune@64; the budgets of finetune there: 8, 16, 32"), "{missing}");
         assert!(CurveCell::parse("curve.json#finetune@eight").unwrap().is_err());
         assert!(CurveCell::parse("results/knn.json").is_none());
 
