@@ -1032,15 +1032,8 @@ mod tests {
     #[test]
     fn seeds_with_answers_get_an_interval_over_seeds_and_items() {
         // 400 items, half of class 0; seed 42 right on 70%, seed 43 on 80%, seed 44 on 75%.
-        let test: Vec<Example> = (0..400)
-            .map(|i| Example { index: i, label: i % 2, title: String::new(), body: String::new(), text: String::new() })
-            .collect();
-        let answered = |seed: u64, right: usize| {
-            let answers: Vec<Option<usize>> =
-                test.iter().map(|e| Some(if e.index < right { e.label } else { 1 - e.label })).collect();
-            let accuracy = right as f64 / test.len() as f64;
-            CurvePoint { answers: Some(ScoredItems::answers_of(&test, &answers)), ..point("knn", 8, seed, accuracy) }
-        };
+        let test = two_class_items(400);
+        let answered = |seed: u64, right: usize| right_on_the_first(&test, "knn", seed, right);
         let mut c = curve(&ALL, vec![answered(42, 280), answered(43, 320), answered(44, 300)], "curve");
         c.scored_items = ScoredItems::of(&test, &test);
         let s = &summarise(&c, &Methods::standard())[0];
@@ -1054,6 +1047,21 @@ mod tests {
         one.scored_items = ScoredItems::of(&test, &test);
         let one = &summarise(&one, &Methods::standard())[0];
         assert!(one.low < 0.70 && one.high > 0.70 && one.high - one.low < 0.1, "{one:?}");
+    }
+
+    /// `n` test items, labelled 0, 1, 0, 1, ...
+    fn two_class_items(n: usize) -> Vec<Example> {
+        (0..n)
+            .map(|i| Example { index: i, label: i % 2, title: String::new(), body: String::new(), text: String::new() })
+            .collect()
+    }
+
+    /// A point of `arm` at 8 per class that kept its answers: right on the first `right` items, wrong on the rest.
+    fn right_on_the_first(test: &[Example], arm: &str, seed: u64, right: usize) -> CurvePoint {
+        let answers: Vec<Option<usize>> =
+            test.iter().map(|e| Some(if e.index < right { e.label } else { 1 - e.label })).collect();
+        let accuracy = right as f64 / test.len() as f64;
+        CurvePoint { answers: Some(ScoredItems::answers_of(test, &answers)), ..point(arm, 8, seed, accuracy) }
     }
 
     fn curve(arms: &[&str], points: Vec<CurvePoint>, command: &str) -> Curve {
@@ -1079,17 +1087,8 @@ mod tests {
     fn cells_of_two_curves_compare_item_by_item_paired_by_seed() {
         // 200 items, half of class 0. Before: right on the first 140 (seed 42)
         // and 150 (seed 43); after: on the first 160 and 170.
-        let test: Vec<Example> = (0..200)
-            .map(|i| Example { index: i, label: i % 2, title: String::new(), body: String::new(), text: String::new() })
-            .collect();
-        let answered = |seed: u64, right: usize| {
-            let answers: Vec<Option<usize>> =
-                test.iter().map(|e| Some(if e.index < right { e.label } else { 1 - e.label })).collect();
-            CurvePoint {
-                answers: Some(ScoredItems::answers_of(&test, &answers)),
-                ..point("finetune", 8, seed, right as f64 / 200.0)
-            }
-        };
+        let test = two_class_items(200);
+        let answered = |seed: u64, right: usize| right_on_the_first(&test, "finetune", seed, right);
         let dir = tempfile::tempdir().unwrap();
         let scored = |points| Curve { scored_items: ScoredItems::of(&test, &test), ..curve(&ALL, points, "curve") };
         write_as(dir.path(), "before", &scored(vec![answered(42, 140), answered(43, 150), point("knn", 8, 42, 0.5)]))
