@@ -5,16 +5,30 @@ use std::path::Path;
 
 use slm_vs_llm::results::{predictions_path, read_predictions, read_record, recompute};
 
+/// Also the further seeds' runs in `results/seeds/*/`.
 #[test]
 fn committed_metrics_match_their_predictions() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    let mut dirs = vec![results.clone()];
+    if let Ok(seeds) = std::fs::read_dir(results.join("seeds")) {
+        dirs.extend(seeds.map(|e| e.unwrap().path()).filter(|p| p.is_dir()));
+    }
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for dir in &dirs {
+        checked += check_records(dir);
+    }
+    assert!(checked >= 4, "only {checked} committed results found in {}", results.display());
+}
+
+/// Checks every run record in `dir` against its predictions; how many it checked.
+fn check_records(dir: &Path) -> usize {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else {
             continue;
         };
-        let predictions = predictions_path(&dir, stem);
+        let predictions = predictions_path(dir, stem);
         if !predictions.is_file() {
             continue;
         }
@@ -28,7 +42,7 @@ fn committed_metrics_match_their_predictions() {
         assert_eq!(recompute(&record, &preds), record.metrics, "{stem}: metrics differ from its predictions");
         checked += 1;
     }
-    assert!(checked >= 4, "only {checked} committed results found in {}", dir.display());
+    checked
 }
 
 /// The README's results table is exactly what `slm-vs-llm report` makes of
@@ -38,10 +52,13 @@ fn readme_table_is_generated_from_the_results() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let records = slm_vs_llm::results::read_all(&root.join("results")).unwrap();
     let sheet = slm_vs_llm::present::costs::SheetCosts::read(&root.join("results"), &records).unwrap();
+    let curve = slm_vs_llm::studies::curve::read(&root.join("results/curve.json")).unwrap();
     let table = slm_vs_llm::present::report::markdown_table(
         &records,
         &slm_vs_llm::present::break_even::price_table().unwrap(),
         &sheet,
+        Some(&curve),
+        &slm_vs_llm::methods::Methods::standard(),
     )
     .unwrap();
     assert!(!table.contains("${") && !table.contains(":.2}"), "a format placeholder left in the table:\n{table}");

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::data::{self, DataConfig, Source};
@@ -302,7 +302,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// Train on a seeded stratified sample of this many training items
-    /// (default 12,000: what fits in 45 minutes on 2 cores; smoke 240; 0 = all).
+    /// (default all; smoke 240; 0 = all).
     #[arg(long)]
     pub max_train: Option<usize>,
     /// Passes over the training items (default 1).
@@ -329,6 +329,10 @@ pub struct FinetuneArgs {
     /// Optimiser steps between checkpoints (default 100; smoke 10).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
+    /// Keep the last step's weights instead of those of the validation pass
+    /// with the lowest loss (the default; runs before December 2026 kept the last).
+    #[arg(long)]
+    pub keep_last_step: bool,
     /// Where the classifier and its checkpoint go (default:
     /// data/finetuned/<model family>-<task>, e.g. smollm2-ag-news).
     #[arg(long)]
@@ -357,6 +361,9 @@ impl FinetuneArgs {
             ($($field:ident),*) => { $(if let Some(v) = self.$field { t.$field = v; })* };
         }
         set!(epochs, learning_rate, batch_size, grad_accum, frozen_layers, max_len, eval_every, checkpoint_every);
+        if self.keep_last_step {
+            t.keep_lowest_validation_loss = false;
+        }
         if let Some(n) = self.max_train {
             config.max_train = (n > 0).then_some(n);
         }
@@ -619,6 +626,11 @@ pub struct CurveArgs {
     /// Where curve.json and curve.csv go (default: results/; smoke: data/smoke/results).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Measure no budget: take the --arms' full-data points again from their
+    /// committed runs in results/ and results/seeds/*/ (after a new run, or
+    /// another seed of one: `finetune --seed 43 --out results/seeds/43`).
+    #[arg(long)]
+    pub full_data_only: bool,
 }
 
 impl CurveArgs {
@@ -643,6 +655,19 @@ impl CurveArgs {
         }
         if let Some(n) = self.trained_seeds {
             c.trained_max_seeds = n;
+        }
+        if self.full_data_only {
+            if self.arms.is_empty() {
+                bail!("--full-data-only needs --arms: the arms whose committed runs to take again");
+            }
+            for arm in &self.arms {
+                let kind = methods.get(arm)?;
+                if !(kind.in_all && kind.curve.committed_full_point()) {
+                    bail!("--full-data-only: {arm} has no committed full-data run; the curve measures its points");
+                }
+            }
+            c.trained_budgets.clear();
+            c.prompted_budgets.clear();
         }
         if let Some(n) = self.test_sample {
             c.sampled_test_items = n;

@@ -259,13 +259,21 @@ pub fn decision(
         let labels = (r.data.train + r.data.validation) as f64;
         let line = CostLine { one_off: machine.one_off + labels * label, ..machine };
         let [low, high] = r.metrics.accuracy_ci95;
+        let score = match accuracy.iter().find(|s| s.arm == r.kind && s.all && s.seeds > 1) {
+            Some(s) => format!(
+                "{:.2}% [{:.2}, {:.2}] ({}{})",
+                100.0 * s.mean,
+                100.0 * s.low,
+                100.0 * s.high,
+                super::seeds(s.seeds),
+                if s.interval == Interval::SeedRange { "; seed range" } else { "" }
+            ),
+            None => format!("{:.2}% [{:.2}, {:.2}]", 100.0 * r.metrics.accuracy, 100.0 * low, 100.0 * high),
+        };
         out.push_str(&format!(
-            "| all ({} labelled rows) | {} | {:.2}% [{:.2}, {:.2}] | {} | {} | {} |\n",
+            "| all ({} labelled rows) | {} | {score} | {} | {} | {} |\n",
             thousands(r.data.train as u64),
             methods.title(&r.kind),
-            100.0 * r.metrics.accuracy,
-            100.0 * low,
-            100.0 * high,
             dollars(1000.0 * line.per_item),
             dollars(line.one_off),
             after(&line),
@@ -275,7 +283,8 @@ pub fn decision(
         "\nAG News, 4 classes. Methods: those the cost sheet timed; the distillations, which also need a pool of \
          unlabelled texts, are compared in the learning curve's section. Accuracy: the learning curve's mean over \
          its seeds with its 95% interval over seeds and test items, or the seeds' lowest and highest where they \
-         kept no answers (\"seed range\"); the row for all labels: the committed run on all 7,600 test items. \
+         kept no answers (\"seed range\"); the row for all labels: the committed runs on all 7,600 test items \
+         (the mean over their seeds where there are several). \
          Whether the runner-up at a budget ties: the curve's lines below, paired on the same items where both kept \
          their answers. Costs: machine time on {} at ${MACHINE_USD_PER_HOUR:.2}/h (`{}`), labels at {} each (training and validation examples). No hosted LLM was measured: {hosted_name} \
          appears at its list price only, its accuracy on this task unknown here; the prompted arm is \

@@ -612,6 +612,38 @@ fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: u
     LaterOutcomes { text: out, ahead_at_each }
 }
 
+/// For each arm whose full-data point has more than one seed (the committed
+/// run in `results/` and its further seeds in `results/seeds/*/`): its mean,
+/// its seeds, and the interval over seeds and test items. Empty when none has.
+pub fn full_data_seeds_sentences(curve: &Curve, methods: &Methods) -> String {
+    summarise(curve, methods)
+        .iter()
+        .filter(|s| s.all && s.seeds > 1)
+        .map(|s| {
+            let mut points: Vec<&CurvePoint> = curve.points.iter().filter(|p| p.arm == s.arm && p.all).collect();
+            points.sort_by_key(|p| p.seed);
+            let each: Vec<String> = points.iter().map(|p| format!("{:.2}% (seed {})", 100.0 * p.accuracy, p.seed)).collect();
+            let seeds_dir = format!("{}/", crate::studies::curve::SEEDS_DIR);
+            let row = points.iter().find(|p| !p.source.contains(&seeds_dir)).unwrap_or(&points[0]).seed;
+            let interval = match s.interval {
+                Interval::SeedsAndItems => "95% interval over seeds and test items",
+                Interval::SeedRange => "seed range",
+            };
+            format!(
+                "{} on all of train, {} on all {} test items: {:.2}% on average [{:.2}, {:.2}] ({interval});                  {}. The table's row is seed {row}'s run; the others are in `results/{}/`.\n",
+                capitalised(methods.title(&s.arm)),
+                super::seeds(s.seeds),
+                crate::plot::thousands(s.test_items as u64),
+                100.0 * s.mean,
+                100.0 * s.low,
+                100.0 * s.high,
+                each.join(", "),
+                crate::studies::curve::SEEDS_DIR,
+            )
+        })
+        .collect()
+}
+
 fn capitalised(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map_or(String::new(), |c| c.to_uppercase().chain(chars).collect())
@@ -757,6 +789,28 @@ mod tests {
         let mut point = crate::studies::curve::point(arm, budget, seed, correct as f64 / test.len() as f64);
         point.answers = Some(crate::studies::scored_items::Answers(answers));
         point
+    }
+
+    #[test]
+    fn a_full_data_run_over_seeds_gives_its_mean_each_seed_and_the_interval_over_both() {
+        let methods = Methods::standard();
+        let test = four_class_items(200);
+        let full = |seed: u64, right: usize| CurvePoint {
+            all: true,
+            labels_per_class: 4750,
+            test_items: 200,
+            ..answering(&test, "finetune", 4750, seed, &|i| i < right)
+        };
+        let one_seed = curve_scored_on(&test, vec![full(42, 180)]);
+        assert_eq!(full_data_seeds_sentences(&one_seed, &methods), "", "one seed: the table's row says it all");
+        let curve = curve_scored_on(&test, vec![full(43, 170), full(42, 180), full(44, 190)]);
+        let text = full_data_seeds_sentences(&curve, &methods);
+        assert!(text.contains("3 seeds on all 200 test items: 90.00% on average ["), "{text}");
+        assert!(text.contains("90.00% (seed 42), 85.00% (seed 43), 95.00% (seed 44)"), "{text}");
+        assert!(text.contains("95% interval over seeds and test items"), "{text}");
+        assert!(text.contains("The table's row is seed 42's run"), "{text}");
+        let s = summarise(&curve, &methods).into_iter().find(|s| s.all).unwrap();
+        assert!(s.low < 0.90 && 0.90 < s.high && s.high - s.low < 0.2, "{s:?}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
 use crate::paired::{format_p, PairedDifference};
 use crate::plot::{duration, rate, save_png, thousands};
 use crate::results::{self, Prediction, RunRecord};
+use crate::studies::curve::Curve;
 
 /// How well a run's confidence (its score for the class it answered) matches
 /// its accuracy; `None` when some answer has no scores.
@@ -125,7 +126,16 @@ pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[O
 /// The cost per 1,000 items is machine time at the cost sheet's speed for the
 /// method (one machine for every method), or at its own run's speed when the
 /// sheet lacks it, plus any API price.
-pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable, sheet: &SheetCosts) -> Result<String> {
+///
+/// Where the curve holds further seeds of a full-data run, a sentence gives
+/// their mean and interval under the table.
+pub fn markdown_table(
+    records: &[(PathBuf, RunRecord)],
+    prices: &PriceTable,
+    sheet: &SheetCosts,
+    curve: Option<&Curve>,
+    methods: &Methods,
+) -> Result<String> {
     let predictions: Vec<Vec<Prediction>> =
         records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
     let reliabilities: Vec<Option<Reliability>> = predictions.iter().map(|p| reliability_of(p)).collect();
@@ -176,6 +186,10 @@ pub fn markdown_table(records: &[(PathBuf, RunRecord)], prices: &PriceTable, she
          at the method's speed on the cost sheet (one machine for every method, below) or, marked \"own run\", at \
          its run's own speed.\n",
     ));
+    if let Some(seeds) = curve.map(|c| super::curve::full_data_seeds_sentences(c, methods)).filter(|s| !s.is_empty()) {
+        out.push('\n');
+        out.push_str(&seeds);
+    }
     out.push_str(&format!(
         "\nHow far each method's confidence (its score for the class it answers) can be trusted, from its predictions \
          file ({RELIABILITY_BINS} equal-width bins; [`assets/reliability.svg`](assets/reliability.svg)):\n\n"
@@ -336,7 +350,8 @@ pub fn write(
         chart.save(&assets_dir.join("cascade.svg"))?;
         save_png(&chart, &assets_dir.join("cascade.png"))?;
     }
-    let table = markdown_table(&records, prices, &sheet)?;
+    let curve = if curve.is_file() { Some(crate::studies::curve::read(&curve)?) } else { None };
+    let table = markdown_table(&records, prices, &sheet, curve.as_ref(), methods)?;
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
     let mut updated = replace_table(&text, &table)?;

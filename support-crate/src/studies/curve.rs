@@ -516,41 +516,71 @@ fn measure(
     })
 }
 
-/// The committed full-data run of `method` (its `all` run: the same kind,
-/// answered on this machine or by a server as `method` would be), as a
-/// point: the record with the most test items; `None` (with a warning)
-/// when `results/` has none.
-fn committed_point(
+/// Where the committed runs of a method with other seeds go: `results/seeds/<seed>/`
+/// (`--seed 43 --out results/seeds/43`), beside the first seed's in `results/`.
+pub const SEEDS_DIR: &str = "seeds";
+
+/// The committed full-data runs of `method` (its `all` runs: the same kind,
+/// answered on this machine or by a server as `method` would be), as points:
+/// in `results/` the record with the most test items, and in
+/// `results/seeds/*/` each further seed's run on the same test items. None
+/// (with a warning) when `results/` has none.
+fn committed_points(
     method: &dyn Method,
     title: &str,
     results: &Path,
     classes: usize,
     items: &ScoredItems,
-) -> Result<Option<CurvePoint>> {
+) -> Result<Vec<CurvePoint>> {
     let records = match crate::results::read_all(results) {
         Ok(records) => records,
         Err(e) => {
             tracing::warn!("no committed runs ({e:#}): the curve has no full-data point for {title}");
-            return Ok(None);
+            return Ok(Vec::new());
         }
     };
     let served = method.endpoint().is_some();
-    let found = records
-        .into_iter()
-        .filter(|(_, r)| r.kind == method.name() && r.endpoint.is_some() == served)
-        .max_by_key(|(_, r)| r.metrics.items);
-    let Some((path, r)) = found else {
+    let of_method =
+        |(_, r): &(PathBuf, crate::results::RunRecord)| r.kind == method.name() && r.endpoint.is_some() == served;
+    let Some(first) = records.into_iter().filter(of_method).max_by_key(|(_, r)| r.metrics.items) else {
         tracing::warn!("no committed run in {}: the curve has no full-data point for {title}", results.display());
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    // Its answers, when it answered this curve's test items (to pair it with the others).
-    let mut predictions = crate::results::read_run(&path)?.1;
+    let test_items = first.1.metrics.items;
+    let mut runs = vec![first];
+    let seeds_dir = results.join(SEEDS_DIR);
+    if seeds_dir.is_dir() {
+        for entry in std::fs::read_dir(&seeds_dir).with_context(|| format!("reading {}", seeds_dir.display()))? {
+            let dir = entry?.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let found = crate::results::read_all(&dir)
+                .with_context(|| format!("reading the seed runs in {}", dir.display()))?;
+            runs.extend(found.into_iter().filter(of_method).filter(|(_, r)| r.metrics.items == test_items));
+        }
+    }
+    runs.sort_by_key(|(_, r)| r.seeds.get("method").copied().unwrap_or_default());
+    runs.dedup_by_key(|(_, r)| r.seeds.get("method").copied().unwrap_or_default());
+    runs.into_iter().map(|(path, r)| committed_point(method, &path, &r, classes, items)).collect()
+}
+
+/// A committed run as a full-data point, with its answers when it answered
+/// this curve's test items (to pair it with the others).
+fn committed_point(
+    method: &dyn Method,
+    path: &Path,
+    r: &crate::results::RunRecord,
+    classes: usize,
+    items: &ScoredItems,
+) -> Result<CurvePoint> {
+    let mut predictions = crate::results::read_run(path)?.1;
     predictions.sort_by_key(|p| p.index);
     let rows: Vec<usize> = predictions.iter().map(|p| p.index).collect();
     let answers = (rows == items.rows || rows == items.sample_rows)
         .then(|| Answers(predictions.iter().map(|p| p.prediction).collect()));
     let m = &r.metrics;
-    Ok(Some(CurvePoint {
+    Ok(CurvePoint {
         arm: method.name().to_string(),
         method: r.method.clone(),
         model: r.model.clone(),
@@ -568,10 +598,10 @@ fn committed_point(
         items_per_second: r.items_per_second(),
         chosen: String::new(),
         seconds: 0.0,
-        source: crate::paths::relative(&path),
+        source: crate::paths::relative(path),
         teacher: None,
         answers,
-    }))
+    })
 }
 
 /// Measures every point of `config` not yet in the cache (cheap arms first),
@@ -631,7 +661,13 @@ pub fn run(
             let kind = methods.get(name)?;
             // `all` runs it, so results/ may hold its full-data run.
             if kind.in_all && kind.curve.committed_full_point() {
-                points.extend(committed_point(built[kind.name].as_ref(), kind.title, results, classes, &scored_items)?);
+                points.extend(committed_points(
+                    built[kind.name].as_ref(),
+                    kind.title,
+                    results,
+                    classes,
+                    &scored_items,
+                )?);
             }
         }
     }
