@@ -230,6 +230,9 @@ pub fn schedule_note(curve: &Curve, methods: &Methods) -> String {
     parts.join("; ")
 }
 
+/// [`CurvePoint::source`] of a point this curve measured.
+pub const MEASURED: &str = "measured";
+
 /// One point to measure: an arm at a budget (`None`: all of train) with a seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointSpec {
@@ -374,8 +377,11 @@ pub fn merge(base: Curve, update: Curve, methods: &Methods) -> Result<Curve> {
         );
     }
     let arms = update.config.arms.clone();
-    let cell = |p: &CurvePoint| (p.arm.clone(), p.labels_per_class, p.all);
+    // An arm's full-data points are one cell whatever their size: a new full run replaces the old.
+    let cell = |p: &CurvePoint| (p.arm.clone(), if p.all { 0 } else { p.labels_per_class }, p.all);
     let measured: BTreeSet<_> = update.points.iter().map(cell).collect();
+    // Taking the committed full-data runs again measures nothing: each point names its record.
+    let committed_only = update.points.iter().all(|p| p.all && p.source != MEASURED);
     let reconfigured: Vec<&String> =
         arms.iter().filter(|a| base.budget_notes.get(*a) != update.budget_notes.get(*a)).collect();
     let mut merged = base;
@@ -413,12 +419,14 @@ pub fn merge(base: Curve, update: Curve, methods: &Methods) -> Result<Curve> {
         earlier.arms.retain(|a| !arms.contains(a) || kept_from_earlier.contains(a.as_str()));
     }
     merged.updates.retain(|u| !u.arms.is_empty() && u.command != update.command);
-    merged.updates.push(CurveUpdate {
-        command: update.command,
-        arms,
-        hardware: update.hardware,
-        compute_seconds: update.compute_seconds,
-    });
+    if !committed_only {
+        merged.updates.push(CurveUpdate {
+            command: update.command,
+            arms,
+            hardware: update.hardware,
+            compute_seconds: update.compute_seconds,
+        });
+    }
     Ok(merged)
 }
 
@@ -510,7 +518,7 @@ fn measure(
         items_per_second: inference.items_per_second,
         chosen: fitted.summary(),
         seconds: started.elapsed().as_secs_f64(),
-        source: "measured".into(),
+        source: MEASURED.into(),
         teacher: fitted.as_any().downcast_ref::<FittedDistill>().map(|d| TeacherPoint::of(d, &pool)),
         answers: Some(ScoredItems::answers_of(test, &answers)),
     })
@@ -1016,7 +1024,7 @@ pub(crate) fn point(arm: &str, labels_per_class: usize, seed: u64, accuracy: f64
         items_per_second: 10.0,
         chosen: String::new(),
         seconds: 1.0,
-        source: "measured".into(),
+        source: MEASURED.into(),
         teacher: None,
         answers: None,
     }
@@ -1215,5 +1223,21 @@ mod tests {
         let merged = merge(base, update, &methods).unwrap();
         let cells: Vec<(&str, usize)> = merged.points.iter().map(|p| (p.arm.as_str(), p.labels_per_class)).collect();
         assert_eq!(cells, vec![("knn", 8), ("setfit", 16)], "points made by another configuration go");
+    }
+
+    #[test]
+    fn new_full_data_runs_replace_the_old_one_whatever_its_size() {
+        let methods = Methods::standard();
+        let full = |seed: u64, labels_per_class: usize| CurvePoint {
+            all: true,
+            ..point("finetune", labels_per_class, seed, 0.9)
+        };
+        let base = curve(&ALL, vec![point("finetune", 8, 42, 0.7), full(42, 3000)], "curve");
+        let update =
+            curve(&["finetune"], vec![full(42, 4750), full(43, 4750)], "curve --arms finetune --full-data-only");
+        let merged = merge(base, update, &methods).unwrap();
+        let cells: Vec<(usize, bool, u64)> =
+            merged.points.iter().map(|p| (p.labels_per_class, p.all, p.seed)).collect();
+        assert_eq!(cells, vec![(8, false, 42), (4750, true, 42), (4750, true, 43)]);
     }
 }

@@ -332,9 +332,9 @@ impl Fitted for FittedClassifier {
 
     fn extra(&self) -> serde_json::Value {
         let s = &self.state;
-        let best = s.validation.iter().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy));
+        let kept = s.validation.iter().find(|v| v.step == s.final_weights_step());
         serde_json::json!({
-            "base_model": self.model_source,
+            "base_model": crate::paths::relative(&self.model_source),
             "trainable_params": self.trainable_params,
             "total_params": self.total_params,
             "optimiser_steps": s.step,
@@ -342,7 +342,7 @@ impl Fitted for FittedClassifier {
             "train_tokens_per_second": s.tokens as f64 / s.train_seconds.max(1e-9),
             "final_validation": s.validation.last(),
             "kept_step": s.final_weights_step(),
-            "best_validation": best,
+            "kept_validation": kept,
             "validation_curve": s.validation,
             "truncation": self.truncation,
             "inference_precision": self.config.precision.resolve(),
