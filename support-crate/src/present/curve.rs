@@ -614,7 +614,8 @@ fn later_paired_outcomes(curve: &Curve, s: &[Summary], a: &str, b: &str, from: u
 
 /// For each arm whose full-data point has more than one seed (the committed
 /// run in `results/` and its further seeds in `results/seeds/*/`): its mean,
-/// its seeds, and the interval over seeds and test items. Empty when none has.
+/// its seeds, and the interval over seeds and test items; one paragraph.
+/// Empty when none has.
 pub fn full_data_seeds_sentences(curve: &Curve, methods: &Methods) -> String {
     summarise(curve, methods)
         .iter()
@@ -630,7 +631,7 @@ pub fn full_data_seeds_sentences(curve: &Curve, methods: &Methods) -> String {
                 Interval::SeedRange => "seed range",
             };
             format!(
-                "{} on all of train, {} on all {} test items: {:.2}% on average [{:.2}, {:.2}] ({interval});                  {}. The table's row is seed {row}'s run; the others are in `results/{}/`.\n",
+                "{} on all of train, {} on all {} test items: {:.2}% on average [{:.2}, {:.2}] ({interval});                  {}. The table's row is seed {row}'s run; the others are in `results/{}/`.",
                 capitalised(methods.title(&s.arm)),
                 super::seeds(s.seeds),
                 crate::plot::thousands(s.test_items as u64),
@@ -641,7 +642,8 @@ pub fn full_data_seeds_sentences(curve: &Curve, methods: &Methods) -> String {
                 crate::studies::curve::SEEDS_DIR,
             )
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn capitalised(s: &str) -> String {

@@ -187,8 +187,11 @@ pub fn markdown_table(
          its run's own speed.\n",
     ));
     if let Some(seeds) = curve.map(|c| super::curve::full_data_seeds_sentences(c, methods)).filter(|s| !s.is_empty()) {
-        out.push('\n');
+        // The same paragraph as the note on the columns.
+        out.pop();
+        out.push(' ');
         out.push_str(&seeds);
+        out.push('\n');
     }
     out.push_str(&format!(
         "\nHow far each method's confidence (its score for the class it answers) can be trusted, from its predictions \
