@@ -623,7 +623,8 @@ pub fn full_data_seeds_sentences(curve: &Curve, methods: &Methods) -> String {
         .map(|s| {
             let mut points: Vec<&CurvePoint> = curve.points.iter().filter(|p| p.arm == s.arm && p.all).collect();
             points.sort_by_key(|p| p.seed);
-            let each: Vec<String> = points.iter().map(|p| format!("{:.2}% (seed {})", 100.0 * p.accuracy, p.seed)).collect();
+            let each: Vec<String> =
+                points.iter().map(|p| format!("{:.2}% (seed {})", 100.0 * p.accuracy, p.seed)).collect();
             let seeds_dir = format!("{}/", crate::studies::curve::SEEDS_DIR);
             let row = points.iter().find(|p| !p.source.contains(&seeds_dir)).unwrap_or(&points[0]).seed;
             let interval = match s.interval {
@@ -631,7 +632,8 @@ pub fn full_data_seeds_sentences(curve: &Curve, methods: &Methods) -> String {
                 Interval::SeedRange => "seed range",
             };
             format!(
-                "{} on all of train, {} on all {} test items: {:.2}% on average [{:.2}, {:.2}] ({interval});                  {}. The table's row is seed {row}'s run; the others are in `results/{}/`.",
+                "{} on all of train, {} on all {} test items: {:.2}% on average [{:.2}, {:.2}] ({interval}); \
+                 {}. The table's row is seed {row}'s run; the others are in `results/{}/`.",
                 capitalised(methods.title(&s.arm)),
                 super::seeds(s.seeds),
                 crate::plot::thousands(s.test_items as u64),
@@ -810,7 +812,7 @@ mod tests {
         assert!(text.contains("3 seeds on all 200 test items: 90.00% on average ["), "{text}");
         assert!(text.contains("90.00% (seed 42), 85.00% (seed 43), 95.00% (seed 44)"), "{text}");
         assert!(text.contains("95% interval over seeds and test items"), "{text}");
-        assert!(text.contains("The table's row is seed 42's run"), "{text}");
+        assert!(text.contains("The table's row is seed 42's run") && !text.contains("  "), "{text}");
         let s = summarise(&curve, &methods).into_iter().find(|s| s.all).unwrap();
         assert!(s.low < 0.90 && 0.90 < s.high && s.high - s.low < 0.2, "{s:?}");
     }
