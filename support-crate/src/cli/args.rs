@@ -661,8 +661,7 @@ impl CurveArgs {
                 bail!("--full-data-only needs --arms: the arms whose committed runs to take again");
             }
             for arm in &self.arms {
-                let kind = methods.get(arm)?;
-                if !(kind.in_all && kind.curve.committed_full_point()) {
+                if !methods.get(arm)?.full_point_is_committed() {
                     bail!("--full-data-only: {arm} has no committed full-data run; the curve measures its points");
                 }
             }

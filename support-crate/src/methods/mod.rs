@@ -77,6 +77,14 @@ pub struct MethodKind {
     pub build: fn(Profile) -> Box<dyn Method>,
 }
 
+impl MethodKind {
+    /// Its curve's full-data point is the committed run `all` made, read
+    /// from `results/` rather than measured again.
+    pub fn full_point_is_committed(&self) -> bool {
+        self.in_all && self.curve.committed_full_point()
+    }
+}
+
 impl std::fmt::Debug for MethodKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name)

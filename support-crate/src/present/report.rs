@@ -127,8 +127,8 @@ pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[O
 /// method (one machine for every method), or at its own run's speed when the
 /// sheet lacks it, plus any API price.
 ///
-/// Where the curve holds further seeds of a full-data run, a sentence gives
-/// their mean and interval under the table.
+/// Where the curve holds further seeds of a full-data run, a sentence in the
+/// note under the table gives their mean and interval.
 pub fn markdown_table(
     records: &[(PathBuf, RunRecord)],
     prices: &PriceTable,
@@ -179,20 +179,18 @@ pub fn markdown_table(
             r.command.replace('|', "\\|"),
         ));
     }
+    // Further seeds of a full-data run close the note's paragraph.
+    let seeds = match curve.map(|c| super::curve::full_data_seeds_sentences(c, methods)) {
+        Some(text) if !text.is_empty() => format!(" {text}"),
+        _ => String::new(),
+    };
     out.push_str(&format!(
         "\n*Against the best, paired*: each method's accuracy minus the most accurate method's, in points, on the \
          same test items, with its 95% paired-bootstrap interval and McNemar's exact p-value; an interval that \
          covers 0 is a tie. *Cost / 1,000 items*: machine time at ${MACHINE_USD_PER_HOUR:.2}/h plus any API price, \
          at the method's speed on the cost sheet (one machine for every method, below) or, marked \"own run\", at \
-         its run's own speed.\n",
+         its run's own speed.{seeds}\n",
     ));
-    if let Some(seeds) = curve.map(|c| super::curve::full_data_seeds_sentences(c, methods)).filter(|s| !s.is_empty()) {
-        // The same paragraph as the note on the columns.
-        out.pop();
-        out.push(' ');
-        out.push_str(&seeds);
-        out.push('\n');
-    }
     out.push_str(&format!(
         "\nHow far each method's confidence (its score for the class it answers) can be trusted, from its predictions \
          file ({RELIABILITY_BINS} equal-width bins; [`assets/reliability.svg`](assets/reliability.svg)):\n\n"
@@ -341,9 +339,10 @@ pub fn write(
     let break_even = super::break_even::chart(&records, prices, &sheet)?;
     break_even.save(&assets_dir.join("break_even.svg"))?;
     save_png(&break_even, &assets_dir.join("break_even.png"))?;
-    let curve = results_dir.join("curve.json");
-    if curve.is_file() {
-        let chart = super::curve::chart(&crate::studies::curve::read(&curve)?, methods)?;
+    let curve_path = results_dir.join("curve.json");
+    let curve = if curve_path.is_file() { Some(crate::studies::curve::read(&curve_path)?) } else { None };
+    if let Some(curve) = &curve {
+        let chart = super::curve::chart(curve, methods)?;
         chart.save(&assets_dir.join("learning_curve.svg"))?;
         save_png(&chart, &assets_dir.join("learning_curve.png"))?;
     }
@@ -353,7 +352,6 @@ pub fn write(
         chart.save(&assets_dir.join("cascade.svg"))?;
         save_png(&chart, &assets_dir.join("cascade.png"))?;
     }
-    let curve = if curve.is_file() { Some(crate::studies::curve::read(&curve)?) } else { None };
     let table = markdown_table(&records, prices, &sheet, curve.as_ref(), methods)?;
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;

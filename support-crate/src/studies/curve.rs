@@ -568,9 +568,14 @@ fn committed_points(
             runs.extend(found.into_iter().filter(of_method).filter(|(_, r)| r.metrics.items == test_items));
         }
     }
-    runs.sort_by_key(|(_, r)| r.seeds.get("method").copied().unwrap_or_default());
-    runs.dedup_by_key(|(_, r)| r.seeds.get("method").copied().unwrap_or_default());
+    runs.sort_by_key(|(_, r)| method_seed(r));
+    runs.dedup_by_key(|(_, r)| method_seed(r));
     runs.into_iter().map(|(path, r)| committed_point(method, &path, &r, classes, items)).collect()
+}
+
+/// The seed of a run's method (its training's randomness).
+fn method_seed(r: &crate::results::RunRecord) -> u64 {
+    r.seeds.get("method").copied().unwrap_or_default()
 }
 
 /// A committed run as a full-data point, with its answers when it answered
@@ -594,7 +599,7 @@ fn committed_point(
         model: r.model.clone(),
         labels_per_class: r.data.train / classes.max(1),
         all: true,
-        seed: r.seeds.get("method").copied().unwrap_or_default(),
+        seed: method_seed(r),
         train_items: r.data.train,
         validation_items: r.data.validation,
         test_items: m.items,
@@ -667,8 +672,7 @@ pub fn run(
     if let (false, Some(results)) = (ctx.profile.is_smoke(), results) {
         for name in &config.arms {
             let kind = methods.get(name)?;
-            // `all` runs it, so results/ may hold its full-data run.
-            if kind.in_all && kind.curve.committed_full_point() {
+            if kind.full_point_is_committed() {
                 points.extend(committed_points(
                     built[kind.name].as_ref(),
                     kind.title,
