@@ -49,54 +49,36 @@ fn check_records(dir: &Path) -> usize {
 /// the committed results: it cannot drift from them.
 #[test]
 fn readme_table_is_generated_from_the_results() {
+    use slm_vs_llm::present::report::{markdown_table, replace_table, Measured};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let records = slm_vs_llm::results::read_all(&root.join("results")).unwrap();
-    let sheet = slm_vs_llm::present::costs::SheetCosts::read(&root.join("results"), &records).unwrap();
-    let curve = slm_vs_llm::studies::curve::read(&root.join("results/curve.json")).unwrap();
-    let table = slm_vs_llm::present::report::markdown_table(
-        &records,
-        &slm_vs_llm::present::break_even::price_table().unwrap(),
-        &sheet,
-        Some(&curve),
-        &slm_vs_llm::methods::Methods::standard(),
-    )
-    .unwrap();
+    let measured = Measured::read(&root.join("results")).unwrap();
+    assert!(measured.curve.is_some(), "results/curve.json is committed");
+    let prices = slm_vs_llm::present::break_even::price_table().unwrap();
+    let table = markdown_table(&measured, &prices, &slm_vs_llm::methods::Methods::standard());
     assert!(!table.contains("${") && !table.contains(":.2}"), "a format placeholder left in the table:\n{table}");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert_eq!(
-        slm_vs_llm::present::report::replace_table(&readme, &table).unwrap(),
+        replace_table(&readme, &table).unwrap(),
         readme,
         "README.md's results table is stale: run `cargo run --release -- report`"
     );
 }
 
-/// The README's learning-curve, cascade and cost-sheet sections are what
-/// `report` makes of the committed `results/curve.json`,
-/// `results/cascade_*.json` and `results/costs.json`.
+/// Every generated part of the README — the decision table, the learning
+/// curve, the cascades and the cost sheet besides the results table — is
+/// what `report` makes of the committed results.
 #[test]
-fn readme_curve_and_cascade_sections_are_generated_from_the_results() {
-    use slm_vs_llm::present::report::{self, replace_between};
+fn readme_sections_are_generated_from_the_results() {
+    use slm_vs_llm::present::report::Measured;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let results = root.join("results");
+    let measured = Measured::read(&root.join("results")).unwrap();
+    assert!(!measured.cascades.is_empty(), "results/cascade_*.json are committed");
+    assert!(measured.sheet.is_some(), "results/costs.json is committed");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let methods = slm_vs_llm::methods::Methods::standard();
-    let curve = report::curve_section(&results, &methods).unwrap().expect("results/curve.json is committed");
-    let records = slm_vs_llm::results::read_all(&results).unwrap();
-    let sheet = slm_vs_llm::present::costs::SheetCosts::read(&results, &records).unwrap();
-    let cascade = report::cascade_section(&results, &sheet).unwrap().expect("results/cascade_*.json are committed");
-    let expected = replace_between(&readme, report::CURVE_START, report::CURVE_END, &curve).unwrap();
-    let mut expected = replace_between(&expected, report::CASCADE_START, report::CASCADE_END, &cascade).unwrap();
     let prices = slm_vs_llm::present::break_even::price_table().unwrap();
-    if let Some(sheet) = report::cost_sheet_section(&results, &records, &prices, &methods).unwrap() {
-        use slm_vs_llm::present::costs::{END, START};
-        expected = replace_between(&expected, START, END, &sheet).unwrap();
-    }
-    if let Some(decision) = report::decision_section(&results, &records, &prices, &methods).unwrap() {
-        use slm_vs_llm::present::costs::{DECISION_END, DECISION_START};
-        expected = replace_between(&expected, DECISION_START, DECISION_END, &decision).unwrap();
-    }
     assert_eq!(
-        expected, readme,
+        measured.update_readme(&readme, &prices, &slm_vs_llm::methods::Methods::standard()).unwrap(),
+        readme,
         "README.md's decision table, curve, cascade or cost-sheet section is stale: run `cargo run --release -- report`"
     );
 }

@@ -17,6 +17,7 @@ use crate::metrics::{reliability, Reliability, RELIABILITY_BINS};
 use crate::paired::{format_p, PairedDifference};
 use crate::plot::{duration, rate, save_png, thousands};
 use crate::results::{self, Prediction, RunRecord};
+use crate::studies::cascade::CascadeRecord;
 use crate::studies::curve::Curve;
 
 /// How well a run's confidence (its score for the class it answered) matches
@@ -129,17 +130,10 @@ pub fn confidence_sentences(records: &[(PathBuf, RunRecord)], reliabilities: &[O
 ///
 /// Where the curve holds further seeds of a full-data run, a sentence in the
 /// note under the table gives their mean and interval.
-pub fn markdown_table(
-    records: &[(PathBuf, RunRecord)],
-    prices: &PriceTable,
-    sheet: &SheetCosts,
-    curve: Option<&Curve>,
-    methods: &Methods,
-) -> Result<String> {
-    let predictions: Vec<Vec<Prediction>> =
-        records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
-    let reliabilities: Vec<Option<Reliability>> = predictions.iter().map(|p| reliability_of(p)).collect();
-    let against_best = against_best(records, &predictions);
+pub fn markdown_table(measured: &Measured, prices: &PriceTable, methods: &Methods) -> String {
+    let Measured { records, curve, costs: sheet, .. } = measured;
+    let reliabilities = measured.reliabilities();
+    let against_best = measured.against_best();
     let mut out = String::from(
         "| method | model | test items | accuracy [95% CI] | against the best, paired | macro-F1 | ECE | train time | inference items/s | cost / 1,000 items | hardware | command |\n\
          | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
@@ -180,7 +174,7 @@ pub fn markdown_table(
         ));
     }
     // Further seeds of a full-data run close the note's paragraph.
-    let seeds = match curve.map(|c| super::curve::full_data_seeds_sentences(c, methods)) {
+    let seeds = match curve.as_ref().map(|c| super::curve::full_data_seeds_sentences(c, methods)) {
         Some(text) if !text.is_empty() => format!(" {text}"),
         _ => String::new(),
     };
@@ -201,7 +195,7 @@ pub fn markdown_table(
         out.push('\n');
         out.push_str(&breakeven);
     }
-    Ok(out)
+    out
 }
 
 pub const TABLE_START: &str = "<!-- results-table:start -->";
@@ -227,14 +221,95 @@ pub fn replace_between(readme: &str, start: &str, end: &str, text: &str) -> Resu
     Ok(format!("{}{start}\n{text}{}", &readme[..from], &readme[to..]))
 }
 
-/// The README's learning-curve section: the sentences and the table, from
-/// `results/curve.json`; `None` when there is no curve.
-pub fn curve_section(results_dir: &Path, methods: &Methods) -> Result<Option<String>> {
-    let path = results_dir.join("curve.json");
-    if !path.is_file() {
-        return Ok(None);
+/// Everything `report` reads from one results directory, each file once: the
+/// run records with their predictions, the learning curve, the cost sheet and
+/// the cascades.
+pub struct Measured {
+    pub records: Vec<(PathBuf, RunRecord)>,
+    /// Each record's predictions, in the records' order.
+    pub predictions: Vec<Vec<Prediction>>,
+    /// `results/curve.json`, when there is one.
+    pub curve: Option<Curve>,
+    /// `results/costs.json`, when there is one.
+    pub sheet: Option<Curve>,
+    /// What the sheet says each run's method costs (empty without a sheet).
+    pub costs: SheetCosts,
+    pub cascades: Vec<CascadeRecord>,
+}
+
+impl Measured {
+    pub fn read(results_dir: &Path) -> Result<Self> {
+        let records = results::read_all(results_dir)?;
+        let predictions = records.iter().map(|(path, _)| Ok(results::read_run(path)?.1)).collect::<Result<_>>()?;
+        let curve_path = results_dir.join("curve.json");
+        let curve = if curve_path.is_file() { Some(crate::studies::curve::read(&curve_path)?) } else { None };
+        let sheet = super::costs::read(results_dir)?;
+        let costs = sheet.as_ref().map(|s| SheetCosts::of(s, &records)).unwrap_or_default();
+        let cascades = crate::studies::cascade::read_all(results_dir)?;
+        Ok(Self { records, predictions, curve, sheet, costs, cascades })
     }
-    let curve = crate::studies::curve::read(&path)?;
+
+    /// [`against_best`] on the records' own predictions.
+    pub fn against_best(&self) -> Vec<Option<PairedDifference>> {
+        against_best(&self.records, &self.predictions)
+    }
+
+    /// Each record's [`reliability_of`] its predictions.
+    pub fn reliabilities(&self) -> Vec<Option<Reliability>> {
+        self.predictions.iter().map(|p| reliability_of(p)).collect()
+    }
+
+    /// `readme` with every generated part replaced: the results table, then
+    /// the learning curve, cascade, cost-sheet and decision sections when
+    /// their results exist.
+    pub fn update_readme(&self, readme: &str, prices: &PriceTable, methods: &Methods) -> Result<String> {
+        let mut updated = replace_table(readme, &markdown_table(self, prices, methods))?;
+        if let Some(curve) = &self.curve {
+            updated = replace_between(&updated, CURVE_START, CURVE_END, &curve_section(curve, methods))?;
+        }
+        if let Some(section) = cascade_section(&self.cascades, &self.costs) {
+            updated = replace_between(&updated, CASCADE_START, CASCADE_END, &section)?;
+        }
+        if let Some(sheet) = &self.sheet {
+            let curve = self.curve.as_ref();
+            let section = super::costs::section(sheet, curve, &self.records, prices, methods);
+            updated = replace_between(&updated, super::costs::START, super::costs::END, &section)?;
+            let decision = super::costs::decision(sheet, curve, &self.records, prices, methods, &self.costs);
+            updated = replace_between(&updated, super::costs::DECISION_START, super::costs::DECISION_END, &decision)?;
+        }
+        Ok(updated)
+    }
+
+    /// Writes every chart to `assets_dir`.
+    pub fn write_charts(&self, assets_dir: &Path, methods: &Methods, prices: &PriceTable) -> Result<()> {
+        let records = &self.records;
+        let accuracy = accuracy_chart(records, &self.against_best())?;
+        save_png(&accuracy, &assets_dir.join("text_classification_average_accuracy.png"))?;
+        accuracy.save(&assets_dir.join("text_classification_average_accuracy.svg"))?;
+        per_class_f1_chart(records)?.save(&assets_dir.join("per_class_f1.svg"))?;
+        accuracy_speed_chart(records)?.save(&assets_dir.join("accuracy_vs_speed.svg"))?;
+        let reliability = reliability_chart(records, &self.reliabilities())?;
+        reliability.save(&assets_dir.join("reliability.svg"))?;
+        save_png(&reliability, &assets_dir.join("reliability.png"))?;
+        let break_even = super::break_even::chart(records, prices, &self.costs)?;
+        break_even.save(&assets_dir.join("break_even.svg"))?;
+        save_png(&break_even, &assets_dir.join("break_even.png"))?;
+        if let Some(curve) = &self.curve {
+            let chart = super::curve::chart(curve, methods)?;
+            chart.save(&assets_dir.join("learning_curve.svg"))?;
+            save_png(&chart, &assets_dir.join("learning_curve.png"))?;
+        }
+        if !self.cascades.is_empty() {
+            let chart = super::cascade::chart(&self.cascades)?;
+            chart.save(&assets_dir.join("cascade.svg"))?;
+            save_png(&chart, &assets_dir.join("cascade.png"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The README's learning-curve section: the sentences and the table.
+pub fn curve_section(curve: &Curve, methods: &Methods) -> String {
     let minutes = curve.compute_seconds / 60.0;
     let updates: String = curve
         .updates
@@ -250,75 +325,44 @@ pub fn curve_section(results_dir: &Path, methods: &Methods) -> Result<Option<Str
             )
         })
         .collect();
-    Ok(Some(format!(
+    format!(
         "![Test accuracy against labelled examples per class](assets/learning_curve.png)\n\n{}\n{}\n\
          `{}` computed these points in {minutes:.0} minutes on {} ({}; `results/curve.csv` has every seed).{updates}\n\n{}",
-        super::curve::decision_sentences(&curve, methods),
-        super::curve::sentences(&curve, methods),
+        super::curve::decision_sentences(curve, methods),
+        super::curve::sentences(curve, methods),
         curve.command,
         curve.hardware.summary(),
-        crate::studies::curve::schedule_note(&curve, methods),
-        super::curve::table(&curve, methods),
-    )
-    + &super::curve::distillation_table(&curve, methods).map_or(String::new(), |t| {
+        crate::studies::curve::schedule_note(curve, methods),
+        super::curve::table(curve, methods),
+    ) + &super::curve::distillation_table(curve, methods).map_or(String::new(), |t| {
         format!(
             "\n**Distillation.** A teacher fitted on the gold labels labels unlabelled training texts; the student \
              learns from the gold labels and the teacher's surest answers (the share kept chosen on validation). \
              Means over seeds; each arm on the test items of its curve points above. The teacher's labels are scored \
              against the pool's own labels, which neither model saw. Times are those of each point's own run \
              (its machine in `results/curve.json`). {}\n\n{t}",
-            super::curve::distillation_sentences(&curve, methods)
+            super::curve::distillation_sentences(curve, methods)
         )
-    })))
+    })
 }
 
-/// The README's cascade section, from `results/cascade_*.json`, priced from
-/// the cost sheet where it has both methods; `None` when there are none.
-pub fn cascade_section(results_dir: &Path, sheet: &SheetCosts) -> Result<Option<String>> {
-    let records = crate::studies::cascade::read_all(results_dir)?;
-    if records.is_empty() {
-        return Ok(None);
+/// The README's cascade section, priced from the cost sheet where it has
+/// both methods; `None` when there are no cascades.
+pub fn cascade_section(cascades: &[CascadeRecord], sheet: &SheetCosts) -> Option<String> {
+    if cascades.is_empty() {
+        return None;
     }
-    let commands: Vec<String> = records.iter().map(|r| format!("`{}`", r.command)).collect();
-    Ok(Some(format!(
+    let commands: Vec<String> = cascades.iter().map(|r| format!("`{}`", r.command)).collect();
+    Some(format!(
         "![Cascade accuracy against the share escalated](assets/cascade.png)\n\n{}\nCommands: {}. Costs: machine \
          time at ${MACHINE_USD_PER_HOUR:.2}/h, the first method on every item, the second on the escalated ones.\n",
-        super::cascade::sentences(&records, sheet),
+        super::cascade::sentences(cascades, sheet),
         commands.join(", ")
-    )))
+    ))
 }
 
-/// The README's cost-sheet section, from `results/costs.json` (with the
-/// curve's accuracy); `None` when there is no sheet.
-pub fn cost_sheet_section(
-    results_dir: &Path,
-    records: &[(PathBuf, RunRecord)],
-    prices: &PriceTable,
-    methods: &Methods,
-) -> Result<Option<String>> {
-    let Some(sheet) = super::costs::read(results_dir)? else { return Ok(None) };
-    let curve = results_dir.join("curve.json");
-    let curve = if curve.is_file() { Some(crate::studies::curve::read(&curve)?) } else { None };
-    Ok(Some(super::costs::section(&sheet, curve.as_ref(), records, prices, methods)))
-}
-
-/// The README's opening decision table, from `results/costs.json` with the
-/// curve and the committed runs; `None` when there is no sheet.
-pub fn decision_section(
-    results_dir: &Path,
-    records: &[(PathBuf, RunRecord)],
-    prices: &PriceTable,
-    methods: &Methods,
-) -> Result<Option<String>> {
-    let Some(sheet) = super::costs::read(results_dir)? else { return Ok(None) };
-    let curve = results_dir.join("curve.json");
-    let curve = if curve.is_file() { Some(crate::studies::curve::read(&curve)?) } else { None };
-    let costs = SheetCosts::of(&sheet, records);
-    Ok(Some(super::costs::decision(&sheet, curve.as_ref(), records, prices, methods, &costs)))
-}
-
-/// Writes the charts to `assets_dir` and, given a README, the table between
-/// its markers; returns the table.
+/// Writes the charts to `assets_dir` and, given a README, its generated
+/// parts; returns the results table.
 pub fn write(
     results_dir: &Path,
     assets_dir: &Path,
@@ -326,48 +370,12 @@ pub fn write(
     methods: &Methods,
     prices: &PriceTable,
 ) -> Result<String> {
-    let records = results::read_all(results_dir)?;
-    let accuracy = accuracy_chart(&records, &paired_against_best(&records)?)?;
-    save_png(&accuracy, &assets_dir.join("text_classification_average_accuracy.png"))?;
-    accuracy.save(&assets_dir.join("text_classification_average_accuracy.svg"))?;
-    per_class_f1_chart(&records)?.save(&assets_dir.join("per_class_f1.svg"))?;
-    accuracy_speed_chart(&records)?.save(&assets_dir.join("accuracy_vs_speed.svg"))?;
-    let reliability = reliability_chart(&records, &reliabilities(&records)?)?;
-    reliability.save(&assets_dir.join("reliability.svg"))?;
-    save_png(&reliability, &assets_dir.join("reliability.png"))?;
-    let sheet = SheetCosts::read(results_dir, &records)?;
-    let break_even = super::break_even::chart(&records, prices, &sheet)?;
-    break_even.save(&assets_dir.join("break_even.svg"))?;
-    save_png(&break_even, &assets_dir.join("break_even.png"))?;
-    let curve_path = results_dir.join("curve.json");
-    let curve = if curve_path.is_file() { Some(crate::studies::curve::read(&curve_path)?) } else { None };
-    if let Some(curve) = &curve {
-        let chart = super::curve::chart(curve, methods)?;
-        chart.save(&assets_dir.join("learning_curve.svg"))?;
-        save_png(&chart, &assets_dir.join("learning_curve.png"))?;
-    }
-    let cascades = crate::studies::cascade::read_all(results_dir)?;
-    if !cascades.is_empty() {
-        let chart = super::cascade::chart(&cascades)?;
-        chart.save(&assets_dir.join("cascade.svg"))?;
-        save_png(&chart, &assets_dir.join("cascade.png"))?;
-    }
-    let table = markdown_table(&records, prices, &sheet, curve.as_ref(), methods)?;
+    let measured = Measured::read(results_dir)?;
+    measured.write_charts(assets_dir, methods, prices)?;
+    let table = markdown_table(&measured, prices, methods);
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
-    let mut updated = replace_table(&text, &table)?;
-    if let Some(section) = curve_section(results_dir, methods)? {
-        updated = replace_between(&updated, CURVE_START, CURVE_END, &section)?;
-    }
-    if let Some(section) = cascade_section(results_dir, &sheet)? {
-        updated = replace_between(&updated, CASCADE_START, CASCADE_END, &section)?;
-    }
-    if let Some(section) = cost_sheet_section(results_dir, &records, prices, methods)? {
-        updated = replace_between(&updated, super::costs::START, super::costs::END, &section)?;
-    }
-    if let Some(section) = decision_section(results_dir, &records, prices, methods)? {
-        updated = replace_between(&updated, super::costs::DECISION_START, super::costs::DECISION_END, &section)?;
-    }
+    let updated = measured.update_readme(&text, prices, methods)?;
     if updated != text {
         std::fs::write(readme, updated).with_context(|| format!("writing {}", readme.display()))?;
     }
