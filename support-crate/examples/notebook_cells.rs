@@ -266,6 +266,7 @@ views::loss_chart(&fitted.state, 25, ds.labels.len()).expect("plot")
     for v in &fitted.state.validation {
         println!("validation at step {}: loss {:.3}, accuracy {:.1}%", v.step, v.loss, 100.0 * v.accuracy);
     }
+    println!("the classifier holds the weights of step {} of {}", fitted.state.final_weights_step(), fitted.state.step);
 };
 // cell 27
 views::validation_chart(&fitted.state, ds.validation.len()).expect("plot")
