@@ -69,15 +69,17 @@ fn readme_table_is_generated_from_the_results() {
 /// what `report` makes of the committed results.
 #[test]
 fn readme_sections_are_generated_from_the_results() {
-    use slm_vs_llm::present::report::Measured;
+    use slm_vs_llm::present::report::{markdown_table, Measured};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let measured = Measured::read(&root.join("results")).unwrap();
     assert!(!measured.cascades.is_empty(), "results/cascade_*.json are committed");
     assert!(measured.sheet.is_some(), "results/costs.json is committed");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let prices = slm_vs_llm::present::break_even::price_table().unwrap();
+    let methods = slm_vs_llm::methods::Methods::standard();
+    let table = markdown_table(&measured, &prices, &methods);
     assert_eq!(
-        measured.update_readme(&readme, &prices, &slm_vs_llm::methods::Methods::standard()).unwrap(),
+        measured.update_readme(&readme, &table, &prices, &methods).unwrap(),
         readme,
         "README.md's decision table, curve, cascade or cost-sheet section is stale: run `cargo run --release -- report`"
     );

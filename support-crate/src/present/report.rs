@@ -259,11 +259,11 @@ impl Measured {
         self.predictions.iter().map(|p| reliability_of(p)).collect()
     }
 
-    /// `readme` with every generated part replaced: the results table, then
-    /// the learning curve, cascade, cost-sheet and decision sections when
-    /// their results exist.
-    pub fn update_readme(&self, readme: &str, prices: &PriceTable, methods: &Methods) -> Result<String> {
-        let mut updated = replace_table(readme, &markdown_table(self, prices, methods))?;
+    /// `readme` with every generated part replaced: the results `table`
+    /// ([`markdown_table`] of these results), then the learning curve,
+    /// cascade, cost-sheet and decision sections when their results exist.
+    pub fn update_readme(&self, readme: &str, table: &str, prices: &PriceTable, methods: &Methods) -> Result<String> {
+        let mut updated = replace_table(readme, table)?;
         if let Some(curve) = &self.curve {
             updated = replace_between(&updated, CURVE_START, CURVE_END, &curve_section(curve, methods))?;
         }
@@ -375,7 +375,7 @@ pub fn write(
     let table = markdown_table(&measured, prices, methods);
     let Some(readme) = readme else { return Ok(table) };
     let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
-    let updated = measured.update_readme(&text, prices, methods)?;
+    let updated = measured.update_readme(&text, &table, prices, methods)?;
     if updated != text {
         std::fs::write(readme, updated).with_context(|| format!("writing {}", readme.display()))?;
     }
